@@ -1,0 +1,313 @@
+"""The check kinds: pure functions from objects to a scored, explained result.
+
+The same code serves two callers. In the student's notebook, :func:`grader.check` passes
+the live objects for immediate feedback. In the grader process, the scorer passes objects
+it loaded itself from the exported artifacts (Keras models in safe mode, plain values,
+function outputs on inputs the grader generated), so nothing the student's kernel claims
+decides a grade.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from grader.rubric import CheckSpec
+
+
+@dataclass
+class CheckResult:
+    """One scored check, in the shape ``grades.json`` stores."""
+
+    id: str
+    points: float
+    max_points: float
+    passed: bool
+    message: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FunctionOutput:
+    """What a student function returned on inputs the grader generated.
+
+    Built by the grader from the exported files; ``error`` is set when the call raised.
+    """
+
+    inputs: dict[str, Any]
+    output: Any = None
+    error: str | None = None
+
+
+@dataclass
+class Context:
+    """What a check needs besides the objects: the mode, the dataset, where data lives."""
+
+    mode: str = "full"
+    dataset: str = ""
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("full", "fast"):
+            raise ValueError(f"expected mode 'full' or 'fast', got {self.mode!r}")
+
+    def raw_test_split(self, dataset: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The official test split for this mode: uint8 images and 1-D integer labels."""
+        from helpers.data import load_dataset
+
+        _, (x_test, y_test) = load_dataset(
+            dataset or self.dataset, fast=self.mode == "fast", data_dir=self.data_dir
+        )
+        return x_test, np.asarray(y_test).reshape(len(y_test), -1)[:, 0].astype(np.int64)
+
+
+class CheckFailed(Exception):
+    """Raised inside a kind's implementation with the message the student sees."""
+
+
+# ----------------------------------------------------------------------------------------
+# Helpers about Keras models (duck-typed so this module imports without TensorFlow)
+# ----------------------------------------------------------------------------------------
+
+
+def _require_model(obj: Any, name: str):
+    if obj is None or obj is Ellipsis:
+        raise CheckFailed(f"`{name}` is still a placeholder: build the model in the exercise cell")
+    if not (hasattr(obj, "trainable_weights") and hasattr(obj, "layers")
+            and hasattr(obj, "predict")):
+        raise CheckFailed(f"expected `{name}` to be a Keras model, found {type(obj).__name__}")
+    return obj
+
+
+def trainable_parameters(model) -> int:
+    """Count trainable parameters from the weight shapes (not ``model.count_params()``)."""
+    return int(sum(int(np.prod(tuple(w.shape))) for w in model.trainable_weights))
+
+
+def _layer_kind(layer) -> str:
+    return type(layer).__name__
+
+
+def _dense_units(model) -> list[int]:
+    return [int(layer.units) for layer in model.layers if _layer_kind(layer) == "Dense"]
+
+
+def _output_activation(model) -> str:
+    for layer in reversed(model.layers):
+        kind = _layer_kind(layer)
+        if kind == "Dropout":
+            continue
+        if kind == "Softmax":
+            return "softmax"
+        act = getattr(layer, "activation", None)
+        return getattr(act, "__name__", "none") if act is not None else "none"
+    return "none"
+
+
+def _input_shape(model) -> tuple:
+    shape = model.input_shape
+    if isinstance(shape, list):
+        raise CheckFailed(f"expected a model with one input, found {len(shape)} inputs")
+    return tuple(shape[1:])
+
+
+def _output_units(model) -> int | None:
+    shape = model.output_shape
+    if isinstance(shape, list):
+        raise CheckFailed(f"expected a model with one output, found {len(shape)} outputs")
+    return shape[-1]
+
+
+def prepare_inputs(images: np.ndarray, model, how: str = "auto") -> np.ndarray:
+    """Turn uint8 test images into what ``model`` takes, the way the lessons do.
+
+    ``gray_flat``: mean of RGB, flatten, /255. ``flat``: flatten, /255. ``image``: /255 and
+    reshape to the model's input shape. ``auto`` picks from the model's input shape.
+    """
+    from helpers.data import flatten, scale, to_grayscale
+
+    want = _input_shape(model)
+    per_image = int(np.prod(images.shape[1:]))
+    if how == "auto":
+        if len(want) == 1 and images.ndim == 4 and want[0] == per_image // images.shape[-1]:
+            how = "gray_flat"
+        elif len(want) == 1 and want[0] == per_image:
+            how = "flat"
+        else:
+            how = "image"
+    if how == "gray_flat":
+        x = scale(flatten(to_grayscale(images)))
+    elif how == "flat":
+        x = scale(flatten(images))
+    elif how == "image":
+        x = scale(images)
+    else:
+        raise ValueError(f"expected inputs in auto, gray_flat, flat, image; got {how!r}")
+    if None not in want and int(np.prod(want)) == int(np.prod(x.shape[1:])):
+        return x.reshape((len(x), *want))
+    raise CheckFailed(
+        f"the model takes inputs of shape {want}, which cannot be built from test images of"
+        f" shape {images.shape[1:]} ({how}); check the Input layer"
+    )
+
+
+def model_accuracy(model, ctx: Context, *, inputs: str = "auto",
+                   dataset: str | None = None) -> float:
+    """Accuracy of ``model`` on this mode's official test split, computed here."""
+    x_raw, y = ctx.raw_test_split(dataset)
+    classes = _output_units(model)
+    if classes != 10:
+        raise CheckFailed(f"expected 10 output units (one per class), found {classes}")
+    x = prepare_inputs(x_raw, model, inputs)
+    scores = np.asarray(model.predict(x, batch_size=512, verbose=0))
+    if scores.shape != (len(y), 10):
+        raise CheckFailed(f"expected predictions of shape {(len(y), 10)}, found {scores.shape}")
+    if not np.all(np.isfinite(scores)):
+        raise CheckFailed("the model predicts NaN or infinite values: training diverged")
+    return float(np.mean(scores.argmax(axis=1) == y))
+
+
+# ----------------------------------------------------------------------------------------
+# The kinds
+# ----------------------------------------------------------------------------------------
+
+
+def _check_param_count(spec: CheckSpec, objects: dict, ctx: Context) -> str:
+    model = _require_model(objects[spec.subject], spec.subject)
+    if spec.input_shape is not None and _input_shape(model) != spec.input_shape:
+        raise CheckFailed(f"expected input shape {spec.input_shape}, found {_input_shape(model)}")
+    if spec.units is not None and tuple(_dense_units(model)) != spec.units:
+        raise CheckFailed(
+            f"expected Dense layers with {list(spec.units)} units, found {_dense_units(model)}"
+        )
+    if spec.output_units is not None and _output_units(model) != spec.output_units:
+        raise CheckFailed(
+            f"expected {spec.output_units} output units, found {_output_units(model)}"
+        )
+    if spec.output_activation is not None:
+        act = _output_activation(model)
+        if act != spec.output_activation:
+            raise CheckFailed(f"expected a {spec.output_activation} output, found {act}")
+    count = trainable_parameters(model)
+    if count != spec.expected:
+        raise CheckFailed(f"expected {spec.expected:,} trainable parameters, found {count:,}")
+    return f"{count:,} trainable parameters"
+
+
+def _check_accuracy(spec: CheckSpec, objects: dict, ctx: Context) -> str:
+    model = _require_model(objects[spec.subject], spec.subject)
+    acc = model_accuracy(model, ctx, inputs=spec.inputs, dataset=spec.dataset)
+    need = spec.threshold[ctx.mode]
+    if acc < need:
+        raise CheckFailed(
+            f"test accuracy {acc:.3f} is below the {need:.2f} this exercise asks for in"
+            f" {ctx.mode} mode; train longer or revisit the model"
+        )
+    return f"test accuracy {acc:.3f} (needed {need:.2f} in {ctx.mode} mode)"
+
+
+def _same(found: Any, expected: Any, tolerance: float) -> bool:
+    if isinstance(expected, (bool, np.bool_)):
+        return isinstance(found, (bool, np.bool_)) and bool(found) == bool(expected)
+    if isinstance(expected, (int, float, np.number)):
+        try:
+            value = float(found)
+        except (TypeError, ValueError):
+            return False
+        return math.isfinite(value) and abs(value - float(expected)) <= tolerance + 1e-12
+    if isinstance(expected, (list, tuple, np.ndarray)):
+        try:
+            a, b = np.asarray(found, dtype=float), np.asarray(expected, dtype=float)
+        except (TypeError, ValueError):
+            return False
+        return a.shape == b.shape and bool(np.allclose(a, b, atol=tolerance, rtol=0))
+    if isinstance(expected, str):
+        return isinstance(found, str) and found.strip().lower() == expected.strip().lower()
+    return found == expected
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.4g}"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return f"{int(value):,}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_value(spec: CheckSpec, objects: dict, ctx: Context) -> str:
+    found = objects[spec.subject]
+    if found is None or found is Ellipsis:
+        raise CheckFailed(f"`{spec.subject}` is still a placeholder: compute it in the exercise")
+    if spec.reference is not None:
+        from grader.references import REFERENCES
+
+        others = [objects[name] for name in spec.objects[1:]]
+        expected = REFERENCES[spec.reference](ctx, *others)
+    else:
+        expected = spec.expected
+    if not _same(found, expected, spec.tolerance):
+        within = f" (within {spec.tolerance:g})" if spec.tolerance else ""
+        raise CheckFailed(f"expected `{spec.subject}` = {_show(expected)}{within}, found {_show(found)}")
+    return f"`{spec.subject}` = {_show(found)}"
+
+
+def _check_function(spec: CheckSpec, objects: dict, ctx: Context) -> str:
+    from grader.references import REFERENCES
+
+    case = REFERENCES[spec.reference]
+    found = objects[spec.subject]
+    if isinstance(found, FunctionOutput):
+        call = found
+    else:
+        if not callable(found):
+            raise CheckFailed(f"expected `{spec.subject}` to be a function, found {type(found).__name__}")
+        inputs = case.make_inputs(np.random.default_rng(0))
+        try:
+            call = FunctionOutput(inputs=inputs, output=found(**inputs))
+        except Exception as exc:  # the student's function raised: that is the finding
+            call = FunctionOutput(inputs=inputs, error=f"{type(exc).__name__}: {exc}")
+    if call.error is not None:
+        raise CheckFailed(f"`{spec.subject}` raised {call.error} on the test inputs")
+    problem = case.compare(call.output, case.reference(**call.inputs))
+    if problem:
+        raise CheckFailed(f"`{spec.subject}`: {problem}")
+    return f"`{spec.subject}` gives the expected result on {case.describe(call.inputs)}"
+
+
+def _check_completed(spec: CheckSpec, objects: dict, ctx: Context) -> str:
+    for name in spec.objects:
+        value = objects.get(name)
+        if value is None or value is Ellipsis:
+            raise CheckFailed(f"`{name}` is not filled in yet: complete the exercise cell")
+        if hasattr(value, "__len__") and not isinstance(value, str) and len(value) == 0:
+            raise CheckFailed(f"`{name}` is empty: run the exercise so it holds your results")
+    return "exercise completed"
+
+
+_KINDS = {
+    "param_count": _check_param_count,
+    "accuracy": _check_accuracy,
+    "value": _check_value,
+    "function": _check_function,
+    "completed": _check_completed,
+}
+
+
+def run_check(spec: CheckSpec, objects: dict[str, Any], ctx: Context) -> CheckResult:
+    """Score one check. Missing objects and student errors become a failed result."""
+    missing = [name for name in spec.objects if name not in objects]
+    if missing:
+        names = ", ".join(f"`{m}`" for m in missing)
+        return CheckResult(spec.id, 0.0, spec.points, False,
+                           f"{names} not found: run the exercise cell that defines it")
+    try:
+        message = _KINDS[spec.kind](spec, objects, ctx)
+    except CheckFailed as exc:
+        return CheckResult(spec.id, 0.0, spec.points, False, str(exc))
+    return CheckResult(spec.id, spec.points, spec.points, True, message)

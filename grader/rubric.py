@@ -1,0 +1,232 @@
+"""Declarative rubrics: one TOML file per module under ``grader/rubrics/``.
+
+A rubric names the module's notebook and dataset and lists its checks::
+
+    module = "01"
+    notebook = "01_mlp_cifar10_gray.ipynb"
+    dataset = "cifar10"
+
+    [[checks]]
+    id = "01.model_params"          # "<module>.<name>", also the self-check id
+    kind = "param_count"            # param_count | accuracy | value | function | completed
+    objects = ["model"]             # kernel names the check needs; the first is the subject
+    points = 1
+    expected = 140106
+    description = "The 1024-128-64-10 MLP"
+
+Kind-specific fields:
+
+* ``param_count``: ``expected`` (trainable parameters); optional ``units`` (Dense units in
+  order), ``output_units``, ``output_activation``, ``input_shape``.
+* ``accuracy``: ``threshold = {full = 0.38, fast = 0.25}``; optional ``inputs`` (how the
+  grader prepares the official test split: ``auto``, ``gray_flat``, ``flat``, ``image``);
+  optional ``dataset`` overriding the module's.
+* ``value``: ``expected`` (a literal) or ``reference`` (a function in ``grader.references``
+  computing the expected value from the other objects); optional ``tolerance`` (absolute).
+* ``function``: ``reference`` naming a function case in ``grader.references``.
+* ``completed``: no extra fields; passes when the objects exist and are not placeholders.
+
+Loading validates everything and raises :class:`RubricError` naming file and check.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from grader.errors import RubricError
+from grader.paths import MODULES, RUBRIC_DIR
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+KINDS = ("param_count", "accuracy", "value", "function", "completed")
+INPUTS = ("auto", "gray_flat", "flat", "image")
+MODES = ("full", "fast")
+
+_COMMON = {"id", "kind", "objects", "points", "description"}
+_ALLOWED = {
+    "param_count": _COMMON | {"expected", "units", "output_units", "output_activation",
+                              "input_shape"},
+    "accuracy": _COMMON | {"threshold", "inputs", "dataset"},
+    "value": _COMMON | {"expected", "reference", "tolerance"},
+    "function": _COMMON | {"reference"},
+    "completed": _COMMON,
+}
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One rubric entry."""
+
+    id: str
+    kind: str
+    objects: tuple[str, ...]
+    points: float
+    description: str = ""
+    expected: Any = None
+    tolerance: float = 0.0
+    reference: str | None = None
+    threshold: dict[str, float] | None = None
+    inputs: str = "auto"
+    dataset: str | None = None
+    units: tuple[int, ...] | None = None
+    output_units: int | None = None
+    output_activation: str | None = None
+    input_shape: tuple[int, ...] | None = None
+
+    @property
+    def subject(self) -> str:
+        """The kernel name the check is about (the first of ``objects``)."""
+        return self.objects[0]
+
+    @property
+    def grade_id(self) -> str:
+        """The nbgrader ``grade_id`` of the self-check cell (nbgrader allows no dots)."""
+        return grade_id_for(self.id)
+
+
+@dataclass(frozen=True)
+class Rubric:
+    """All checks of one module."""
+
+    module: str
+    notebook: str
+    dataset: str
+    checks: tuple[CheckSpec, ...]
+    path: Path = field(compare=False)
+
+    @property
+    def max_score(self) -> float:
+        return float(sum(c.points for c in self.checks))
+
+    def get(self, check_id: str) -> CheckSpec:
+        for check in self.checks:
+            if check.id == check_id:
+                return check
+        known = ", ".join(c.id for c in self.checks)
+        raise RubricError(f"{self.path.name}: no check {check_id!r}; known checks: {known}")
+
+    @property
+    def exported_objects(self) -> tuple[str, ...]:
+        """Every kernel name any check needs, in first-use order."""
+        seen: dict[str, None] = {}
+        for check in self.checks:
+            for name in check.objects:
+                seen.setdefault(name, None)
+        return tuple(seen)
+
+
+def grade_id_for(check_id: str) -> str:
+    """``"01.model_params"`` -> ``"check_01_model_params"`` (a valid nbgrader grade_id)."""
+    return "check_" + check_id.replace(".", "_")
+
+
+def _fail(path: Path, where: str, message: str) -> RubricError:
+    return RubricError(f"{path}: {where}: {message}")
+
+
+def _parse_check(path: Path, module: str, raw: dict, index: int) -> CheckSpec:
+    where = f"check #{index + 1} ({raw.get('id', 'no id')})"
+    if not isinstance(raw, dict):
+        raise _fail(path, where, f"expected a table, got {type(raw).__name__}")
+    for key in ("id", "kind", "objects", "points"):
+        if key not in raw:
+            raise _fail(path, where, f"missing required field {key!r}")
+    kind = raw["kind"]
+    if kind not in KINDS:
+        raise _fail(path, where, f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    unknown = set(raw) - _ALLOWED[kind]
+    if unknown:
+        raise _fail(path, where, f"unknown field(s) {sorted(unknown)} for kind {kind!r};"
+                    f" allowed: {sorted(_ALLOWED[kind])}")
+    check_id = raw["id"]
+    if not isinstance(check_id, str) or not check_id.startswith(f"{module}."):
+        raise _fail(path, where, f"expected an id of the form '{module}.<name>', got {check_id!r}")
+    name = check_id.split(".", 1)[1]
+    if not name or not all(ch.isalnum() or ch == "_" for ch in name):
+        raise _fail(path, where, "the part after the dot may hold letters, digits and _ only")
+    objects = raw["objects"]
+    if (not isinstance(objects, list) or not objects
+            or not all(isinstance(o, str) and o.isidentifier() for o in objects)):
+        raise _fail(path, where, f"expected objects = a non-empty list of Python names, got {objects!r}")
+    points = raw["points"]
+    if not isinstance(points, (int, float)) or isinstance(points, bool) or points < 0:
+        raise _fail(path, where, f"expected points >= 0, got {points!r}")
+    kwargs: dict[str, Any] = {}
+    if kind == "param_count":
+        if not isinstance(raw.get("expected"), int):
+            raise _fail(path, where, "param_count needs expected = <integer parameter count>")
+        for key in ("units", "input_shape"):
+            if key in raw:
+                kwargs[key] = tuple(int(v) for v in raw[key])
+    elif kind == "accuracy":
+        threshold = raw.get("threshold")
+        if not isinstance(threshold, dict) or set(threshold) != set(MODES):
+            raise _fail(path, where, "accuracy needs threshold = {full = <0..1>, fast = <0..1>}")
+        if not all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in threshold.values()):
+            raise _fail(path, where, f"thresholds must lie in [0, 1], got {threshold}")
+        kwargs["threshold"] = {k: float(v) for k, v in threshold.items()}
+        if raw.get("inputs", "auto") not in INPUTS:
+            raise _fail(path, where, f"inputs must be one of {INPUTS}, got {raw.get('inputs')!r}")
+    elif kind == "value":
+        if ("expected" in raw) == ("reference" in raw):
+            raise _fail(path, where, "value needs exactly one of expected or reference")
+    elif kind == "function":
+        if "reference" not in raw:
+            raise _fail(path, where, "function needs reference = <name in grader.references>")
+    if "reference" in raw:
+        from grader.references import REFERENCES
+
+        if raw["reference"] not in REFERENCES:
+            raise _fail(path, where, f"reference {raw['reference']!r} is not defined in"
+                        f" grader.references; known: {sorted(REFERENCES)}")
+    plain = {k: v for k, v in raw.items() if k not in {"objects", *kwargs}}
+    plain.pop("id"), plain.pop("kind"), plain.pop("points")
+    return CheckSpec(id=check_id, kind=kind, objects=tuple(objects), points=float(points),
+                     **plain, **kwargs)
+
+
+def parse_rubric(path: Path) -> Rubric:
+    """Read and validate one rubric file."""
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise RubricError(f"{path}: cannot read the rubric: {exc}") from exc
+    for key in ("module", "notebook", "dataset", "checks"):
+        if key not in raw:
+            raise RubricError(f"{path}: missing top-level field {key!r}")
+    module = raw["module"]
+    if module not in MODULES:
+        raise RubricError(f"{path}: expected module in {MODULES}, got {module!r}")
+    checks = tuple(_parse_check(path, module, c, i) for i, c in enumerate(raw["checks"]))
+    ids = [c.id for c in checks]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise RubricError(f"{path}: duplicate check ids {dupes}")
+    return Rubric(module=module, notebook=raw["notebook"], dataset=raw["dataset"],
+                  checks=checks, path=Path(path))
+
+
+@cache
+def load_rubric(module: str) -> Rubric:
+    """The rubric of module ``"01"`` .. ``"04"`` from ``grader/rubrics/<module>.toml``."""
+    if module not in MODULES:
+        raise RubricError(f"expected a module in {MODULES}, got {module!r}")
+    path = RUBRIC_DIR / f"{module}.toml"
+    if not path.exists():
+        raise RubricError(f"no rubric for module {module}: expected {path}")
+    return parse_rubric(path)
+
+
+def find_check(check_id: str) -> tuple[Rubric, CheckSpec]:
+    """Look a check up by its id, e.g. ``"02.model_params"``."""
+    if not isinstance(check_id, str) or "." not in check_id:
+        raise RubricError(f"expected a check id like '02.model_params', got {check_id!r}")
+    rubric = load_rubric(check_id.split(".", 1)[0])
+    return rubric, rubric.get(check_id)

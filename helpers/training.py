@@ -1,0 +1,119 @@
+"""Seeding, fast mode and small Keras callbacks shared by the lessons.
+
+Fast mode is the one visible mechanism that scales a lesson down: each notebook has a
+papermill-style ``parameters`` cell (``FAST = None``, ``SEED = ...``) followed by a call
+to :func:`configure`. ``FAST = None`` follows the ``DLCOURSE_FAST`` environment variable;
+``True``/``False`` force it. The notebook then picks epochs with ``2 if FAST else 20``
+and ``helpers.data.load_dataset`` returns the smaller, stratified subset.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from helpers.data import FAST_ENV, FAST_TEST_SIZE, FAST_TRAIN_SIZE, fast_mode_enabled
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and the Keras backend in one call.
+
+    This makes weight initialisation, shuffling and dropout repeat from run to run on the
+    same machine and library versions. It does not make multi-threaded CPU or GPU kernels
+    bit-for-bit deterministic, so the last digits of a loss may still differ.
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"expected a non-negative integer seed, got {seed!r}")
+    import keras
+
+    keras.utils.set_random_seed(int(seed))
+
+
+def configure(fast: bool | None = None, seed: int = 0, *, verbose: bool = True) -> bool:
+    """Resolve fast mode, seed everything and say what the notebook will do.
+
+    Parameters
+    ----------
+    fast : bool or None
+        ``None`` follows ``DLCOURSE_FAST``; ``True``/``False`` force the mode (and set the
+        variable, so ``load_dataset`` and the self-checks agree with the notebook).
+    seed : int
+        Passed to :func:`set_seed`.
+
+    Returns
+    -------
+    bool
+        Whether fast mode is on.
+    """
+    if fast is not None and not isinstance(fast, (bool, np.bool_)):
+        raise ValueError(f"expected FAST to be True, False or None, got {fast!r}")
+    fast = fast_mode_enabled() if fast is None else bool(fast)
+    os.environ[FAST_ENV] = "1" if fast else "0"
+    set_seed(seed)
+    if verbose:
+        if fast:
+            print(
+                f"Fast mode ON: {FAST_TRAIN_SIZE:,} training / {FAST_TEST_SIZE:,} test images"
+                f" and few epochs (seed {seed}). Set FAST = False for the full lesson."
+            )
+        else:
+            print(f"Full mode: all the data and the lesson's epochs (seed {seed}).")
+    return fast
+
+
+def _callback_base():
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class EpochTimer(_callback_base()):
+    """Record how many seconds each training epoch takes (``timer.epoch_seconds``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch_seconds: list[float] = []
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_seconds.append(time.perf_counter() - self._start)
+
+    @property
+    def median_seconds(self) -> float:
+        """Median epoch time; the first epoch includes graph tracing, so this is fairer."""
+        if not self.epoch_seconds:
+            raise ValueError("expected at least one finished epoch, got none")
+        return float(np.median(self.epoch_seconds))
+
+
+class WeightStats(_callback_base()):
+    """Print and keep the mean and standard deviation of every layer's kernel per epoch."""
+
+    def __init__(self, verbose: bool = True) -> None:
+        super().__init__()
+        self.verbose = verbose
+        self.records: list[dict] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        for layer in self.model.layers:
+            weights = layer.get_weights()
+            if not weights:
+                continue
+            kernel = weights[0]
+            row = {
+                "epoch": epoch + 1,
+                "layer": layer.name,
+                "mean": float(kernel.mean()),
+                "std": float(kernel.std()),
+            }
+            self.records.append(row)
+            if self.verbose:
+                print(
+                    f"  epoch {row['epoch']:>2} {row['layer']:<12}"
+                    f" kernel mean {row['mean']:+.4f}  std {row['std']:.4f}"
+                )
