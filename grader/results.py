@@ -1,0 +1,45 @@
+"""The result of grading one submission: one row of ``grades.json``.
+
+The architecture fixes the keys ``student, module, score, max_score, error, checks``; the
+extra keys (``submission``, ``notes``, ``duration_s``, ``timings``) help instructors and
+the class report, and JSON readers that do not know them can ignore them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from grader.checks import CheckResult
+
+
+@dataclass
+class GradeRow:
+    """One graded notebook.
+
+    ``error`` is ``None`` when the notebook was executed and scored (even if cells raised:
+    those show up as failed checks and in ``notes``), and a sentence when it could not be
+    graded at all (not a notebook, kernel died before anything could be exported, ...).
+    """
+
+    student: str
+    module: str | None
+    score: float
+    max_score: float
+    error: str | None
+    checks: list[CheckResult] = field(default_factory=list)
+    submission: str = ""
+    notes: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        row = asdict(self)
+        row["checks"] = [c.to_dict() if hasattr(c, "to_dict") else dict(c) for c in self.checks]
+        return row
+
+    @classmethod
+    def from_dict(cls, row: dict) -> GradeRow:
+        data = dict(row)
+        data["checks"] = [CheckResult(**c) for c in data.get("checks", [])]
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
