@@ -274,7 +274,7 @@ def _check_function(spec: CheckSpec, objects: dict, ctx: Context) -> str:
             call = FunctionOutput(inputs=inputs, error=f"{type(exc).__name__}: {exc}")
     if call.error is not None:
         raise CheckFailed(f"`{spec.subject}` raised {call.error} on the test inputs")
-    problem = case.compare(call.output, case.reference(**call.inputs))
+    problem = case.compare(call.output, case.reference(**call.inputs), call.inputs)
     if problem:
         raise CheckFailed(f"`{spec.subject}`: {problem}")
     return f"`{spec.subject}` gives the expected result on {case.describe(call.inputs)}"

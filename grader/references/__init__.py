@@ -38,13 +38,13 @@ class FunctionCase:
 
     ``make_inputs(rng)`` returns keyword arguments (NumPy arrays and plain values only, so
     they can travel to the kernel as an ``.npz``); ``reference(**inputs)`` computes the
-    expected output; ``compare(found, expected)`` returns ``None`` when they agree or a
-    sentence saying what differs; ``describe(inputs)`` names the inputs for messages.
+    expected output; ``compare(found, expected, inputs)`` returns ``None`` when they agree
+    or a sentence saying what differs; ``describe(inputs)`` names the inputs for messages.
     """
 
     make_inputs: Callable[[np.random.Generator], dict[str, Any]]
     reference: Callable[..., Any]
-    compare: Callable[[Any, Any], str | None]
+    compare: Callable[[Any, Any, dict[str, Any]], str | None]
     describe: Callable[[dict[str, Any]], str] = lambda inputs: "the grader's inputs"
 
 
