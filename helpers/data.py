@@ -290,16 +290,20 @@ def train_val_split(
     labels = np.asarray(y)
     strat = None
     if stratify:
-        strat = labels.argmax(axis=1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(len(labels), -1)[:, 0]
+        strat = class_indices(labels)
     return tuple(
         train_test_split(x, y, test_size=val_fraction, random_state=seed, stratify=strat)
     )
 
 
-def class_counts(labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
-    """How many samples each class has (labels as integers, ``(n, 1)`` or one-hot)."""
+def class_indices(labels: np.ndarray) -> np.ndarray:
+    """Integer class per sample from labels given as ``(n,)``, ``(n, 1)`` or one-hot rows."""
     arr = np.asarray(labels)
     if arr.ndim == 2 and arr.shape[1] > 1:
-        arr = arr.argmax(axis=1)
-    arr = arr.reshape(len(arr), -1)[:, 0]
-    return np.bincount(arr.astype(np.int64), minlength=num_classes)
+        return arr.argmax(axis=1)
+    return arr.reshape(len(arr), -1)[:, 0].astype(np.int64)
+
+
+def class_counts(labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
+    """How many samples each class has (labels as integers, ``(n, 1)`` or one-hot)."""
+    return np.bincount(class_indices(labels), minlength=num_classes)

@@ -1,0 +1,21 @@
+"""Shared fixtures. Tests read the real datasets through DLCOURSE_DATA_DIR."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> str:
+    folder = os.environ.get("DLCOURSE_DATA_DIR")
+    if not folder:
+        pytest.fail(
+            "DLCOURSE_DATA_DIR is not set: point it at a folder holding mnist.npz,"
+            " fashion_mnist.npz and cifar10.npz (CI uses ../shared/data)."
+        )
+    return folder

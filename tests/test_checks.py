@@ -1,0 +1,120 @@
+"""Check kinds on real Keras models and plain values (the code both self-check and grader run)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from grader.checks import Context, FunctionOutput, run_check, trainable_parameters
+from grader.references import REFERENCES, FunctionCase
+from grader.rubric import CheckSpec
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input(shape=(1024,)), keras.layers.Dense(128, activation="relu"),
+                             keras.layers.Dense(64, activation="relu"),
+                             keras.layers.Dense(10, activation="softmax")])
+
+
+def spec(**kw):
+    base = dict(id="01.x", kind="param_count", objects=("model",), points=2.0)
+    base.update(kw)
+    return CheckSpec(**base)
+
+
+CTX = Context(mode="fast", dataset="cifar10")
+
+
+def test_param_count_passes_on_the_right_model(mlp):
+    result = run_check(spec(expected=140106, units=(128, 64, 10), output_activation="softmax",
+                            input_shape=(1024,)), {"model": mlp}, CTX)
+    assert result.passed and result.points == 2.0 and "140,106" in result.message
+
+
+def test_param_count_names_expected_and_found(mlp):
+    result = run_check(spec(expected=717210), {"model": mlp}, CTX)
+    assert not result.passed and result.points == 0
+    assert "expected 717,210" in result.message and "found 140,106" in result.message
+
+
+def test_param_count_checks_structure(mlp):
+    result = run_check(spec(expected=140106, output_units=1), {"model": mlp}, CTX)
+    assert result.message == "expected 1 output units, found 10"
+    result = run_check(spec(expected=140106, output_activation="sigmoid"), {"model": mlp}, CTX)
+    assert "expected a sigmoid output, found softmax" in result.message
+
+
+def test_parameter_count_ignores_a_patched_count_params(mlp, monkeypatch):
+    import keras
+
+    monkeypatch.setattr(keras.Model, "count_params", lambda self: 717210)
+    assert mlp.count_params() == 717210
+    assert trainable_parameters(mlp) == 140106
+    assert not run_check(spec(expected=717210), {"model": mlp}, CTX).passed
+
+
+def test_missing_and_placeholder_objects_fail_with_a_hint(mlp):
+    assert "not found" in run_check(spec(expected=1), {}, CTX).message
+    assert "placeholder" in run_check(spec(expected=1), {"model": ...}, CTX).message
+    assert "Keras model" in run_check(spec(expected=1), {"model": 3}, CTX).message
+
+
+@pytest.mark.parametrize(
+    "found, expected, tolerance, ok",
+    [(2352, 2352, 0, True), (2352.0, 2352, 0, True), (2351, 2352, 0, False),
+     (0.4123, 0.41, 0.005, True), ("2352", 2352, 0, True), ("abc", 2352, 0, False),
+     ([0, 1, 0], [0, 1, 0], 0, True), ([0, 1], [0, 1, 0], 0, False), (True, True, 0, True),
+     (1, True, 0, False), (float("nan"), 1.0, 0.1, False)],
+)
+def test_value_comparison(found, expected, tolerance, ok):
+    result = run_check(spec(kind="value", objects=("v",), expected=expected, tolerance=tolerance),
+                       {"v": found}, CTX)
+    assert result.passed is ok
+
+
+def test_completed_needs_non_empty_results():
+    s = spec(kind="completed", objects=("results",))
+    assert run_check(s, {"results": {1e-3: 0.4}}, CTX).passed
+    assert not run_check(s, {"results": {}}, CTX).passed
+    assert not run_check(s, {"results": ...}, CTX).passed
+
+
+def test_function_check_with_a_live_function_and_with_exported_output(monkeypatch):
+    case = FunctionCase(
+        make_inputs=lambda rng: {"x": rng.integers(0, 10, 5)},
+        reference=lambda x: x * 2,
+        compare=lambda found, expected, inputs: None if np.array_equal(found, expected)
+        else f"expected {expected.tolist()}, found {np.asarray(found).tolist()}",
+    )
+    monkeypatch.setitem(REFERENCES, "double", case)
+    s = spec(kind="function", objects=("double_it",), reference="double")
+    assert run_check(s, {"double_it": lambda x: 2 * x}, CTX).passed
+    assert "expected" in run_check(s, {"double_it": lambda x: x + 1}, CTX).message
+    boom = run_check(s, {"double_it": lambda x: 1 / 0}, CTX)
+    assert not boom.passed and "ZeroDivisionError" in boom.message
+    inputs = {"x": np.arange(3)}
+    assert run_check(s, {"double_it": FunctionOutput(inputs, np.arange(3) * 2)}, CTX).passed
+    assert not run_check(s, {"double_it": FunctionOutput(inputs, error="KeyError: 1")}, CTX).passed
+
+
+def test_accuracy_on_the_real_test_split(mlp, data_dir):
+    """An untrained 10-class model sits near chance: it fails a 0.3 bar and passes 0.0."""
+    ctx = Context(mode="fast", dataset="cifar10", data_dir=data_dir)
+    hard = spec(kind="accuracy", threshold={"full": 0.3, "fast": 0.3})
+    easy = spec(kind="accuracy", threshold={"full": 0.0, "fast": 0.0})
+    result = run_check(hard, {"model": mlp}, ctx)
+    assert not result.passed and "below the 0.30" in result.message
+    assert run_check(easy, {"model": mlp}, ctx).passed
+
+
+def test_accuracy_rejects_a_model_with_the_wrong_output(data_dir):
+    import keras
+
+    one = keras.Sequential([keras.Input(shape=(1024,)), keras.layers.Dense(1)])
+    ctx = Context(mode="fast", dataset="cifar10", data_dir=data_dir)
+    result = run_check(spec(kind="accuracy", threshold={"full": 0.0, "fast": 0.0}), {"model": one}, ctx)
+    assert result.message == "expected 10 output units (one per class), found 1"

@@ -1,0 +1,85 @@
+"""Rubric loading: the real rubrics load; malformed ones fail naming file and check."""
+
+from __future__ import annotations
+
+import pytest
+
+from grader.errors import RubricError
+from grader.paths import RUBRIC_DIR
+from grader.rubric import load_rubric, parse_rubric
+
+GOOD = """
+module = "01"
+notebook = "01_x.ipynb"
+dataset = "cifar10"
+
+[[checks]]
+id = "01.model_params"
+kind = "param_count"
+objects = ["model"]
+points = 1
+expected = 10
+"""
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "01.toml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_rubric_parses(tmp_path):
+    rubric = parse_rubric(_write(tmp_path, GOOD))
+    assert rubric.max_score == 1.0
+    assert rubric.get("01.model_params").grade_id == "check_01_model_params"
+    assert rubric.exported_objects == ("model",)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (('kind = "param_count"', 'kind = "vibes"'), "unknown kind 'vibes'"),
+        (("points = 1\n", ""), "missing required field 'points'"),
+        (('id = "01.model_params"', 'id = "02.model_params"'), "expected an id of the form '01"),
+        (("expected = 10", "expected = 10\nthreshold = 3"), "unknown field"),
+        (("expected = 10", ""), "param_count needs expected"),
+        (('objects = ["model"]', 'objects = ["not a name"]'), "list of Python names"),
+    ],
+)
+def test_malformed_rubric_names_file_and_check(tmp_path, change, match):
+    path = _write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(RubricError, match=match) as info:
+        parse_rubric(path)
+    assert str(path) in str(info.value)
+
+
+def test_accuracy_needs_both_thresholds(tmp_path):
+    text = GOOD + """
+[[checks]]
+id = "01.acc"
+kind = "accuracy"
+objects = ["model"]
+points = 1
+threshold = { full = 0.4 }
+"""
+    with pytest.raises(RubricError, match=r"01.acc.*threshold = \{full"):
+        parse_rubric(_write(tmp_path, text))
+
+
+def test_unknown_reference_is_rejected(tmp_path):
+    text = GOOD + """
+[[checks]]
+id = "01.val"
+kind = "value"
+objects = ["x"]
+points = 1
+reference = "no_such_reference"
+"""
+    with pytest.raises(RubricError, match="no_such_reference"):
+        parse_rubric(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize("path", sorted(RUBRIC_DIR.glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_rubrics_load(path):
+    rubric = load_rubric(path.stem)
+    assert rubric.checks and rubric.max_score > 0
