@@ -205,10 +205,10 @@ def _check_accuracy(spec: CheckSpec, objects: dict, ctx: Context) -> str:
     need = spec.threshold[ctx.mode]
     if acc < need:
         raise CheckFailed(
-            f"test accuracy {acc:.3f} is below the {need:.2f} this exercise asks for in"
+            f"test accuracy {acc:.3f} is below the {need:g} this exercise asks for in"
             f" {ctx.mode} mode; train longer or revisit the model"
         )
-    return f"test accuracy {acc:.3f} (needed {need:.2f} in {ctx.mode} mode)"
+    return f"test accuracy {acc:.3f} (needed {need:g} in {ctx.mode} mode)"
 
 
 def _same(found: Any, expected: Any, tolerance: float) -> bool:
