@@ -14,6 +14,29 @@ import numpy as np
 from matplotlib.figure import Figure
 
 
+def _register_notebook_display() -> None:
+    """Let Jupyter and Colab draw a returned Figure even if pyplot was never imported.
+
+    IPython only learns to show Figure objects as PNG when pyplot's inline backend loads;
+    these helpers never touch pyplot, so register the PNG formatter ourselves.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # plain Python: nothing to register
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    from IPython.core.pylabtools import print_figure
+
+    shell.display_formatter.formatters["image/png"].for_type(
+        Figure, lambda fig: print_figure(fig, "png", bbox_inches="tight")
+    )
+
+
+_register_notebook_display()
+
+
 def history_dict(history) -> dict[str, list[float]]:
     """Return ``history.history`` for a Keras ``History`` or pass a dict through."""
     if isinstance(history, dict):

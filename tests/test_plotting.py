@@ -88,3 +88,18 @@ def test_plots_accept_keras_history_objects():
 def test_plot_helpers_reject_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_a_returned_figure_is_drawn_in_a_real_kernel(tmp_path):
+    """Jupyter shows the Figure a cell returns as a PNG, without importing pyplot."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import numpy as np\nfrom helpers import plotting\n"
+        "plotting.vector_strip(np.linspace(0, 1, 64), 'strip')")]
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = nb.cells[0].outputs
+    assert any("image/png" in out.get("data", {}) for out in outputs), outputs
