@@ -1,7 +1,8 @@
 """Command line: ``python -m grader {release,normalize,grade} ...``.
 
 Exit codes: 0 success (for ``grade``: grading ran, whatever the scores), 1 ``release
---check`` found differences, 2 usage or configuration error (bad rubric, missing file).
+--check`` found differences, 2 usage or configuration error (bad rubric, missing file),
+130 ``grade`` interrupted with Ctrl-C (rerun the same command to resume).
 """
 
 from __future__ import annotations
@@ -40,6 +41,34 @@ def _normalize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grade(args: argparse.Namespace) -> int:
+    from grader.batch import grade_class
+
+    try:
+        summary = grade_class(submissions=args.submissions, out=args.out, jobs=args.jobs,
+                              fast=args.fast, seed=args.seed, force=args.force,
+                              scheduler=args.scheduler)
+    except KeyboardInterrupt:
+        print(f"interrupted: every result graded so far is saved in {args.out / 'results'};"
+              " run the same command again to grade the rest", file=sys.stderr)
+        return 130
+    print(f"graded {summary.graded} submission(s), {summary.skipped} already up to date,"
+          f" {summary.errors} could not be graded; {len(summary.rows)} row(s) in"
+          f" {summary.out / 'grades.csv'}; class report: {summary.out / 'report.html'}"
+          f" ({summary.wall_s:.0f} s)")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -50,6 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
     norm = sub.add_parser("normalize", help="fill in cell ids and nbgrader metadata (authors)")
     norm.add_argument("notebooks", nargs="+")
     norm.set_defaults(func=_normalize)
+    grade = sub.add_parser("grade", help="grade a class of submitted notebooks",
+                           description="Grade submitted notebooks into a gradebook, feedback"
+                           " pages and a class report. Exit 0 whenever grading ran.")
+    grade.add_argument("submissions", nargs="+", metavar="SUBMISSION",
+                       help=".ipynb files or folders (searched recursively)")
+    grade.add_argument("--out", required=True, type=Path,
+                       help="output folder (grades.csv, grades.json, feedback/, report.html)")
+    grade.add_argument("--jobs", type=_positive_int, default=1,
+                       help="submissions graded at once on this machine (default 1)")
+    grade.add_argument("--fast", action="store_true",
+                       help="fast mode: small data, few epochs, fast-mode thresholds")
+    grade.add_argument("--seed", type=int, default=0, help="seed injected into every notebook")
+    grade.add_argument("--force", action="store_true",
+                       help="regrade submissions whose result is already up to date")
+    grade.add_argument("--scheduler", metavar="ADDRESS",
+                       help="grade on a Dask cluster, e.g. tcp://host:8786")
+    grade.set_defaults(func=_grade)
     return parser
 
 

@@ -3,7 +3,8 @@
 Every cell of a solution notebook carries nbgrader schema-3 metadata:
 
 * **exercise** cells (``solution: true``) hold the answer between ``### BEGIN SOLUTION`` and
-  ``### END SOLUTION``; release replaces that block with a stub.
+  ``### END SOLUTION``; release replaces that block with a stub. Written (Markdown) answers
+  are also ``grade: true`` with 0 points, as nbgrader requires of Markdown answer cells.
 * **self-check** cells (``grade: true, locked: true``) call ``check("0N.<name>", ...)``;
   their ``grade_id`` is ``check_0N_<name>`` and their ``points`` come from the rubric.
 * every other cell is **locked** (instructions, setup, demonstrations): the grader restores
@@ -68,6 +69,10 @@ def normalize(nb, rubric: Rubric):
         if BEGIN in source or old.get("solution"):
             nb_meta = {"grade": False, "grade_id": old.get("grade_id") or f"ex_{cid}",
                        "locked": False, "schema_version": 3, "solution": True}
+            if cell.cell_type == "markdown":
+                # nbgrader requires a written answer to be a (manually graded) grade cell;
+                # our rubric grades the numbers behind it, so it carries no points here.
+                nb_meta.update(grade=True, points=0)
         elif calls:
             points = sum(rubric.get(c).points for c in calls)
             nb_meta = {"grade": True, "grade_id": grade_id_for(calls[0]), "locked": True,

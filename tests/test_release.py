@@ -55,6 +55,7 @@ def test_normalize_marks_roles_and_points(rubric):
     meta = [c.metadata["nbgrader"] for c in nb.cells]
     assert [m["solution"] for m in meta] == [False, False, True, False, True]
     assert meta[3]["grade"] and meta[3]["points"] == 2 and meta[3]["grade_id"] == "check_01_answer"
+    assert meta[4]["grade"] and meta[4]["points"] == 0, "nbgrader needs written answers graded"
     assert all(m["locked"] for i, m in enumerate(meta) if i not in (2, 4))
     validate(nb, rubric, "tiny")
 

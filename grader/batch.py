@@ -1,0 +1,319 @@
+"""Grade a whole class: find the submissions, grade them in parallel, resume after a crash.
+
+The pipeline, top to bottom (:func:`grade_class`):
+
+1. **Find** every ``*.ipynb`` under the given files and folders (``.ipynb_checkpoints``
+   excluded) and identify student and module the way :mod:`grader.validate` does.
+2. **Skip** what is already graded: each result lives in ``OUT/results/<key>.json``
+   (key = student + module) stamped with a fingerprint of the submission bytes, the
+   rubric and solution bytes, the mode and the seed. An unchanged fingerprint is not
+   graded again (``force`` regrades everything).
+3. **Grade** the rest with :func:`grader.grading.grade_submission`, either locally
+   (``jobs`` at once, each in its own worker process that starts its own kernel, so a
+   crash, a loop or a memory hog in one never touches another) or on a Dask cluster
+   (``scheduler``). Kernel thread pools get ``max(1, cores // jobs)`` threads.
+4. **Persist** every result the moment it arrives (temporary file + ``os.replace``) and
+   rebuild ``grades.json`` / ``grades.csv`` from ``OUT/results`` (atomically too), so a
+   batch killed at any point loses nothing already graded and never duplicates a row.
+5. **Report**: per-student feedback pages, similarity flags and the class report.
+
+Resume bookkeeping lives in :mod:`grader.resume`, the executors (worker processes, Dask)
+in :mod:`grader.workers`; this module wires them together and writes the outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.errors import GraderError
+from grader.gradebook import atomic_write_text, write_gradebook
+from grader.results import GradeRow
+from grader.resume import ResultStore, Task, fingerprint, result_key
+from grader.workers import connect_dask, dask_threads, error_row, kernel_threads, run_dask, run_local
+
+
+@dataclass
+class BatchSummary:
+    """What :func:`grade_class` did."""
+
+    out: Path
+    graded: int = 0
+    skipped: int = 0
+    errors: int = 0
+    rows: list[GradeRow] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def find_submissions(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Every ``.ipynb`` named or found below ``paths`` (sorted, de-duplicated).
+
+    Raises
+    ------
+    GraderError
+        When a path does not exist or nothing was found (a usage error).
+    """
+    found: dict[Path, None] = {}
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise GraderError(f"submission path {str(path)!r} does not exist; expected a .ipynb"
+                              " file or a folder of them. Fix: check the path.")
+        if path.is_file():
+            found[path.resolve()] = None
+            continue
+        for nb in sorted(path.rglob("*.ipynb")):
+            if ".ipynb_checkpoints" not in nb.parts and nb.is_file():
+                found[nb.resolve()] = None
+    if not found:
+        shown = ", ".join(str(p) for p in paths) or "(none given)"
+        raise GraderError(f"no .ipynb files found in {shown}; expected notebooks or folders"
+                          " holding them. Fix: point the command at the submissions folder.")
+    return sorted(found)
+
+
+def plan_tasks(paths: Sequence[Path], *, fast: bool, seed: int, rubric=None,
+               solution=None) -> list[Task]:
+    """Identify each submission; two files for the same student and module get distinct names.
+
+    ``rubric`` and ``solution`` override the course's (tests grade a tiny fixture module).
+    """
+    from grader.validate import module_from_name, read_submission
+
+    idents = []
+    for path in paths:
+        sub = read_submission(path, module=rubric.module if rubric is not None else None)
+        idents.append((path, sub.student, sub.module or module_from_name(path), sub.error is None))
+    counts: dict[tuple[str, str | None], int] = {}
+    for _, student, module, _ in idents:
+        counts[(student, module)] = counts.get((student, module), 0) + 1
+    seen: dict[tuple[str, str | None], int] = {}
+    tasks = []
+    for path, student, module, readable in idents:
+        notes: tuple[str, ...] = ()
+        if counts[(student, module)] > 1:
+            n = seen[(student, module)] = seen.get((student, module), 0) + 1
+            if n > 1:
+                notes = (f"{counts[(student, module)]} submissions of module {module} were found"
+                         f" for {student}; this one ({path.name}) is graded as {student}_{n}",)
+                student = f"{student}_{n}"
+        tasks.append(Task(path, student, module, result_key(student, module),
+                          fingerprint(path, module, fast=fast, seed=seed, rubric=rubric,
+                                      solution=solution), notes, readable))
+    return tasks
+
+
+def _finish(task: Task, row: GradeRow, rubric=None) -> GradeRow:
+    """The batch's identity wins (it de-duplicates names); batch notes come first."""
+    row.student, row.module = task.student, task.module if task.module else row.module
+    if row.error is not None and not row.checks:  # e.g. a broken file named 01_...: zero per check
+        filled = error_row(task, row.error, rubric=rubric)
+        row.checks, row.max_score = filled.checks, filled.max_score
+    row.notes = [*task.notes, *row.notes]
+    row.submission = row.submission or str(task.path)
+    return row
+
+
+def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathLike,
+                jobs: int = 1, fast: bool = False, seed: int = 0, force: bool = False,
+                scheduler: str | None = None, limits=None, data_dir: str | None = None,
+                similarity_threshold: float | None = None, progress: bool = True,
+                rubric=None, solution=None, imports: Sequence[str] = ()) -> BatchSummary:
+    """Grade every submission into ``out`` (see the module docstring for the steps).
+
+    Parameters
+    ----------
+    submissions : sequence of path
+        Notebooks or folders searched recursively.
+    out : path
+        Output folder: ``grades.csv``, ``grades.json``, ``feedback/``, ``report.html``,
+        ``results/`` (one file per graded submission, used to resume).
+    jobs : int
+        Submissions graded at once on this machine (ignored with ``scheduler``).
+    fast : bool
+        Grade in fast mode (small data, few epochs, fast-mode thresholds).
+    seed : int
+        Seed injected into every notebook.
+    force : bool
+        Regrade even submissions whose result is up to date.
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://host:8786``) to grade on instead.
+    limits : grader.execute.Limits, optional
+        Time, memory and output limits per notebook.
+    data_dir : str, optional
+        Folder with the datasets; defaults to ``$DLCOURSE_DATA_DIR``.
+    similarity_threshold : float, optional
+        Pairs at or above it are flagged in the report (default
+        :data:`grader.similarity.DEFAULT_THRESHOLD`).
+    progress : bool
+        Show a progress bar on stderr.
+    rubric, solution : optional
+        Grade every submission against this rubric and solution notebook instead of the
+        course's (tests use a tiny fixture module).
+    imports : sequence of str
+        Modules each worker imports before grading (ones registering extra references).
+
+    Raises
+    ------
+    GraderError
+        For usage and configuration errors (nothing to grade, bad ``jobs``, bad ``out``,
+        unreachable scheduler). Student failures never raise.
+    """
+    from grader.execute import Limits
+
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise GraderError(f"expected --jobs to be a whole number >= 1, got {jobs!r}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise GraderError(f"--out {str(out)!r} is a file; expected a folder (it is created if"
+                          " missing). Fix: choose another --out.")
+    limits = limits or Limits()
+    data_dir = data_dir if data_dir is not None else os.environ.get("DLCOURSE_DATA_DIR")
+    started = time.perf_counter()
+    paths = find_submissions(submissions)
+    client = connect_dask(scheduler) if scheduler else None
+    tasks = plan_tasks(paths, fast=fast, seed=seed, rubric=rubric, solution=solution)
+    store = ResultStore(out)
+    pending = [t for t in tasks if force or store.fingerprint(t.key) != t.fingerprint]
+    summary = BatchSummary(out=out, skipped=len(tasks) - len(pending))
+    current = store.load()  # kept in step with results/ so each rebuild reads no files
+    write_gradebook(list(current.values()), out)
+    lock = threading.Lock()
+    bar = _progress(len(pending), summary.skipped, enabled=progress)
+
+    def on_result(task: Task, row: GradeRow) -> None:
+        row = _finish(task, row, rubric)
+        with lock:
+            store.save(task, row)
+            current[task.key] = row
+            write_gradebook(list(current.values()), out)
+            summary.graded += 1
+            summary.errors += row.error is not None
+            bar.set_postfix_str(f"last: {task.student} {task.module or '?'}"
+                                f" {row.score:g}/{row.max_score:g}", refresh=False)
+            bar.update(1)
+
+    kwargs = {"fast": fast, "seed": seed, "limits": limits, "data_dir": data_dir}
+    if rubric is not None or solution is not None:
+        kwargs.update(rubric=rubric, solution=solution)
+    try:
+        if pending:
+            if client is not None:
+                kwargs["threads"] = dask_threads(client)
+                run_dask(pending, kwargs, client, on_result, imports)
+            else:
+                kwargs["threads"] = kernel_threads(jobs)
+                run_local(pending, kwargs, jobs, on_result, imports)
+    finally:
+        bar.close()
+        if client is not None:
+            client.close()
+    summary.rows = list(current.values())
+    write_outputs(summary.rows, out, threshold=similarity_threshold)
+    summary.wall_s = time.perf_counter() - started
+    return summary
+
+
+def _progress(total: int, skipped: int, *, enabled: bool):
+    from tqdm import tqdm
+
+    desc = f"grading ({skipped} up to date)" if skipped else "grading"
+    return tqdm(total=total, desc=desc, unit="nb", file=sys.stderr, disable=not enabled,
+                dynamic_ncols=True, smoothing=0.1)
+
+
+def write_outputs(rows: Sequence[GradeRow], out: Path, *, threshold: float | None = None) -> None:
+    """Gradebook, feedback pages, similarity flags and the class report from ``rows``."""
+    from grader.report import write_report
+    from grader.similarity import DEFAULT_THRESHOLD
+
+    out = Path(out)
+    write_gradebook(rows, out)
+    links = write_feedback(rows, out)
+    pairs = class_similarity(rows, threshold=threshold or DEFAULT_THRESHOLD)
+    atomic_write_text(out / "similarity.json",
+                      json.dumps([p.to_dict() for p in pairs], indent=1) + "\n")
+    write_report(rows, out, feedback_links=links, similar=pairs,
+                 threshold=threshold or DEFAULT_THRESHOLD)
+
+
+def write_feedback(rows: Sequence[GradeRow], out: Path) -> dict[str, str]:
+    """``feedback/<student>.html`` and ``.md`` per student (pages by :mod:`grader.feedback`).
+
+    A student graded in several modules gets one page holding every module, in order.
+    Returns student -> link relative to ``out``.
+    """
+    from grader.feedback import render_html, render_markdown
+    from grader.feedback import write_feedback as write_page
+    from grader.gradebook import sort_rows
+    from grader.validate import safe_id
+
+    folder = Path(out) / "feedback"
+    folder.mkdir(parents=True, exist_ok=True)
+    by_student: dict[str, list[GradeRow]] = {}
+    for row in sort_rows(rows):
+        by_student.setdefault(row.student, []).append(row)
+    links = {}
+    for student, own in by_student.items():
+        if len(own) == 1:
+            page, _ = write_page(own[0], folder, rubric=_rubric_or_none(own[0].module))
+        else:
+            page = folder / f"{safe_id(student)}.html"
+            pages = [render_html(r, _rubric_or_none(r.module)) for r in own]
+            atomic_write_text(page, _combine_html(pages))
+            atomic_write_text(page.with_suffix(".md"), "\n\n".join(
+                render_markdown(r, _rubric_or_none(r.module)) for r in own))
+        links[student] = f"feedback/{page.name}"
+    return links
+
+
+def _combine_html(pages: Sequence[str]) -> str:
+    """One HTML document holding the bodies of several feedback pages, separated by rules."""
+    head = pages[0].split("<body>", 1)[0]
+    bodies = [p.split("<body>", 1)[-1].rsplit("</body>", 1)[0] for p in pages]
+    return head + "<body>\n" + "\n<hr>\n".join(bodies) + "\n</body></html>\n"
+
+
+def _rubric_or_none(module: str | None):
+    try:
+        from grader.rubric import load_rubric
+
+        return load_rubric(module) if module else None
+    except GraderError:
+        return None
+
+
+def class_similarity(rows: Sequence[GradeRow], *, threshold: float):
+    """Similar pairs among the submissions that are still on disk."""
+    from grader.similarity import StudentCode, exercise_code, read_notebook_json, similar_pairs
+
+    templates: dict[str | None, dict | None] = {}
+    codes = []
+    for row in rows:
+        nb = read_notebook_json(Path(row.submission)) if row.submission else None
+        if nb is None:
+            continue
+        if row.module not in templates:
+            templates[row.module] = _template(row.module)
+        codes.append(StudentCode(row.student, row.module,
+                                 exercise_code(nb, templates[row.module])))
+    return similar_pairs(codes, threshold=threshold)
+
+
+def _template(module: str | None) -> dict | None:
+    """The released student notebook of ``module`` as JSON (its exercise stubs), if any."""
+    if module is None:
+        return None
+    try:
+        from grader.release import load_solution, student_notebook
+        from grader.rubric import load_rubric
+
+        return dict(student_notebook(load_solution(load_rubric(module))))
+    except Exception:  # noqa: BLE001 - no template only means stubs are not subtracted
+        return None

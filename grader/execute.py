@@ -1,0 +1,412 @@
+"""Run a notebook in a fresh, limited kernel and describe what happened (nbmake style).
+
+:func:`execute_notebook` never raises for what the notebook does: cell errors, time-outs,
+a kernel that dies or blows its memory budget all end up in the returned
+:class:`ExecutionResult`. Exceptions mean a grader problem (no kernel could be started).
+
+Limits (see :class:`Limits`):
+
+* per-cell and per-notebook time: a cell that overruns is interrupted (``KeyboardInterrupt``
+  in the kernel) and the notebook continues; if the kernel ignores the interrupt for
+  ``kill_grace_s`` it is killed. Cells left when the notebook budget is spent are skipped.
+* memory: a watchdog samples the resident memory of the kernel and its children every
+  ``poll_s`` and kills the kernel above ``memory_mb`` (an address-space limit would break
+  TensorFlow, which reserves far more virtual memory than it uses).
+* output: stream text beyond ``output_bytes`` per cell is cut, as nbgrader's
+  ``LimitOutput`` does, and the notebook keeps at most ``notebook_output_bytes`` in total;
+  error tracebacks are shortened too. Outputs are capped as they arrive, so a cell printing
+  100 MB never holds 100 MB in the grader.
+
+After the notebook, an optional *epilogue* (the export cell) runs in the same kernel with
+its own time limit; its source is produced by a callback so that files it needs can be
+written after the student's code ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+
+TRUNCATED = "\n... [output truncated by the grader: {n:,} more bytes not shown]\n"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one graded notebook (defaults suit fast-mode grading).
+
+    Attributes
+    ----------
+    cell_timeout_s : float
+        Seconds one cell may run before it is interrupted.
+    notebook_timeout_s : float
+        Seconds for all cells together; later cells are skipped once it is spent.
+    export_timeout_s : float
+        Seconds for the export cell (it calls student functions, so it is limited too).
+    memory_mb : int
+        Resident memory of the kernel process tree above which the kernel is killed.
+    output_bytes : int
+        Stream output kept per cell.
+    notebook_output_bytes : int
+        Output kept for the whole notebook (all output types).
+    kill_grace_s : float
+        Seconds a kernel may ignore an interrupt before it is killed.
+    poll_s : float
+        How often the watchdog samples memory and time.
+    """
+
+    cell_timeout_s: float = 600.0
+    notebook_timeout_s: float = 1800.0
+    export_timeout_s: float = 300.0
+    memory_mb: int = 6000
+    output_bytes: int = 100_000
+    notebook_output_bytes: int = 2_000_000
+    kill_grace_s: float = 10.0
+    poll_s: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name in ("cell_timeout_s", "notebook_timeout_s", "export_timeout_s", "memory_mb",
+                     "output_bytes", "notebook_output_bytes", "kill_grace_s", "poll_s"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"expected Limits.{name} > 0, got {value!r}")
+
+
+@dataclass
+class ExecutionResult:
+    """What happened when a notebook ran. Student failures live here, never in exceptions.
+
+    ``cell_errors`` maps cell id -> ``"Name: message"`` plus the last traceback lines;
+    ``timed_out`` lists cells interrupted by the cell or notebook limit; ``not_run`` lists
+    code cells never started (after the notebook budget or a dead kernel); ``ok`` holds the
+    code cells that finished without error. ``durations`` has ``kernel_start``,
+    ``execute`` and ``export`` in seconds.
+    """
+
+    nb: nbformat.NotebookNode
+    cell_errors: dict[str, str] = field(default_factory=dict)
+    timed_out: list[str] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)
+    ok: list[str] = field(default_factory=list)
+    notebook_timed_out: bool = False
+    kernel_died: bool = False
+    death_reason: str | None = None
+    output_truncated: bool = False
+    died_during_export: bool = False
+    epilogue_ran: bool = False
+    epilogue_error: str | None = None
+    peak_memory_mb: float = 0.0
+    durations: dict[str, float] = field(default_factory=dict)
+
+
+def kernel_env(*, fast: bool, data_dir: str | None = None, threads: int | None = None,
+               base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a grading kernel: the mode, the data folder and thread pool sizes.
+
+    ``threads`` sets ``OMP_NUM_THREADS``, ``TF_NUM_INTRAOP_THREADS`` (both ``threads``) and
+    ``TF_NUM_INTEROP_THREADS`` (``min(threads, 2)``); ``None`` leaves them as inherited.
+    """
+    env = dict(os.environ if base is None else base)
+    for key in list(env):
+        if key.startswith(("JPY_", "JUPYTER_")):
+            env.pop(key)
+    env["DLCOURSE_FAST"] = "1" if fast else "0"
+    if data_dir is not None:
+        env["DLCOURSE_DATA_DIR"] = os.fspath(data_dir)
+    if threads is not None:
+        if not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"expected threads >= 1, got {threads!r}")
+        env["OMP_NUM_THREADS"] = str(threads)
+        env["TF_NUM_INTRAOP_THREADS"] = str(threads)
+        env["TF_NUM_INTEROP_THREADS"] = str(min(threads, 2))
+    env.setdefault("MPLBACKEND", "Agg")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    return env
+
+
+def _short_traceback(content: dict, lines: int = 8) -> str:
+    import re
+
+    strip = re.compile(r"\x1b\[[0-9;]*m")
+    head = f"{content.get('ename', 'Error')}: {str(content.get('evalue', ''))[:500]}"
+    tb = [strip.sub("", t) for t in content.get("traceback", [])]
+    tail = "\n".join("\n".join(tb).splitlines()[-lines:])
+    return head + ("\n" + tail[-2000:] if tail else "")
+
+
+class _GradingClient(NotebookClient):
+    """An nbclient client that caps outputs and remembers which cells it interrupted."""
+
+    def __init__(self, nb, *, limits: Limits, **kw):
+        super().__init__(nb, **kw)
+        self.limits = limits
+        self.cell_bytes: dict[int, int] = {}
+        self.total_bytes = 0
+        self.truncated = False
+        self.interrupted_cells: set[int] = set()
+        self.current_index: int | None = None
+        self.interrupt_time: float | None = None
+
+    def output(self, outs, msg, display_id, cell_index):  # noqa: D401 - nbclient hook
+        content = msg.get("content", {})
+        kind = msg.get("msg_type")
+        if kind == "stream":
+            text = str(content.get("text", ""))
+            used = self.cell_bytes.get(cell_index, 0)
+            room = min(self.limits.output_bytes - used,
+                       self.limits.notebook_output_bytes - self.total_bytes)
+            size = len(text.encode("utf-8", "replace"))
+            self.cell_bytes[cell_index] = used + size
+            if room <= 0:
+                self.truncated = True
+                self._mark_truncated(outs)
+                return None
+            if size > room:
+                self.truncated = True
+                content["text"] = text.encode("utf-8", "replace")[:room].decode("utf-8", "ignore")
+                self.total_bytes += room
+                out = super().output(outs, msg, display_id, cell_index)
+                self._mark_truncated(outs)
+                return out
+            self.total_bytes += size
+            return super().output(outs, msg, display_id, cell_index)
+        if kind == "error":
+            content["evalue"] = str(content.get("evalue", ""))[:2000]
+            tb = [str(line)[:2000] for line in content.get("traceback", [])]
+            content["traceback"] = tb[:5] + (["..."] if len(tb) > 10 else []) + tb[-5:] \
+                if len(tb) > 10 else tb
+            return super().output(outs, msg, display_id, cell_index)
+        size = len(str(content.get("data", "")))
+        if self.total_bytes + size > self.limits.notebook_output_bytes:
+            self.truncated = True
+            self._mark_truncated(outs)
+            return None
+        self.total_bytes += size
+        return super().output(outs, msg, display_id, cell_index)
+
+    @staticmethod
+    def _mark_truncated(outs) -> None:
+        marker = "... [output truncated by the grader]\n"
+        if outs and outs[-1].get("output_type") == "stream" and outs[-1].get("text") == marker:
+            return
+        outs.append(nbformat.v4.new_output("stream", name="stdout", text=marker))
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        if self.current_index is not None:
+            self.interrupted_cells.add(self.current_index)
+        if self.interrupt_time is None:
+            self.interrupt_time = time.monotonic()
+        return await super()._async_handle_timeout(timeout, cell)
+
+
+def _tree_rss_mb(pid: int) -> float:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            continue
+    return total / 1e6
+
+
+def _kill_tree(pid: int) -> None:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [*proc.children(recursive=True), proc]
+    except psutil.Error:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.Error:
+            continue
+
+
+async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
+               epilogue: Callable[[], str] | None, result: ExecutionResult) -> None:
+    start_budget = [time.monotonic() + 1e9]  # replaced when the first cell starts
+
+    budget_limited: set[int] = set()
+
+    def cell_timeout(cell) -> int:
+        remaining = start_budget[0] - time.monotonic()
+        if remaining < limits.cell_timeout_s and client.current_index is not None:
+            budget_limited.add(client.current_index)
+        return max(1, math.ceil(min(limits.cell_timeout_s, remaining)))
+
+    client = _GradingClient(
+        nb, limits=limits, timeout_func=cell_timeout, interrupt_on_timeout=True,
+        allow_errors=True, kernel_name="python3", record_timing=False,
+        iopub_timeout=10, shutdown_kernel="immediate", store_widget_state=False,
+        resources={"metadata": {"path": str(workdir)}},
+    )
+    hard_deadline = [float("inf")]
+    stop = asyncio.Event()
+
+    async def watchdog(pid: int) -> None:
+        while not stop.is_set():
+            rss = _tree_rss_mb(pid)
+            result.peak_memory_mb = max(result.peak_memory_mb, rss)
+            if rss > limits.memory_mb:
+                result.death_reason = (f"the kernel used {rss:,.0f} MB, more than the"
+                                       f" {limits.memory_mb:,} MB limit, and was stopped")
+                _kill_tree(pid)
+                return
+            now = time.monotonic()
+            interrupted = client.interrupt_time
+            if interrupted is not None and now - interrupted > limits.kill_grace_s:
+                result.death_reason = (f"a cell ran past its time limit and ignored the"
+                                       f" interrupt for {limits.kill_grace_s:g} s, so the"
+                                       " kernel was stopped")
+                _kill_tree(pid)
+                return
+            if now > hard_deadline[0]:
+                result.death_reason = "the notebook ran past its time limit and was stopped"
+                _kill_tree(pid)
+                return
+            try:
+                await asyncio.wait_for(stop.wait(), limits.poll_s)
+            except asyncio.TimeoutError:
+                pass
+
+    t0 = time.perf_counter()
+    async with client.async_setup_kernel(env=env, cwd=str(workdir)):
+        result.durations["kernel_start"] = time.perf_counter() - t0
+        pid = client.km.provisioner.pid
+        dog = asyncio.ensure_future(watchdog(pid))
+        t1 = time.perf_counter()
+        start_budget[0] = time.monotonic() + limits.notebook_timeout_s
+        hard_deadline[0] = start_budget[0] + limits.kill_grace_s + 5
+        code_cells = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        phase = "notebook"
+        try:
+            for pos, (index, cell) in enumerate(code_cells):
+                cid = cell.get("id") or str(index)
+                if time.monotonic() >= start_budget[0]:
+                    result.notebook_timed_out = True
+                    result.not_run.extend(c.get("id") or str(i) for i, c in code_cells[pos:])
+                    break
+                client.current_index = index
+                client.interrupt_time = None
+                await client.async_execute_cell(cell, index, execution_count=pos + 1)
+                client.interrupt_time = None
+                errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+                if index in client.interrupted_cells:
+                    result.timed_out.append(cid)
+                    if index in budget_limited:
+                        start_budget[0] = time.monotonic()  # the notebook's budget is spent
+                if errors:
+                    result.cell_errors[cid] = _short_traceback(errors[-1])
+                elif cell.source.strip():
+                    result.ok.append(cid)
+            result.durations["execute"] = time.perf_counter() - t1
+            if epilogue is not None:
+                phase = "export"
+                t2 = time.perf_counter()
+                start_budget[0] = time.monotonic() + limits.export_timeout_s
+                hard_deadline[0] = start_budget[0] + limits.kill_grace_s + 5
+                cell = nbformat.v4.new_code_cell(epilogue())
+                client.current_index = len(nb.cells)
+                client.interrupt_time = None
+                nb.cells.append(cell)  # nbclient writes the cell back by index
+                try:
+                    await client.async_execute_cell(cell, len(nb.cells) - 1, store_history=False)
+                finally:
+                    nb.cells.pop()
+                result.epilogue_ran = True
+                errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+                if len(nb.cells) in client.interrupted_cells:
+                    result.epilogue_error = "the export ran past its time limit"
+                elif errors:
+                    result.epilogue_error = _short_traceback(errors[-1])
+                result.durations["export"] = time.perf_counter() - t2
+        except DeadKernelError:
+            result.kernel_died = True
+            if result.death_reason is None:
+                result.death_reason = ("the kernel died (the process exited: a crash, os._exit"
+                                       " or the operating system stopping it for memory)")
+            if phase == "export":
+                result.died_during_export = True
+                result.epilogue_error = f"the kernel died during the export: {result.death_reason}"
+                result.durations["export"] = time.perf_counter() - t2
+                return
+            done = set(result.ok) | set(result.cell_errors)
+            current = client.current_index
+            for i, c in code_cells:
+                cid = c.get("id") or str(i)
+                if i == current:
+                    result.cell_errors.setdefault(cid, f"KernelDied: {result.death_reason}")
+                elif cid not in done and i > (current if current is not None else -1):
+                    result.not_run.append(cid)
+            result.durations.setdefault("execute", time.perf_counter() - t1)
+        finally:
+            stop.set()
+            await dog
+            result.output_truncated = client.truncated
+
+
+def execute_notebook(nb, *, workdir: Path, limits: Limits | None = None,
+                     env: dict[str, str] | None = None,
+                     epilogue: Callable[[], str] | None = None) -> ExecutionResult:
+    """Execute ``nb`` (in place) in a fresh kernel whose working folder is ``workdir``.
+
+    Parameters
+    ----------
+    nb : NotebookNode
+        The notebook to run; outputs are written into it (capped).
+    workdir : Path
+        The kernel's working directory (the grader's scratch folder for this submission).
+    limits : Limits
+        Time, memory and output limits.
+    env : dict, optional
+        The kernel's environment (see :func:`kernel_env`); defaults to this process's.
+    epilogue : callable, optional
+        Called after the last cell, while the kernel still runs; returns code to execute in
+        the same kernel (the export cell). Skipped when the kernel died.
+
+    Returns
+    -------
+    ExecutionResult
+    """
+    result = ExecutionResult(nb=nb)
+    limits = Limits() if limits is None else limits
+    coro = _run(nb, Path(workdir), limits, dict(os.environ) if env is None else env,
+                epilogue, result)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coro)
+        return result
+    box: list[BaseException] = []
+
+    def target() -> None:  # called from inside an event loop (Jupyter, some schedulers)
+        try:
+            asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if box:
+        raise box[0]
+    return result

@@ -1,0 +1,218 @@
+"""Grade one submitted notebook end to end; the score is decided outside the student's kernel.
+
+The pipeline, top to bottom::
+
+    validate -> restore protected cells -> inject parameters (FAST, SEED)
+      -> execute in a fresh limited kernel -> export artifacts (same kernel)
+      -> load artifacts in the grader (Keras safe mode) -> score -> GradeRow
+
+:func:`grade_submission` never raises for anything a student did: a broken file, a crash,
+a time-out or a dead kernel is a :class:`~grader.results.GradeRow` with ``error`` or with
+failed checks and ``notes``. Exceptions mean a grader bug.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from grader.checks import CheckResult, Context
+from grader.errors import GraderError
+from grader.execute import ExecutionResult, Limits, execute_notebook, kernel_env
+from grader.export import export_source, load_artifacts, write_function_inputs
+from grader.parameters import inject_parameters
+from grader.restore import restore
+from grader.results import GradeRow
+from grader.rubric import Rubric, load_rubric
+from grader.score import exercise_cells_by_check, score_checks
+from grader.validate import read_submission
+
+SUBMISSION_NAME = "submission.ipynb"
+EXECUTED_NAME = "executed.ipynb"
+MAX_ERROR_NOTES = 8
+DEFAULT_LIMITS = Limits()
+
+
+def _zero_checks(rubric: Rubric, message: str) -> list[CheckResult]:
+    return [CheckResult(c.id, 0.0, c.points, False, message) for c in rubric.checks]
+
+
+def _tail(text: str, lines: int = 4) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _execution_notes(execution: ExecutionResult, nb) -> list[str]:
+    kinds = {c.get("id"): c.get("metadata", {}).get("nbgrader", {}) for c in nb.cells}
+    notes: list[str] = []
+    errors = list(execution.cell_errors.items())
+    for cid, text in errors[:MAX_ERROR_NOTES]:
+        what = "exercise cell" if kinds.get(cid, {}).get("solution") else "cell"
+        first = text.splitlines()[0]
+        notes.append(f"{what} {cid} raised {first}\n{_tail(text)}")
+    if len(errors) > MAX_ERROR_NOTES:
+        notes.append(f"... and {len(errors) - MAX_ERROR_NOTES} more cells raised errors")
+    if execution.timed_out:
+        notes.append(f"interrupted at the time limit: cell(s) {', '.join(execution.timed_out)}")
+    if execution.notebook_timed_out:
+        notes.append("the notebook reached its total time limit")
+    if execution.not_run:
+        notes.append(f"{len(execution.not_run)} cell(s) were not run: "
+                     f"{', '.join(execution.not_run[:10])}{' ...' if len(execution.not_run) > 10 else ''}")
+    if execution.output_truncated:
+        notes.append("some output was cut: the grader keeps only the first part of long outputs")
+    if execution.epilogue_error:
+        notes.append(f"exporting your objects failed: {_tail(execution.epilogue_error)}")
+    return notes
+
+
+def grade_submission(
+    path: Path | str,
+    *,
+    fast: bool,
+    seed: int = 0,
+    scratch_root: Path | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    data_dir: str | None = None,
+    threads: int | None = None,
+    rubric: Rubric | None = None,
+    solution: nbformat.NotebookNode | None = None,
+) -> GradeRow:
+    """Grade one submitted notebook.
+
+    Parameters
+    ----------
+    path : Path or str
+        The submitted ``.ipynb``. The student id comes from the path
+        (see :mod:`grader.validate`).
+    fast : bool
+        Fast mode (small data, few epochs; the rubric's ``fast`` thresholds).
+    seed : int, default 0
+        Injected as ``SEED`` into the parameters cell.
+    scratch_root : Path, optional
+        Where the per-submission scratch folder is made. When given, the folder
+        (``submission.ipynb``, ``executed.ipynb``, exported artifacts) is kept for
+        inspection; by default a temporary folder is used and removed.
+    limits : Limits
+        Time, memory and output limits for the kernel.
+    data_dir : str, optional
+        Folder of the course datasets, passed to the kernel as ``DLCOURSE_DATA_DIR`` and
+        used for scoring; defaults to the environment's ``DLCOURSE_DATA_DIR``.
+    threads : int, optional
+        Thread pool size for the kernel (``OMP_NUM_THREADS``, ``TF_NUM_*_THREADS``);
+        batch grading sets ``cores // jobs``.
+    rubric, solution : optional
+        Override the module's rubric and solution notebook (tests use a tiny fixture
+        module). With ``rubric`` the module is the rubric's, whatever the notebook says.
+
+    Returns
+    -------
+    GradeRow
+        ``timings`` holds ``kernel_start``, ``execute``, ``export`` and ``score`` seconds.
+    """
+    import os
+
+    started = time.perf_counter()
+    path = Path(path)
+    data_dir = data_dir if data_dir is not None else os.environ.get("DLCOURSE_DATA_DIR")
+    sub = read_submission(path, module=rubric.module if rubric is not None else None,
+                          release_name=rubric.notebook if rubric is not None else None)
+    row = GradeRow(student=sub.student, module=sub.module, score=0.0, max_score=0.0,
+                   error=None, submission=str(path), notes=list(sub.notes))
+    if sub.error is None:
+        try:
+            rubric = rubric if rubric is not None else load_rubric(sub.module)
+            if solution is None:
+                from grader.release import load_solution
+
+                solution = load_solution(rubric)
+        except GraderError as exc:
+            sub.error = f"the grader is not set up for module {sub.module}: {exc}"
+    if rubric is not None:
+        row.max_score = rubric.max_score
+    if sub.error is not None:
+        row.error = sub.error
+        if rubric is not None and sub.nb is None:
+            row.checks = _zero_checks(rubric, "not graded: " + sub.error)
+        row.duration_s = time.perf_counter() - started
+        return row
+
+    restored = restore(sub.nb, solution)
+    row.notes.extend(restored.notes)
+    nb = restored.nb
+    inject_parameters(nb, FAST=bool(fast), SEED=int(seed))
+
+    own_scratch = scratch_root is None
+    root = Path(tempfile.mkdtemp(prefix="dlcourse-grade-")) if own_scratch else Path(scratch_root)
+    root.mkdir(parents=True, exist_ok=True)
+    workdir = root / f"{sub.student}-{rubric.module}-{secrets.token_hex(4)}"
+    workdir.mkdir()
+    try:
+        return _run_and_score(row, nb, rubric, workdir, fast=fast, limits=limits,
+                              data_dir=data_dir, threads=threads, started=started)
+    finally:
+        if own_scratch:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_and_score(row: GradeRow, nb, rubric: Rubric, workdir: Path, *, fast: bool,
+                   limits: Limits, data_dir: str | None, threads: int | None,
+                   started: float) -> GradeRow:
+    nbformat.write(nb, str(workdir / SUBMISSION_NAME))
+    export_dir = workdir / f"export-{secrets.token_hex(6)}"
+    inputs: dict = {}
+
+    def export_cell() -> str:
+        # Made only now, after the student's code ran: fresh function inputs, no answers.
+        export_dir.mkdir()
+        inputs.update(write_function_inputs(rubric, export_dir))
+        return export_source(rubric, export_dir)
+
+    execution = execute_notebook(
+        nb, workdir=workdir, limits=limits,
+        env=kernel_env(fast=fast, data_dir=data_dir, threads=threads), epilogue=export_cell,
+    )
+    nbformat.write(nb, str(workdir / EXECUTED_NAME))
+    row.timings = {key: round(execution.durations.get(key, 0.0), 3)
+                   for key in ("kernel_start", "execute", "export")}
+    row.notes.extend(_execution_notes(execution, nb))
+    if execution.kernel_died and not execution.died_during_export:
+        where = next((cid for cid, text in execution.cell_errors.items()
+                      if text.startswith("KernelDied")), None)
+        row.error = (f"{execution.death_reason}"
+                     f"{f' while running cell {where}' if where else ''}; nothing could be"
+                     " exported, so no check was scored. Fix: run the notebook top to bottom"
+                     " in a fresh kernel and make sure it finishes (watch memory use and"
+                     " infinite loops).")
+        row.checks = _zero_checks(rubric, "not graded: the kernel died before the export")
+        row.duration_s = time.perf_counter() - started
+        return row
+
+    t0 = time.perf_counter()
+    if export_dir.exists():
+        objects, problems = load_artifacts(rubric, export_dir, inputs)
+    else:
+        objects, problems = {}, {name: f"`{name}` was not exported"
+                                 for name in rubric.exported_objects}
+    ctx = Context(mode="fast" if fast else "full", dataset=rubric.dataset, data_dir=data_dir)
+    results, notes = score_checks(rubric, objects, problems, ctx, execution=execution,
+                                  exercises=exercise_cells_by_check(nb, rubric))
+    row.checks = results
+    row.notes.extend(notes)
+    row.score = float(sum(c.points for c in results))
+    del objects
+    _release_keras_memory()
+    row.timings["score"] = round(time.perf_counter() - t0, 3)
+    row.duration_s = round(time.perf_counter() - started, 3)
+    return row
+
+
+def _release_keras_memory() -> None:
+    import sys
+
+    if "keras" in sys.modules:
+        sys.modules["keras"].backend.clear_session()

@@ -1,0 +1,112 @@
+"""Contract over every module whose solution exists (scikit-learn ``test_common`` style).
+
+In fast mode, with the real grader:
+
+* the solution, handed in as a submission, earns full marks and none of its cells raises;
+* the released blank notebook earns nothing, except on checks whose objects the lesson
+  itself builds outside exercise cells (points the rubric gives for free, listed here);
+* ``python -m grader release --check`` passes.
+
+Each notebook is graded once: every test grades exactly one (module, kind) pair, cached in
+a session fixture, so ``pytest -n 2`` spreads the eight gradings over both workers.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.cells import role
+from grader.grading import EXECUTED_NAME, grade_submission
+from grader.paths import MODULES, NOTEBOOKS_DIR, REPO_ROOT, SOLUTIONS_DIR
+from grader.release import available_modules, load_solution
+from grader.rubric import load_rubric
+
+FOUND = available_modules()
+
+
+def _module_params():
+    return [pytest.param(m) if m in FOUND else
+            pytest.param(m, marks=pytest.mark.skip(reason=f"no solution for module {m} yet"))
+            for m in MODULES]
+
+
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory, data_dir):
+    """(module, kind) -> (GradeRow, executed notebook), computed once per worker."""
+    cache: dict = {}
+
+    def get(module: str, kind: str):
+        if (module, kind) not in cache:
+            rubric = load_rubric(module)
+            source = (SOLUTIONS_DIR if kind == "solution" else NOTEBOOKS_DIR) / rubric.notebook
+            scratch = tmp_path_factory.mktemp(f"{kind}-{module}")
+            row = grade_submission(source, fast=True, seed=0, scratch_root=scratch,
+                                   data_dir=data_dir)
+            (executed,) = scratch.glob(f"*/{EXECUTED_NAME}")
+            cache[module, kind] = row, nbformat.read(str(executed), as_version=4)
+        return cache[module, kind]
+
+    return get
+
+
+def _exercise_names(solution) -> set[str]:
+    """Names assigned or defined in the solution's exercise cells."""
+    names: set[str] = set()
+    for cell in solution.cells:
+        if role(cell) != "exercise" or cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+    return names
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("module", _module_params())
+def test_solution_earns_full_marks_and_runs_cleanly(graded, module):
+    row, executed = graded(module, "solution")
+    assert row.error is None, row.error
+    failed = [(c.id, c.message) for c in row.checks if not c.passed]
+    assert failed == [], failed
+    assert row.score == row.max_score > 0
+    errors = [(c.get("id"), o.get("ename"), o.get("evalue"))
+              for c in executed.cells if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors == [], errors
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("module", _module_params())
+def test_blank_release_earns_only_free_points(graded, module):
+    row, _ = graded(module, "blank")
+    assert row.error is None, row.error
+    rubric = load_rubric(module)
+    answered = _exercise_names(load_solution(rubric))
+    unfair = [(c.id, c.message) for c in row.checks if c.passed
+              and any(name in answered for name in rubric.get(c.id).objects)]
+    assert unfair == [], f"a blank notebook earns points on exercises: {unfair}"
+    free = sum(c.points for c in row.checks if c.passed)
+    assert free < row.max_score / 2, f"the blank notebook earns {free} of {row.max_score}"
+
+
+def test_release_check_passes():
+    proc = subprocess.run([sys.executable, "-m", "grader", "release", "--check"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_every_module_with_a_rubric_has_a_solution():
+    rubrics = [m for m in MODULES if (Path(REPO_ROOT) / "grader" / "rubrics" / f"{m}.toml").exists()]
+    assert set(rubrics) <= set(FOUND), f"rubrics without a solution: {set(rubrics) - set(FOUND)}"

@@ -1,0 +1,100 @@
+"""execute_notebook on small pure-Python notebooks in real kernels (no TensorFlow: quick)."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from grader.execute import Limits, execute_notebook, kernel_env
+
+pytestmark = pytest.mark.notebook
+
+
+def notebook(*sources: str):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"c{i}"
+    return nb
+
+
+def run(nb, tmp_path, **limits):
+    base = dict(cell_timeout_s=5, notebook_timeout_s=60, export_timeout_s=5, kill_grace_s=3)
+    base.update(limits)
+    return execute_notebook(nb, workdir=tmp_path, limits=Limits(**base),
+                            env=kernel_env(fast=True, data_dir="/nowhere", threads=1))
+
+
+def test_errors_and_timeouts_are_data_and_later_cells_run(tmp_path):
+    nb = notebook("x = 1", "1/0", "while True:\n    pass", "y = x + 1\nprint(y)")
+    result = run(nb, tmp_path)
+    assert result.cell_errors["c1"].startswith("ZeroDivisionError")
+    assert result.timed_out == ["c2"] and "KeyboardInterrupt" in result.cell_errors["c2"]
+    assert result.ok == ["c0", "c3"] and not result.kernel_died
+    assert nb.cells[3].outputs[0]["text"] == "2\n"
+    assert set(result.durations) == {"kernel_start", "execute"}
+
+
+def test_when_notebook_budget_is_spent_then_later_cells_are_skipped(tmp_path):
+    nb = notebook("import time", "time.sleep(30)", "z = 1", "z = 2")
+    result = run(nb, tmp_path, cell_timeout_s=20, notebook_timeout_s=4)
+    assert result.notebook_timed_out and result.timed_out == ["c1"]
+    assert result.not_run == ["c2", "c3"]
+
+
+def test_kernel_that_ignores_interrupts_is_killed(tmp_path):
+    nb = notebook("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
+                  "after = 1")
+    result = run(nb, tmp_path, cell_timeout_s=3, kill_grace_s=3)
+    assert result.kernel_died and "ignored the interrupt" in result.death_reason
+    assert result.not_run == ["c1"]
+
+
+def test_kernel_exit_is_reported(tmp_path):
+    result = run(notebook("a = 1", "import os\nos._exit(3)", "b = 2"), tmp_path)
+    assert result.kernel_died and "died" in result.death_reason
+    assert result.cell_errors["c1"].startswith("KernelDied") and result.not_run == ["c2"]
+
+
+def test_memory_watchdog_stops_the_kernel(tmp_path):
+    hog = "blocks = []\nwhile True:\n    blocks.append(bytearray(50_000_000))"
+    result = run(notebook(hog), tmp_path, cell_timeout_s=60, memory_mb=800)
+    assert result.kernel_died and "800 MB" in result.death_reason
+    assert 800 <= result.peak_memory_mb < 2500
+
+
+def test_output_is_capped_as_it_arrives(tmp_path):
+    nb = notebook("print('x' * 5_000_000)", "for i in range(3000):\n    print('y' * 1000)",
+                  "raise ValueError('v' * 1_000_000)")
+    result = run(nb, tmp_path, output_bytes=10_000, notebook_output_bytes=30_000)
+    assert result.output_truncated
+    assert len(nbformat.writes(nb)) < 60_000
+    assert "truncated" in nb.cells[0].outputs[-1]["text"]
+
+
+def test_kernel_gets_mode_data_dir_threads_and_runs_in_workdir(tmp_path):
+    probe = ("import os\nprint(os.getcwd(), os.environ['DLCOURSE_FAST'],"
+             " os.environ['DLCOURSE_DATA_DIR'], os.environ['OMP_NUM_THREADS'],"
+             " os.environ['TF_NUM_INTRAOP_THREADS'], os.environ['TF_NUM_INTEROP_THREADS'])")
+    nb = notebook(probe)
+    run(nb, tmp_path)
+    assert nb.cells[0].outputs[0]["text"].split() == [str(tmp_path), "1", "/nowhere", "1", "1", "1"]
+
+
+def test_epilogue_runs_in_the_same_kernel_after_the_notebook(tmp_path):
+    nb = notebook("secret = 41")
+    seen = []
+
+    def epilogue() -> str:
+        seen.append((tmp_path / "out.txt").exists())
+        return "open('out.txt', 'w').write(str(secret + 1))"
+
+    result = execute_notebook(nb, workdir=tmp_path, limits=Limits(), env=kernel_env(fast=True),
+                              epilogue=epilogue)
+    assert seen == [False] and result.epilogue_ran and result.epilogue_error is None
+    assert (tmp_path / "out.txt").read_text() == "42" and len(nb.cells) == 1
+
+
+def test_limits_validate_their_values():
+    with pytest.raises(ValueError, match="expected Limits.memory_mb > 0"):
+        Limits(memory_mb=0)
