@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="submissions graded at once on this machine (default 1)")
     grade.add_argument("--fast", action="store_true",
                        help="fast mode: small data, few epochs, fast-mode thresholds")
-    grade.add_argument("--seed", type=int, default=0, help="seed injected into every notebook")
+    grade.add_argument("--seed", type=int, default=None,
+                       help="SEED injected into every notebook (default: the lesson's own SEED)")
     grade.add_argument("--force", action="store_true",
                        help="regrade submissions whose result is already up to date")
     grade.add_argument("--scheduler", metavar="ADDRESS",

@@ -78,7 +78,7 @@ def find_submissions(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return sorted(found)
 
 
-def plan_tasks(paths: Sequence[Path], *, fast: bool, seed: int, rubric=None,
+def plan_tasks(paths: Sequence[Path], *, fast: bool, seed: int | None, rubric=None,
                solution=None) -> list[Task]:
     """Identify each submission; two files for the same student and module get distinct names.
 
@@ -121,7 +121,7 @@ def _finish(task: Task, row: GradeRow, rubric=None) -> GradeRow:
 
 
 def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathLike,
-                jobs: int = 1, fast: bool = False, seed: int = 0, force: bool = False,
+                jobs: int = 1, fast: bool = False, seed: int | None = None, force: bool = False,
                 scheduler: str | None = None, limits=None, data_dir: str | None = None,
                 similarity_threshold: float | None = None, progress: bool = True,
                 rubric=None, solution=None, imports: Sequence[str] = ()) -> BatchSummary:
@@ -138,8 +138,8 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
         Submissions graded at once on this machine (ignored with ``scheduler``).
     fast : bool
         Grade in fast mode (small data, few epochs, fast-mode thresholds).
-    seed : int
-        Seed injected into every notebook.
+    seed : int, optional
+        ``SEED`` injected into every notebook; ``None`` keeps each lesson's own.
     force : bool
         Regrade even submissions whose result is up to date.
     scheduler : str, optional

@@ -74,7 +74,7 @@ def grade_submission(
     path: Path | str,
     *,
     fast: bool,
-    seed: int = 0,
+    seed: int | None = None,
     scratch_root: Path | None = None,
     limits: Limits = DEFAULT_LIMITS,
     data_dir: str | None = None,
@@ -91,8 +91,9 @@ def grade_submission(
         (see :mod:`grader.validate`).
     fast : bool
         Fast mode (small data, few epochs; the rubric's ``fast`` thresholds).
-    seed : int, default 0
-        Injected as ``SEED`` into the parameters cell.
+    seed : int, optional
+        Injected as ``SEED`` after the parameters cell. ``None`` (default) keeps the
+        lesson's own ``SEED``, the one its accuracy thresholds were calibrated with.
     scratch_root : Path, optional
         Where the per-submission scratch folder is made. When given, the folder
         (``submission.ipynb``, ``executed.ipynb``, exported artifacts) is kept for
@@ -144,7 +145,10 @@ def grade_submission(
     restored = restore(sub.nb, solution)
     row.notes.extend(restored.notes)
     nb = restored.nb
-    inject_parameters(nb, FAST=bool(fast), SEED=int(seed))
+    params = {"FAST": bool(fast)}
+    if seed is not None:
+        params["SEED"] = int(seed)
+    inject_parameters(nb, **params)
 
     own_scratch = scratch_root is None
     root = Path(tempfile.mkdtemp(prefix="dlcourse-grade-")) if own_scratch else Path(scratch_root)

@@ -45,11 +45,11 @@ def _file_digest(path: Path) -> bytes:
     return digest.digest()
 
 
-def fingerprint(path: Path, module: str | None, *, fast: bool, seed: int, rubric=None,
+def fingerprint(path: Path, module: str | None, *, fast: bool, seed: int | None, rubric=None,
                 solution=None) -> str:
     """Hash of what decides a grade: submission, rubric and solution bytes, mode and seed."""
     digest = hashlib.sha256()
-    digest.update(f"schema={RESULT_SCHEMA};fast={bool(fast)};seed={int(seed)};".encode())
+    digest.update(f"schema={RESULT_SCHEMA};fast={bool(fast)};seed={seed};".encode())
     digest.update(_file_digest(path))
     if rubric is not None:
         digest.update(_file_digest(rubric.path))
