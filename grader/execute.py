@@ -241,6 +241,22 @@ def _kill_tree(pid: int) -> None:
             continue
 
 
+def _exit_status(client) -> str:
+    """How the kernel process ended, e.g. 'exit code 1' or 'killed by SIGKILL'."""
+    import signal
+
+    process = getattr(getattr(client.km, "provisioner", None), "process", None)
+    code = process.poll() if process is not None else None
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
 async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
                epilogue: Callable[[], str] | None, result: ExecutionResult) -> None:
     start_budget = [time.monotonic() + 1e9]  # replaced when the first cell starts
@@ -343,7 +359,8 @@ async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
             result.kernel_died = True
             if result.death_reason is None:
                 result.death_reason = ("the kernel died (the process exited: a crash, os._exit"
-                                       " or the operating system stopping it for memory)")
+                                       " or the operating system stopping it for memory;"
+                                       f" {_exit_status(client)})")
             if phase == "export":
                 result.died_during_export = True
                 result.epilogue_error = f"the kernel died during the export: {result.death_reason}"

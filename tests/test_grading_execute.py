@@ -53,6 +53,7 @@ def test_kernel_that_ignores_interrupts_is_killed(tmp_path):
 def test_kernel_exit_is_reported(tmp_path):
     result = run(notebook("a = 1", "import os\nos._exit(3)", "b = 2"), tmp_path)
     assert result.kernel_died and "died" in result.death_reason
+    assert "exit code 3" in result.death_reason
     assert result.cell_errors["c1"].startswith("KernelDied") and result.not_run == ["c2"]
 
 
