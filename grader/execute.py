@@ -62,6 +62,9 @@ class Limits:
         Seconds a kernel may ignore an interrupt before it is killed.
     poll_s : float
         How often the watchdog samples memory and time.
+    kernel_start_timeout_s : float
+        Seconds a fresh kernel may take to start and answer. Not the student's time: on a
+        busy machine (many kernels importing TensorFlow at once) a start can take minutes.
     """
 
     cell_timeout_s: float = 600.0
@@ -72,10 +75,12 @@ class Limits:
     notebook_output_bytes: int = 2_000_000
     kill_grace_s: float = 10.0
     poll_s: float = 0.2
+    kernel_start_timeout_s: float = 300.0
 
     def __post_init__(self) -> None:
         for name in ("cell_timeout_s", "notebook_timeout_s", "export_timeout_s", "memory_mb",
-                     "output_bytes", "notebook_output_bytes", "kill_grace_s", "poll_s"):
+                     "output_bytes", "notebook_output_bytes", "kill_grace_s", "poll_s",
+                     "kernel_start_timeout_s"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"expected Limits.{name} > 0, got {value!r}")
@@ -273,6 +278,7 @@ async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
         nb, limits=limits, timeout_func=cell_timeout, interrupt_on_timeout=True,
         allow_errors=True, kernel_name="python3", record_timing=False,
         iopub_timeout=10, shutdown_kernel="immediate", store_widget_state=False,
+        startup_timeout=math.ceil(limits.kernel_start_timeout_s),
         resources={"metadata": {"path": str(workdir)}},
     )
     hard_deadline = [float("inf")]

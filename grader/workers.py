@@ -167,7 +167,8 @@ OnResult = Callable[[Task, GradeRow], None]
 def run_local(tasks: Sequence[Task], kwargs: dict, jobs: int, on_result: OnResult,
                imports: Sequence[str] = ()) -> None:
     limits = kwargs["limits"]
-    timeout = (limits.notebook_timeout_s + limits.export_timeout_s + 3 * limits.kill_grace_s
+    timeout = (limits.kernel_start_timeout_s + limits.notebook_timeout_s + limits.export_timeout_s
+               + 3 * limits.kill_grace_s
                + SCORING_ALLOWANCE_S)
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="grade")
     try:
