@@ -41,13 +41,41 @@ def _normalize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _custom_module(args: argparse.Namespace) -> dict:
+    """``rubric``/``solution``/``imports`` for grade_class from --rubric/--solution/--import."""
+    if (args.rubric is None) != (args.solution is None):
+        raise GraderError("--rubric and --solution go together: a custom module needs both its"
+                          " rubric (TOML) and its solution notebook. Fix: pass both, or neither"
+                          " to grade the course's modules.")
+    if args.rubric is None:
+        return {"imports": tuple(args.imports)}
+    import importlib
+
+    from grader.release import read_notebook
+    from grader.rubric import parse_rubric
+
+    for name in args.imports:  # they register references the rubric names
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise GraderError(f"--import {name}: {exc}. Fix: put the module on PYTHONPATH") from exc
+    if not args.solution.is_file():
+        raise GraderError(f"--solution {str(args.solution)!r} is not a file; expected the"
+                          " module's solution notebook (.ipynb)")
+    return {"rubric": parse_rubric(args.rubric), "solution": read_notebook(args.solution),
+            "imports": tuple(args.imports)}
+
+
 def _grade(args: argparse.Namespace) -> int:
     from grader.batch import grade_class
+    from grader.execute import Limits
 
+    limits = Limits(memory_mb=args.memory_mb, cell_timeout_s=args.cell_timeout)
     try:
         summary = grade_class(submissions=args.submissions, out=args.out, jobs=args.jobs,
                               fast=args.fast, seed=args.seed, force=args.force,
-                              scheduler=args.scheduler)
+                              scheduler=args.scheduler, sandbox=args.sandbox, limits=limits,
+                              **_custom_module(args))
     except KeyboardInterrupt:
         print(f"interrupted: every result graded so far is saved in {args.out / 'results'};"
               " run the same command again to grade the rest", file=sys.stderr)
@@ -96,6 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="regrade submissions whose result is already up to date")
     grade.add_argument("--scheduler", metavar="ADDRESS",
                        help="grade on a Dask cluster, e.g. tcp://host:8786")
+    grade.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
+                       help="where student kernels run: bwrap = a bubblewrap sandbox (no network,"
+                       " no access to other files or processes), none = as the grader's user;"
+                       " auto (default) = bwrap when it works here, else none with a warning")
+    grade.add_argument("--memory-mb", type=_positive_int, default=6000,
+                       help="memory limit of each kernel's whole process tree in MB (default 6000)")
+    grade.add_argument("--cell-timeout", type=_positive_int, default=600,
+                       help="seconds one cell may run before it is interrupted (default 600)")
+    grade.add_argument("--rubric", type=Path, metavar="TOML",
+                       help="grade against this rubric instead of the course's (with --solution)")
+    grade.add_argument("--solution", type=Path, metavar="IPYNB",
+                       help="the solution notebook of --rubric's module")
+    grade.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                       help="import MODULE first (it registers references a custom rubric names);"
+                       " repeatable")
     grade.set_defaults(func=_grade)
     return parser
 

@@ -36,6 +36,7 @@ from grader.errors import GraderError
 from grader.gradebook import atomic_write_text, write_gradebook
 from grader.results import GradeRow
 from grader.resume import ResultStore, Task, fingerprint, result_key
+from grader.validate import display_path
 from grader.workers import connect_dask, dask_threads, error_row, kernel_threads, run_dask, run_local
 
 
@@ -78,45 +79,65 @@ def find_submissions(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return sorted(found)
 
 
-def plan_tasks(paths: Sequence[Path], *, fast: bool, seed: int | None, rubric=None,
-               solution=None) -> list[Task]:
-    """Identify each submission; two files for the same student and module get distinct names.
+def _read_once(path: Path) -> tuple[bytes | None, str | None]:
+    """The file's bytes (read once, never followed through a link), or why it cannot be read."""
+    from grader.validate import MAX_SUBMISSION_BYTES
 
-    ``rubric`` and ``solution`` override the course's (tests grade a tiny fixture module).
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        return None, f"cannot read the submission: {exc.strerror or exc}"
+    with os.fdopen(fd, "rb") as handle:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None, "the submission is not a regular file (a FIFO or a device); expected a notebook"
+        return handle.read(MAX_SUBMISSION_BYTES + 1), None
+
+
+def plan_tasks(paths: Sequence[Path], *, fast: bool, seed: int | None, rubric=None,
+               solution=None, sandbox: str = "") -> list[Task]:
+    """Read each submission once, identify it, and give every one a distinct id.
+
+    The first submission of a student and module keeps the student's id; later ones get
+    ``<student>+<n>`` (``+`` never occurs in an id made from a name, so a duplicate can never
+    take another student's id). ``rubric`` and ``solution`` override the course's (tests grade
+    a tiny fixture module).
     """
-    from grader.validate import module_from_name, read_submission
+    from grader.validate import module_from_name, read_submission, unique_ids
 
     idents = []
     for path in paths:
-        sub = read_submission(path, module=rubric.module if rubric is not None else None)
-        idents.append((path, sub.student, sub.module or module_from_name(path), sub.error is None))
-    counts: dict[tuple[str, str | None], int] = {}
-    for _, student, module, _ in idents:
-        counts[(student, module)] = counts.get((student, module), 0) + 1
-    seen: dict[tuple[str, str | None], int] = {}
+        data, problem = _read_once(path)
+        sub = read_submission(path, module=rubric.module if rubric is not None else None,
+                              release_name=rubric.notebook if rubric is not None else None,
+                              data=data if data is not None else b"")
+        readable = sub.error is None and problem is None
+        idents.append((path, data or b"", sub.student, sub.module or module_from_name(path),
+                       readable, problem))
+    ids = unique_ids([(ident[2], ident[3]) for ident in idents])
     tasks = []
-    for path, student, module, readable in idents:
-        notes: tuple[str, ...] = ()
-        if counts[(student, module)] > 1:
-            n = seen[(student, module)] = seen.get((student, module), 0) + 1
-            if n > 1:
-                notes = (f"{counts[(student, module)]} submissions of module {module} were found"
-                         f" for {student}; this one ({path.name}) is graded as {student}_{n}",)
-                student = f"{student}_{n}"
+    for (path, data, _, module, readable, problem), (student, note) in zip(idents, ids, strict=True):
+        notes = (f"{display_path(Path(path.name))}: {note}",) if note else ()
         tasks.append(Task(path, student, module, result_key(student, module),
                           fingerprint(path, module, fast=fast, seed=seed, rubric=rubric,
-                                      solution=solution), notes, readable))
+                                      solution=solution, data=data, sandbox=sandbox),
+                          notes, readable, data, problem))
     return tasks
 
 
-def _finish(task: Task, row: GradeRow, rubric=None) -> GradeRow:
+def _finish(task: Task, row: GradeRow, rubric=None, warning: str | None = None) -> GradeRow:
     """The batch's identity wins (it de-duplicates names); batch notes come first."""
+    from grader.validate import display_path
+
     row.student, row.module = task.student, task.module if task.module else row.module
     if row.error is not None and not row.checks:  # e.g. a broken file named 01_...: zero per check
         filled = error_row(task, row.error, rubric=rubric)
         row.checks, row.max_score = filled.checks, filled.max_score
-    row.notes = [*task.notes, *row.notes]
-    row.submission = row.submission or str(task.path)
+    notes = [n for n in row.notes if n != warning]
+    row.notes = [*([warning] if warning else []), *task.notes, *notes]
+    row.submission = display_path(task.path)
     return row
 
 
@@ -124,7 +145,8 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
                 jobs: int = 1, fast: bool = False, seed: int | None = None, force: bool = False,
                 scheduler: str | None = None, limits=None, data_dir: str | None = None,
                 similarity_threshold: float | None = None, progress: bool = True,
-                rubric=None, solution=None, imports: Sequence[str] = ()) -> BatchSummary:
+                rubric=None, solution=None, imports: Sequence[str] = (),
+                sandbox: str = "auto") -> BatchSummary:
     """Grade every submission into ``out`` (see the module docstring for the steps).
 
     Parameters
@@ -158,6 +180,10 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
         course's (tests use a tiny fixture module).
     imports : sequence of str
         Modules each worker imports before grading (ones registering extra references).
+    sandbox : {"auto", "bwrap", "none"}
+        Where kernels run (:mod:`grader.sandbox`). ``auto`` uses bubblewrap when it works
+        here and otherwise grades unsandboxed with a warning on the console, in every row's
+        notes and at the top of the report. Dask workers use the same setting.
 
     Raises
     ------
@@ -166,6 +192,7 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
         unreachable scheduler). Student failures never raise.
     """
     from grader.execute import Limits
+    from grader.sandbox import resolve_sandbox
 
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise GraderError(f"expected --jobs to be a whole number >= 1, got {jobs!r}")
@@ -177,18 +204,26 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     data_dir = data_dir if data_dir is not None else os.environ.get("DLCOURSE_DATA_DIR")
     started = time.perf_counter()
     paths = find_submissions(submissions)
+    setting = resolve_sandbox(sandbox)
+    if setting.warning:
+        print(f"WARNING: {setting.warning}", file=sys.stderr)
     client = connect_dask(scheduler) if scheduler else None
-    tasks = plan_tasks(paths, fast=fast, seed=seed, rubric=rubric, solution=solution)
+    tasks = plan_tasks(paths, fast=fast, seed=seed, rubric=rubric, solution=solution,
+                       sandbox=setting.mode)
     store = ResultStore(out)
     pending = [t for t in tasks if force or store.fingerprint(t.key) != t.fingerprint]
     summary = BatchSummary(out=out, skipped=len(tasks) - len(pending))
     current = store.load()  # kept in step with results/ so each rebuild reads no files
+    if store.untrusted:
+        print(f"WARNING: {len(store.untrusted)} stored result(s) in {store.dir} were not written"
+              " by this grader (their signature does not verify) and are ignored; their"
+              f" submissions are graded again: {', '.join(store.untrusted[:5])}", file=sys.stderr)
     write_gradebook(list(current.values()), out)
     lock = threading.Lock()
     bar = _progress(len(pending), summary.skipped, enabled=progress)
 
     def on_result(task: Task, row: GradeRow) -> None:
-        row = _finish(task, row, rubric)
+        row = _finish(task, row, rubric, setting.warning)
         with lock:
             store.save(task, row)
             current[task.key] = row
@@ -199,7 +234,8 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
                                 f" {row.score:g}/{row.max_score:g}", refresh=False)
             bar.update(1)
 
-    kwargs = {"fast": fast, "seed": seed, "limits": limits, "data_dir": data_dir}
+    kwargs = {"fast": fast, "seed": seed, "limits": limits, "data_dir": data_dir,
+              "sandbox": setting.mode}
     if rubric is not None or solution is not None:
         kwargs.update(rubric=rubric, solution=solution)
     try:
@@ -215,7 +251,9 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
         if client is not None:
             client.close()
     summary.rows = list(current.values())
-    write_outputs(summary.rows, out, threshold=similarity_threshold)
+    sources = {display_path(t.path): t.data for t in tasks}
+    write_outputs(summary.rows, out, threshold=similarity_threshold, sources=sources,
+                  warning=setting.warning)
     summary.wall_s = time.perf_counter() - started
     return summary
 
@@ -228,19 +266,24 @@ def _progress(total: int, skipped: int, *, enabled: bool):
                 dynamic_ncols=True, smoothing=0.1)
 
 
-def write_outputs(rows: Sequence[GradeRow], out: Path, *, threshold: float | None = None) -> None:
-    """Gradebook, feedback pages, similarity flags and the class report from ``rows``."""
+def write_outputs(rows: Sequence[GradeRow], out: Path, *, threshold: float | None = None,
+                  sources: dict[str, bytes] | None = None, warning: str | None = None) -> None:
+    """Gradebook, feedback pages, similarity flags and the class report from ``rows``.
+
+    ``sources`` maps a row's ``submission`` to the bytes read when the batch was planned (the
+    similarity step never reopens a submission); ``warning`` goes at the top of the report.
+    """
     from grader.report import write_report
     from grader.similarity import DEFAULT_THRESHOLD
 
     out = Path(out)
     write_gradebook(rows, out)
     links = write_feedback(rows, out)
-    pairs = class_similarity(rows, threshold=threshold or DEFAULT_THRESHOLD)
+    pairs = class_similarity(rows, threshold=threshold or DEFAULT_THRESHOLD, sources=sources or {})
     atomic_write_text(out / "similarity.json",
                       json.dumps([p.to_dict() for p in pairs], indent=1) + "\n")
     write_report(rows, out, feedback_links=links, similar=pairs,
-                 threshold=threshold or DEFAULT_THRESHOLD)
+                 threshold=threshold or DEFAULT_THRESHOLD, warning=warning)
 
 
 def write_feedback(rows: Sequence[GradeRow], out: Path) -> dict[str, str]:
@@ -289,14 +332,17 @@ def _rubric_or_none(module: str | None):
         return None
 
 
-def class_similarity(rows: Sequence[GradeRow], *, threshold: float):
-    """Similar pairs among the submissions that are still on disk."""
+def class_similarity(rows: Sequence[GradeRow], *, threshold: float,
+                     sources: dict[str, bytes] | None = None):
+    """Similar pairs among the submissions of this batch (from the bytes read when planning)."""
     from grader.similarity import StudentCode, exercise_code, read_notebook_json, similar_pairs
 
     templates: dict[str | None, dict | None] = {}
     codes = []
+    sources = sources or {}
     for row in rows:
-        nb = read_notebook_json(Path(row.submission)) if row.submission else None
+        data = sources.get(row.submission)
+        nb = read_notebook_json(data) if data else None
         if nb is None:
             continue
         if row.module not in templates:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -65,6 +64,9 @@ class Limits:
     kernel_start_timeout_s : float
         Seconds a fresh kernel may take to start and answer. Not the student's time: on a
         busy machine (many kernels importing TensorFlow at once) a start can take minutes.
+    score_timeout_s, score_memory_mb : float, int
+        Limits of the grader's child process that loads and scores the exported objects
+        (:mod:`grader.score_process`).
     """
 
     cell_timeout_s: float = 600.0
@@ -76,11 +78,13 @@ class Limits:
     kill_grace_s: float = 10.0
     poll_s: float = 0.2
     kernel_start_timeout_s: float = 300.0
+    score_timeout_s: float = 600.0
+    score_memory_mb: int = 4000
 
     def __post_init__(self) -> None:
         for name in ("cell_timeout_s", "notebook_timeout_s", "export_timeout_s", "memory_mb",
                      "output_bytes", "notebook_output_bytes", "kill_grace_s", "poll_s",
-                     "kernel_start_timeout_s"):
+                     "kernel_start_timeout_s", "score_timeout_s", "score_memory_mb"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"expected Limits.{name} > 0, got {value!r}")
@@ -114,29 +118,17 @@ class ExecutionResult:
 
 
 def kernel_env(*, fast: bool, data_dir: str | None = None, threads: int | None = None,
-               base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for a grading kernel: the mode, the data folder and thread pool sizes.
+               home: Path | None = None) -> dict[str, str]:
+    """Environment for an unsandboxed grading kernel, built from an allow-list.
 
-    ``threads`` sets ``OMP_NUM_THREADS``, ``TF_NUM_INTRAOP_THREADS`` (both ``threads``) and
-    ``TF_NUM_INTEROP_THREADS`` (``min(threads, 2)``); ``None`` leaves them as inherited.
+    The mode, the data folder and thread pool sizes (``threads`` sets ``OMP_NUM_THREADS``,
+    ``TF_NUM_INTRAOP_THREADS`` and ``TF_NUM_INTEROP_THREADS`` = ``min(threads, 2)``); nothing
+    else of the grader's environment (see :func:`grader.sandbox.kernel_environment`).
     """
-    env = dict(os.environ if base is None else base)
-    for key in list(env):
-        if key.startswith(("JPY_", "JUPYTER_")):
-            env.pop(key)
-    env["DLCOURSE_FAST"] = "1" if fast else "0"
-    if data_dir is not None:
-        env["DLCOURSE_DATA_DIR"] = os.fspath(data_dir)
-    if threads is not None:
-        if not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"expected threads >= 1, got {threads!r}")
-        env["OMP_NUM_THREADS"] = str(threads)
-        env["TF_NUM_INTRAOP_THREADS"] = str(threads)
-        env["TF_NUM_INTEROP_THREADS"] = str(min(threads, 2))
-    env.setdefault("MPLBACKEND", "Agg")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
-    return env
+    from grader.sandbox import kernel_environment
+
+    return kernel_environment(fast=fast, data_dir=data_dir, threads=threads, sandboxed=False,
+                              home=home)
 
 
 def _short_traceback(content: dict, lines: int = 8) -> str:
@@ -246,6 +238,28 @@ def _kill_tree(pid: int) -> None:
             continue
 
 
+def _drop_monitor(client):
+    """A monitor of the output channel: ZeroMQ drops the connection when the kernel sends a
+    message over the grader's size limit (:data:`grader.sandbox.MAX_MESSAGE_BYTES`)."""
+    import zmq
+
+    try:
+        return client.kc.iopub_channel.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    except (AttributeError, zmq.ZMQError):
+        return None
+
+
+async def _dropped(monitor) -> bool:
+    """True when output was lost since the last call (a message too large was refused)."""
+    if monitor is None:
+        return False
+    found = False
+    while await monitor.poll(0):
+        await monitor.recv_multipart()
+        found = True
+    return found
+
+
 def _exit_status(client) -> str:
     """How the kernel process ended, e.g. 'exit code 1' or 'killed by SIGKILL'."""
     import signal
@@ -263,7 +277,7 @@ def _exit_status(client) -> str:
 
 
 async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
-               epilogue: Callable[[], str] | None, result: ExecutionResult) -> None:
+               epilogue: Callable[[], str] | None, result: ExecutionResult, km) -> None:
     start_budget = [time.monotonic() + 1e9]  # replaced when the first cell starts
 
     budget_limited: set[int] = set()
@@ -275,7 +289,7 @@ async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
         return max(1, math.ceil(min(limits.cell_timeout_s, remaining)))
 
     client = _GradingClient(
-        nb, limits=limits, timeout_func=cell_timeout, interrupt_on_timeout=True,
+        nb, km=km, limits=limits, timeout_func=cell_timeout, interrupt_on_timeout=True,
         allow_errors=True, kernel_name="python3", record_timing=False,
         iopub_timeout=10, shutdown_kernel="immediate", store_widget_state=False,
         startup_timeout=math.ceil(limits.kernel_start_timeout_s),
@@ -315,6 +329,7 @@ async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
         result.durations["kernel_start"] = time.perf_counter() - t0
         pid = client.km.provisioner.pid
         dog = asyncio.ensure_future(watchdog(pid))
+        monitor = _drop_monitor(client)
         t1 = time.perf_counter()
         start_budget[0] = time.monotonic() + limits.notebook_timeout_s
         hard_deadline[0] = start_budget[0] + limits.kill_grace_s + 5
@@ -331,6 +346,9 @@ async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
                 client.interrupt_time = None
                 await client.async_execute_cell(cell, index, execution_count=pos + 1)
                 client.interrupt_time = None
+                if await _dropped(monitor):
+                    client.truncated = True
+                    client._mark_truncated(cell.outputs)
                 errors = [o for o in cell.outputs if o.get("output_type") == "error"]
                 if index in client.interrupted_cells:
                     result.timed_out.append(cid)
@@ -385,11 +403,12 @@ async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
             stop.set()
             await dog
             result.output_truncated = client.truncated
+            _kill_tree(pid)  # before anything the kernel wrote is read: no process of it is left
 
 
 def execute_notebook(nb, *, workdir: Path, limits: Limits | None = None,
                      env: dict[str, str] | None = None,
-                     epilogue: Callable[[], str] | None = None) -> ExecutionResult:
+                     epilogue: Callable[[], str] | None = None, km=None) -> ExecutionResult:
     """Execute ``nb`` (in place) in a fresh kernel whose working folder is ``workdir``.
 
     Parameters
@@ -401,24 +420,44 @@ def execute_notebook(nb, *, workdir: Path, limits: Limits | None = None,
     limits : Limits
         Time, memory and output limits.
     env : dict, optional
-        The kernel's environment (see :func:`kernel_env`); defaults to this process's.
+        The kernel's environment (see :func:`kernel_env`); defaults to an unsandboxed one.
     epilogue : callable, optional
         Called after the last cell, while the kernel still runs; returns code to execute in
         the same kernel (the export cell). Skipped when the kernel died.
+    km : jupyter_client kernel manager, optional
+        How the kernel is started (:mod:`grader.sandbox`: sandboxed or not, over ``ipc``, with
+        a cap on message size); by default an unsandboxed kernel over ``ipc``.
 
     Returns
     -------
     ExecutionResult
     """
+    import shutil
+    import tempfile
+
+    from grader.sandbox import make_kernel_manager
+
     result = ExecutionResult(nb=nb)
     limits = Limits() if limits is None else limits
-    coro = _run(nb, Path(workdir), limits, dict(os.environ) if env is None else env,
-                epilogue, result)
+    sockets = None
+    if km is None:
+        sockets = tempfile.mkdtemp(prefix="dlk-")
+        km = make_kernel_manager(Path(sockets))
+    env = kernel_env(fast=False, home=Path(workdir)) if env is None else env
+    try:
+        _run_in_loop(_run(nb, Path(workdir), limits, env, epilogue, result, km))
+    finally:
+        if sockets is not None:
+            shutil.rmtree(sockets, ignore_errors=True)
+    return result
+
+
+def _run_in_loop(coro) -> None:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         asyncio.run(coro)
-        return result
+        return
     box: list[BaseException] = []
 
     def target() -> None:  # called from inside an event loop (Jupyter, some schedulers)
@@ -432,4 +471,3 @@ def execute_notebook(nb, *, workdir: Path, limits: Limits | None = None,
     thread.join()
     if box:
         raise box[0]
-    return result

@@ -23,6 +23,7 @@ is untrusted: a file it did not write, or wrote wrongly, is simply a failed chec
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import zipfile
 from pathlib import Path
@@ -44,6 +45,8 @@ def __dlcourse_export(names, functions, folder):
     import traceback as _tb
 
     import numpy as _np
+
+    _os.makedirs(folder, exist_ok=True)
 
     _g = globals()
     try:
@@ -159,9 +162,14 @@ def write_function_inputs(rubric: Rubric, folder: Path) -> dict[str, dict[str, A
     return inputs
 
 
-def export_source(rubric: Rubric, folder: Path) -> str:
-    """The export cell's code: object names and file locations only."""
-    functions = {s: str(folder / f"{s}.in.npz") for s in function_subjects(rubric)}
+def export_source(rubric: Rubric, folder: Path, inputs_folder: Path | None = None) -> str:
+    """The export cell's code: object names and file locations only.
+
+    ``folder`` is where the kernel writes (it creates it); ``inputs_folder`` holds the inputs
+    of :func:`write_function_inputs` (default ``folder``; the sandbox mounts it read-only).
+    """
+    inputs_folder = folder if inputs_folder is None else inputs_folder
+    functions = {s: str(inputs_folder / f"{s}.in.npz") for s in function_subjects(rubric)}
     return _KERNEL_CODE.replace("{names!r}", repr(list(rubric.exported_objects))) \
         .replace("{functions!r}", repr(functions)).replace("{folder!r}", repr(str(folder)))
 
@@ -208,8 +216,10 @@ def check_keras_archive(path: Path) -> str | None:
     return None
 
 
-def _load_model(path: Path):
-    problem = check_keras_archive(path)
+def _load_model(path: Path, bounds=None):
+    from grader.vetting import ModelBounds, vet_keras_archive
+
+    problem = check_keras_archive(path) or vet_keras_archive(path, bounds or ModelBounds())
     if problem:
         raise ValueError(problem)
     import keras
@@ -256,9 +266,63 @@ def _load_tuple(path: Path) -> tuple:
         return tuple(data[k] for k in keys)
 
 
-def load_artifacts(rubric: Rubric, folder: Path,
-                   function_inputs: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Load what the export cell wrote.
+ARTIFACT_SUFFIXES = (".keras", ".npy", ".json", ".out.npz", ".out.npy", ".out.json", ".status.json")
+
+
+def collect_artifacts(rubric: Rubric, source: Path, dest: Path) -> dict[str, str]:
+    """Copy what the export cell wrote from the kernel's folder into the grader's own.
+
+    Only the file names the export writes are looked at, each opened without following links
+    and without blocking, and copied only when it is a regular file within the size limit: a
+    FIFO, a device, a symbolic link or a folder planted by the kernel is refused, never opened
+    for reading. ``dest`` is created here, so everything loaded afterwards is a file the
+    grader wrote. Returns kernel name -> why its export was refused.
+    """
+    import stat
+
+    dest.mkdir(mode=0o700)
+    problems: dict[str, str] = {}
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        folder_fd = os.open(source, flags | os.O_DIRECTORY)
+    except OSError:
+        return problems  # no export folder: every name is reported missing when loading
+    try:
+        for name in rubric.exported_objects:
+            for suffix in ARTIFACT_SUFFIXES:
+                try:
+                    fd = os.open(name + suffix, flags, dir_fd=folder_fd)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:  # ELOOP: a symbolic link
+                    problems[name] = (f"`{name}` was exported as a link or special file"
+                                      f" ({exc.strerror}), not a regular file: refused")
+                    continue
+                with os.fdopen(fd, "rb") as handle:
+                    info = os.fstat(handle.fileno())
+                    if not stat.S_ISREG(info.st_mode):
+                        problems[name] = (f"`{name}` was exported as a special file (a FIFO, a"
+                                          " device or a folder), not a regular file: refused")
+                        continue
+                    limit = MAX_MODEL_BYTES if suffix == ".keras" else MAX_VALUE_BYTES * 10
+                    data = handle.read(limit + 1)
+                if len(data) > limit:
+                    problems[name] = f"`{name}` was exported as a file over {limit / 1e6:.0f} MB: refused"
+                    continue
+                target = os.open(dest / (name + suffix), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(target, "wb") as out:
+                    out.write(data)
+    finally:
+        os.close(folder_fd)
+    return problems
+
+
+def load_artifacts(rubric: Rubric, folder: Path, function_inputs: dict[str, dict[str, Any]],
+                   bounds=None) -> tuple[dict[str, Any], dict[str, str]]:
+    """Load what the export cell wrote (from a folder the grader filled, see above).
+
+    ``bounds`` (:class:`grader.vetting.ModelBounds`) limits the models loaded: an archive
+    whose configuration declares more is refused before Keras builds it.
 
     Returns
     -------
@@ -293,7 +357,7 @@ def load_artifacts(rubric: Rubric, folder: Path,
                     continue
                 objects[name] = FunctionOutput(inputs=function_inputs[name], output=output)
             elif (folder / f"{name}.keras").exists():
-                objects[name] = _load_model(folder / f"{name}.keras")
+                objects[name] = _load_model(folder / f"{name}.keras", bounds)
             elif (folder / f"{name}.npy").exists():
                 objects[name] = _load_npy(folder / f"{name}.npy")
             elif (folder / f"{name}.json").exists():

@@ -2,9 +2,10 @@
 
 The pipeline, top to bottom::
 
-    validate -> restore protected cells -> inject parameters (FAST, SEED)
-      -> execute in a fresh limited kernel -> export artifacts (same kernel)
-      -> load artifacts in the grader (Keras safe mode) -> score -> GradeRow
+    validate (bytes read once) -> restore protected cells -> inject parameters (FAST, SEED)
+      -> execute in a fresh limited kernel, sandboxed (grader.sandbox)
+      -> export artifacts (same kernel) -> copy the regular files into the grader's folder
+      -> vet, load (Keras safe mode) and score in a limited child process -> GradeRow
 
 :func:`grade_submission` never raises for anything a student did: a broken file, a crash,
 a time-out or a dead kernel is a :class:`~grader.results.GradeRow` with ``error`` or with
@@ -13,6 +14,7 @@ failed checks and ``notes``. Exceptions mean a grader bug.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import tempfile
@@ -23,14 +25,21 @@ import nbformat
 
 from grader.checks import CheckResult, Context
 from grader.errors import GraderError
-from grader.execute import ExecutionResult, Limits, execute_notebook, kernel_env
-from grader.export import export_source, load_artifacts, write_function_inputs
+from grader.execute import ExecutionResult, Limits, execute_notebook
+from grader.export import collect_artifacts, export_source, write_function_inputs
 from grader.parameters import inject_parameters
 from grader.restore import restore
 from grader.results import GradeRow
 from grader.rubric import Rubric, load_rubric
-from grader.score import exercise_cells_by_check, score_checks
-from grader.validate import read_submission
+from grader.sandbox import (
+    KernelHome,
+    kernel_environment,
+    make_kernel_manager,
+    sandboxed_kernel_manager,
+)
+from grader.score import exercise_problems
+from grader.score_process import ScoreLimits, score_isolated
+from grader.validate import display_path, read_submission
 
 SUBMISSION_NAME = "submission.ipynb"
 EXECUTED_NAME = "executed.ipynb"
@@ -81,6 +90,8 @@ def grade_submission(
     threads: int | None = None,
     rubric: Rubric | None = None,
     solution: nbformat.NotebookNode | None = None,
+    sandbox: str = "auto",
+    data: bytes | None = None,
 ) -> GradeRow:
     """Grade one submitted notebook.
 
@@ -96,19 +107,24 @@ def grade_submission(
         lesson's own ``SEED``, the one its accuracy thresholds were calibrated with.
     scratch_root : Path, optional
         Where the per-submission scratch folder is made. When given, the folder
-        (``submission.ipynb``, ``executed.ipynb``, exported artifacts) is kept for
+        (``scratch/submission.ipynb``, ``executed.ipynb``, exported artifacts) is kept for
         inspection; by default a temporary folder is used and removed.
     limits : Limits
-        Time, memory and output limits for the kernel.
+        Time, memory and output limits for the kernel and for scoring.
     data_dir : str, optional
-        Folder of the course datasets, passed to the kernel as ``DLCOURSE_DATA_DIR`` and
-        used for scoring; defaults to the environment's ``DLCOURSE_DATA_DIR``.
+        Folder of the course datasets, mounted read-only into the kernel (as
+        ``DLCOURSE_DATA_DIR``) and used for scoring; defaults to ``$DLCOURSE_DATA_DIR``.
     threads : int, optional
         Thread pool size for the kernel (``OMP_NUM_THREADS``, ``TF_NUM_*_THREADS``);
         batch grading sets ``cores // jobs``.
     rubric, solution : optional
         Override the module's rubric and solution notebook (tests use a tiny fixture
         module). With ``rubric`` the module is the rubric's, whatever the notebook says.
+    sandbox : {"auto", "bwrap", "none"}
+        Where the kernel runs (:mod:`grader.sandbox`); ``auto`` uses bubblewrap when it works.
+    data : bytes, optional
+        The submission's bytes, already read by the caller: the file is then never opened
+        again (the batch reads each submission once).
 
     Returns
     -------
@@ -117,13 +133,17 @@ def grade_submission(
     """
     import os
 
+    from grader.sandbox import resolve_sandbox
+
     started = time.perf_counter()
     path = Path(path)
+    setting = resolve_sandbox(sandbox)
     data_dir = data_dir if data_dir is not None else os.environ.get("DLCOURSE_DATA_DIR")
     sub = read_submission(path, module=rubric.module if rubric is not None else None,
-                          release_name=rubric.notebook if rubric is not None else None)
+                          release_name=rubric.notebook if rubric is not None else None,
+                          data=data)
     row = GradeRow(student=sub.student, module=sub.module, score=0.0, max_score=0.0,
-                   error=None, submission=str(path), notes=list(sub.notes))
+                   error=None, submission=display_path(path), notes=list(sub.notes))
     if sub.error is None:
         try:
             rubric = rubric if rubric is not None else load_rubric(sub.module)
@@ -143,6 +163,8 @@ def grade_submission(
         return row
 
     restored = restore(sub.nb, solution)
+    if setting.warning:
+        row.notes.insert(0, setting.warning)
     row.notes.extend(restored.notes)
     nb = restored.nb
     params = {"FAST": bool(fast)}
@@ -153,34 +175,50 @@ def grade_submission(
     own_scratch = scratch_root is None
     root = Path(tempfile.mkdtemp(prefix="dlcourse-grade-")) if own_scratch else Path(scratch_root)
     root.mkdir(parents=True, exist_ok=True)
-    workdir = root / f"{sub.student}-{rubric.module}-{secrets.token_hex(4)}"
-    workdir.mkdir()
+    workdir = root / f"{sub.student[:40]}-{rubric.module}-{secrets.token_hex(4)}"
+    workdir.mkdir(mode=0o700)
+    home = KernelHome.create(workdir)
     try:
-        return _run_and_score(row, nb, rubric, workdir, fast=fast, limits=limits,
-                              data_dir=data_dir, threads=threads, started=started)
+        return _run_and_score(row, nb, rubric, home, fast=fast, limits=limits,
+                              data_dir=data_dir, threads=threads, started=started,
+                              sandboxed=setting.sandboxed)
     finally:
+        home.remove()
         if own_scratch:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _run_and_score(row: GradeRow, nb, rubric: Rubric, workdir: Path, *, fast: bool,
+def _write_new(path: Path, text: str) -> None:
+    """Write a file the grader creates; never follow a link or reuse a file someone planted."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _run_and_score(row: GradeRow, nb, rubric: Rubric, home: KernelHome, *, fast: bool,
                    limits: Limits, data_dir: str | None, threads: int | None,
-                   started: float) -> GradeRow:
-    nbformat.write(nb, str(workdir / SUBMISSION_NAME))
-    export_dir = workdir / f"export-{secrets.token_hex(6)}"
+                   started: float, sandboxed: bool) -> GradeRow:
+    token = secrets.token_hex(6)
+    _write_new(home.scratch / SUBMISSION_NAME, nbformat.writes(nb))
+    export_dir = home.scratch / f"export-{token}"
     inputs: dict = {}
 
     def export_cell() -> str:
         # Made only now, after the student's code ran: fresh function inputs, no answers.
-        export_dir.mkdir()
-        inputs.update(write_function_inputs(rubric, export_dir))
-        return export_source(rubric, export_dir)
+        inputs.update(write_function_inputs(rubric, home.inbox))
+        return export_source(rubric, export_dir, home.inbox)
 
-    execution = execute_notebook(
-        nb, workdir=workdir, limits=limits,
-        env=kernel_env(fast=fast, data_dir=data_dir, threads=threads), epilogue=export_cell,
-    )
-    nbformat.write(nb, str(workdir / EXECUTED_NAME))
+    if sandboxed:
+        env = kernel_environment(fast=fast, data_dir=data_dir, threads=threads, sandboxed=True)
+        km = sandboxed_kernel_manager(home, data_dir=data_dir, env=env)
+    else:
+        env = kernel_environment(fast=fast, data_dir=data_dir, threads=threads, sandboxed=False,
+                                 home=home.home)
+        km = make_kernel_manager(home.sockets)
+    execution = execute_notebook(nb, workdir=home.scratch, limits=limits, env=env,
+                                 epilogue=export_cell, km=km)
+    # The kernel and every process it started are gone now; what follows reads its files.
+    _write_new(home.root / EXECUTED_NAME, nbformat.writes(nb))
     row.timings = {key: round(execution.durations.get(key, 0.0), 3)
                    for key in ("kernel_start", "execute", "export")}
     row.notes.extend(_execution_notes(execution, nb))
@@ -197,26 +235,16 @@ def _run_and_score(row: GradeRow, nb, rubric: Rubric, workdir: Path, *, fast: bo
         return row
 
     t0 = time.perf_counter()
-    if export_dir.exists():
-        objects, problems = load_artifacts(rubric, export_dir, inputs)
-    else:
-        objects, problems = {}, {name: f"`{name}` was not exported"
-                                 for name in rubric.exported_objects}
+    artifacts = home.root / f"artifacts-{token}"
+    refused = collect_artifacts(rubric, export_dir, artifacts)
     ctx = Context(mode="fast" if fast else "full", dataset=rubric.dataset, data_dir=data_dir)
-    results, notes = score_checks(rubric, objects, problems, ctx, execution=execution,
-                                  exercises=exercise_cells_by_check(nb, rubric))
+    results, notes = score_isolated(
+        rubric, artifacts, inputs, ctx, problems=refused,
+        unfinished=exercise_problems(rubric, nb, execution), threads=threads,
+        limits=ScoreLimits(timeout_s=limits.score_timeout_s, memory_mb=limits.score_memory_mb))
     row.checks = results
     row.notes.extend(notes)
     row.score = float(sum(c.points for c in results))
-    del objects
-    _release_keras_memory()
     row.timings["score"] = round(time.perf_counter() - t0, 3)
     row.duration_s = round(time.perf_counter() - started, 3)
     return row
-
-
-def _release_keras_memory() -> None:
-    import sys
-
-    if "keras" in sys.modules:
-        sys.modules["keras"].backend.clear_session()

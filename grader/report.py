@@ -218,8 +218,8 @@ def _students(rows: Sequence[GradeRow], links: dict[str, str]) -> str:
 
 def render_report(rows: Sequence[GradeRow], *, feedback_links: dict[str, str] | None = None,
                   similar: Sequence = (), threshold: float = 0.8,
-                  generated: datetime | None = None) -> str:
-    """The report's HTML text (see the module docstring)."""
+                  generated: datetime | None = None, warning: str | None = None) -> str:
+    """The report's HTML text (see the module docstring); ``warning`` is shown first."""
     links = feedback_links or {}
     rows = sort_rows(rows)
     when = (generated or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
@@ -233,6 +233,9 @@ def render_report(rows: Sequence[GradeRow], *, feedback_links: dict[str, str] | 
              (f"{median:.0f}%", "median score"), (failed, "could not be graded"),
              (len(similar), "similar pairs")]
     body = [f"<h1>Class report</h1><p class=\"muted\">Generated {when}.</p>",
+            *([f'<p class="warning" id="sandbox-warning" style="background:#fde2e1;'
+               f'border:2px solid #b42318;padding:.8em;font-weight:bold">'
+               f'WARNING: {_e(warning)}</p>'] if warning else []),
             '<div class="cards">' + "".join(f'<div class="card"><b>{_e(v)}</b>{_e(k)}</div>'
                                             for v, k in cards) + "</div>",
             '<p><a href="grades.csv">grades.csv</a> &middot; <a href="grades.json">grades.json</a>'
@@ -253,9 +256,9 @@ def render_report(rows: Sequence[GradeRow], *, feedback_links: dict[str, str] | 
 
 
 def write_report(rows: Sequence[GradeRow], out: Path, *, feedback_links: dict[str, str] | None = None,
-                 similar: Sequence = (), threshold: float = 0.8) -> Path:
+                 similar: Sequence = (), threshold: float = 0.8, warning: str | None = None) -> Path:
     """Write ``out/report.html`` atomically and return its path."""
     path = Path(out) / "report.html"
     atomic_write_text(path, render_report(rows, feedback_links=feedback_links, similar=similar,
-                                          threshold=threshold))
+                                          threshold=threshold, warning=warning))
     return path

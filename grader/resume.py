@@ -3,21 +3,30 @@
 Each graded submission is stored as ``OUT/results/<key>.json`` (key = student + module),
 written atomically (temporary file + :func:`os.replace`) and stamped with a fingerprint of
 everything that decides its grade: the submission's bytes, the rubric and solution files,
-the mode and the seed. A rerun skips results whose fingerprint is unchanged.
+the mode, the seed and the sandbox. A rerun skips results whose fingerprint is unchanged.
+
+Every record carries an HMAC-SHA256 made with a key that lives outside the output folder
+(:func:`result_key_file`: ``$DLCOURSE_KEY_FILE``, else ``~/.config/dlcourse/results.key``,
+created on first use with mode 0600) and outside anything a sandboxed kernel can read. A
+record whose HMAC does not verify (written or edited by anyone but this grader) is not
+trusted: it is ignored and the submission is graded again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from dataclasses import dataclass
+import os
+import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.errors import GraderError
 from grader.gradebook import atomic_write_text
 from grader.results import GradeRow
 
-RESULT_SCHEMA = 1
+RESULT_SCHEMA = 2
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,10 @@ class Task:
     notes: tuple[str, ...] = ()
     readable: bool = True
     """False when the file is not a notebook: graded in the batch process, no kernel needed."""
+    data: bytes = field(default=b"", repr=False, compare=False)
+    """The submission's bytes, read once when the batch is planned; never read again."""
+    read_error: str | None = None
+    """Why the file could not be read at all (a FIFO, a device, permissions): its row's error."""
 
 
 def _file_digest(path: Path) -> bytes:
@@ -46,11 +59,12 @@ def _file_digest(path: Path) -> bytes:
 
 
 def fingerprint(path: Path, module: str | None, *, fast: bool, seed: int | None, rubric=None,
-                solution=None) -> str:
-    """Hash of what decides a grade: submission, rubric and solution bytes, mode and seed."""
+                solution=None, data: bytes | None = None, sandbox: str = "") -> str:
+    """Hash of what decides a grade: submission (``data``, else the file at ``path``), rubric
+    and solution bytes, mode, seed and sandbox."""
     digest = hashlib.sha256()
-    digest.update(f"schema={RESULT_SCHEMA};fast={bool(fast)};seed={seed};".encode())
-    digest.update(_file_digest(path))
+    digest.update(f"schema={RESULT_SCHEMA};fast={bool(fast)};seed={seed};sandbox={sandbox};".encode())
+    digest.update(hashlib.sha256(data).digest() if data is not None else _file_digest(path))
     if rubric is not None:
         digest.update(_file_digest(rubric.path))
     if solution is not None:
@@ -77,12 +91,53 @@ def result_key(student: str, module: str | None) -> str:
     return f"{safe_id(student)}__{module or 'unknown'}"
 
 
-class ResultStore:
-    """``OUT/results/<key>.json``: one graded result each, written atomically."""
+def result_key_file() -> Path:
+    """Where the results' HMAC key lives (see the module docstring)."""
+    explicit = os.environ.get("DLCOURSE_KEY_FILE")
+    if explicit:
+        return Path(explicit)
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(config) / "dlcourse" / "results.key"
 
-    def __init__(self, out: Path) -> None:
+
+def load_result_key(path: Path | None = None) -> bytes:
+    """The HMAC key, created (32 random bytes, mode 0600) when it does not exist yet."""
+    path = result_key_file() if path is None else Path(path)
+    try:
+        key = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = secrets.token_hex(32)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(key + "\n")
+        except FileExistsError:  # another batch made it meanwhile: use theirs
+            key = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GraderError(f"cannot read the results key {str(path)!r}: {exc}. Fix: remove it"
+                          " (a new one is made; earlier results are then graded again) or point"
+                          " DLCOURSE_KEY_FILE at a readable file") from exc
+    if len(key) < 32:
+        raise GraderError(f"the results key {str(path)!r} is too short (expected 64 hex"
+                          " characters). Fix: remove it; a new one is made")
+    return key.encode("ascii")
+
+
+def _signature(key: bytes, record: dict) -> str:
+    body = json.dumps({k: v for k, v in record.items() if k != "hmac"}, sort_keys=True)
+    return hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+class ResultStore:
+    """``OUT/results/<key>.json``: one graded result each, written atomically and signed."""
+
+    def __init__(self, out: Path, key: bytes | None = None) -> None:
         self.dir = Path(out) / "results"
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.key = load_result_key() if key is None else key
+        self.untrusted: list[str] = []
+        """Names of result files whose signature did not verify (ignored, graded again)."""
 
     def path(self, key: str) -> Path:
         return self.dir / f"{key}.json"
@@ -93,7 +148,8 @@ class ResultStore:
 
     def save(self, task: Task, row: GradeRow) -> None:
         record = {"schema": RESULT_SCHEMA, "key": task.key, "fingerprint": task.fingerprint,
-                  "submission": str(task.path), "row": row.to_dict()}
+                  "submission": row.submission, "row": row.to_dict()}
+        record["hmac"] = _signature(self.key, record)
         atomic_write_text(self.path(task.key), json.dumps(record, indent=1) + "\n")
 
     def load(self) -> dict[str, GradeRow]:
@@ -112,10 +168,19 @@ class ResultStore:
         """Every stored row."""
         return list(self.load().values())
 
-    @staticmethod
-    def _read(path: Path) -> dict | None:
+    def _read(self, path: Path) -> dict | None:
         try:
+            if not path.is_file() or path.is_symlink() or path.stat().st_size > 50_000_000:
+                return None
             record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except Exception:  # noqa: BLE001 - unreadable, bad JSON, absurd nesting: not trusted
             return None
-        return record if isinstance(record, dict) and record.get("schema") == RESULT_SCHEMA else None
+        if not isinstance(record, dict) or record.get("schema") != RESULT_SCHEMA:
+            return None
+        signature = record.get("hmac")
+        if not isinstance(signature, str) or not hmac.compare_digest(
+                signature, _signature(self.key, record)):
+            if path.name not in self.untrusted:
+                self.untrusted.append(path.name)
+            return None
+        return record

@@ -43,6 +43,21 @@ def exercise_cells_by_check(nb, rubric: Rubric) -> dict[str, list]:
     return mapping
 
 
+def exercise_problems(rubric: Rubric, nb, execution: ExecutionResult) -> dict[str, str]:
+    """Check id -> why its exercise cells do not count (stub left, error, time-out, not run).
+
+    Only ``completed`` checks use it; computed from the executed notebook before scoring.
+    """
+    cells = exercise_cells_by_check(nb, rubric)
+    found = {}
+    for spec in rubric.checks:
+        if spec.kind == "completed":
+            problem = _exercise_problem(cells.get(spec.id, []), execution)
+            if problem:
+                found[spec.id] = problem
+    return found
+
+
 def _exercise_problem(cells: list, execution: ExecutionResult) -> str | None:
     for cell in cells:
         cid = cell.get("id")
@@ -65,7 +80,8 @@ def _exercise_problem(cells: list, execution: ExecutionResult) -> str | None:
 
 def score_checks(rubric: Rubric, objects: dict[str, Any], problems: dict[str, str],
                  ctx: Context, *, execution: ExecutionResult | None = None,
-                 exercises: dict[str, list] | None = None) -> tuple[list[CheckResult], list[str]]:
+                 exercises: dict[str, list] | None = None,
+                 unfinished: dict[str, str] | None = None) -> tuple[list[CheckResult], list[str]]:
     """Run every rubric check on the loaded objects.
 
     Parameters
@@ -80,6 +96,8 @@ def score_checks(rubric: Rubric, objects: dict[str, Any], problems: dict[str, st
     execution, exercises
         When given, ``completed`` checks also require their exercise cells (``exercises``
         from :func:`exercise_cells_by_check`) to have run cleanly.
+    unfinished : dict, optional
+        The same finding precomputed by :func:`exercise_problems` (check id -> problem).
 
     Returns
     -------
@@ -95,8 +113,10 @@ def score_checks(rubric: Rubric, objects: dict[str, Any], problems: dict[str, st
             message = "; ".join(problems[name] for name in absent)
             results.append(CheckResult(spec.id, 0.0, spec.points, False, message))
             continue
-        if spec.kind == "completed" and execution is not None and exercises is not None:
-            problem = _exercise_problem(exercises.get(spec.id, []), execution)
+        if spec.kind == "completed":
+            problem = (unfinished or {}).get(spec.id)
+            if problem is None and execution is not None and exercises is not None:
+                problem = _exercise_problem(exercises.get(spec.id, []), execution)
             if problem:
                 results.append(CheckResult(spec.id, 0.0, spec.points, False, problem))
                 continue

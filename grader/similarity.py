@@ -283,10 +283,12 @@ def similar_pairs(codes: Sequence[StudentCode], *, threshold: float = DEFAULT_TH
     return pairs
 
 
-def read_notebook_json(path: Path) -> dict | None:
-    """The notebook as JSON, or ``None`` when the file is not a readable notebook."""
+def read_notebook_json(source: Path | bytes) -> dict | None:
+    """The notebook as JSON (from a path or the bytes already read), or ``None`` when it is
+    not a readable notebook (whatever the reason: bad bytes, bad JSON, absurd nesting)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        raw = source if isinstance(source, bytes) else Path(source).read_bytes()
+        data = json.loads(raw.decode("utf-8"))
+    except Exception:  # noqa: BLE001 - RecursionError, MemoryError, OSError, ValueError ...
         return None
     return data if isinstance(data, dict) and isinstance(data.get("cells"), list) else None

@@ -113,6 +113,9 @@ def grade_isolated(task: Task, kwargs: dict, *, timeout_s: float,
     """
     import multiprocessing as mp
 
+    kwargs = {**kwargs, "data": task.data}
+    if task.read_error is not None:
+        return error_row(task, task.read_error, rubric=kwargs.get("rubric"))
     if not task.readable:
         return grade_with_imports(str(task.path), imports, **kwargs)
 
@@ -232,8 +235,11 @@ def run_dask(tasks: Sequence[Task], kwargs: dict, client, on_result: OnResult,
 
     futures = {}
     for task in tasks:
+        if task.read_error is not None:
+            on_result(task, error_row(task, task.read_error, rubric=kwargs.get("rubric")))
+            continue
         future = client.submit(grade_with_imports, str(task.path), tuple(imports), **kwargs,
-                               pure=False, key=f"grade-{task.key}-{task.fingerprint[:12]}")
+                               data=task.data, pure=False, key=f"grade-{task.key}-{task.fingerprint[:12]}")
         futures[future.key] = (future, task)
     for future in dask_completed([f for f, _ in futures.values()]):
         task = futures[future.key][1]

@@ -53,7 +53,7 @@ def test_two_files_for_one_student_and_module_get_distinct_keys(tmp_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("not json")
     tasks = plan_tasks(sorted(tmp_path.rglob("*.ipynb")), fast=True, seed=0)
-    assert sorted(t.student for t in tasks) == ["ann", "ann_2", "bob"]
+    assert sorted(t.student for t in tasks) == ["ann", "ann+2", "bob"]
     assert len({t.key for t in tasks}) == 3
     assert any("2 submissions of module 01" in n for t in tasks for n in t.notes)
 

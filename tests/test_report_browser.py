@@ -22,6 +22,7 @@ import pytest
 from grader.batch import write_outputs
 from grader.checks import CheckResult
 from grader.results import GradeRow
+from grader.sandbox import UNSANDBOXED_WARNING
 
 CHROMIUM = os.environ.get("DLCOURSE_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -87,7 +88,10 @@ def _rows(tmp: Path) -> list[GradeRow]:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report")
-    write_outputs(_rows(out), out / "out")
+    rows = _rows(out)
+    sources = {r.submission: Path(r.submission).read_bytes() for r in rows
+               if Path(r.submission).is_file()}  # what the batch read when planning
+    write_outputs(rows, out / "out", sources=sources, warning=UNSANDBOXED_WARNING)
     return out / "out" / "report.html"
 
 
@@ -148,6 +152,9 @@ def _check_with_playwright(browser, report: Path) -> None:
     assert page.locator("script").count() == 0  # student names are escaped, never markup
     assert "dee <script>" in page.inner_text("#students")
     assert page.locator("#similarity tr").count() == 3  # header + ann/bob in 01 and in 02
+    warning = page.locator("#sandbox-warning")
+    assert warning.is_visible() and "WITHOUT a sandbox" in warning.inner_text()
+    assert warning.bounding_box()["y"] < page.locator(".cards").bounding_box()["y"]
     hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
     assert any(h.startswith("feedback/") for h in hrefs)
     assert _check_links(report, hrefs) == []

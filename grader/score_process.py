@@ -1,0 +1,198 @@
+"""Load and score a submission's artifacts in a child process with its own limits.
+
+Loading a student's model is the riskiest thing the grader does itself: the archive is
+vetted from its configuration first (:mod:`grader.vetting`), and then loaded and scored in a
+fresh child process whose memory (resident set of its whole process tree) and time are
+limited. A model that still blows up kills only that child; the row says why and every
+check it would have scored gets 0.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grader.checks import CheckResult, Context
+from grader.rubric import Rubric
+
+
+@dataclass(frozen=True)
+class ScoreLimits:
+    """Limits of the scoring child: seconds and megabytes (resident, whole process tree)."""
+
+    timeout_s: float = 600.0
+    memory_mb: int = 4000
+    poll_s: float = 0.2
+
+
+def model_bounds(rubric: Rubric):
+    """Bounds for the models of ``rubric``: 20 times its largest expected parameter count,
+    and never less than :class:`grader.vetting.ModelBounds`' default."""
+    from grader.vetting import ModelBounds
+
+    default = ModelBounds()
+    expected = [int(c.expected) for c in rubric.checks
+                if c.kind == "param_count" and isinstance(getattr(c, "expected", None), int)]
+    return ModelBounds(max_params=max([default.max_params, *(20 * e for e in expected)]),
+                       max_units=default.max_units, max_layers=default.max_layers)
+
+
+def reference_modules() -> list[str]:
+    """Modules outside the grader that registered references (the child imports them too)."""
+    from grader.references import REFERENCES, FunctionCase
+
+    found = set()
+    for ref in REFERENCES.values():
+        func = ref.reference if isinstance(ref, FunctionCase) else ref
+        module = getattr(func, "__module__", None)
+        if module and not module.startswith("grader"):
+            found.add(module)
+    return sorted(found)
+
+
+def _score(rubric: Rubric, artifacts: str, inputs: dict, ctx: Context,
+           problems: dict[str, str], unfinished: dict[str, str], modules: list[str],
+           threads: int | None) -> tuple:
+    """The child's work: import reference modules, load the artifacts, run the checks."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if threads:
+        for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+            os.environ[name] = str(threads)
+        os.environ["TF_NUM_INTEROP_THREADS"] = str(min(threads, 2))
+    try:
+        import importlib
+
+        from grader.export import load_artifacts
+        from grader.score import score_checks
+
+        for module in modules:
+            importlib.import_module(module)
+        objects, found = load_artifacts(rubric, Path(artifacts), inputs, model_bounds(rubric))
+        found.update(problems)
+        results, notes = score_checks(rubric, objects, found, ctx, unfinished=unfinished)
+        return "ok", [r.to_dict() for r in results], notes
+    except BaseException:  # noqa: BLE001 - a grader bug: reported, never raised in the batch
+        return "error", traceback.format_exc(limit=6), []
+
+
+def main() -> None:
+    """Child entry point: sys.path as one JSON line, then the pickled arguments, on stdin;
+    the pickled result goes to the file descriptor named in argv (a pipe only the parent
+    holds). Both ends are the grader's own: nothing here is read from the kernel's folders."""
+    import json
+    import pickle
+
+    sys.path[:] = json.loads(sys.stdin.buffer.readline())
+    args = pickle.loads(sys.stdin.buffer.read())
+    result = _score(*args)
+    with os.fdopen(int(sys.argv[1]), "wb") as out:
+        pickle.dump(result, out)
+
+
+def _tree_rss_mb(pid: int) -> float:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            continue
+    return total / 1e6
+
+
+def _kill(proc) -> None:
+    import psutil
+
+    try:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            child.kill()
+    except psutil.Error:
+        pass
+    proc.kill()
+    proc.wait(10)
+
+
+def score_isolated(rubric: Rubric, artifacts: Path, inputs: dict[str, Any], ctx: Context, *,
+                   problems: dict[str, str], unfinished: dict[str, str],
+                   limits: ScoreLimits = ScoreLimits(),
+                   threads: int | None = None) -> tuple[list[CheckResult], list[str]]:
+    """Score ``rubric`` on the artifacts in ``artifacts`` in a child process.
+
+    The child is a plain subprocess (not ``multiprocessing``), so this also works inside
+    daemonic processes such as Dask workers. Returns the checks and notes of
+    :func:`grader.score.score_checks`; when the child breaks its limits or dies, every check
+    scores 0 with a message saying why, and a note.
+    """
+    import json
+    import pickle
+    import subprocess
+
+    payload = pickle.dumps((rubric, str(artifacts), inputs, ctx, problems, unfinished,
+                            reference_modules(), threads))
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "grader.score_process", str(write_fd)],
+                            stdin=subprocess.PIPE, pass_fds=(write_fd,), close_fds=True)
+    os.close(write_fd)
+    box: list[bytes] = []
+    reader = threading.Thread(target=lambda: box.append(_read_all(read_fd)), daemon=True)
+    reader.start()
+    failure = None
+    try:
+        proc.stdin.write(json.dumps(sys.path).encode() + b"\n" + payload)
+        proc.stdin.close()
+    except OSError:
+        pass  # the child died at once: reported below
+    deadline = time.monotonic() + limits.timeout_s
+    while proc.poll() is None:
+        rss = _tree_rss_mb(proc.pid)
+        if rss > limits.memory_mb:
+            failure = (f"loading and scoring your exported objects used {rss:,.0f} MB, more"
+                       f" than the grader's {limits.memory_mb:,} MB limit")
+        elif time.monotonic() > deadline:
+            failure = (f"loading and scoring your exported objects took longer than"
+                       f" {limits.timeout_s:g} s")
+        if failure:
+            _kill(proc)
+            break
+        time.sleep(limits.poll_s)
+    reader.join(30)
+    extra: list[str] = []
+    result = None
+    if failure is None:
+        try:
+            result = pickle.loads(box[0]) if box and box[0] else None
+        except Exception:  # noqa: BLE001 - a truncated result: the child died writing it
+            result = None
+        if result is None:
+            failure = f"the grader's scoring process died (exit code {proc.returncode})"
+        elif result[0] != "ok":
+            failure = "the grader failed while scoring (internal error; details in the notes)"
+            extra = [str(result[1])]
+    if failure is not None:
+        message = (f"not scored: {failure}. Fix: build the models the exercises ask for with"
+                   " built-in Keras layers of the sizes asked for")
+        checks = [CheckResult(c.id, 0.0, c.points, False, message) for c in rubric.checks]
+        return checks, [f"scoring stopped: {failure}", *extra]
+    _, rows, notes = result
+    return [CheckResult(**c) for c in rows], list(notes)
+
+
+def _read_all(fd: int) -> bytes:
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
+
+
+if __name__ == "__main__":
+    main()
