@@ -36,6 +36,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
+from grader.processes import kill_tree, tree_rss_mb
+
 TRUNCATED = "\n... [output truncated by the grader: {n:,} more bytes not shown]\n"
 
 
@@ -206,38 +208,6 @@ class _GradingClient(NotebookClient):
         return await super()._async_handle_timeout(timeout, cell)
 
 
-def _tree_rss_mb(pid: int) -> float:
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            continue
-    return total / 1e6
-
-
-def _kill_tree(pid: int) -> None:
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        procs = [*proc.children(recursive=True), proc]
-    except psutil.Error:
-        return
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.Error:
-            continue
-
-
 def _drop_monitor(client):
     """A monitor of the output channel: ZeroMQ drops the connection when the kernel sends a
     message over the grader's size limit (:data:`grader.sandbox.MAX_MESSAGE_BYTES`)."""
@@ -300,12 +270,12 @@ async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
 
     async def watchdog(pid: int) -> None:
         while not stop.is_set():
-            rss = _tree_rss_mb(pid)
+            rss = tree_rss_mb(pid)
             result.peak_memory_mb = max(result.peak_memory_mb, rss)
             if rss > limits.memory_mb:
                 result.death_reason = (f"the kernel used {rss:,.0f} MB, more than the"
                                        f" {limits.memory_mb:,} MB limit, and was stopped")
-                _kill_tree(pid)
+                kill_tree(pid)
                 return
             now = time.monotonic()
             interrupted = client.interrupt_time
@@ -313,11 +283,11 @@ async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
                 result.death_reason = (f"a cell ran past its time limit and ignored the"
                                        f" interrupt for {limits.kill_grace_s:g} s, so the"
                                        " kernel was stopped")
-                _kill_tree(pid)
+                kill_tree(pid)
                 return
             if now > hard_deadline[0]:
                 result.death_reason = "the notebook ran past its time limit and was stopped"
-                _kill_tree(pid)
+                kill_tree(pid)
                 return
             try:
                 await asyncio.wait_for(stop.wait(), limits.poll_s)
@@ -403,7 +373,7 @@ async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
             stop.set()
             await dog
             result.output_truncated = client.truncated
-            _kill_tree(pid)  # before anything the kernel wrote is read: no process of it is left
+            kill_tree(pid)  # before anything the kernel wrote is read: no process of it is left
 
 
 def execute_notebook(nb, *, workdir: Path, limits: Limits | None = None,

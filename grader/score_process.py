@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.checks import CheckResult, Context
+from grader.processes import kill_tree, tree_rss_mb
 from grader.rubric import Rubric
 
 
@@ -95,32 +96,8 @@ def main() -> None:
         pickle.dump(result, out)
 
 
-def _tree_rss_mb(pid: int) -> float:
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            continue
-    return total / 1e6
-
-
 def _kill(proc) -> None:
-    import psutil
-
-    try:
-        for child in psutil.Process(proc.pid).children(recursive=True):
-            child.kill()
-    except psutil.Error:
-        pass
-    proc.kill()
+    kill_tree(proc.pid)
     proc.wait(10)
 
 
@@ -156,7 +133,7 @@ def score_isolated(rubric: Rubric, artifacts: Path, inputs: dict[str, Any], ctx:
         pass  # the child died at once: reported below
     deadline = time.monotonic() + limits.timeout_s
     while proc.poll() is None:
-        rss = _tree_rss_mb(proc.pid)
+        rss = tree_rss_mb(proc.pid)
         if rss > limits.memory_mb:
             failure = (f"loading and scoring your exported objects used {rss:,.0f} MB, more"
                        f" than the grader's {limits.memory_mb:,} MB limit")
