@@ -36,7 +36,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
-from grader.processes import kill_tree, tree_rss_mb
+from grader.processes import folder_mb, kill_tree, tree_rss_mb
 
 TRUNCATED = "\n... [output truncated by the grader: {n:,} more bytes not shown]\n"
 
@@ -69,6 +69,9 @@ class Limits:
     score_timeout_s, score_memory_mb : float, int
         Limits of the grader's child process that loads and scores the exported objects
         (:mod:`grader.score_process`).
+    disk_mb : int
+        Files the notebook may keep in its working folder (checked every 2 s; more than
+        20,000 files count as too much too). Above it the kernel is stopped.
     """
 
     cell_timeout_s: float = 600.0
@@ -82,11 +85,12 @@ class Limits:
     kernel_start_timeout_s: float = 300.0
     score_timeout_s: float = 600.0
     score_memory_mb: int = 4000
+    disk_mb: int = 2000
 
     def __post_init__(self) -> None:
         for name in ("cell_timeout_s", "notebook_timeout_s", "export_timeout_s", "memory_mb",
                      "output_bytes", "notebook_output_bytes", "kill_grace_s", "poll_s",
-                     "kernel_start_timeout_s", "score_timeout_s", "score_memory_mb"):
+                     "kernel_start_timeout_s", "score_timeout_s", "score_memory_mb", "disk_mb"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"expected Limits.{name} > 0, got {value!r}")
@@ -268,8 +272,22 @@ async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
     hard_deadline = [float("inf")]
     stop = asyncio.Event()
 
+    # what the kernel can write to on disk: its working folder and its socket folder
+    watched = {Path(workdir), Path(km.connection_file).parent if km.connection_file else None}
+
     async def watchdog(pid: int) -> None:
+        next_disk_check = 0.0
         while not stop.is_set():
+            if time.monotonic() >= next_disk_check:
+                next_disk_check = time.monotonic() + 2.0
+                used = sum(folder_mb(folder) for folder in watched if folder is not None)
+                if used > limits.disk_mb:
+                    shown = ("more than 20,000 files" if used == float("inf")
+                             else f"{used:,.0f} MB of files")
+                    result.death_reason = (f"the notebook wrote {shown} to its folder (limit:"
+                                           f" {limits.disk_mb:,} MB), so the kernel was stopped")
+                    kill_tree(pid)
+                    return
             rss = tree_rss_mb(pid)
             result.peak_memory_mb = max(result.peak_memory_mb, rss)
             if rss > limits.memory_mb:

@@ -40,3 +40,28 @@ def kill_tree(pid: int) -> None:
             p.kill()
         except psutil.Error:
             continue
+
+
+def folder_mb(path, max_entries: int = 20_000) -> float:
+    """Bytes of the files below ``path`` in MB, links not followed; ``inf`` past ``max_entries``
+    entries (a folder of a million tiny files is as much a problem as one huge file)."""
+    import os
+
+    total, seen, stack = 0, 0, [os.fspath(path)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            seen += 1
+            if seen > max_entries:
+                return float("inf")
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    total += entry.stat(follow_symlinks=False).st_blocks * 512
+            except OSError:
+                continue
+    return total / 1e6

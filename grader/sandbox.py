@@ -7,9 +7,10 @@ With ``bwrap`` (Linux, Debian package ``bubblewrap``) every kernel gets:
   environment the grader runs in, and the course packages ``helpers`` and ``grader`` with the
   rubric folder hidden under an empty file system;
 * its own writable scratch folder (the kernel's working folder, holding its copy of the
-  notebook and what the export cell writes), a read-only *inbox* (the inputs the grader
-  generates for function checks), the data folder read-only at ``/data``, a private ``/tmp``
-  and a private home ``/home/student``;
+  notebook and what the export cell writes; its size is watched by the grader), a read-only
+  *inbox* (the inputs the grader generates for function checks), the data folder read-only
+  at ``/data``, a private ``/tmp`` and a private home ``/home/student`` (both in memory, with
+  a size cap);
 * no network (a new network namespace: only its own loopback), its own PID namespace (it
   cannot see or signal the grader or other kernels, and every process it starts dies with
   it), its own IPC and UTS namespaces, a new session (no terminal to inject into), a
@@ -54,6 +55,13 @@ UNSANDBOXED_WARNING = (
     " the kernel, but a hostile notebook could have tampered with other files. Grade on Linux"
     " with bubblewrap installed (apt-get install bubblewrap) and --sandbox bwrap."
 )
+
+TMPFS_BYTES = {"/dev/shm": 512 * 2**20, "/tmp": 1024 * 2**20, SANDBOX_HOME: 256 * 2**20}
+"""Sizes of the sandbox's in-memory folders: files there take RAM that no process's resident
+memory shows, so they are capped instead."""
+MAX_TASKS = 4096
+"""Processes and threads the sandbox user may have at once when the grader runs as root (a
+fork bomb stops there; TensorFlow needs about a hundred threads per kernel)."""
 
 INHERITED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 """Variables a kernel inherits from the grader (locale, and the OpenBLAS settings some
@@ -206,9 +214,11 @@ def bwrap_args(home: KernelHome, *, data_dir: str | None, env: dict[str, str]) -
         rubrics = package / "rubrics"
         if rubrics.is_dir():
             args += ["--tmpfs", str(rubrics)]
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm",
-             "--perms", "1777", "--tmpfs", "/tmp", "--perms", "0755", "--dir", "/home",
-             "--perms", "1777", "--tmpfs", SANDBOX_HOME]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    for folder in ("/dev/shm", "/tmp"):
+        args += ["--size", str(TMPFS_BYTES[folder]), "--perms", "1777", "--tmpfs", folder]
+    args += ["--perms", "0755", "--dir", "/home",
+             "--size", str(TMPFS_BYTES[SANDBOX_HOME]), "--perms", "1777", "--tmpfs", SANDBOX_HOME]
     for folder in _ancestors([home.scratch, home.sockets, home.inbox]):
         if folder.startswith("/tmp/") or folder == "/tmp":
             if folder != "/tmp":
@@ -223,7 +233,8 @@ def bwrap_args(home: KernelHome, *, data_dir: str | None, env: dict[str, str]) -
         args += ["--setenv", key, value]
     args.append("--")
     if not root_as_user:  # really drop root: uid 65534, no capabilities, no new privileges
-        args += ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
+        args += ["prlimit", f"--nproc={MAX_TASKS}:{MAX_TASKS}", "--",
+                 "setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
     return args
 

@@ -158,6 +158,31 @@ def _big_save(self, filepath, *args, **kwargs):
 keras.Model.save = _big_save
 '''
 
+DISK_FILLER = GOOD_VALUE + '''
+import time
+chunk = b"x" * 100_000_000
+with open("filler.bin", "wb") as handle:
+    for _ in range(25):
+        handle.write(chunk)
+        handle.flush()
+time.sleep(30)
+'''
+
+TMP_FILLER = GOOD_VALUE + '''
+written = 0
+chunk = b"x" * 100_000_000
+for folder in ("/tmp", "/dev/shm", "/home/student"):
+    try:
+        with open(folder + "/filler.bin", "wb") as handle:
+            for _ in range(20):
+                handle.write(chunk)
+                handle.flush()
+                written += len(chunk)
+    except OSError:
+        pass
+raise RuntimeError(f"MEMFILES {{written // 1_000_000}}")
+'''
+
 PRINTER = GOOD_VALUE + "print('x' * 120_000_000)\n"
 
 DEEP = b'{"cells": ' + b"[" * 200_000 + b"]" * 200_000 + b', "nbformat": 4}'
@@ -239,7 +264,8 @@ def batch(tmp_path_factory, data_dir):
               "port": listener.port}
     cells = {"filethief": FILETHIEF, "daemon": DAEMON, "hog": HOG, "killer": KILLER,
              "secrets": SECRETS, "network": NETWORK, "fifo": FIFO_AND_LINK,
-             "bigmodel": BIG_MODEL, "printer": PRINTER}
+             "bigmodel": BIG_MODEL, "printer": PRINTER, "diskfiller": DISK_FILLER,
+             "tmpfiller": TMP_FILLER}
     fx.write(fx.submission(solution), victim)
     for student, code in cells.items():
         names[student] = fx.write(fx.submission(solution, value=code.format(**fields)),
@@ -296,9 +322,10 @@ def _text(row: dict) -> str:
 def test_the_batch_exits_0_and_every_submission_has_one_row(batch):
     assert batch["first"].returncode == 0, batch["first"].stderr[-3000:]
     students = sorted(batch["rows"])
-    assert len(students) == 17, students
+    assert len(students) == 19, students
     assert {"victim", "filethief", "daemon", "hog", "killer", "secrets", "network", "fifo",
-            "bigmodel", "printer", "deep", "bob", "bob+2", "bob_2", "a_b"} <= set(students)
+            "bigmodel", "printer", "diskfiller", "tmpfiller", "deep", "bob", "bob+2", "bob_2",
+            "a_b"} <= set(students)
 
 
 def test_the_victim_scores_full_marks_and_its_file_is_untouched(batch):
@@ -326,6 +353,14 @@ def test_a_double_forked_memory_hog_counts_against_its_kernel(batch):
     row = batch["rows"]["hog"]
     assert row["error"] is not None and "MB limit" in row["error"], row["error"]
     assert row["score"] == 0
+
+
+def test_filling_the_disk_stops_the_kernel_and_memory_folders_are_capped(batch):
+    row = batch["rows"]["diskfiller"]
+    assert row["error"] is not None and "limit: 2,000 MB" in row["error"], row["error"]
+    notes = "\n".join(batch["rows"]["tmpfiller"]["notes"])
+    written = int(notes.split("MEMFILES ", 1)[1].split()[0].rstrip("'\""))
+    assert written <= 1024 + 512 + 256 + 300, written  # /tmp, /dev/shm and home are capped
 
 
 def test_killing_every_visible_process_reaches_nothing_outside_the_sandbox(batch):
