@@ -240,11 +240,12 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
         kwargs.update(rubric=rubric, solution=solution)
     try:
         if pending:
-            if client is not None:
+            if client is not None:  # workers keep their own logs
                 kwargs["threads"] = dask_threads(client)
                 run_dask(pending, kwargs, client, on_result, imports)
-            else:
+            else:  # kernels' and scoring processes' own output: not the console
                 kwargs["threads"] = kernel_threads(jobs)
+                kwargs["log_path"] = str(Path(out) / "grading.log")
                 run_local(pending, kwargs, jobs, on_result, imports)
     finally:
         bar.close()

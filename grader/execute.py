@@ -251,7 +251,8 @@ def _exit_status(client) -> str:
 
 
 async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
-               epilogue: Callable[[], str] | None, result: ExecutionResult, km) -> None:
+               epilogue: Callable[[], str] | None, result: ExecutionResult, km,
+               log=None) -> None:
     start_budget = [time.monotonic() + 1e9]  # replaced when the first cell starts
 
     budget_limited: set[int] = set()
@@ -313,7 +314,8 @@ async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
                 pass
 
     t0 = time.perf_counter()
-    async with client.async_setup_kernel(env=env, cwd=str(workdir)):
+    streams = {} if log is None else {"stdout": log, "stderr": log}
+    async with client.async_setup_kernel(env=env, cwd=str(workdir), **streams):
         result.durations["kernel_start"] = time.perf_counter() - t0
         pid = client.km.provisioner.pid
         dog = asyncio.ensure_future(watchdog(pid))
@@ -396,7 +398,8 @@ async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
 
 def execute_notebook(nb, *, workdir: Path, limits: Limits | None = None,
                      env: dict[str, str] | None = None,
-                     epilogue: Callable[[], str] | None = None, km=None) -> ExecutionResult:
+                     epilogue: Callable[[], str] | None = None, km=None,
+                     log: Path | None = None) -> ExecutionResult:
     """Execute ``nb`` (in place) in a fresh kernel whose working folder is ``workdir``.
 
     Parameters
@@ -415,6 +418,9 @@ def execute_notebook(nb, *, workdir: Path, limits: Limits | None = None,
     km : jupyter_client kernel manager, optional
         How the kernel is started (:mod:`grader.sandbox`: sandboxed or not, over ``ipc``, with
         a cap on message size); by default an unsandboxed kernel over ``ipc``.
+    log : Path, optional
+        File the kernel process's own stdout and stderr are appended to (TensorFlow's start-up
+        lines and the like; cell outputs go to the notebook as usual). Default: inherited.
 
     Returns
     -------
@@ -432,9 +438,12 @@ def execute_notebook(nb, *, workdir: Path, limits: Limits | None = None,
         sockets = tempfile.mkdtemp(prefix="dlk-")
         km = make_kernel_manager(Path(sockets))
     env = kernel_env(fast=False, home=Path(workdir)) if env is None else env
+    handle = open(log, "ab") if log is not None else None  # noqa: SIM115 - closed below
     try:
-        _run_in_loop(_run(nb, Path(workdir), limits, env, epilogue, result, km))
+        _run_in_loop(_run(nb, Path(workdir), limits, env, epilogue, result, km, handle))
     finally:
+        if handle is not None:
+            handle.close()
         if sockets is not None:
             shutil.rmtree(sockets, ignore_errors=True)
     return result

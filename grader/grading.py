@@ -92,6 +92,7 @@ def grade_submission(
     solution: nbformat.NotebookNode | None = None,
     sandbox: str = "auto",
     data: bytes | None = None,
+    log_path: str | None = None,
 ) -> GradeRow:
     """Grade one submitted notebook.
 
@@ -125,6 +126,9 @@ def grade_submission(
     data : bytes, optional
         The submission's bytes, already read by the caller: the file is then never opened
         again (the batch reads each submission once).
+    log_path : str, optional
+        File that the kernel's and the scoring process's own output (TensorFlow's log lines)
+        is appended to, instead of this process's console (batch grading: ``DIR/grading.log``).
 
     Returns
     -------
@@ -181,7 +185,8 @@ def grade_submission(
     try:
         return _run_and_score(row, nb, rubric, home, fast=fast, limits=limits,
                               data_dir=data_dir, threads=threads, started=started,
-                              sandboxed=setting.sandboxed)
+                              sandboxed=setting.sandboxed,
+                              log=Path(log_path) if log_path else None)
     finally:
         home.remove()
         if own_scratch:
@@ -197,7 +202,7 @@ def _write_new(path: Path, text: str) -> None:
 
 def _run_and_score(row: GradeRow, nb, rubric: Rubric, home: KernelHome, *, fast: bool,
                    limits: Limits, data_dir: str | None, threads: int | None,
-                   started: float, sandboxed: bool) -> GradeRow:
+                   started: float, sandboxed: bool, log: Path | None = None) -> GradeRow:
     token = secrets.token_hex(6)
     _write_new(home.scratch / SUBMISSION_NAME, nbformat.writes(nb))
     export_dir = home.scratch / f"export-{token}"
@@ -216,7 +221,7 @@ def _run_and_score(row: GradeRow, nb, rubric: Rubric, home: KernelHome, *, fast:
                                  home=home.home)
         km = make_kernel_manager(home.sockets)
     execution = execute_notebook(nb, workdir=home.scratch, limits=limits, env=env,
-                                 epilogue=export_cell, km=km)
+                                 epilogue=export_cell, km=km, log=log)
     # The kernel and every process it started are gone now; what follows reads its files.
     _write_new(home.root / EXECUTED_NAME, nbformat.writes(nb))
     row.timings = {key: round(execution.durations.get(key, 0.0), 3)
@@ -240,7 +245,7 @@ def _run_and_score(row: GradeRow, nb, rubric: Rubric, home: KernelHome, *, fast:
     ctx = Context(mode="fast" if fast else "full", dataset=rubric.dataset, data_dir=data_dir)
     results, notes = score_isolated(
         rubric, artifacts, inputs, ctx, problems=refused,
-        unfinished=exercise_problems(rubric, nb, execution), threads=threads,
+        unfinished=exercise_problems(rubric, nb, execution), threads=threads, log=log,
         limits=ScoreLimits(timeout_s=limits.score_timeout_s, memory_mb=limits.score_memory_mb))
     row.checks = results
     row.notes.extend(notes)

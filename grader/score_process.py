@@ -103,12 +103,13 @@ def _kill(proc) -> None:
 
 def score_isolated(rubric: Rubric, artifacts: Path, inputs: dict[str, Any], ctx: Context, *,
                    problems: dict[str, str], unfinished: dict[str, str],
-                   limits: ScoreLimits = ScoreLimits(),
-                   threads: int | None = None) -> tuple[list[CheckResult], list[str]]:
+                   limits: ScoreLimits = ScoreLimits(), threads: int | None = None,
+                   log: Path | None = None) -> tuple[list[CheckResult], list[str]]:
     """Score ``rubric`` on the artifacts in ``artifacts`` in a child process.
 
     The child is a plain subprocess (not ``multiprocessing``), so this also works inside
-    daemonic processes such as Dask workers. Returns the checks and notes of
+    daemonic processes such as Dask workers; its own output (TensorFlow's log lines) is
+    appended to ``log`` when given. Returns the checks and notes of
     :func:`grader.score.score_checks`; when the child breaks its limits or dies, every check
     scores 0 with a message saying why, and a note.
     """
@@ -119,9 +120,15 @@ def score_isolated(rubric: Rubric, artifacts: Path, inputs: dict[str, Any], ctx:
     payload = pickle.dumps((rubric, str(artifacts), inputs, ctx, problems, unfinished,
                             reference_modules(), threads))
     read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen([sys.executable, "-m", "grader.score_process", str(write_fd)],
-                            stdin=subprocess.PIPE, pass_fds=(write_fd,), close_fds=True)
-    os.close(write_fd)
+    output = open(log, "ab") if log is not None else None  # noqa: SIM115 - closed below
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "grader.score_process", str(write_fd)],
+                                stdin=subprocess.PIPE, pass_fds=(write_fd,), close_fds=True,
+                                stdout=output, stderr=output)
+    finally:
+        os.close(write_fd)
+        if output is not None:
+            output.close()
     box: list[bytes] = []
     reader = threading.Thread(target=lambda: box.append(_read_all(read_fd)), daemon=True)
     reader.start()

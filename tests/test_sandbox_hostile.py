@@ -328,6 +328,13 @@ def test_the_batch_exits_0_and_every_submission_has_one_row(batch):
             "a_b"} <= set(students)
 
 
+def test_the_console_shows_no_kernel_or_tensorflow_logs(batch):
+    console = batch["first"].stdout + batch["first"].stderr
+    for line in ("oneDNN", "cudart", "absl::InitializeLog", "--existing"):
+        assert line not in console, line
+    assert "oneDNN" in (batch["out"] / "grading.log").read_text(errors="replace")
+
+
 def test_the_victim_scores_full_marks_and_its_file_is_untouched(batch):
     row = batch["rows"]["victim"]
     assert row["error"] is None and row["score"] == batch["max"], row
