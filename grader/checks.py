@@ -105,8 +105,13 @@ def _output_activation(model) -> str:
         if kind == "Softmax":
             return "softmax"
         act = getattr(layer, "activation", None)
-        return getattr(act, "__name__", "none") if act is not None else "none"
+        name = getattr(act, "__name__", "none") if act is not None else "none"
+        return _ACTIVATION_ALIASES.get(name, name)
     return "none"
+
+
+_ACTIVATION_ALIASES = {"softmax_v2": "softmax"}
+"""Other spellings of the same activation (``tf.nn.softmax`` is named ``softmax_v2``)."""
 
 
 def _input_shape(model) -> tuple:
@@ -206,7 +211,9 @@ def _check_accuracy(spec: CheckSpec, objects: dict, ctx: Context) -> str:
     if acc < need:
         raise CheckFailed(
             f"test accuracy {acc:.3f} is below the {need:g} this exercise asks for in"
-            f" {ctx.mode} mode; train longer or revisit the model"
+            f" {ctx.mode} mode; train longer or revisit the model. The grader feeds the model"
+            " the test images prepared as the lessons do, pixels / 255 (values 0 to 1): a"
+            " model trained on inputs prepared otherwise (e.g. standardised) scores lower here"
         )
     return f"test accuracy {acc:.3f} (needed {need:g} in {ctx.mode} mode)"
 

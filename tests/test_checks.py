@@ -108,6 +108,7 @@ def test_accuracy_on_the_real_test_split(mlp, data_dir):
     easy = spec(kind="accuracy", threshold={"full": 0.0, "fast": 0.0})
     result = run_check(hard, {"model": mlp}, ctx)
     assert not result.passed and "below the 0.3 " in result.message
+    assert "pixels / 255" in result.message  # the input convention is stated
     assert run_check(easy, {"model": mlp}, ctx).passed
 
 
@@ -118,3 +119,24 @@ def test_accuracy_rejects_a_model_with_the_wrong_output(data_dir):
     ctx = Context(mode="fast", dataset="cifar10", data_dir=data_dir)
     result = run_check(spec(kind="accuracy", threshold={"full": 0.0, "fast": 0.0}), {"model": one}, ctx)
     assert result.message == "expected 10 output units (one per class), found 1"
+
+
+def test_softmax_output_passes_whatever_its_spelling(tmp_path):
+    """`tf.nn.softmax` is named softmax_v2; a saved and safely reloaded model keeps passing."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input(shape=(1024,)), keras.layers.Dense(128, activation="relu"),
+                              keras.layers.Dense(64, activation="relu"),
+                              keras.layers.Dense(10, activation=tf.nn.softmax)])
+    check = spec(expected=140106, output_activation="softmax")
+    assert run_check(check, {"model": model}, CTX).passed
+    model.save(tmp_path / "m.keras")
+    from grader.export import _load_model  # what the grader's scoring process does
+
+    loaded = _load_model(tmp_path / "m.keras")
+    result = run_check(check, {"model": loaded}, CTX)
+    assert result.passed, result.message
+    x = np.random.default_rng(0).random((4, 1024)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)

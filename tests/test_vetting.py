@@ -81,14 +81,11 @@ def _build_config_present(config: dict[str, Any]) -> bool:
 
 
 def _mlp_1024() -> keras.Model:
-    return keras.Sequential(
-        [
-            keras.Input((1024,)),
-            layers.Dense(128, activation="relu"),
-            layers.Dense(64, activation="relu"),
-            layers.Dense(10, activation="softmax"),
-        ]
-    )
+    """Lesson 01's shape: 1,024 grey pixels, two hidden layers, ten classes."""
+    model = keras.Sequential([keras.Input((1024,))])
+    for width, act in ((128, "relu"), (64, "relu"), (10, "softmax")):
+        model.add(layers.Dense(width, activation=act))
+    return model
 
 
 def _mlp_784() -> keras.Model:
