@@ -7,8 +7,9 @@ Rules (only exercise cells belong to the student):
   not an exercise) is the released version of the solution's cell, whatever the student
   did to it. Edited protected cells and deleted protected cells are reported as notes.
 * Each exercise cell takes the source of the student's cell with the same nbgrader
-  ``grade_id`` (falling back to the same cell id). A missing exercise cell gets the
-  released stub and a note.
+  ``grade_id`` (falling back to the same cell id). When that ``grade_id`` occurs more than
+  once (a cell copied and pasted in Jupyter keeps its metadata), the last copy is graded,
+  with a note. A missing exercise cell gets the released stub and a note.
 * Cells the student added are dropped, with a note: code outside exercise cells is never
   run, so answers must stay inside the exercise cells.
 """
@@ -65,25 +66,32 @@ def restore(submission, solution) -> Restored:
     Restored
     """
     template = student_notebook(solution)
-    by_gid: dict[str, object] = {}
+    copies: dict[str, list] = {}
     by_id: dict[str, object] = {}
     for cell in submission.cells:
         gid = _grade_id(cell)
-        if gid and gid not in by_gid:
-            by_gid[gid] = cell
+        if gid:
+            copies.setdefault(gid, []).append(cell)
         cid = cell.get("id")
         if cid and cid not in by_id:
             by_id[cid] = cell
     used: set[int] = set()
+    duplicated: list[str] = []
     out = Restored(nb=template)
     for sol_cell, new in zip(solution.cells, template.cells, strict=True):
         gid = _grade_id(sol_cell)
-        theirs = by_gid.get(gid) if gid else None
+        exercise = role(sol_cell) == "exercise"
+        found = copies.get(gid, []) if gid else []
+        # an exercise is graded from its last copy; a protected cell is restored anyway
+        theirs = (found[-1] if exercise else found[0]) if found else None
         if theirs is None:
             theirs = by_id.get(sol_cell.get("id"))
         if theirs is not None:
             used.add(id(theirs))
-        if role(sol_cell) == "exercise":
+        if exercise:
+            if len(found) > 1:
+                duplicated.append(f"{gid} ({len(found)} copies)")
+                used.update(id(c) for c in found)
             if theirs is None:
                 out.missing_exercises.append(gid or sol_cell.get("id"))
             else:
@@ -95,6 +103,9 @@ def restore(submission, solution) -> Restored:
             out.edited.append(_label(sol_cell))
     out.dropped = [_label(c) for c in submission.cells if id(c) not in used
                    and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    if duplicated:
+        out.notes.append(f"exercise cell(s) found more than once (copied and pasted?):"
+                         f" {', '.join(duplicated)}; the last copy of each was graded")
     if out.edited:
         out.notes.append(f"restored {len(out.edited)} edited protected cell(s) from the"
                          f" course notebook: {', '.join(out.edited)}; only exercise cells are"

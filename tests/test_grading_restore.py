@@ -69,3 +69,19 @@ def test_when_exercise_cell_deleted_then_blank_stub_and_note(solution):
     out = restore(nb, solution)
     assert CODE_STUB in sources(out.nb)["ex-value"]
     assert out.missing_exercises and "graded as blank" in out.notes[0]
+
+
+def test_when_an_exercise_cell_is_pasted_twice_then_the_last_copy_is_graded(solution):
+    """Jupyter keeps the nbgrader metadata of a copied cell: the stale first copy must not win."""
+    import copy
+
+    nb = fx.submission(solution, value="param_bytes = 1  # first try")
+    index = next(i for i, c in enumerate(nb.cells) if c["id"] == "ex-value")
+    later = copy.deepcopy(nb.cells[index])
+    later["id"] = "pasted-copy"
+    later.source = "param_bytes = model.count_params() * 4  # fixed"
+    nb.cells.insert(index + 2, later)  # after the self-check, where a student would paste it
+    out = restore(nb, solution)
+    assert sources(out.nb)["ex-value"] == later.source
+    assert any("more than once" in n and "last copy" in n for n in out.notes), out.notes
+    assert not any("you added" in n for n in out.notes)
