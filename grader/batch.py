@@ -207,6 +207,10 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     setting = resolve_sandbox(sandbox)
     if setting.warning:
         print(f"WARNING: {setting.warning}", file=sys.stderr)
+    if setting.sandboxed and scheduler is None:  # kernels have no network: get the data now
+        from grader.sandbox import kernel_data_dir
+
+        data_dir = kernel_data_dir(data_dir)
     client = connect_dask(scheduler) if scheduler else None
     tasks = plan_tasks(paths, fast=fast, seed=seed, rubric=rubric, solution=solution,
                        sandbox=setting.mode)

@@ -137,12 +137,14 @@ def grade_submission(
     """
     import os
 
-    from grader.sandbox import resolve_sandbox
+    from grader.sandbox import kernel_data_dir, resolve_sandbox
 
     started = time.perf_counter()
     path = Path(path)
     setting = resolve_sandbox(sandbox)
     data_dir = data_dir if data_dir is not None else os.environ.get("DLCOURSE_DATA_DIR")
+    if setting.sandboxed:  # no network inside: the grader provides the datasets
+        data_dir = kernel_data_dir(data_dir)
     sub = read_submission(path, module=rubric.module if rubric is not None else None,
                           release_name=rubric.notebook if rubric is not None else None,
                           data=data)

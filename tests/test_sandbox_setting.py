@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from grader.sandbox import INHERITED_ENV, UNSANDBOXED_WARNING, kernel_environment
 
 
@@ -66,3 +68,26 @@ def test_kernel_environment_is_an_allow_list(monkeypatch):
         assert set(env) <= allowed, set(env) - allowed
     assert kernel_environment(fast=True, data_dir="/x", threads=None, sandboxed=True)[
         "DLCOURSE_DATA_DIR"] == "/data"
+
+
+def test_without_a_data_folder_or_network_the_batch_stops_before_grading(tmp_path):
+    """Sandboxed kernels have no network: the grader must provide the data or say why not."""
+    from grader.sandbox import bwrap_problem
+
+    if bwrap_problem() is not None:
+        pytest.skip(f"needs bubblewrap: {bwrap_problem()}")
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "ann_01_mlp_cifar10_gray.ipynb").write_text("{ not a notebook")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PYTEST") and k != "DLCOURSE_DATA_DIR"}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), KERAS_HOME=str(tmp_path / "keras"),
+               DLCOURSE_KEY_FILE=str(tmp_path / "key"), HTTP_PROXY="http://127.0.0.1:9",
+               HTTPS_PROXY="http://127.0.0.1:9", http_proxy="http://127.0.0.1:9",
+               https_proxy="http://127.0.0.1:9")
+    done = subprocess.run([sys.executable, "-m", "grader", "grade", str(subs), "--out",
+                           str(tmp_path / "out"), "--fast", "--sandbox", "bwrap"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "no network" in done.stderr and "DLCOURSE_DATA_DIR" in done.stderr
+    assert not (tmp_path / "out" / "grades.json").exists()
