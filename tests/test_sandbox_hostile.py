@@ -103,7 +103,10 @@ for pid in seen:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
-raise RuntimeError("PIDS " + repr(seen))
+import resource
+caps = [l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")][0]
+raise RuntimeError("PIDS " + repr(seen) + " ID " + repr(
+    (os.getuid(), os.geteuid(), resource.getrlimit(resource.RLIMIT_NPROC), caps)))
 '''
 
 SECRETS = GOOD_VALUE + '''
@@ -377,6 +380,12 @@ def test_killing_every_visible_process_reaches_nothing_outside_the_sandbox(batch
     assert len(seen) < 10 and max(seen) < 100, seen  # its own PID namespace: a few small pids
     assert row["error"] is None and row["score"] == batch["max"]  # and it only hurt itself, if at all
     assert batch["rows"]["victim"]["score"] == batch["max"]
+
+
+def test_the_kernel_runs_as_an_unprivileged_user_with_a_task_limit(batch):
+    notes = "\n".join(batch["rows"]["killer"]["notes"])
+    identity = notes.split(" ID ", 1)[1].split("\n", 1)[0]
+    assert identity.startswith("(65534, 65534, (4096, 4096), '0000000000000000')"), identity
 
 
 def test_secrets_of_the_graders_environment_never_reach_a_kernel(batch):
