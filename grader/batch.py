@@ -79,23 +79,6 @@ def find_submissions(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return sorted(found)
 
 
-def _read_once(path: Path) -> tuple[bytes | None, str | None]:
-    """The file's bytes (read once, never followed through a link), or why it cannot be read."""
-    from grader.validate import MAX_SUBMISSION_BYTES
-
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        return None, f"cannot read the submission: {exc.strerror or exc}"
-    with os.fdopen(fd, "rb") as handle:
-        import stat
-
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            return None, "the submission is not a regular file (a FIFO or a device); expected a notebook"
-        return handle.read(MAX_SUBMISSION_BYTES + 1), None
-
-
 def plan_tasks(paths: Sequence[Path], *, fast: bool, seed: int | None, rubric=None,
                solution=None, sandbox: str = "") -> list[Task]:
     """Read each submission once, identify it, and give every one a distinct id.
@@ -105,11 +88,11 @@ def plan_tasks(paths: Sequence[Path], *, fast: bool, seed: int | None, rubric=No
     take another student's id). ``rubric`` and ``solution`` override the course's (tests grade
     a tiny fixture module).
     """
-    from grader.validate import module_from_name, read_submission, unique_ids
+    from grader.validate import module_from_name, read_bytes, read_submission, unique_ids
 
     idents = []
     for path in paths:
-        data, problem = _read_once(path)
+        data, problem = read_bytes(path)
         sub = read_submission(path, module=rubric.module if rubric is not None else None,
                               release_name=rubric.notebook if rubric is not None else None,
                               data=data if data is not None else b"")

@@ -135,8 +135,6 @@ def grade_submission(
     GradeRow
         ``timings`` holds ``kernel_start``, ``execute``, ``export`` and ``score`` seconds.
     """
-    import os
-
     from grader.sandbox import kernel_data_dir, resolve_sandbox
 
     started = time.perf_counter()

@@ -191,8 +191,8 @@ def bwrap_args(home: KernelHome, *, data_dir: str | None, env: dict[str, str]) -
     ro = [Path("/usr"), *_python_dirs(), *_package_dirs()]
     rw = [home.scratch, home.sockets]
     mounts = [*ro, *rw, home.inbox]
-    for folder in _ancestors(mounts):
-        if folder in ("/tmp", "/usr", "/home") or folder.startswith("/usr/"):
+    for folder in _ancestors(mounts):  # those under /tmp come after the private /tmp below
+        if folder in ("/tmp", "/usr", "/home") or folder.startswith(("/usr/", "/tmp/")):
             continue
         args += ["--perms", "0755", "--dir", folder]
     args += ["--ro-bind", "/usr", "/usr"]
@@ -220,9 +220,8 @@ def bwrap_args(home: KernelHome, *, data_dir: str | None, env: dict[str, str]) -
     args += ["--perms", "0755", "--dir", "/home",
              "--size", str(TMPFS_BYTES[SANDBOX_HOME]), "--perms", "1777", "--tmpfs", SANDBOX_HOME]
     for folder in _ancestors([home.scratch, home.sockets, home.inbox]):
-        if folder.startswith("/tmp/") or folder == "/tmp":
-            if folder != "/tmp":
-                args += ["--perms", "0755", "--dir", folder]
+        if folder.startswith("/tmp/"):
+            args += ["--perms", "0755", "--dir", folder]
     args += ["--bind", str(home.scratch), str(home.scratch),
              "--bind", str(home.sockets), str(home.sockets),
              "--ro-bind", str(home.inbox), str(home.inbox)]

@@ -79,8 +79,7 @@ def _exercise_problem(cells: list, execution: ExecutionResult) -> str | None:
 
 
 def score_checks(rubric: Rubric, objects: dict[str, Any], problems: dict[str, str],
-                 ctx: Context, *, execution: ExecutionResult | None = None,
-                 exercises: dict[str, list] | None = None,
+                 ctx: Context, *,
                  unfinished: dict[str, str] | None = None) -> tuple[list[CheckResult], list[str]]:
     """Run every rubric check on the loaded objects.
 
@@ -93,11 +92,9 @@ def score_checks(rubric: Rubric, objects: dict[str, Any], problems: dict[str, st
         Kernel name -> why it could not be exported or loaded (becomes the message).
     ctx : Context
         Mode, dataset and data folder.
-    execution, exercises
-        When given, ``completed`` checks also require their exercise cells (``exercises``
-        from :func:`exercise_cells_by_check`) to have run cleanly.
     unfinished : dict, optional
-        The same finding precomputed by :func:`exercise_problems` (check id -> problem).
+        Check id -> why its exercise cells do not count (:func:`exercise_problems`):
+        ``completed`` checks then fail with that message.
 
     Returns
     -------
@@ -115,8 +112,6 @@ def score_checks(rubric: Rubric, objects: dict[str, Any], problems: dict[str, st
             continue
         if spec.kind == "completed":
             problem = (unfinished or {}).get(spec.id)
-            if problem is None and execution is not None and exercises is not None:
-                problem = _exercise_problem(exercises.get(spec.id, []), execution)
             if problem:
                 results.append(CheckResult(spec.id, 0.0, spec.points, False, problem))
                 continue

@@ -307,13 +307,22 @@ def _json_depth(value: object, limit: int) -> int:
     return deepest
 
 
-def _read_bytes(path: Path) -> tuple[bytes | None, str | None]:
-    """The file's bytes (at most one more than the size limit), or an error message."""
+def read_bytes(path: Path) -> tuple[bytes | None, str | None]:
+    """The file's bytes (at most one more than the size limit), or an error message.
+
+    Opened without blocking and read only when it is a regular file, so a FIFO or a device
+    named like a notebook is an error, never a hang.
+    """
+    import stat
+
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > MAX_SUBMISSION_BYTES:
-                return None, _too_big(size)
+        with os.fdopen(os.open(path, flags), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise OSError(0, "not a regular file (a folder, a FIFO or a device)")
+            if info.st_size > MAX_SUBMISSION_BYTES:
+                return None, _too_big(info.st_size)
             return handle.read(MAX_SUBMISSION_BYTES + 1), None
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         reason = getattr(exc, "strerror", None) or _first_line(exc)
@@ -420,7 +429,7 @@ def read_submission(path: Path, *, module: str | None = None, release_name: str 
         stems[Path(release_name).stem] = module
     sub = Submission(path=path, student=student_id(path, stems), module=module)
     if data is None:
-        data, sub.error = _read_bytes(path)
+        data, sub.error = read_bytes(path)
         if sub.error is not None:
             return sub
     elif not isinstance(data, bytes):

@@ -65,13 +65,6 @@ def grade_with_imports(path: str, imports: Sequence[str] = (), **kwargs) -> Grad
 
 def _child(conn, path: str, kwargs: dict, parent: int, imports: Sequence[str] = ()) -> None:
     """Worker process body: grade one submission and send the row back."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    threads = kwargs.get("threads")
-    if threads:  # scoring (Keras predict) in this process shares the cores like the kernels
-        for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
-            os.environ[name] = str(threads)
-        os.environ["TF_NUM_INTEROP_THREADS"] = str(min(threads, 2))
-
     def orphan_guard() -> None:  # the batch was killed: stop this grading and its kernel
         while True:
             time.sleep(1.0)
