@@ -46,11 +46,17 @@ class FunctionOutput:
 
 @dataclass
 class Context:
-    """What a check needs besides the objects: the mode, the dataset, where data lives."""
+    """What a check needs besides the objects: the mode, the dataset, where data lives.
+
+    ``verify`` is set by the grader (never by the student's self-check): experiment checks
+    then re-run one configuration, chosen with ``choice_key`` (private to the grader).
+    """
 
     mode: str = "full"
     dataset: str = ""
     data_dir: str | None = None
+    verify: bool = False
+    choice_key: str = ""
 
     def __post_init__(self) -> None:
         if self.mode not in ("full", "fast"):
@@ -64,6 +70,15 @@ class Context:
             dataset or self.dataset, fast=self.mode == "fast", data_dir=self.data_dir
         )
         return x_test, np.asarray(y_test).reshape(len(y_test), -1)[:, 0].astype(np.int64)
+
+    def raw_train_split(self, dataset: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """This mode's training split as the kernel loaded it: uint8 images, integer labels."""
+        from helpers.data import load_dataset
+
+        (x_train, y_train), _ = load_dataset(
+            dataset or self.dataset, fast=self.mode == "fast", data_dir=self.data_dir
+        )
+        return x_train, np.asarray(y_train).reshape(len(y_train), -1)[:, 0].astype(np.int64)
 
 
 class CheckFailed(Exception):
@@ -287,14 +302,19 @@ def _check_function(spec: CheckSpec, objects: dict, ctx: Context) -> str:
     return f"`{spec.subject}` gives the expected result on {case.describe(call.inputs)}"
 
 
-def _check_completed(spec: CheckSpec, objects: dict, ctx: Context) -> str:
+def _check_experiment(spec: CheckSpec, objects: dict, ctx: Context) -> str:
+    from grader.references import REFERENCES
+
     for name in spec.objects:
         value = objects.get(name)
         if value is None or value is Ellipsis:
             raise CheckFailed(f"`{name}` is not filled in yet: complete the exercise cell")
         if hasattr(value, "__len__") and not isinstance(value, str) and len(value) == 0:
             raise CheckFailed(f"`{name}` is empty: run the exercise so it holds your results")
-    return "exercise completed"
+    message = REFERENCES[spec.reference](ctx, *(objects[name] for name in spec.objects))
+    if not ctx.verify:
+        message += "; the grader also re-runs one of your configurations to confirm the numbers"
+    return message
 
 
 _KINDS = {
@@ -302,7 +322,7 @@ _KINDS = {
     "accuracy": _check_accuracy,
     "value": _check_value,
     "function": _check_function,
-    "completed": _check_completed,
+    "experiment": _check_experiment,
 }
 
 

@@ -193,6 +193,22 @@ def grade_submission(
             shutil.rmtree(root, ignore_errors=True)
 
 
+def rerun_choice_key(student: str, module: str) -> str:
+    """Private, stable key choosing which experiment configuration the grader re-runs.
+
+    Derived from the grader's results key (outside the kernel's reach), the student and the
+    module: a student cannot know the choice, and grading the same submission again makes
+    the same one.
+    """
+    import hashlib
+    import hmac
+
+    from grader.resume import load_result_key
+
+    message = f"rerun|{student}|{module}".encode()
+    return hmac.new(load_result_key(), message, hashlib.sha256).hexdigest()
+
+
 def _write_new(path: Path, text: str) -> None:
     """Write a file the grader creates; never follow a link or reuse a file someone planted."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -242,7 +258,8 @@ def _run_and_score(row: GradeRow, nb, rubric: Rubric, home: KernelHome, *, fast:
     t0 = time.perf_counter()
     artifacts = home.root / f"artifacts-{token}"
     refused = collect_artifacts(rubric, export_dir, artifacts)
-    ctx = Context(mode="fast" if fast else "full", dataset=rubric.dataset, data_dir=data_dir)
+    ctx = Context(mode="fast" if fast else "full", dataset=rubric.dataset, data_dir=data_dir,
+                  verify=True, choice_key=rerun_choice_key(row.student, rubric.module))
     results, notes = score_isolated(
         rubric, artifacts, inputs, ctx, problems=refused,
         unfinished=exercise_problems(rubric, nb, execution), threads=threads, log=log,

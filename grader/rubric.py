@@ -8,7 +8,7 @@ A rubric names the module's notebook and dataset and lists its checks::
 
     [[checks]]
     id = "01.model_params"          # "<module>.<name>", also the self-check id
-    kind = "param_count"            # param_count | accuracy | value | function | completed
+    kind = "param_count"            # param_count | accuracy | value | function | experiment
     objects = ["model"]             # kernel names the check needs; the first is the subject
     points = 1
     expected = 140106
@@ -24,7 +24,10 @@ Kind-specific fields:
 * ``value``: ``expected`` (a literal) or ``reference`` (a function in ``grader.references``
   computing the expected value from the other objects); optional ``tolerance`` (absolute).
 * ``function``: ``reference`` naming a function case in ``grader.references``.
-* ``completed``: no extra fields; passes when the objects exist and are not placeholders.
+* ``experiment``: ``reference`` naming a function in ``grader.references`` that checks the
+  results of an experiment the exercise asked for (keys, types, ranges, consistency) and,
+  when the grader scores, re-runs one configuration to confirm them
+  (:mod:`grader.experiments`). Its exercise cells must also have run without error.
 
 Loading validates everything and raises :class:`RubricError` naming file and check.
 """
@@ -45,7 +48,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-KINDS = ("param_count", "accuracy", "value", "function", "completed")
+KINDS = ("param_count", "accuracy", "value", "function", "experiment")
 INPUTS = ("auto", "gray_flat", "flat", "image")
 MODES = ("full", "fast")
 
@@ -56,7 +59,7 @@ _ALLOWED = {
     "accuracy": _COMMON | {"threshold", "inputs", "dataset"},
     "value": _COMMON | {"expected", "reference", "tolerance"},
     "function": _COMMON | {"reference"},
-    "completed": _COMMON,
+    "experiment": _COMMON | {"reference"},
 }
 
 
@@ -177,9 +180,9 @@ def _parse_check(path: Path, module: str, raw: dict, index: int) -> CheckSpec:
     elif kind == "value":
         if ("expected" in raw) == ("reference" in raw):
             raise _fail(path, where, "value needs exactly one of expected or reference")
-    elif kind == "function":
+    elif kind in ("function", "experiment"):
         if "reference" not in raw:
-            raise _fail(path, where, "function needs reference = <name in grader.references>")
+            raise _fail(path, where, f"{kind} needs reference = <name in grader.references>")
     if "reference" in raw:
         from grader.references import REFERENCES
 

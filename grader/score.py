@@ -2,7 +2,7 @@
 
 Nothing here reads what the kernel printed or claimed: the objects come from
 :func:`grader.export.load_artifacts`, the checks are :func:`grader.checks.run_check`, and
-``completed`` checks also need their exercise cells to have run without error and to no
+``experiment`` checks also need their exercise cells to have run without error and to no
 longer hold the stub.
 """
 
@@ -46,12 +46,12 @@ def exercise_cells_by_check(nb, rubric: Rubric) -> dict[str, list]:
 def exercise_problems(rubric: Rubric, nb, execution: ExecutionResult) -> dict[str, str]:
     """Check id -> why its exercise cells do not count (stub left, error, time-out, not run).
 
-    Only ``completed`` checks use it; computed from the executed notebook before scoring.
+    Only ``experiment`` checks use it; computed from the executed notebook before scoring.
     """
     cells = exercise_cells_by_check(nb, rubric)
     found = {}
     for spec in rubric.checks:
-        if spec.kind == "completed":
+        if spec.kind == "experiment":
             problem = _exercise_problem(cells.get(spec.id, []), execution)
             if problem:
                 found[spec.id] = problem
@@ -94,7 +94,7 @@ def score_checks(rubric: Rubric, objects: dict[str, Any], problems: dict[str, st
         Mode, dataset and data folder.
     unfinished : dict, optional
         Check id -> why its exercise cells do not count (:func:`exercise_problems`):
-        ``completed`` checks then fail with that message.
+        ``experiment`` checks then fail with that message.
 
     Returns
     -------
@@ -110,7 +110,7 @@ def score_checks(rubric: Rubric, objects: dict[str, Any], problems: dict[str, st
             message = "; ".join(problems[name] for name in absent)
             results.append(CheckResult(spec.id, 0.0, spec.points, False, message))
             continue
-        if spec.kind == "completed":
+        if spec.kind == "experiment":
             problem = (unfinished or {}).get(spec.id)
             if problem:
                 results.append(CheckResult(spec.id, 0.0, spec.points, False, problem))

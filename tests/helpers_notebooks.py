@@ -19,6 +19,7 @@ import nbformat
 import numpy as np
 
 from grader.cells import normalize
+from grader.checks import CheckFailed
 from grader.references import REFERENCES, FunctionCase
 from grader.release import student_notebook
 from grader.rubric import Rubric, parse_rubric
@@ -49,6 +50,19 @@ if "fixture_normalize" not in REFERENCES:
         make_inputs=_make_inputs, reference=_reference, compare=_compare,
         describe=lambda inputs: f"{len(inputs['images'])} random images",
     )
+
+def _history(ctx, history) -> str:
+    """Fixture experiment: the two-epoch training history, its loss going down."""
+    from grader.experiments import history as check_history
+
+    curves = check_history(history, "history", epochs=2, metrics=("loss", "accuracy"))
+    if not curves["loss"][-1] < curves["loss"][0]:
+        raise CheckFailed("the training loss should go down over the two epochs")
+    return "a two-epoch history with a falling loss"
+
+
+if "fixture_history" not in REFERENCES:
+    REFERENCES["fixture_history"] = _history
 
 RUBRIC_TOML = f"""
 module = "01"
@@ -88,9 +102,10 @@ inputs = "flat"
 
 [[checks]]
 id = "01.fx_done"
-kind = "completed"
+kind = "experiment"
 objects = ["history"]
 points = 1
+reference = "fixture_history"
 """
 
 SETUP = '''import os

@@ -76,11 +76,16 @@ def test_value_comparison(found, expected, tolerance, ok):
     assert result.passed is ok
 
 
-def test_completed_needs_non_empty_results():
-    s = spec(kind="completed", objects=("results",))
-    assert run_check(s, {"results": {1e-3: 0.4}}, CTX).passed
+def test_experiment_needs_filled_results_then_asks_its_reference(monkeypatch):
+    seen = []
+    monkeypatch.setitem(REFERENCES, "sweep", lambda ctx, results: seen.append(results) or "ok")
+    s = spec(kind="experiment", objects=("results",), reference="sweep")
     assert not run_check(s, {"results": {}}, CTX).passed
     assert not run_check(s, {"results": ...}, CTX).passed
+    assert seen == []
+    result = run_check(s, {"results": {1e-3: 0.4}}, CTX)
+    assert result.passed and seen == [{1e-3: 0.4}]
+    assert "re-runs one of your configurations" in result.message  # self-check: no re-run
 
 
 def test_function_check_with_a_live_function_and_with_exported_output(monkeypatch):

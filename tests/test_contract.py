@@ -3,8 +3,9 @@
 In fast mode, with the real grader:
 
 * the solution, handed in as a submission, earns full marks and none of its cells raises;
-* the released blank notebook earns nothing, except on checks whose objects the lesson
-  itself builds outside exercise cells (points the rubric gives for free, listed here);
+* the released blank notebook earns nothing (checks of what the lesson's locked cells build
+  or train are worth 0 points), and every check worth points needs an object that the
+  student's exercise cells define;
 * ``python -m grader release --check`` passes.
 
 Each notebook is graded once: every test grades exactly one (module, kind) pair, cached in
@@ -73,6 +74,25 @@ def _exercise_names(solution) -> set[str]:
     return names
 
 
+def _built_from(solution, functions: set[str]) -> set[str]:
+    """Names the lesson's own cells assign from a call to a student-written function
+    (``intro_model = create_model_intro()``)."""
+    names: set[str] = set()
+    for cell in solution.cells:
+        if role(cell) == "exercise" or cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and any(
+                    isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+                    and call.func.id in functions for call in ast.walk(node.value)):
+                names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("module", _module_params())
 def test_solution_earns_full_marks_and_runs_cleanly(graded, module):
@@ -89,16 +109,24 @@ def test_solution_earns_full_marks_and_runs_cleanly(graded, module):
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("module", _module_params())
-def test_blank_release_earns_only_free_points(graded, module):
+def test_blank_release_earns_nothing(graded, module):
     row, _ = graded(module, "blank")
     assert row.error is None, row.error
+    earned = [(c.id, c.points, c.message) for c in row.checks if c.points > 0]
+    assert earned == [], f"a blank notebook earns points: {earned}"
+    assert row.score == 0
+
+
+@pytest.mark.parametrize("module", FOUND)
+def test_points_follow_what_students_write(module):
+    """Every check worth points needs an object the student's exercise cells define."""
     rubric = load_rubric(module)
-    answered = _exercise_names(load_solution(rubric))
-    unfair = [(c.id, c.message) for c in row.checks if c.passed
-              and any(name in answered for name in rubric.get(c.id).objects)]
-    assert unfair == [], f"a blank notebook earns points on exercises: {unfair}"
-    free = sum(c.points for c in row.checks if c.passed)
-    assert free < row.max_score / 2, f"the blank notebook earns {free} of {row.max_score}"
+    solution = load_solution(rubric)
+    answered = _exercise_names(solution)
+    answered |= _built_from(solution, answered)
+    free = [c.id for c in rubric.checks
+            if c.points > 0 and not any(name in answered for name in c.objects)]
+    assert free == [], f"checks worth points that grade only the lesson's own code: {free}"
 
 
 def test_release_check_passes():

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import numpy as np
 
+from grader import experiments
+from grader.checks import CheckFailed
+from grader.experiments import choose, confirm, fraction, keyed, seed_for
 from grader.references import FunctionCase, reference
 
 #: How many random images the grader gives ``prepare_dataset``.
@@ -114,3 +118,225 @@ PREPARE_DATASET = reference("lesson04_prepare_dataset")(
         describe=_describe_prepare,
     )
 )
+
+
+# ----------------------------------------------------------------------------------------
+# Experiments (Exercises 4.4 to 4.7): shape, consistency, and one configuration re-run
+# ----------------------------------------------------------------------------------------
+
+#: The lesson's locked constants, per mode (tests compare them with the solution notebook).
+BATCH_SIZE = 32
+SPLIT_SEED = 42
+TUNE_SIZE = {"full": 10_000, "fast": 600}
+TUNE_EPOCHS = {"full": 5, "fast": 1}
+GRID_SIZE = {"full": 10_000, "fast": 400}
+GRID_EPOCHS = {"full": 3, "fast": 1}
+CV = 2
+DROPOUT_RATES = (0.15, 0.3, 0.45, 0.6, 0.75)
+OPTIMIZERS = ("sgd", "rmsprop", "adam")
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "selu", "leaky_relu")
+CANDIDATES = ("intro", "dropout", "tuned")
+#: Activations the grader may re-run (sigmoid stays near chance after so little training,
+#: which confirms nothing), and how far a re-run may land from the student's value
+#: (bench/results/rerun_tolerance.md).
+RERUN_ACTIVATIONS = ("relu", "tanh", "selu", "leaky_relu")
+TUNE_TOLERANCE = {"full": 0.05, "fast": 0.08}
+GRID_TOLERANCE = {"full": 0.05, "fast": 0.08}
+#: Validation accuracies of the candidate models are recomputed exactly (same split, same
+#: weights); this absorbs float32 summation order only.
+EVALUATION_TOLERANCE = 0.002
+
+
+def _split(ctx):
+    """The lesson's ``prepare_dataset`` on the training split the kernel loaded."""
+    return _split_cached(ctx.mode, ctx.data_dir)
+
+
+@functools.lru_cache(maxsize=1)  # three checks use it; CIFAR-10 as float32 is 600 MB
+def _split_cached(mode: str, data_dir: str | None):
+    from sklearn.model_selection import train_test_split
+
+    from grader.checks import Context
+
+    images, labels = Context(mode=mode, data_dir=data_dir).raw_train_split("cifar10")
+    train_idx, val_idx = train_test_split(np.arange(len(images)), test_size=0.2,
+                                          random_state=SPLIT_SEED)
+    x = images.astype(np.float32) / np.float32(255.0)
+    y = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    return x[train_idx], x[val_idx], y[train_idx], y[val_idx]
+
+
+def _dropout_model(rate: float, activation: str = "relu"):
+    import keras
+
+    inputs = keras.Input(shape=(32, 32, 3))
+    x = keras.layers.Conv2D(16, (3, 3), activation=activation)(inputs)
+    x = keras.layers.MaxPooling2D((2, 2))(x)
+    x = keras.layers.Conv2D(32, (3, 3), activation=activation)(x)
+    x = keras.layers.MaxPooling2D((2, 2))(x)
+    x = keras.layers.Conv2D(64, (3, 3), activation=activation)(x)
+    x = keras.layers.Dropout(rate)(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(10, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+
+
+def _search_model(optimizer: str):
+    import keras
+
+    inputs = keras.Input(shape=(3072,))
+    x = keras.layers.Reshape((32, 32, 3))(inputs)
+    x = keras.layers.Conv2D(16, (3, 3), activation="relu")(x)
+    x = keras.layers.MaxPooling2D((2, 2))(x)
+    x = keras.layers.Conv2D(32, (3, 3), activation="relu")(x)
+    x = keras.layers.MaxPooling2D((2, 2))(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(64, activation="relu")(x)
+    outputs = keras.layers.Dense(10, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _best_key(results: dict, chosen: Any, chosen_name: str, results_name: str) -> None:
+    top = max(results.values())
+    match = next((k for k in results if experiments.same_key(chosen, k)), None)
+    if match is None:
+        raise CheckFailed(f"`{chosen_name}` = {chosen!r} is not one of the keys of"
+                          f" `{results_name}`")
+    if results[match] < top - 1e-9:
+        raise CheckFailed(f"`{chosen_name}` = {chosen!r} does not have the highest value in"
+                          f" `{results_name}`")
+
+
+@reference("lesson04_dropout_results")
+def dropout_results(ctx, dropout_results, best_dropout_rate) -> str:
+    """Exercise 4.4: validation accuracy per dropout rate, and the best rate."""
+    found = keyed(dropout_results, "dropout_results", DROPOUT_RATES)
+    values = {r: fraction(found[r], f"dropout_results[{r:g}]") for r in DROPOUT_RATES}
+    _best_key(values, best_dropout_rate, "best_dropout_rate", "dropout_results")
+    message = f"{len(DROPOUT_RATES)} dropout rates, best {float(best_dropout_rate):g}"
+    if not ctx.verify:
+        return message
+    rate = choose(ctx, DROPOUT_RATES, "dropout_results")
+    rerun = rerun_tuning(ctx, rate, "relu", seed_for(ctx, "dropout_results"))[-1]
+    return message + "; " + confirm(values[rate], rerun, TUNE_TOLERANCE[ctx.mode],
+                                    f"dropout rate {rate:g}")
+
+
+def rerun_tuning(ctx, rate: float, activation: str, seed: int) -> list[float]:
+    """The grader's run of the tuning loops: validation accuracy after each epoch."""
+    x_train, x_val, y_train, y_val = _split(ctx)
+    n = TUNE_SIZE[ctx.mode]
+    run, _ = experiments.train_and_validate(
+        lambda: _dropout_model(rate, activation), x_train[:n], y_train[:n], x_val, y_val,
+        epochs=TUNE_EPOCHS[ctx.mode], batch_size=BATCH_SIZE, seed=seed,
+        loss="categorical_crossentropy")
+    return run["val_accuracy"]
+
+
+@reference("lesson04_optimizer_search")
+def optimizer_search(ctx, search_results, best_optimizer) -> str:
+    """Exercise 4.5: mean cross-validated accuracy per optimizer, and the best optimizer."""
+    found = keyed(search_results, "search_results", OPTIMIZERS)
+    values = {o: fraction(found[o], f"search_results[{o!r}]") for o in OPTIMIZERS}
+    _best_key(values, best_optimizer, "best_optimizer", "search_results")
+    message = f"{len(OPTIMIZERS)} optimizers, best {best_optimizer}"
+    if not ctx.verify:
+        return message
+    name = choose(ctx, OPTIMIZERS, "optimizer_search")
+    rerun = rerun_search(ctx, name, seed_for(ctx, "optimizer_search"))
+    return message + "; " + confirm(values[name], rerun, GRID_TOLERANCE[ctx.mode],
+                                    f"the {CV}-fold search for {name}")
+
+
+def rerun_search(ctx, optimizer: str, seed: int) -> float:
+    """The grader's cross-validation of one optimizer (folds as GridSearchCV makes them)."""
+    import keras
+    from sklearn.model_selection import StratifiedKFold
+
+    x_train, _, y_train, _ = _split(ctx)
+    n = GRID_SIZE[ctx.mode]
+    x, y = x_train[:n].reshape(n, -1), y_train[:n]
+    labels = y.argmax(axis=1)
+    scores = []
+    for fold, (fit, held) in enumerate(StratifiedKFold(n_splits=CV).split(x, labels)):
+        keras.utils.set_random_seed(seed + fold)
+        model = _search_model(optimizer)
+        model.fit(x[fit], y[fit], epochs=GRID_EPOCHS[ctx.mode], batch_size=BATCH_SIZE, verbose=0)
+        predicted = np.asarray(model.predict(x[held], verbose=0)).argmax(axis=1)
+        scores.append(float(np.mean(predicted == labels[held])))
+    return float(np.mean(scores))
+
+
+@reference("lesson04_activation_results")
+def activation_results(ctx, activation_results, best_dropout_rate) -> str:
+    """Exercise 4.6: validation accuracy per epoch for each activation."""
+    found = keyed(activation_results, "activation_results", ACTIVATIONS)
+    epochs = TUNE_EPOCHS[ctx.mode]
+    curves = {}
+    for name in ACTIVATIONS:
+        curve = found[name]
+        if not isinstance(curve, (list, tuple)) or len(curve) != epochs:
+            size = len(curve) if isinstance(curve, (list, tuple)) else type(curve).__name__
+            raise CheckFailed(f"activation_results[{name!r}] should be the list of {epochs}"
+                              f" per-epoch validation accuracies, found {size}")
+        curves[name] = [fraction(v, f"activation_results[{name!r}]") for v in curve]
+    rate = next((r for r in DROPOUT_RATES if experiments.same_key(best_dropout_rate, r)), None)
+    if rate is None:
+        raise CheckFailed(f"`best_dropout_rate` = {best_dropout_rate!r} is not one of"
+                          f" DROPOUT_RATES; run Exercise 4.4 first")
+    message = f"{len(ACTIVATIONS)} activations, {epochs} epoch(s) each"
+    if not ctx.verify:
+        return message
+    name = choose(ctx, RERUN_ACTIVATIONS, "activation_results")
+    rerun = rerun_tuning(ctx, rate, name, seed_for(ctx, "activation_results"))[-1]
+    return message + "; " + confirm(curves[name][-1], rerun, TUNE_TOLERANCE[ctx.mode],
+                                    f"activation {name} (dropout {rate:g})")
+
+
+@reference("lesson04_best_model_choice")
+def best_model_choice(ctx, val_scores, best_model, intro_model, dropout_model,
+                      tuned_model) -> str:
+    """Exercise 4.7: validation accuracy of each candidate, and the best one chosen."""
+    from grader.checks import _require_model
+
+    found = keyed(val_scores, "val_scores", CANDIDATES)
+    values = {c: fraction(found[c], f"val_scores[{c!r}]") for c in CANDIDATES}
+    models = {"intro": _require_model(intro_model, "intro_model"),
+              "dropout": _require_model(dropout_model, "dropout_model"),
+              "tuned": _require_model(tuned_model, "tuned_model")}
+    chosen = _require_model(best_model, "best_model")
+    _, x_val, _, y_val = _split(ctx)
+    top = max(values, key=values.get)
+    sample = x_val[:256]
+    same = np.allclose(np.asarray(chosen.predict(sample, verbose=0)),
+                       np.asarray(models[top].predict(sample, verbose=0)), atol=1e-5)
+    if not same:
+        raise CheckFailed(f"val_scores ranks {top!r} first, but best_model does not predict"
+                          f" like that model: set best_model = candidates[{top!r}]")
+    message = f"best_model is the {top} model, the best of val_scores"
+    if not ctx.verify:
+        return message
+    labels = y_val.argmax(axis=1)
+    for name, model in models.items():
+        predicted = np.asarray(model.predict(x_val, batch_size=512, verbose=0)).argmax(axis=1)
+        accuracy = float(np.mean(predicted == labels))
+        if abs(accuracy - values[name]) > EVALUATION_TOLERANCE:
+            raise CheckFailed(
+                f"the grader evaluated your {name} model on the validation split: accuracy"
+                f" {accuracy:.4f}; val_scores[{name!r}] = {values[name]:.4f}. Evaluate each"
+                " candidate on x_val, y_val (not on the test set)"
+            )
+    return message + "; the grader's evaluation of the three models on the validation split agrees"
+
+
+def RERUN_CASES():  # noqa: N802 - read by bench/rerun_tolerance.py
+    """Re-runs to calibrate: a dropout rate, an activation, each optimizer's search."""
+    found = [(f"lesson04 dropout {r:g}", lambda c, s, r=r: rerun_tuning(c, r, "relu", s)[-1],
+              "cifar10", lambda m: TUNE_TOLERANCE[m]) for r in (0.15, 0.45, 0.75)]
+    found += [(f"lesson04 activation {a}", lambda c, s, a=a: rerun_tuning(c, 0.3, a, s)[-1],
+               "cifar10", lambda m: TUNE_TOLERANCE[m]) for a in ("tanh", "selu")]
+    found += [(f"lesson04 search {o}", lambda c, s, o=o: rerun_search(c, o, s), "cifar10",
+               lambda m: GRID_TOLERANCE[m]) for o in OPTIMIZERS]
+    return found

@@ -1,0 +1,257 @@
+"""Experiment checks: fake results of the right type lose the points they target.
+
+Each test hands a rubric ``experiment`` check fake results of the right shape and types
+(what a student could write without running anything) and lets the grader verify them as
+it does when grading (``Context(verify=True)``): on the real data, with real re-runs of one
+configuration in fast mode. Shape errors are caught without training. The solutions'
+honest results passing the same checks is the contract test's job (tests/test_contract.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from grader.checks import CheckFailed, Context, run_check
+from grader.experiments import choose, fraction, history, keyed
+from grader.references import lesson01, lesson02, lesson03, lesson04
+from grader.rubric import find_check
+
+
+@pytest.fixture(scope="module")
+def keras():
+    import keras
+
+    return keras
+
+
+def verify(check_id: str, data_dir: str, **objects):
+    rubric, spec = find_check(check_id)
+    ctx = Context(mode="fast", dataset=rubric.dataset, data_dir=data_dir, verify=True,
+                  choice_key="test-key")
+    return run_check(spec, objects, ctx)
+
+
+# ----------------------------------------------------------------------------------------
+# Building blocks
+# ----------------------------------------------------------------------------------------
+
+
+def test_keyed_matches_numbers_numerically_and_names_missing_keys():
+    found = keyed({"0.001": 1, 1e-4: 2}, "lr_results", (1e-4, 1e-3))
+    assert found == {1e-4: 2, 1e-3: 1}
+    with pytest.raises(CheckFailed, match="missing 0.01; unexpected 'x'"):
+        keyed({"x": 1, 1e-4: 2}, "lr_results", (1e-4, 1e-2))
+    with pytest.raises(CheckFailed, match="should be a dict"):
+        keyed([1, 2], "lr_results", (1e-4,))
+
+
+@pytest.mark.parametrize("value", [1.5, -0.1, float("nan"), "0.5x", None, True])
+def test_fraction_refuses_what_is_not_an_accuracy(value):
+    with pytest.raises(CheckFailed):
+        fraction(value, "x")
+
+
+def test_history_needs_one_value_per_epoch():
+    assert history({"val_accuracy": [0.1, 0.2]}, "h", epochs=2)["val_accuracy"] == [0.1, 0.2]
+    with pytest.raises(CheckFailed, match=r"one value per epoch \(3\), found 2"):
+        history({"val_accuracy": [0.1, 0.2]}, "h", epochs=3)
+
+
+def test_choice_is_private_and_stable():
+    options = list(range(10))
+    a = Context(choice_key="key-a")
+    picks = {choose(Context(choice_key=f"key-{i}"), options, "s") for i in range(40)}
+    assert choose(a, options, "s") == choose(a, options, "s")
+    assert len(picks) > 3  # different keys choose differently
+
+
+# ----------------------------------------------------------------------------------------
+# Lesson 01
+# ----------------------------------------------------------------------------------------
+
+
+def fake_lr_sweep(value: float):
+    epochs = lesson01.SWEEP_EPOCHS["fast"]
+    histories = {lr: {"val_accuracy": [value] * epochs, "loss": [1.0] * epochs}
+                 for lr in lesson01.LEARNING_RATES}
+    return {lr: value for lr in lesson01.LEARNING_RATES}, histories
+
+
+def test_lr_sweep_fake_of_the_right_type_loses(data_dir):
+    results, histories = fake_lr_sweep(0.6)
+    result = verify("01.lr_sweep", data_dir, lr_results=results, lr_histories=histories)
+    assert not result.passed and "the grader re-ran learning rate" in result.message
+
+
+def test_lr_sweep_best_must_come_from_its_history(data_dir):
+    results, histories = fake_lr_sweep(0.3)
+    results[1e-3] = 0.5
+    result = verify("01.lr_sweep", data_dir, lr_results=results, lr_histories=histories)
+    assert not result.passed and "is not the best validation accuracy" in result.message
+
+
+def test_batch_timing_fake_of_the_right_type_loses(data_dir):
+    fake = {4: 60.0, 16: 40.0, 32: 30.0, 256: 20.0, 1024: 10.0}
+    result = verify("01.batch_timing", data_dir, batch_seconds=fake)
+    assert not result.passed and "the grader timed batch size" in result.message
+
+
+def test_batch_timing_small_batches_must_be_slower(data_dir):
+    fake = {4: 0.1, 16: 0.2, 32: 0.3, 256: 0.4, 1024: 0.5}
+    result = verify("01.batch_timing", data_dir, batch_seconds=fake)
+    assert not result.passed and "always slower" in result.message
+
+
+# ----------------------------------------------------------------------------------------
+# Lesson 02
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fashion_model(keras, data_dir):
+    """A real, briefly trained Fashion-MNIST model (about 0.8 accuracy in fast mode)."""
+    from helpers.data import flatten, load_dataset, scale
+
+    (x, y), _ = load_dataset("fashion_mnist", fast=True, data_dir=data_dir)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(64, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(scale(flatten(x)), y, epochs=2, batch_size=128, verbose=0)
+    return model
+
+
+def test_fashion_confidence_honest_passes_and_fake_loses(fashion_model, data_dir):
+    from helpers.data import flatten, load_dataset, scale
+
+    (x, y), _ = load_dataset("fashion_mnist", fast=True, data_dir=data_dir)
+    honest = lesson02.confidence_statistics(
+        fashion_model.predict(scale(flatten(x[-1200:])), verbose=0), y[-1200:].astype(int))
+    assert verify("02.fashion_confidence", data_dir, fashion_confidence=honest,
+                  fashion_model=fashion_model).passed
+    fake = {"mean_top_probability": 0.99, "share_at_least_0.9": 0.97,
+            "accuracy_at_least_0.9": 0.99, "accuracy_below_0.9": 0.6}
+    result = verify("02.fashion_confidence", data_dir, fashion_confidence=fake,
+                    fashion_model=fashion_model)
+    assert not result.passed and "your fashion_model gives" in result.message
+
+
+def test_fashion_epochs_fake_loses(fashion_model, data_dir):
+    fake = {"epoch_1": 0.9, "epoch_3": 0.99, "best_epoch": 3}
+    result = verify("02.fashion_epochs", data_dir, fashion_epochs_result=fake,
+                    fashion_model=fashion_model)
+    assert not result.passed and "reaches" in result.message
+
+
+def test_fashion_architectures_fake_loses(data_dir):
+    fake = {"64": 0.97, "512": 0.98, "32-16": 0.96}
+    result = verify("02.fashion_architectures", data_dir, fashion_architectures=fake)
+    assert not result.passed and "the grader re-ran architecture" in result.message
+
+
+def test_fashion_architectures_need_parseable_keys(data_dir):
+    result = verify("02.fashion_architectures", data_dir,
+                    fashion_architectures={"narrow": 0.8, "wide": 0.8, "deep": 0.8})
+    assert not result.passed and 'joined by "-"' in result.message
+
+
+# ----------------------------------------------------------------------------------------
+# Lesson 03
+# ----------------------------------------------------------------------------------------
+
+
+def fake_lr_histories(accuracy: float, tiny_loss_end: float = 2.3):
+    epochs = lesson03.LR_EPOCHS["fast"]
+    found = {f"{lr:g}": {"loss": list(np.linspace(1.0, 0.5, epochs)),
+                         "val_accuracy": [accuracy] * epochs} for lr in lesson03.LEARNING_RATES}
+    found["1e-06"]["loss"] = list(np.linspace(2.3, tiny_loss_end, epochs))
+    return found
+
+
+def test_lr_histories_fake_loses(data_dir):
+    result = verify("03.lr_histories", data_dir, lr_histories=fake_lr_histories(0.99))
+    assert not result.passed and "the grader re-ran learning rate 0.1" in result.message
+
+
+def test_lr_histories_tiny_rate_must_leave_the_loss_flat(data_dir):
+    result = verify("03.lr_histories", data_dir,
+                    lr_histories=fake_lr_histories(0.8, tiny_loss_end=1.0))
+    assert not result.passed and "barely change the weights" in result.message
+
+
+def sweep_row(name, accuracy, **config):
+    row = {"name": name, "hidden": [64], "activation": "relu", "batch_size": 64,
+           "optimizer": "adam", "learning_rate": 1e-3, "val_accuracy": accuracy,
+           "val_loss": 0.5, "seconds_per_epoch": 0.5}
+    row.update(config)
+    return row
+
+
+def test_sweep_results_fake_best_loses(data_dir):
+    rows = [sweep_row("a", 0.99), sweep_row("b", 0.8, hidden=[32]),
+            sweep_row("c", 0.8, activation="tanh"), sweep_row("d", 0.8, batch_size=128)]
+    result = verify("03.sweep_results", data_dir, sweep_results=rows)
+    assert not result.passed and "the grader re-ran your best configuration (a)" in result.message
+
+
+def test_sweep_results_need_the_configuration(data_dir):
+    rows = [{"name": str(i), "val_accuracy": 0.8, "seconds_per_epoch": 1.0} for i in range(4)]
+    result = verify("03.sweep_results", data_dir, sweep_results=rows)
+    assert not result.passed and "'hidden'" in result.message
+
+
+# ----------------------------------------------------------------------------------------
+# Lesson 04
+# ----------------------------------------------------------------------------------------
+
+
+def test_dropout_results_fake_loses(data_dir):
+    fake = {rate: 0.9 for rate in lesson04.DROPOUT_RATES}
+    result = verify("04.best_dropout_rate", data_dir, dropout_results=fake,
+                    best_dropout_rate=0.15)
+    assert not result.passed and "the grader re-ran dropout rate" in result.message
+
+
+def test_best_dropout_rate_must_be_the_best(data_dir):
+    fake = {rate: 0.2 + i / 100 for i, rate in enumerate(lesson04.DROPOUT_RATES)}
+    result = verify("04.best_dropout_rate", data_dir, dropout_results=fake,
+                    best_dropout_rate=0.15)
+    assert not result.passed and "does not have the highest value" in result.message
+
+
+def test_optimizer_search_fake_loses(data_dir):
+    fake = {name: 0.9 for name in lesson04.OPTIMIZERS}
+    result = verify("04.optimizer_search", data_dir, search_results=fake, best_optimizer="adam")
+    assert not result.passed and "the grader re-ran the 2-fold search" in result.message
+
+
+def test_activation_results_fake_loses(data_dir):
+    fake = {name: [0.9] for name in lesson04.ACTIVATIONS}
+    result = verify("04.activation_results", data_dir, activation_results=fake,
+                    best_dropout_rate=0.3)
+    assert not result.passed and "the grader re-ran activation" in result.message
+
+
+def test_best_model_choice_recomputes_validation_accuracy(keras, data_dir):
+    def tiny(seed):
+        keras.utils.set_random_seed(seed)
+        return keras.Sequential([keras.Input(shape=(32, 32, 3)), keras.layers.Flatten(),
+                                 keras.layers.Dense(10, activation="softmax")])
+
+    models = {"intro_model": tiny(1), "dropout_model": tiny(2), "tuned_model": tiny(3)}
+    ctx = Context(mode="fast", dataset="cifar10", data_dir=data_dir)
+    _, x_val, _, y_val = lesson04._split(ctx)
+    honest = {name: float(np.mean(models[f"{name}_model"].predict(x_val, verbose=0).argmax(1)
+                                  == y_val.argmax(1))) for name in lesson04.CANDIDATES}
+    best = max(honest, key=honest.get)
+    assert verify("04.best_model_choice", data_dir, val_scores=honest,
+                  best_model=models[f"{best}_model"], **models).passed
+    other = next(name for name in lesson04.CANDIDATES if name != best)
+    wrong_choice = verify("04.best_model_choice", data_dir, val_scores=honest,
+                          best_model=models[f"{other}_model"], **models)
+    assert not wrong_choice.passed and "best_model does not predict like" in wrong_choice.message
+    inflated = {**honest, best: 0.9}
+    fake = verify("04.best_model_choice", data_dir, val_scores=inflated,
+                  best_model=models[f"{best}_model"], **models)
+    assert not fake.passed and "the grader evaluated your" in fake.message
