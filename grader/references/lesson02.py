@@ -44,7 +44,7 @@ CONFIDENCE_KEYS = ("mean_top_probability", "share_at_least_0.9", "accuracy_at_le
 #: with the exported model, and how far an architecture's re-run may land
 #: (bench/results/rerun_tolerance.md).
 STATISTIC_TOLERANCE = {"full": 0.05, "fast": 0.07}
-ARCH_TOLERANCE = {"full": 0.04, "fast": 0.06}
+ARCH_TOLERANCE = {"full": 0.04, "fast": 0.08}
 #: Architectures the grader is willing to re-run (hidden layers, units per layer).
 MAX_ARCH_LAYERS = 6
 MAX_ARCH_UNITS = 2048
