@@ -1,4 +1,4 @@
-"""Command line: ``python -m grader {release,normalize,grade} ...``.
+"""Command line: ``python -m grader {release,normalize,grade,digest} ...``.
 
 Exit codes: 0 success (for ``grade``: grading ran, whatever the scores), 1 ``release
 --check`` found differences, 2 usage or configuration error (bad rubric, missing file),
@@ -38,6 +38,28 @@ def _normalize(args: argparse.Namespace) -> int:
     for path in args.notebooks:
         normalize_file(Path(path))
         print(f"normalized {path}")
+    return 0
+
+
+def _digest(args: argparse.Namespace) -> int:
+    import ast
+
+    from grader.answers import NotAnAnswer, digest, position_digests
+
+    try:
+        value = ast.literal_eval(args.value)
+    except (ValueError, SyntaxError):
+        value = args.value  # not a Python literal: the text itself is the answer
+    try:
+        if args.per_position:
+            if not isinstance(value, (list, tuple)):
+                raise GraderError(f"--per-position needs a list, got {args.value!r}")
+            digests = position_digests(args.check_id, value)
+            print("answer_sha256 = [\n" + "".join(f'  "{d}",\n' for d in digests) + "]")
+        else:
+            print(f'answer_sha256 = "{digest(args.check_id, value)}"')
+    except NotAnAnswer as exc:
+        raise GraderError(f"{args.value!r} cannot be an answer: {exc}") from exc
     return 0
 
 
@@ -140,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="import MODULE first (it registers references a custom rubric names);"
                        " repeatable")
     grade.set_defaults(func=_grade)
+    dig = sub.add_parser("digest", help="print the answer_sha256 of a by-hand answer (maintainers)",
+                         description="Print the rubric line answer_sha256 = ... for CHECK_ID's"
+                         " answer VALUE (a Python literal: 1234, 0.5, True, '[1, 2, 3]').")
+    dig.add_argument("check_id", metavar="CHECK_ID", help='the rubric id, e.g. "03.rgb_input_dim"')
+    dig.add_argument("value", metavar="VALUE", help="the answer, as a Python literal")
+    dig.add_argument("--per-position", action="store_true",
+                     help="one digest per entry of a list answer (messages can name wrong entries)")
+    dig.set_defaults(func=_digest)
     return parser
 
 

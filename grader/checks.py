@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from grader import answers
 from grader.rubric import CheckSpec
 
 
@@ -214,7 +215,12 @@ def _check_param_count(spec: CheckSpec, objects: dict, ctx: Context) -> str:
         if act != spec.output_activation:
             raise CheckFailed(f"expected a {spec.output_activation} output, found {act}")
     count = trainable_parameters(model)
-    if count != spec.expected:
+    if spec.answer_sha256 is not None:  # the count is a by-hand answer: never print it
+        if not answers.matches(spec.id, count, spec.answer_sha256):
+            raise CheckFailed(_with_hint(
+                f"`{spec.subject}` has {count:,} trainable parameters, which is not the count"
+                " of the network the exercise describes", spec))
+    elif count != spec.expected:
         raise CheckFailed(f"expected {spec.expected:,} trainable parameters, found {count:,}")
     return f"{count:,} trainable parameters"
 
@@ -262,20 +268,115 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _with_hint(problem: str, spec: CheckSpec) -> str:
+    return f"{problem}; hint: {spec.hint}" if spec.hint else problem
+
+
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim > 0)
+
+
+def _is_number(value: Any) -> bool:
+    """A real number, a 0-d array or a numeric string (students sometimes type "1234")."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and value.dtype.kind in "iuf"
+    return isinstance(value, (int, float, np.number, str))
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "a bool"
+    if isinstance(value, (int, float, np.number)):
+        return "a number"
+    if _is_sequence(value):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _show_found(value: Any) -> str:
+    """A student's wrong value, in full: rounding could print a number equal to the answer."""
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    return _show(value)
+
+
+def _entries(name: str, positions: list[int]) -> str:
+    shown = ", ".join(f"`{name}[{i}]`" for i in positions[:5])
+    more = f" and {len(positions) - 5} more" if len(positions) > 5 else ""
+    return shown + more
+
+
+def _value_problem(spec: CheckSpec, found: Any, expected: Any) -> str | None:
+    """What is wrong with ``found``, in words that never contain ``expected``."""
+    name = spec.subject
+    if isinstance(expected, (bool, np.bool_)):
+        if not isinstance(found, (bool, np.bool_)):
+            return f"`{name}` should be True or False, found {_kind_of(found)}"
+        return None if bool(found) == bool(expected) else (
+            f"`{name}` = {bool(found)} does not agree with what the grader measures")
+    if _is_sequence(expected):
+        if not _is_sequence(found):
+            return f"`{name}` should be a list of {len(expected)} numbers, found {_kind_of(found)}"
+        if len(found) != len(expected):
+            return f"`{name}` should hold {len(expected)} values, found {len(found)}"
+        wrong = [i for i, (f, e) in enumerate(zip(list(found), list(expected), strict=True))
+                 if not _same(f, e, spec.tolerance)]
+        if not wrong:
+            return None
+        within = f" by more than {spec.tolerance:g}" if spec.tolerance else ""
+        return f"{_entries(name, wrong)} differ{'s' if len(wrong) == 1 else ''}{within}"
+    if isinstance(expected, (int, float, np.number)) and not _is_number(found):
+        return f"`{name}` should be a number, found {_kind_of(found)}"
+    if _same(found, expected, spec.tolerance):
+        return None
+    if spec.tolerance:
+        return (f"`{name}` = {_show_found(found)} differs from the value the grader computes by"
+                f" more than {spec.tolerance:g}")
+    return f"`{name}` = {_show_found(found)} is not the right value"
+
+
+def _digest_problem(spec: CheckSpec, found: Any) -> str | None:
+    """Compare ``found`` with the rubric's digest(s); the message never holds the answer."""
+    name = spec.subject
+    if isinstance(spec.answer_sha256, str):
+        if answers.matches(spec.id, found, spec.answer_sha256):
+            return None
+        if _is_sequence(found):
+            return f"`{name}` (a list of {len(found)} values) is not the right answer"
+        if isinstance(found, (bool, np.bool_)):
+            return f"`{name}` ({_kind_of(found)}) is not the right answer"
+        return f"`{name}` = {_show_found(found)} is not the right answer"
+    want = len(spec.answer_sha256)
+    if not _is_sequence(found):
+        return f"`{name}` should be a list of {want} values, found {_kind_of(found)}"
+    if len(found) != want:
+        return f"`{name}` should hold {want} values, found {len(found)}"
+    wrong = [i for i, (value, answer) in enumerate(zip(list(found), spec.answer_sha256, strict=True))
+             if not answers.matches(f"{spec.id}[{i}]", value, answer)]
+    if not wrong:
+        return None
+    return f"{_entries(name, wrong)} {'is' if len(wrong) == 1 else 'are'} not right"
+
+
 def _check_value(spec: CheckSpec, objects: dict, ctx: Context) -> str:
     found = objects[spec.subject]
     if found is None or found is Ellipsis:
         raise CheckFailed(f"`{spec.subject}` is still a placeholder: compute it in the exercise")
-    if spec.reference is not None:
-        from grader.references import REFERENCES
-
-        others = [objects[name] for name in spec.objects[1:]]
-        expected = REFERENCES[spec.reference](ctx, *others)
+    if spec.answer_sha256 is not None:
+        problem = _digest_problem(spec, found)
     else:
-        expected = spec.expected
-    if not _same(found, expected, spec.tolerance):
-        within = f" (within {spec.tolerance:g})" if spec.tolerance else ""
-        raise CheckFailed(f"expected `{spec.subject}` = {_show(expected)}{within}, found {_show(found)}")
+        if spec.reference is not None:
+            from grader.references import REFERENCES
+
+            others = [objects[name] for name in spec.objects[1:]]
+            expected = REFERENCES[spec.reference](ctx, *others)
+        else:
+            expected = spec.expected
+        problem = _value_problem(spec, found, expected)
+    if problem:
+        raise CheckFailed(_with_hint(problem, spec))
     return f"`{spec.subject}` = {_show(found)}"
 
 

@@ -16,18 +16,40 @@ A rubric names the module's notebook and dataset and lists its checks::
 
 Kind-specific fields:
 
-* ``param_count``: ``expected`` (trainable parameters); optional ``units`` (Dense units in
-  order), ``output_units``, ``output_activation``, ``input_shape``.
+* ``param_count``: ``expected`` (trainable parameters) or, when the count is the answer of a
+  by-hand exercise, ``answer_sha256`` (see below); optional ``units`` (Dense units in
+  order), ``output_units``, ``output_activation``, ``input_shape``, ``hint``.
 * ``accuracy``: ``threshold = {full = 0.38, fast = 0.25}``; optional ``inputs`` (how the
   grader prepares the official test split: ``auto``, ``gray_flat``, ``flat``, ``image``);
   optional ``dataset`` overriding the module's.
-* ``value``: ``expected`` (a literal) or ``reference`` (a function in ``grader.references``
-  computing the expected value from the other objects); optional ``tolerance`` (absolute).
+* ``value``: exactly one of ``expected`` (a literal, for values that are no secret),
+  ``answer_sha256`` (a by-hand answer, stored as a digest) or ``reference`` (a function in
+  ``grader.references`` computing the expected value from the other objects); optional
+  ``tolerance`` (absolute; not with ``answer_sha256``) and ``hint``.
 * ``function``: ``reference`` naming a function case in ``grader.references``.
 * ``experiment``: ``reference`` naming a function in ``grader.references`` that checks the
   results of an experiment the exercise asked for (keys, types, ranges, consistency) and,
   when the grader scores, re-runs one configuration to confirm them
   (:mod:`grader.experiments`). Its exercise cells must also have run without error.
+
+``hint`` is one sentence on how to find the answer ("count height x width x channels"). A
+failing ``value`` check says what is wrong and adds the hint; it never prints the expected
+value, whatever its source, and a ``param_count`` with ``answer_sha256`` never prints the count.
+``description`` says what is asked, never the answer (feedback pages and the class report
+show it).
+
+``answer_sha256`` keeps a by-hand answer out of the student package (students get
+``grader/``): it is ``grader.answers.digest(check_id, answer)``, the SHA-256 (hex) of
+``"<check id>\n<canonical text>"``. The canonical text is defined by
+:func:`grader.answers.canonical`: ``true``/``false`` for booleans; a whole number (``int``,
+a float within 1e-9 of a whole number, a NumPy scalar) as its plain decimal digits, so
+``1234``, ``1234.0`` and ``np.int64(1234)`` agree; another finite float as ``repr(float(x))``;
+a string as JSON of ``strip().lower()``; a list, tuple or array as ``[`` + entries joined by
+``,`` + ``]`` (``[0, 1.0]`` -> ``[0,1]``). A numeric string from a student ("1234") is also
+read as the number. A list of digests, one per entry salted with ``"<check id>[i]"``
+(:func:`grader.answers.position_digests`), lets the message name the wrong entries and the
+expected length. Compute either with ``python -m grader digest CHECK_ID VALUE
+[--per-position]``.
 
 Loading validates everything and raises :class:`RubricError` naming file and check.
 """
@@ -54,10 +76,10 @@ MODES = ("full", "fast")
 
 _COMMON = {"id", "kind", "objects", "points", "description"}
 _ALLOWED = {
-    "param_count": _COMMON | {"expected", "units", "output_units", "output_activation",
-                              "input_shape"},
+    "param_count": _COMMON | {"expected", "answer_sha256", "hint", "units", "output_units",
+                              "output_activation", "input_shape"},
     "accuracy": _COMMON | {"threshold", "inputs", "dataset"},
-    "value": _COMMON | {"expected", "reference", "tolerance"},
+    "value": _COMMON | {"expected", "answer_sha256", "reference", "tolerance", "hint"},
     "function": _COMMON | {"reference"},
     "experiment": _COMMON | {"reference"},
 }
@@ -73,6 +95,8 @@ class CheckSpec:
     points: float
     description: str = ""
     expected: Any = None
+    answer_sha256: str | tuple[str, ...] | None = None
+    hint: str = ""
     tolerance: float = 0.0
     reference: str | None = None
     threshold: dict[str, float] | None = None
@@ -162,9 +186,19 @@ def _parse_check(path: Path, module: str, raw: dict, index: int) -> CheckSpec:
     if not isinstance(points, (int, float)) or isinstance(points, bool) or points < 0:
         raise _fail(path, where, f"expected points >= 0, got {points!r}")
     kwargs: dict[str, Any] = {}
+    if "answer_sha256" in raw:
+        kwargs["answer_sha256"] = _parse_digests(path, where, raw["answer_sha256"])
+    if "hint" in raw and not isinstance(raw["hint"], str):
+        raise _fail(path, where, f"hint must be a string, got {raw['hint']!r}")
     if kind == "param_count":
-        if not isinstance(raw.get("expected"), int):
-            raise _fail(path, where, "param_count needs expected = <integer parameter count>")
+        if "answer_sha256" in raw:
+            if "expected" in raw:
+                raise _fail(path, where, "param_count takes expected or answer_sha256, not both")
+            if not isinstance(kwargs["answer_sha256"], str):
+                raise _fail(path, where, "param_count needs one answer_sha256 string")
+        elif not isinstance(raw.get("expected"), int):
+            raise _fail(path, where, "param_count needs expected = <integer parameter count>"
+                        " (or answer_sha256)")
         for key in ("units", "input_shape"):
             if key in raw:
                 kwargs[key] = tuple(int(v) for v in raw[key])
@@ -178,8 +212,11 @@ def _parse_check(path: Path, module: str, raw: dict, index: int) -> CheckSpec:
         if raw.get("inputs", "auto") not in INPUTS:
             raise _fail(path, where, f"inputs must be one of {INPUTS}, got {raw.get('inputs')!r}")
     elif kind == "value":
-        if ("expected" in raw) == ("reference" in raw):
-            raise _fail(path, where, "value needs exactly one of expected or reference")
+        if sum(key in raw for key in ("expected", "answer_sha256", "reference")) != 1:
+            raise _fail(path, where, "value needs exactly one of expected, answer_sha256 or"
+                        " reference")
+        if "answer_sha256" in raw and raw.get("tolerance", 0):
+            raise _fail(path, where, "answer_sha256 compares exactly: remove the tolerance")
     elif kind in ("function", "experiment"):
         if "reference" not in raw:
             raise _fail(path, where, f"{kind} needs reference = <name in grader.references>")
@@ -193,6 +230,19 @@ def _parse_check(path: Path, module: str, raw: dict, index: int) -> CheckSpec:
     plain.pop("id"), plain.pop("kind"), plain.pop("points")
     return CheckSpec(id=check_id, kind=kind, objects=tuple(objects), points=float(points),
                      **plain, **kwargs)
+
+
+def _parse_digests(path: Path, where: str, raw: Any) -> str | tuple[str, ...]:
+    def is_digest(text: Any) -> bool:
+        return (isinstance(text, str) and len(text) == 64
+                and all(ch in "0123456789abcdef" for ch in text))
+
+    if is_digest(raw):
+        return raw
+    if isinstance(raw, list) and raw and all(is_digest(d) for d in raw):
+        return tuple(raw)
+    raise _fail(path, where, "answer_sha256 must be a 64-digit lowercase hex SHA-256 or a"
+                " non-empty list of them; compute it with `python -m grader digest`")
 
 
 def parse_rubric(path: Path) -> Rubric:

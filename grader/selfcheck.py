@@ -36,7 +36,8 @@ def check(check_id: str, /, **objects: Any) -> None:
     Raises
     ------
     AssertionError
-        When the check fails; the message says what was expected and what was found.
+        When the check fails; the message says what was found and what to fix. For a value
+        the student works out (``value`` checks), it gives a hint, never the expected value.
     """
     if os.environ.get("DLCOURSE_GRADING") == "1":  # the grader scores outside the notebook
         print(f"[{check_id}] self-check skipped while grading: the grader checks this itself")

@@ -6,42 +6,45 @@ import numpy as np
 import pytest
 
 import helpers.data
+from grader.answers import position_digests
 from grader.checks import Context, run_check
 from grader.references import REFERENCES
 from grader.rubric import load_rubric
 
 
-def _fake_loader(first_label: int):
-    def load(name, *, fast=None, data_dir=None):
-        y_train = np.array([first_label, 0, 4, 1], dtype=np.uint8)
-        x = np.zeros((4, 28, 28), dtype=np.uint8)
-        return (x, y_train), (x, y_train)
-
-    return load
-
-
-@pytest.mark.parametrize("mode, first_label", [("full", 5), ("fast", 7)])
-def test_first_label_reference_is_one_hot_of_the_modes_first_label(monkeypatch, mode, first_label):
-    monkeypatch.setattr(helpers.data, "load_dataset", _fake_loader(first_label))
-    expected = REFERENCES["lesson02_first_label_one_hot"](Context(mode=mode, dataset="mnist"))
-    assert expected == [1.0 if k == first_label else 0.0 for k in range(10)]
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_one_hot_row_is_checked_the_same_way_in_both_modes(mode, monkeypatch):
+    """Exercise 2.1 states its label (6): the answer does not depend on the training data."""
+    monkeypatch.setattr(helpers.data, "load_dataset", lambda *a, **k: pytest.fail("data read"))
+    spec = load_rubric("02").get("02.one_hot_row")
+    ctx = Context(mode=mode, dataset="mnist")
+    right = [0, 0, 0, 0, 0, 0, 1, 0, 0, 0]
+    assert run_check(spec, {"one_hot_row": right}, ctx).passed
+    assert run_check(spec, {"one_hot_row": np.eye(10, dtype="float32")[6]}, ctx).passed
+    for wrong in (right[::-1], np.eye(10)[5].tolist(), right[:9], 6):
+        assert not run_check(spec, {"one_hot_row": wrong}, ctx).passed
 
 
-def test_when_first_label_row_is_wrong_then_value_check_fails(monkeypatch):
-    monkeypatch.setattr(helpers.data, "load_dataset", _fake_loader(5))
-    spec = load_rubric("02").get("02.first_label_one_hot")
-    ctx = Context(mode="full", dataset="mnist")
-    right = [0, 0, 0, 0, 0, 1, 0, 0, 0, 0]
-    assert run_check(spec, {"first_label_one_hot": right}, ctx).passed
-    assert not run_check(spec, {"first_label_one_hot": right[::-1]}, ctx).passed
+def test_lesson02_references_are_only_the_experiment_checks():
+    """Exercise 2.1's row is a digest now: no lesson-02 value reference reads the data."""
+    from grader.rubric import load_rubric
+
+    named = {c.reference for c in load_rubric("02").checks if c.reference}
+    assert {name for name in REFERENCES if name.startswith("lesson02_")} == named
+    assert all(load_rubric("02").get(c.id).kind == "experiment"
+               for c in load_rubric("02").checks if c.reference)
 
 
-def test_deep_layer_params_expected_values_add_up_to_the_model_total():
+def test_deep_layer_params_answer_is_the_per_layer_counts_of_the_deep_model():
     spec = load_rubric("02").get("02.deep_layer_params")
     sizes = [784, 256, 64, 64, 32, 10]
     counts = [a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
-    assert spec.expected == counts
+    assert spec.answer_sha256 == tuple(position_digests("02.deep_layer_params", counts))
     assert sum(counts) == load_rubric("02").get("02.deep_model_params").expected == 223978
+    ctx = Context(mode="fast", dataset="mnist")
+    assert run_check(spec, {"deep_layer_params": counts}, ctx).passed
+    wrong = run_check(spec, {"deep_layer_params": [counts[0] - 256, *counts[1:]]}, ctx)
+    assert not wrong.passed and wrong.message.startswith("`deep_layer_params[0]` is not right")
 
 
 def test_first_model_breakdown_adds_up_to_717210():

@@ -44,6 +44,10 @@ def test_minimal_rubric_parses(tmp_path):
         (("expected = 10", "expected = 10\nthreshold = 3"), "unknown field"),
         (("expected = 10", ""), "param_count needs expected"),
         (('objects = ["model"]', 'objects = ["not a name"]'), "list of Python names"),
+        (("expected = 10", 'answer_sha256 = "abc"'), "64-digit lowercase hex"),
+        (("expected = 10", f'expected = 10\nanswer_sha256 = "{"a" * 64}"'), "not both"),
+        (("expected = 10", f'answer_sha256 = ["{"a" * 64}"]'), "one answer_sha256 string"),
+        (("expected = 10", 'expected = 10\nhint = 3'), "hint must be a string"),
     ],
 )
 def test_malformed_rubric_names_file_and_check(tmp_path, change, match):
@@ -77,6 +81,34 @@ reference = "no_such_reference"
 """
     with pytest.raises(RubricError, match="no_such_reference"):
         parse_rubric(_write(tmp_path, text))
+
+
+VALUE = GOOD + """
+[[checks]]
+id = "01.val"
+kind = "value"
+objects = ["x"]
+points = 1
+"""
+
+
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        ('expected = 3\nreference = "model_accuracy"', "exactly one of expected, answer_sha256"),
+        ('expected = 3\nanswer_sha256 = "' + "b" * 64 + '"', "exactly one of expected"),
+        ('answer_sha256 = "' + "b" * 64 + '"\ntolerance = 0.5', "remove the tolerance"),
+    ],
+)
+def test_value_checks_take_one_source_of_truth(tmp_path, fields, match):
+    with pytest.raises(RubricError, match=match):
+        parse_rubric(_write(tmp_path, VALUE + fields + "\n"))
+
+
+def test_value_check_with_digests_and_a_hint_parses(tmp_path):
+    text = VALUE + 'answer_sha256 = ["' + "c" * 64 + '", "' + "d" * 64 + '"]\nhint = "add them"\n'
+    check = parse_rubric(_write(tmp_path, text)).get("01.val")
+    assert check.answer_sha256 == ("c" * 64, "d" * 64) and check.hint == "add them"
 
 
 @pytest.mark.parametrize("path", sorted(RUBRIC_DIR.glob("*.toml")), ids=lambda p: p.name)
