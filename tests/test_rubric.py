@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from grader.errors import RubricError
-from grader.paths import RUBRIC_DIR
+from grader.paths import MODULES, RUBRIC_DIR
 from grader.rubric import load_rubric, parse_rubric
 
 GOOD = """
@@ -115,3 +115,20 @@ def test_value_check_with_digests_and_a_hint_parses(tmp_path):
 def test_shipped_rubrics_load(path):
     rubric = load_rubric(path.stem)
     assert rubric.checks and rubric.max_score > 0
+
+
+def test_readme_lists_every_check_with_its_points():
+    """README's "What each point rewards" tables stay true to the rubrics."""
+    import re
+
+    from grader.paths import REPO_ROOT
+
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    listed = {m.group(1): float(m.group(2))
+              for m in re.finditer(r"^\| `(0\d\.\w+)` \| ([0-9.]+) \|", text, re.M)}
+    for module in MODULES:
+        rubric = load_rubric(module)
+        assert f"**Lesson {module}: {rubric.max_score:g} points.**" in text
+        for check in rubric.checks:
+            assert listed.get(check.id) == check.points, check.id
+    assert set(listed) == {c.id for m in MODULES for c in load_rubric(m).checks}
