@@ -228,7 +228,8 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
         kwargs.update(rubric=rubric, solution=solution)
     try:
         if pending:
-            kwargs["holdout"], kernel_copy = _kernel_data(data_dir, fast=fast, key=store.key)
+            kwargs["holdout"], kernel_copy = _kernel_data(
+                data_dir, fast=fast, key=store.key, needed=_datasets_needed(pending, rubric))
             if client is not None:  # workers keep their own logs
                 kwargs["threads"] = dask_threads(client)
                 run_dask(pending, kwargs, client, on_result, imports)
@@ -250,20 +251,38 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     return summary
 
 
-def _kernel_data(data_dir: str | None, *, fast: bool, key: bytes):
+def _datasets_needed(tasks: Sequence[Task], rubric=None) -> dict[str, set[str]]:
+    """Dataset name -> modules of ``tasks`` whose rubric scores on it."""
+    from grader.rubric import load_rubric
+
+    needed: dict[str, set[str]] = {}
+    for module in sorted({t.module for t in tasks if t.module}):
+        try:
+            own = rubric if rubric is not None else load_rubric(module)
+        except GraderError:
+            continue  # such rows get their own error
+        for name in {own.dataset, *(c.dataset for c in own.checks if c.kind == "accuracy")}:
+            if name:
+                needed.setdefault(name, set()).add(module)
+    return needed
+
+
+def _kernel_data(data_dir: str | None, *, fast: bool, key: bytes,
+                 needed: dict[str, set[str]]):
     """The run's hold-out plan and its kernel copy, written once for every submission.
 
-    Without a local data folder (a Dask cluster, no ``--data-dir``) each worker resolves
-    its own and writes a copy per submission; the seed (from ``key``) is the same.
+    Without a local data folder (a Dask cluster without ``DLCOURSE_DATA_DIR``) each worker
+    resolves its own and writes a copy per submission; the seed (from ``key``) is the same.
     """
-    from grader.holdout import KernelData, plan_holdout
+    from dataclasses import replace
+
+    from grader.holdout import KernelData, plan_holdout, require_datasets
 
     plan = plan_holdout(data_dir, fast=fast, key=key)
     if data_dir is None:
         return plan, None
+    require_datasets(data_dir, needed)
     copy = KernelData.create(plan)
-    from dataclasses import replace
-
     return replace(plan, kernel_dir=str(copy.path)), copy
 
 

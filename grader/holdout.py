@@ -171,6 +171,29 @@ def dataset_files(source_dir: str) -> list[str]:
     return [n for n in DATASETS if (Path(source_dir) / f"{n}.npz").is_file()]
 
 
+def require_datasets(source_dir: str, needed: dict[str, set[str]]) -> None:
+    """Stop with a clear error when ``source_dir`` lacks a dataset a module needs.
+
+    ``needed`` maps dataset name -> the modules that score on it.
+
+    Raises
+    ------
+    GraderError
+        Naming the missing files, the modules that need them and the fix.
+    """
+    present = set(dataset_files(source_dir))
+    missing = {name: mods for name, mods in sorted(needed.items()) if name not in present}
+    if missing:
+        what = "; ".join(f"{name}.npz (module {', '.join(sorted(mods))})"
+                         for name, mods in missing.items())
+        raise GraderError(
+            f"the data folder {source_dir!r} lacks {what}: the grader carves its private"
+            " hold-out from each dataset it scores on. Expected the whole dataset as"
+            " <name>.npz with keys x_train, y_train, x_test, y_test (the keras.datasets"
+            " layout). Fix: copy the file(s) into that folder or point DLCOURSE_DATA_DIR at"
+            " a folder holding mnist.npz, fashion_mnist.npz and cifar10.npz")
+
+
 def _kernel_arrays(source_dir: str, name: str, mode: str, seed: int) -> dict[str, np.ndarray]:
     from helpers.data import FAST_SUBSET_SEED, FAST_TEST_SIZE, _read_npz, stratified_indices
 
