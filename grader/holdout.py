@@ -55,6 +55,7 @@ HOLDOUT_VERSION = 1
 """Changes whenever the way hold-outs are chosen changes (part of the resume fingerprint)."""
 
 KERNEL_DATA_PREFIX = "dlcourse-kdata-"
+OWNER_FILE = "owner.pid"
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,9 @@ def _kernel_arrays(source_dir: str, name: str, mode: str, seed: int) -> dict[str
 
 @dataclass(frozen=True)
 class KernelData:
-    """A per-run kernel copy of the datasets: ``root`` (0700, the grader's) holds ``data/``.
+    """A per-run kernel copy of the datasets: ``root`` (0700, the grader's) holds ``data/``
+    and ``owner.pid`` (the process that wrote it: a copy whose owner was killed is removed
+    by the next run, :func:`remove_stale`).
 
     ``data/`` (0755, mounted read-only at ``/data`` in the sandbox) holds one read-only
     ``<name>.npz`` per dataset of the source folder, written into a temporary folder first
@@ -241,8 +244,10 @@ class KernelData:
                 f" expected {', '.join(n + '.npz' for n in DATASETS)} (keys x_train, y_train,"
                 " x_test, y_test, as keras.datasets returns them). Fix: point"
                 " DLCOURSE_DATA_DIR (or --data-dir) at a folder holding them")
+        remove_stale(parent)
         root = Path(tempfile.mkdtemp(prefix=KERNEL_DATA_PREFIX, dir=parent))  # mode 0700
         try:
+            (root / OWNER_FILE).write_text(f"{os.getpid()}\n")
             staging = root / "staging"
             staging.mkdir(mode=0o755)
             for name in names:
@@ -266,6 +271,38 @@ class KernelData:
             if folder.is_dir():
                 os.chmod(folder, 0o700)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def remove_stale(parent: str | None = None) -> list[Path]:
+    """Remove kernel copies left by grading runs that were killed (their owner is gone).
+
+    Only folders named ``dlcourse-kdata-*`` that this user owns and whose ``owner.pid``
+    names a process that no longer runs are removed; returns them.
+    """
+    folder = Path(parent or tempfile.gettempdir())
+    removed = []
+    for root in folder.glob(KERNEL_DATA_PREFIX + "*"):
+        try:
+            if root.is_symlink() or not root.is_dir() or root.stat().st_uid != os.geteuid():
+                continue
+            pid = int((root / OWNER_FILE).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if _alive(pid):
+            continue
+        KernelData(root, root / "data").remove()
+        removed.append(root)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def with_kernel_data(plan: HoldoutPlan) -> tuple[HoldoutPlan, KernelData | None]:

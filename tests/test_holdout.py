@@ -90,7 +90,7 @@ def test_the_copy_is_read_only_and_private(copy):
     assert stat.S_IMODE(os.stat(made.path).st_mode) == 0o755
     for name in DATASETS:
         assert stat.S_IMODE(os.stat(made.path / f"{name}.npz").st_mode) == 0o444
-    assert sorted(p.name for p in made.root.iterdir()) == ["data"]
+    assert sorted(p.name for p in made.root.iterdir()) == ["data", "owner.pid"]
 
 
 def test_fast_load_on_the_copy_equals_the_original_fast_subset(copy, data_dir):
@@ -159,3 +159,21 @@ def test_a_folder_missing_a_dataset_a_module_needs_is_a_clear_error(tmp_path, da
     require_datasets(str(tmp_path), {"mnist": {"01"}})
     with pytest.raises(GraderError, match=r"lacks cifar10.npz \(module 01, 02\).*Fix"):
         require_datasets(str(tmp_path), {"mnist": {"01"}, "cifar10": {"01", "02"}})
+
+
+def test_a_copy_left_by_a_killed_run_is_removed_by_the_next(tmp_path, data_dir):
+    import subprocess
+    import sys
+
+    from grader.holdout import remove_stale
+
+    plan = plan_holdout(data_dir, fast=True, key=KEY_A)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = tmp_path / "dlcourse-kdata-stale"
+    (stale / "data").mkdir(parents=True)
+    (stale / "owner.pid").write_text(dead)
+    live = KernelData.create(plan, parent=str(tmp_path))  # removes the stale one first
+    assert not stale.exists() and live.path.is_dir()
+    assert remove_stale(str(tmp_path)) == []  # ours is alive: kept
+    live.remove()
