@@ -46,10 +46,13 @@ the fast test subset, so private and public accuracy are equally noisy."""
 
 FLAG_MARGIN = {"full": 0.06, "fast": 0.06}
 """Largest public - private accuracy gap an honest model is allowed; above it the accuracy
-check is flagged and scores 0. Fast: calibrated by ``bench/calibrate_holdout.py`` (see
-``bench/results/holdout_calibration.md``). Full: not measured (full runs are too long here);
-the larger samples (5,000 and 10,000 images) make honest gaps smaller than in fast mode, so
-the fast margin is kept."""
+check is flagged and scores 0. Fast: calibrated by ``bench/calibrate_holdout.py``
+(``bench/results/holdout_calibration.md``): the largest honest gap over the 9 accuracy
+checks of the four solutions and seeds 0, 1, 42 was +0.021, plus a margin of 0.03, rounded
+up; models trained only on the fast test split showed gaps of 0.128 (Fashion-MNIST) and
+0.190 (CIFAR-10). Full: not measured (full runs are too long here); its larger samples
+(5,000 and 10,000 images against 2,000 and 2,000) make honest gaps smaller than in fast
+mode, so the fast margin is kept."""
 
 HOLDOUT_VERSION = 1
 """Changes whenever the way hold-outs are chosen changes (part of the resume fingerprint)."""
@@ -125,9 +128,10 @@ def split_indices(y_train: np.ndarray, *, name: str, mode: str,
                   seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions in the original training split: ``(kernel_rows, holdout_rows)``, sorted.
 
-    Full mode: the kernel gets every training row outside the hold-out. Fast mode: the
-    kernel gets the fast training subset, the hold-out comes from the rows outside it. The
-    two never overlap.
+    Full mode: the kernel gets every training row outside the hold-out; the first row is
+    never held out (lessons show the first training image, and an exercise asks for its
+    label by hand). Fast mode: the kernel gets the fast training subset, the hold-out comes
+    from the rows outside it. The two never overlap.
     """
     from helpers.data import FAST_SUBSET_SEED, FAST_TRAIN_SIZE, stratified_indices
 
@@ -140,7 +144,7 @@ def split_indices(y_train: np.ndarray, *, name: str, mode: str,
                                     seed=FAST_SUBSET_SEED)
         rest = np.setdiff1d(every, kernel, assume_unique=True)
         return kernel, _stratified_pick(labels, rest, size, dseed, name)
-    held = _stratified_pick(labels, every, size, dseed, name)
+    held = _stratified_pick(labels, every[1:], size, dseed, name)  # the first row stays
     return np.setdiff1d(every, held, assume_unique=True), held
 
 
