@@ -190,7 +190,7 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     setting = resolve_sandbox(sandbox)
     if setting.warning:
         print(f"WARNING: {setting.warning}", file=sys.stderr)
-    if setting.sandboxed and scheduler is None:  # kernels have no network: get the data now
+    if scheduler is None:  # the grader provides the datasets (and carves the hold-out) now
         from grader.sandbox import kernel_data_dir
 
         data_dir = kernel_data_dir(data_dir)
@@ -223,10 +223,13 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
 
     kwargs = {"fast": fast, "seed": seed, "limits": limits, "data_dir": data_dir,
               "sandbox": setting.mode}
+    kernel_copy = None
     if rubric is not None or solution is not None:
         kwargs.update(rubric=rubric, solution=solution)
     try:
         if pending:
+            kwargs["holdout"], kernel_copy = _kernel_data(
+                data_dir, fast=fast, key=store.key, needed=_datasets_needed(pending, rubric))
             if client is not None:  # workers keep their own logs
                 kwargs["threads"] = dask_threads(client)
                 run_dask(pending, kwargs, client, on_result, imports)
@@ -238,12 +241,49 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
         bar.close()
         if client is not None:
             client.close()
+        if kernel_copy is not None:
+            kernel_copy.remove()
     summary.rows = list(current.values())
     sources = {display_path(t.path): t.data for t in tasks}
     write_outputs(summary.rows, out, threshold=similarity_threshold, sources=sources,
                   warning=setting.warning)
     summary.wall_s = time.perf_counter() - started
     return summary
+
+
+def _datasets_needed(tasks: Sequence[Task], rubric=None) -> dict[str, set[str]]:
+    """Dataset name -> modules of ``tasks`` whose rubric scores on it."""
+    from grader.rubric import load_rubric
+
+    needed: dict[str, set[str]] = {}
+    for module in sorted({t.module for t in tasks if t.module}):
+        try:
+            own = rubric if rubric is not None else load_rubric(module)
+        except GraderError:
+            continue  # such rows get their own error
+        for name in {own.dataset, *(c.dataset for c in own.checks if c.kind == "accuracy")}:
+            if name:
+                needed.setdefault(name, set()).add(module)
+    return needed
+
+
+def _kernel_data(data_dir: str | None, *, fast: bool, key: bytes,
+                 needed: dict[str, set[str]]):
+    """The run's hold-out plan and its kernel copy, written once for every submission.
+
+    Without a local data folder (a Dask cluster without ``DLCOURSE_DATA_DIR``) each worker
+    resolves its own and writes a copy per submission; the seed (from ``key``) is the same.
+    """
+    from dataclasses import replace
+
+    from grader.holdout import KernelData, plan_holdout, require_datasets
+
+    plan = plan_holdout(data_dir, fast=fast, key=key)
+    if data_dir is None:
+        return plan, None
+    require_datasets(data_dir, needed)
+    copy = KernelData.create(plan)
+    return replace(plan, kernel_dir=str(copy.path)), copy
 
 
 def _progress(total: int, skipped: int, *, enabled: bool):

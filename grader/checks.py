@@ -28,9 +28,18 @@ class CheckResult:
     max_points: float
     passed: bool
     message: str
+    flag: str | None = None
+    """Why the grader distrusts this result (``"saw_test_set"``); ``None`` when it does not."""
+    details: dict | None = None
+    """Measurements behind the result (accuracy checks: private and public accuracy)."""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The ``grades.json`` shape; ``flag`` and ``details`` only when set."""
+        data = asdict(self)
+        for extra in ("flag", "details"):
+            if data[extra] is None:
+                del data[extra]
+        return data
 
 
 @dataclass
@@ -58,6 +67,9 @@ class Context:
     data_dir: str | None = None
     verify: bool = False
     choice_key: str = ""
+    holdout: Any = None
+    """A :class:`grader.holdout.HoldoutPlan` when grading: accuracy is then scored on the
+    private hold-out too. ``None`` in the student's own kernel (self-checks)."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("full", "fast"):
@@ -77,13 +89,33 @@ class Context:
         from helpers.data import load_dataset
 
         (x_train, y_train), _ = load_dataset(
-            dataset or self.dataset, fast=self.mode == "fast", data_dir=self.data_dir
+            dataset or self.dataset, fast=self.mode == "fast", data_dir=self.kernel_data_dir()
         )
         return x_train, np.asarray(y_train).reshape(len(y_train), -1)[:, 0].astype(np.int64)
+
+    def kernel_data_dir(self) -> str | None:
+        """The data folder the student's kernel saw (the kernel copy when grading)."""
+        if self.holdout is not None and self.holdout.kernel_dir:
+            return self.holdout.kernel_dir
+        return self.data_dir
+
+    def private_split(self, dataset: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The private hold-out (grading only): uint8 images and 1-D integer labels."""
+        from grader.holdout import load_holdout
+
+        if self.holdout is None:
+            raise ValueError("expected a Context with a hold-out plan (grading only)")
+        return load_holdout(self.holdout, dataset or self.dataset)
 
 
 class CheckFailed(Exception):
     """Raised inside a kind's implementation with the message the student sees."""
+
+    def __init__(self, message: str, *, flag: str | None = None,
+                 details: dict | None = None) -> None:
+        super().__init__(message)
+        self.flag = flag
+        self.details = details
 
 
 # ----------------------------------------------------------------------------------------
@@ -178,9 +210,12 @@ def prepare_inputs(images: np.ndarray, model, how: str = "auto") -> np.ndarray:
 
 
 def model_accuracy(model, ctx: Context, *, inputs: str = "auto",
-                   dataset: str | None = None) -> float:
-    """Accuracy of ``model`` on this mode's official test split, computed here."""
-    x_raw, y = ctx.raw_test_split(dataset)
+                   dataset: str | None = None, split: str = "public") -> float:
+    """Accuracy of ``model``, computed here, on this mode's official test split
+    (``split="public"``) or on the grader's private hold-out (``"private"``)."""
+    if split not in ("public", "private"):
+        raise ValueError(f"expected split 'public' or 'private', got {split!r}")
+    x_raw, y = ctx.raw_test_split(dataset) if split == "public" else ctx.private_split(dataset)
     classes = _output_units(model)
     if classes != 10:
         raise CheckFailed(f"expected 10 output units (one per class), found {classes}")
@@ -225,7 +260,11 @@ def _check_param_count(spec: CheckSpec, objects: dict, ctx: Context) -> str:
     return f"{count:,} trainable parameters"
 
 
-def _check_accuracy(spec: CheckSpec, objects: dict, ctx: Context) -> str:
+def _check_accuracy(spec: CheckSpec, objects: dict, ctx: Context) -> str | tuple[str, dict]:
+    if ctx.holdout is not None:
+        from grader.leakage import score_with_holdout
+
+        return score_with_holdout(spec, _require_model(objects[spec.subject], spec.subject), ctx)
     model = _require_model(objects[spec.subject], spec.subject)
     acc = model_accuracy(model, ctx, inputs=spec.inputs, dataset=spec.dataset)
     need = spec.threshold[ctx.mode]
@@ -435,7 +474,9 @@ def run_check(spec: CheckSpec, objects: dict[str, Any], ctx: Context) -> CheckRe
         return CheckResult(spec.id, 0.0, spec.points, False,
                            f"{names} not found: run the exercise cell that defines it")
     try:
-        message = _KINDS[spec.kind](spec, objects, ctx)
+        outcome = _KINDS[spec.kind](spec, objects, ctx)
     except CheckFailed as exc:
-        return CheckResult(spec.id, 0.0, spec.points, False, str(exc))
-    return CheckResult(spec.id, spec.points, spec.points, True, message)
+        return CheckResult(spec.id, 0.0, spec.points, False, str(exc), flag=exc.flag,
+                           details=exc.details)
+    message, details = outcome if isinstance(outcome, tuple) else (outcome, None)
+    return CheckResult(spec.id, spec.points, spec.points, True, message, details=details)

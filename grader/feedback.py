@@ -79,6 +79,12 @@ def render_html(row: GradeRow, rubric: Rubric | None = None) -> str:
              f"<p><strong>Score: {_points(row.score)} / {_points(row.max_score)}</strong></p>"]
     if row.error:
         parts.append(f'<p class="error"><strong>Not graded:</strong> {e(_cut(row.error))}</p>')
+    flagged = [c.id for c in row.checks if getattr(c, "flag", None) == "saw_test_set"]
+    if flagged:
+        parts.append(f'<p class="error" id="flag-saw-test-set"><strong>Flagged:</strong> the'
+                     f" model(s) of {e(', '.join(flagged))} appear to have seen the test set:"
+                     " they score much better on the test images than on images they never"
+                     " had. Those checks score 0; see their messages below.</p>")
     if row.checks:
         parts.append("<table><tr><th>check</th><th>points</th><th>result</th></tr>")
         for check in row.checks:

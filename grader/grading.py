@@ -19,6 +19,7 @@ import secrets
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -27,6 +28,8 @@ from grader.checks import CheckResult, Context
 from grader.errors import GraderError
 from grader.execute import ExecutionResult, Limits, execute_notebook
 from grader.export import collect_artifacts, export_source, write_function_inputs
+from grader.holdout import HoldoutPlan, plan_holdout, with_kernel_data
+from grader.leakage import flag_leaks
 from grader.parameters import inject_parameters
 from grader.restore import restore
 from grader.results import GradeRow
@@ -93,6 +96,7 @@ def grade_submission(
     sandbox: str = "auto",
     data: bytes | None = None,
     log_path: str | None = None,
+    holdout: HoldoutPlan | None = None,
 ) -> GradeRow:
     """Grade one submitted notebook.
 
@@ -113,8 +117,10 @@ def grade_submission(
     limits : Limits
         Time, memory and output limits for the kernel and for scoring.
     data_dir : str, optional
-        Folder of the course datasets, mounted read-only into the kernel (as
-        ``DLCOURSE_DATA_DIR``) and used for scoring; defaults to ``$DLCOURSE_DATA_DIR``.
+        The instructor's folder of the course datasets, used for scoring; defaults to
+        ``$DLCOURSE_DATA_DIR`` (else a cache the grader fills, see
+        :func:`grader.sandbox.kernel_data_dir`). The kernel never gets it: it gets a copy
+        without the private hold-out (:mod:`grader.holdout`), read-only at ``/data``.
     threads : int, optional
         Thread pool size for the kernel (``OMP_NUM_THREADS``, ``TF_NUM_*_THREADS``);
         batch grading sets ``cores // jobs``.
@@ -129,6 +135,10 @@ def grade_submission(
     log_path : str, optional
         File that the kernel's and the scoring process's own output (TensorFlow's log lines)
         is appended to, instead of this process's console (batch grading: ``DIR/grading.log``).
+    holdout : HoldoutPlan, optional
+        The grading run's hold-out (batch grading passes one, with the kernel copy it wrote
+        once for every submission). By default one is made from the results key and its
+        kernel copy is written for this submission and removed afterwards.
 
     Returns
     -------
@@ -141,8 +151,10 @@ def grade_submission(
     path = Path(path)
     setting = resolve_sandbox(sandbox)
     data_dir = data_dir if data_dir is not None else os.environ.get("DLCOURSE_DATA_DIR")
-    if setting.sandboxed:  # no network inside: the grader provides the datasets
-        data_dir = kernel_data_dir(data_dir)
+    if holdout is not None and holdout.source_dir is not None and data_dir is None:
+        data_dir = holdout.source_dir
+    # the grader provides the datasets: the private hold-out is carved from local files
+    data_dir = kernel_data_dir(data_dir)
     sub = read_submission(path, module=rubric.module if rubric is not None else None,
                           release_name=rubric.notebook if rubric is not None else None,
                           data=data)
@@ -182,13 +194,21 @@ def grade_submission(
     workdir = root / f"{sub.student[:40]}-{rubric.module}-{secrets.token_hex(4)}"
     workdir.mkdir(mode=0o700)
     home = KernelHome.create(workdir)
+    plan = holdout if holdout is not None else plan_holdout(data_dir, fast=fast)
+    if plan.mode != ("fast" if fast else "full"):
+        raise ValueError(f"expected a {'fast' if fast else 'full'} hold-out plan, got {plan.mode}")
+    plan = replace(plan, source_dir=data_dir)
+    own_copy = None
     try:
+        plan, own_copy = with_kernel_data(plan)
         return _run_and_score(row, nb, rubric, home, fast=fast, limits=limits,
                               data_dir=data_dir, threads=threads, started=started,
-                              sandboxed=setting.sandboxed,
+                              sandboxed=setting.sandboxed, holdout=plan,
                               log=Path(log_path) if log_path else None)
     finally:
         home.remove()
+        if own_copy is not None:
+            own_copy.remove()
         if own_scratch:
             shutil.rmtree(root, ignore_errors=True)
 
@@ -218,7 +238,8 @@ def _write_new(path: Path, text: str) -> None:
 
 def _run_and_score(row: GradeRow, nb, rubric: Rubric, home: KernelHome, *, fast: bool,
                    limits: Limits, data_dir: str | None, threads: int | None,
-                   started: float, sandboxed: bool, log: Path | None = None) -> GradeRow:
+                   started: float, sandboxed: bool, holdout: HoldoutPlan,
+                   log: Path | None = None) -> GradeRow:
     token = secrets.token_hex(6)
     _write_new(home.scratch / SUBMISSION_NAME, nbformat.writes(nb))
     export_dir = home.scratch / f"export-{token}"
@@ -229,12 +250,13 @@ def _run_and_score(row: GradeRow, nb, rubric: Rubric, home: KernelHome, *, fast:
         inputs.update(write_function_inputs(rubric, home.inbox))
         return export_source(rubric, export_dir, home.inbox)
 
+    kernel_data = holdout.kernel_dir  # the copy without the private hold-out
     if sandboxed:
-        env = kernel_environment(fast=fast, data_dir=data_dir, threads=threads, sandboxed=True)
-        km = sandboxed_kernel_manager(home, data_dir=data_dir, env=env)
+        env = kernel_environment(fast=fast, data_dir=kernel_data, threads=threads, sandboxed=True)
+        km = sandboxed_kernel_manager(home, data_dir=kernel_data, env=env)
     else:
-        env = kernel_environment(fast=fast, data_dir=data_dir, threads=threads, sandboxed=False,
-                                 home=home.home)
+        env = kernel_environment(fast=fast, data_dir=kernel_data, threads=threads,
+                                 sandboxed=False, home=home.home)
         km = make_kernel_manager(home.sockets)
     execution = execute_notebook(nb, workdir=home.scratch, limits=limits, env=env,
                                  epilogue=export_cell, km=km, log=log)
@@ -259,13 +281,15 @@ def _run_and_score(row: GradeRow, nb, rubric: Rubric, home: KernelHome, *, fast:
     artifacts = home.root / f"artifacts-{token}"
     refused = collect_artifacts(rubric, export_dir, artifacts)
     ctx = Context(mode="fast" if fast else "full", dataset=rubric.dataset, data_dir=data_dir,
-                  verify=True, choice_key=rerun_choice_key(row.student, rubric.module))
+                  verify=True, choice_key=rerun_choice_key(row.student, rubric.module),
+                  holdout=holdout)
     results, notes = score_isolated(
         rubric, artifacts, inputs, ctx, problems=refused,
         unfinished=exercise_problems(rubric, nb, execution), threads=threads, log=log,
         limits=ScoreLimits(timeout_s=limits.score_timeout_s, memory_mb=limits.score_memory_mb))
     row.checks = results
     row.notes.extend(notes)
+    flag_leaks(row)
     row.score = float(sum(c.points for c in results))
     row.timings["score"] = round(time.perf_counter() - t0, 3)
     row.duration_s = round(time.perf_counter() - started, 3)

@@ -7,6 +7,8 @@ pyplot) embedded as base64 SVG images, and the style sheet is inline. Sections:
 * per module, the score distribution and the pass rate of every check, hardest first
   (which exercise the class struggled with);
 * submissions that could not be graded, and the slowest ones;
+* submissions flagged because a model appears to have been trained on the test split
+  (:mod:`grader.leakage`), also marked in the students' table;
 * pairs of submissions with similar code (see :mod:`grader.similarity`);
 * every student with a link to their feedback page.
 
@@ -175,6 +177,32 @@ def _problems(rows: Sequence[GradeRow], links: dict[str, str]) -> str:
     return "\n".join(out)
 
 
+def _flags(row: GradeRow) -> list[str]:
+    return list(getattr(row, "flags", None) or [])
+
+
+def _flagged(rows: Sequence[GradeRow], links: dict[str, str]) -> str:
+    """Submissions whose models appear to have been trained on the test split."""
+    out = ['<section id="flagged"><h2>Flagged: models that appear to have seen the test set'
+           '</h2><p class="muted">Accuracy on the public test split above accuracy on the'
+           " grader's private hold-out by more than the calibrated margin; the check scores"
+           " 0.</p>"]
+    hits = [(r, c) for r in rows for c in r.checks if getattr(c, "flag", None)]
+    if not hits:
+        out.append("<p>None.</p></section>")
+        return "\n".join(out)
+    out.append("<table><tr><th>student</th><th>module</th><th>check</th><th>test split</th>"
+               "<th>private hold-out</th></tr>")
+    for r, c in hits:
+        d = c.details or {}
+        out.append(f"<tr><td>{_link(r.student, links)}</td><td>{_e(r.module or '?')}</td>"
+                   f"<td><code>{_e(c.id)}</code></td>"
+                   f'<td class="num bad">{d.get("public_accuracy", float("nan")):.3f}</td>'
+                   f'<td class="num">{d.get("private_accuracy", float("nan")):.3f}</td></tr>')
+    out.append("</table></section>")
+    return "\n".join(out)
+
+
 def _similarity(pairs: Sequence, links: dict[str, str], threshold: float) -> str:
     out = ['<section id="similarity"><h2>Similar code</h2>',
            f'<p class="muted">Pairs whose exercise code (template removed, names and literals'
@@ -199,7 +227,7 @@ def _students(rows: Sequence[GradeRow], links: dict[str, str]) -> str:
         by_student.setdefault(r.student, {})[module_label(r)] = r
     head = "".join(f"<th>{_e(m)}</th>" for m in modules)
     out = ['<section id="students"><h2>Students</h2>',
-           f"<table><tr><th>student</th>{head}<th>total</th></tr>"]
+           f"<table><tr><th>student</th>{head}<th>total</th><th>flags</th></tr>"]
     for student, mods in by_student.items():
         cells = []
         for m in modules:
@@ -208,10 +236,14 @@ def _students(rows: Sequence[GradeRow], links: dict[str, str]) -> str:
                 cells.append('<td class="num muted">-</td>')
             else:
                 cls = ' bad' if r.error else ''
-                cells.append(f'<td class="num{cls}">{r.score:g} / {r.max_score:g}</td>')
+                mark = ' <span class="bad" title="saw the test set">&#9873;</span>' \
+                    if _flags(r) else ''
+                cells.append(f'<td class="num{cls}">{r.score:g} / {r.max_score:g}{mark}</td>')
         total = sum(r.score for r in mods.values())
+        flags = sorted({f"{r.module}: {f}" for r in mods.values() for f in _flags(r)})
         out.append(f"<tr><td>{_link(student, links)}</td>{''.join(cells)}"
-                   f'<td class="num">{total:g}</td></tr>')
+                   f'<td class="num">{total:g}</td>'
+                   f'<td class="bad">{_e(", ".join(flags))}</td></tr>')
     out.append("</table></section>")
     return "\n".join(out)
 
@@ -231,6 +263,7 @@ def render_report(rows: Sequence[GradeRow], *, feedback_links: dict[str, str] | 
         by_module.setdefault(module_label(r), []).append(r)
     cards = [(len(rows), "submissions"), (len(students), "students"),
              (f"{median:.0f}%", "median score"), (failed, "could not be graded"),
+             (sum(bool(_flags(r)) for r in rows), "saw the test set"),
              (len(similar), "similar pairs")]
     body = [f"<h1>Class report</h1><p class=\"muted\">Generated {when}.</p>",
             *([f'<p class="warning" id="sandbox-warning" style="background:#fde2e1;'
@@ -246,6 +279,7 @@ def render_report(rows: Sequence[GradeRow], *, feedback_links: dict[str, str] | 
         body.append(_module_section(module, by_module[module], links))
     if rows:
         body.append(_problems(rows, links))
+        body.append(_flagged(rows, links))
     body.append(_similarity(similar, links, threshold))
     if rows:
         body.append(_students(rows, links))

@@ -1,7 +1,7 @@
 """The result of grading one submission: one row of ``grades.json``.
 
 The architecture fixes the keys ``student, module, score, max_score, error, checks``; the
-extra keys (``submission``, ``notes``, ``duration_s``, ``timings``) help instructors and
+extra keys (``submission``, ``notes``, ``duration_s``, ``timings``, ``flags``) help instructors and
 the class report, and JSON readers that do not know them can ignore them.
 """
 
@@ -31,6 +31,9 @@ class GradeRow:
     notes: list[str] = field(default_factory=list)
     duration_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    """Why the grader distrusts some of this row (``"saw_test_set"``: an accuracy check's
+    model appears to have been trained on the test split, see :mod:`grader.leakage`)."""
 
     def to_dict(self) -> dict:
         row = asdict(self)

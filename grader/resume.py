@@ -63,7 +63,10 @@ def fingerprint(path: Path, module: str | None, *, fast: bool, seed: int | None,
     """Hash of what decides a grade: submission (``data``, else the file at ``path``), rubric
     and solution bytes, mode, seed and sandbox."""
     digest = hashlib.sha256()
-    digest.update(f"schema={RESULT_SCHEMA};fast={bool(fast)};seed={seed};sandbox={sandbox};".encode())
+    from grader.holdout import HOLDOUT_VERSION
+
+    digest.update(f"schema={RESULT_SCHEMA};fast={bool(fast)};seed={seed};sandbox={sandbox};"
+                  f"holdout={HOLDOUT_VERSION};".encode())
     digest.update(hashlib.sha256(data).digest() if data is not None else _file_digest(path))
     if rubric is not None:
         digest.update(_file_digest(rubric.path))

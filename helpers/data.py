@@ -156,13 +156,25 @@ def stratified_subset(
         raise ValueError(f"expected 0 < size <= {len(x)}, got {size}")
     if size == len(x):
         return x, y
+    keep = stratified_indices(y, size, seed=seed)
+    return x[keep], y[keep]
+
+
+def stratified_indices(y: np.ndarray, size: int, *, seed: int = 0) -> np.ndarray:
+    """Sorted positions of the ``size`` samples :func:`stratified_subset` keeps.
+
+    Every class keeps its share; the same ``seed`` always gives the same positions.
+    """
+    if not 0 < size <= len(y):
+        raise ValueError(f"expected 0 < size <= {len(y)}, got {size}")
+    if size == len(y):
+        return np.arange(len(y))
     from sklearn.model_selection import train_test_split
 
     labels = np.asarray(y).reshape(len(y), -1)[:, 0]
-    index = np.arange(len(x))
-    keep, _ = train_test_split(index, train_size=size, stratify=labels, random_state=seed)
-    keep = np.sort(keep)
-    return x[keep], y[keep]
+    keep, _ = train_test_split(np.arange(len(y)), train_size=size, stratify=labels,
+                               random_state=seed)
+    return np.sort(keep)
 
 
 def load_dataset(

@@ -149,7 +149,7 @@ EVALUATION_TOLERANCE = 0.002
 
 def _split(ctx):
     """The lesson's ``prepare_dataset`` on the training split the kernel loaded."""
-    return _split_cached(ctx.mode, ctx.data_dir)
+    return _split_cached(ctx.mode, ctx.kernel_data_dir())
 
 
 @functools.lru_cache(maxsize=1)  # three checks use it; CIFAR-10 as float32 is 600 MB
