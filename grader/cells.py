@@ -128,6 +128,14 @@ def validate(nb, rubric: Rubric, name: str) -> None:
                 checked.add(c)
         if is_parameters(cell):
             parameters += 1
+    by_id = {cell.get("id"): cell for cell in nb.cells}
+    for question in rubric.questions:
+        cell = by_id.get(question.cell)
+        if cell is None or cell.cell_type != "markdown" or role(cell) != "exercise":
+            found = "no such cell" if cell is None else f"a {cell.cell_type} {role(cell)} cell"
+            problems.append(f"written question {question.id}: expected a Markdown exercise cell"
+                            f" with id {question.cell!r}, found {found}; fix the rubric's cell ="
+                            " or the notebook")
     missing = [c.id for c in rubric.checks if c.id not in checked]
     if missing:
         problems.append(f"rubric checks with no self-check cell: {missing}")

@@ -27,6 +27,11 @@ Kind-specific fields:
   ``grader.references`` computing the expected value from the other objects); optional
   ``tolerance`` (absolute; not with ``answer_sha256``) and ``hint``.
 * ``function``: ``reference`` naming a function case in ``grader.references``.
+* ``manual``: a written answer graded by hand. ``cell`` is the id of the Markdown exercise
+  cell holding the answer, ``guide`` a short marking guide for the instructor (never shown to
+  students); no ``objects``. Manual checks are kept apart in :attr:`Rubric.questions`:
+  :attr:`Rubric.checks` holds the automatic ones, so the grading pipeline never sees them.
+  The batch lists them in each row as "awaiting manual grading" (:mod:`grader.manual`).
 * ``experiment``: ``reference`` naming a function in ``grader.references`` that checks the
   results of an experiment the exercise asked for (keys, types, ranges, consistency) and,
   when the grader scores, re-runs one configuration to confirm them
@@ -70,7 +75,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-KINDS = ("param_count", "accuracy", "value", "function", "experiment")
+KINDS = ("param_count", "accuracy", "value", "function", "experiment", "manual")
 INPUTS = ("auto", "gray_flat", "flat", "image")
 MODES = ("full", "fast")
 
@@ -82,6 +87,7 @@ _ALLOWED = {
     "value": _COMMON | {"expected", "answer_sha256", "reference", "tolerance", "hint"},
     "function": _COMMON | {"reference"},
     "experiment": _COMMON | {"reference"},
+    "manual": (_COMMON - {"objects"}) | {"cell", "guide"},
 }
 
 
@@ -106,6 +112,13 @@ class CheckSpec:
     output_units: int | None = None
     output_activation: str | None = None
     input_shape: tuple[int, ...] | None = None
+    cell: str | None = None
+    guide: str = ""
+
+    @property
+    def manual(self) -> bool:
+        """True for a written answer graded by hand (``kind = "manual"``)."""
+        return self.kind == "manual"
 
     @property
     def subject(self) -> str:
@@ -127,10 +140,32 @@ class Rubric:
     dataset: str
     checks: tuple[CheckSpec, ...]
     path: Path = field(compare=False)
+    questions: tuple[CheckSpec, ...] = ()
+    """Written answers graded by hand (``kind = "manual"``), in rubric order."""
 
     @property
     def max_score(self) -> float:
+        """Points of the automatic checks (what :func:`grader.grading.grade_submission` awards)."""
         return float(sum(c.points for c in self.checks))
+
+    @property
+    def manual_points(self) -> float:
+        """Points of the written questions graded by hand."""
+        return float(sum(q.points for q in self.questions))
+
+    @property
+    def total_points(self) -> float:
+        """The module's maximum: automatic checks plus written questions."""
+        return self.max_score + self.manual_points
+
+    def question(self, question_id: str) -> CheckSpec:
+        """The written question ``question_id`` (e.g. ``"04.curve_question"``)."""
+        for spec in self.questions:
+            if spec.id == question_id:
+                return spec
+        known = ", ".join(q.id for q in self.questions) or "none"
+        raise RubricError(f"{self.path.name}: no written question {question_id!r}; known: {known}."
+                          " Fix: use a question id from the rubric (scores.csv lists them)")
 
     def get(self, check_id: str) -> CheckSpec:
         for check in self.checks:
@@ -162,7 +197,7 @@ def _parse_check(path: Path, module: str, raw: dict, index: int) -> CheckSpec:
     where = f"check #{index + 1} ({raw.get('id', 'no id')})"
     if not isinstance(raw, dict):
         raise _fail(path, where, f"expected a table, got {type(raw).__name__}")
-    for key in ("id", "kind", "objects", "points"):
+    for key in ("id", "kind", "points") + (() if raw.get("kind") == "manual" else ("objects",)):
         if key not in raw:
             raise _fail(path, where, f"missing required field {key!r}")
     kind = raw["kind"]
@@ -178,7 +213,7 @@ def _parse_check(path: Path, module: str, raw: dict, index: int) -> CheckSpec:
     name = check_id.split(".", 1)[1]
     if not name or not all(ch.isalnum() or ch == "_" for ch in name):
         raise _fail(path, where, "the part after the dot may hold letters, digits and _ only")
-    objects = raw["objects"]
+    objects = raw.get("objects", ["_"]) if kind == "manual" else raw["objects"]
     if (not isinstance(objects, list) or not objects
             or not all(isinstance(o, str) and o.isidentifier() for o in objects)):
         raise _fail(path, where, f"expected objects = a non-empty list of Python names, got {objects!r}")
@@ -217,6 +252,12 @@ def _parse_check(path: Path, module: str, raw: dict, index: int) -> CheckSpec:
                         " reference")
         if "answer_sha256" in raw and raw.get("tolerance", 0):
             raise _fail(path, where, "answer_sha256 compares exactly: remove the tolerance")
+    elif kind == "manual":
+        objects = []
+        for key in ("cell", "guide"):
+            if not isinstance(raw.get(key), str) or not raw[key].strip():
+                raise _fail(path, where, f"manual needs {key} = <text> (cell: the id of the"
+                            " Markdown answer cell; guide: a short marking guide)")
     elif kind in ("function", "experiment"):
         if "reference" not in raw:
             raise _fail(path, where, f"{kind} needs reference = <name in grader.references>")
@@ -257,13 +298,15 @@ def parse_rubric(path: Path) -> Rubric:
     module = raw["module"]
     if module not in MODULES:
         raise RubricError(f"{path}: expected module in {MODULES}, got {module!r}")
-    checks = tuple(_parse_check(path, module, c, i) for i, c in enumerate(raw["checks"]))
-    ids = [c.id for c in checks]
+    parsed = tuple(_parse_check(path, module, c, i) for i, c in enumerate(raw["checks"]))
+    checks = tuple(c for c in parsed if not c.manual)
+    questions = tuple(c for c in parsed if c.manual)
+    ids = [c.id for c in parsed]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise RubricError(f"{path}: duplicate check ids {dupes}")
     return Rubric(module=module, notebook=raw["notebook"], dataset=raw["dataset"],
-                  checks=checks, path=Path(path))
+                  checks=checks, path=Path(path), questions=questions)
 
 
 @cache

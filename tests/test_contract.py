@@ -4,8 +4,9 @@ In fast mode, with the real grader:
 
 * the solution, handed in as a submission, earns full marks and none of its cells raises;
 * the released blank notebook earns nothing (checks of what the lesson's locked cells build
-  or train are worth 0 points), and every check worth points needs an object that the
-  student's exercise cells define;
+  or train are worth 0 points), every check worth points needs an object that the
+  student's exercise cells define, and every written question worth points grades a Markdown
+  exercise cell the student writes;
 * ``python -m grader release --check`` passes.
 
 Each notebook is graded once: every test grades exactly one (module, kind) pair, cached in
@@ -127,6 +128,18 @@ def test_points_follow_what_students_write(module):
     free = [c.id for c in rubric.checks
             if c.points > 0 and not any(name in answered for name in c.objects)]
     assert free == [], f"checks worth points that grade only the lesson's own code: {free}"
+    # Written questions (kind = "manual") grade a Markdown cell, not an object: that cell must
+    # be an exercise cell, so the student writes it (released as the placeholder).
+    from grader.cells import MARKDOWN_STUB
+    from grader.release import student_notebook
+
+    released = {c.id: c for c in student_notebook(solution).cells}
+    cells = {c.id: c for c in solution.cells}
+    locked = [q.id for q in rubric.questions
+              if q.points > 0 and (q.cell not in cells or role(cells[q.cell]) != "exercise"
+                                   or cells[q.cell].cell_type != "markdown"
+                                   or released[q.cell].source != MARKDOWN_STUB)]
+    assert locked == [], f"written questions whose answer cell students cannot write: {locked}"
 
 
 def test_release_check_passes():

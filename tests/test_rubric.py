@@ -128,7 +128,51 @@ def test_readme_lists_every_check_with_its_points():
               for m in re.finditer(r"^\| `(0\d\.\w+)` \| ([0-9.]+) \|", text, re.M)}
     for module in MODULES:
         rubric = load_rubric(module)
-        assert f"**Lesson {module}: {rubric.max_score:g} points.**" in text
-        for check in rubric.checks:
+        assert f"**Lesson {module}: {rubric.total_points:g} points.**" in text
+        for check in (*rubric.checks, *rubric.questions):
             assert listed.get(check.id) == check.points, check.id
-    assert set(listed) == {c.id for m in MODULES for c in load_rubric(m).checks}
+    assert set(listed) == {c.id for m in MODULES for r in [load_rubric(m)]
+                           for c in (*r.checks, *r.questions)}
+
+
+MANUAL = """module = "01"
+notebook = "01_x.ipynb"
+dataset = "cifar10"
+
+[[checks]]
+id = "01.written"
+kind = "manual"
+points = 2
+"""
+
+
+def test_manual_question_parses_apart_from_the_automatic_checks(tmp_path):
+    rubric = parse_rubric(_write(tmp_path, MANUAL + 'cell = "abc"\nguide = "say why"\n'))
+    assert rubric.checks == () and rubric.max_score == 0
+    (question,) = rubric.questions
+    assert question.manual and question.cell == "abc" and question.guide == "say why"
+    assert rubric.total_points == rubric.manual_points == 2
+    assert rubric.question("01.written") is question
+
+
+@pytest.mark.parametrize("fields, match", [
+    ('guide = "say why"\n', "manual needs cell"),
+    ('cell = "abc"\n', "manual needs guide"),
+    ('cell = "abc"\nguide = "g"\nobjects = ["x"]\n', "unknown field"),
+])
+def test_manual_question_needs_a_cell_and_a_guide(tmp_path, fields, match):
+    with pytest.raises(RubricError, match=match):
+        parse_rubric(_write(tmp_path, MANUAL + fields))
+
+
+def test_every_shipped_written_question_names_a_markdown_answer_cell():
+    from grader.cells import role
+    from grader.release import load_solution
+
+    for module in MODULES:
+        rubric = load_rubric(module)
+        cells = {c.id: c for c in load_solution(rubric).cells}
+        for question in rubric.questions:
+            cell = cells[question.cell]
+            assert cell.cell_type == "markdown" and role(cell) == "exercise", question.id
+    assert len(load_rubric("04").questions) >= 5
