@@ -34,6 +34,7 @@ from pathlib import Path
 
 from grader.errors import GraderError
 from grader.gradebook import atomic_write_text, write_gradebook
+from grader.manual import attach_questions
 from grader.results import GradeRow
 from grader.resume import ResultStore, Task, fingerprint, result_key
 from grader.validate import display_path
@@ -211,6 +212,7 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
 
     def on_result(task: Task, row: GradeRow) -> None:
         row = _finish(task, row, rubric, setting.warning)
+        row = attach_questions(row, task.data, rubric, out)  # written answers (grader.manual)
         with lock:
             store.save(task, row)
             current[task.key] = row

@@ -38,7 +38,16 @@ def _points(value: float) -> str:
 
 
 def _descriptions(rubric: Rubric | None) -> dict[str, str]:
-    return {c.id: c.description for c in rubric.checks} if rubric is not None else {}
+    if rubric is None:
+        return {}
+    return {c.id: c.description for c in (*rubric.checks, *rubric.questions)}
+
+
+def _mark(check) -> str:
+    """"passed" / "not yet", or "written answer" for one graded by hand."""
+    if getattr(check, "manual", False):
+        return "written answer" if check.graded else "ungraded"
+    return "passed" if check.passed else "not yet"
 
 
 def render_markdown(row: GradeRow, rubric: Rubric | None = None) -> str:
@@ -52,7 +61,7 @@ def render_markdown(row: GradeRow, rubric: Rubric | None = None) -> str:
         lines += ["| check | points | result |", "|---|---|---|"]
         for check in row.checks:
             name = check.id + (f" ({desc[check.id]})" if desc.get(check.id) else "")
-            mark = "passed" if check.passed else "not yet"
+            mark = _mark(check)
             message = _cut(check.message, 600).replace("|", "\\|").replace("\n", " ")
             lines.append(f"| {name} | {_points(check.points)} / {_points(check.max_points)}"
                          f" | {mark}: {message} |")
@@ -89,7 +98,7 @@ def render_html(row: GradeRow, rubric: Rubric | None = None) -> str:
         parts.append("<table><tr><th>check</th><th>points</th><th>result</th></tr>")
         for check in row.checks:
             cls = "pass" if check.passed else "fail"
-            mark = "passed" if check.passed else "not yet"
+            mark = _mark(check)
             about = f"<br><small>{e(desc[check.id])}</small>" if desc.get(check.id) else ""
             parts.append(
                 f"<tr><td>{e(check.id)}{about}</td><td>{_points(check.points)} /"

@@ -8,7 +8,8 @@ module, score, max_score, error, checks``, plus extra keys readers may ignore).
     student,01 total,01.model_params,01.test_accuracy,02 total,...,total
     ada,5,1,4,3,...,8
 
-A module the student did not hand in is an empty cell (not a zero), so an LMS import
+A written question not graded by hand yet is ``ungraded``. A module the student did not
+hand in is an empty cell (not a zero), so an LMS import
 leaves it alone. The ``student`` column holds the submission's student name (the folder
 or file name), so name the submissions by the LMS login for a clean import. Both files are
 written atomically (temporary file + :func:`os.replace`): a reader never sees half a file.
@@ -27,6 +28,8 @@ from pathlib import Path
 from grader.results import GradeRow
 
 UNKNOWN_MODULE = "unknown"
+UNGRADED = "ungraded"
+"""A written answer not graded by hand yet (``python -m grader manual``), in ``grades.csv``."""
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -61,7 +64,8 @@ def _number(value: float) -> str:
 
 def grades_json(rows: Iterable[GradeRow]) -> str:
     """The ``grades.json`` text: a list of row objects, sorted, indented."""
-    return json.dumps([r.to_dict() for r in sort_rows(rows)], indent=2, ensure_ascii=False) + "\n"
+    entries = [{k: v for k, v in r.to_dict().items() if k != "answers"} for r in sort_rows(rows)]
+    return json.dumps(entries, indent=2, ensure_ascii=False) + "\n"
 
 
 def csv_columns(rows: Sequence[GradeRow]) -> list[tuple[str, str, str | None]]:
@@ -102,8 +106,12 @@ def grades_csv(rows: Sequence[GradeRow]) -> str:
             elif check_id is None:
                 line.append(_number(row.score))
             else:
-                points = {c.id: c.points for c in row.checks}
-                line.append(_number(points[check_id]) if check_id in points else "")
+                found = {c.id: c for c in row.checks}
+                check = found.get(check_id)
+                if check is not None and getattr(check, "manual", False) and not check.graded:
+                    line.append(UNGRADED)
+                else:
+                    line.append(_number(check.points) if check is not None else "")
         line.append(_number(sum(r.score for r in modules.values())))
         writer.writerow(line)
     return out.getvalue()

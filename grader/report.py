@@ -9,6 +9,7 @@ pyplot) embedded as base64 SVG images, and the style sheet is inline. Sections:
 * submissions that could not be graded, and the slowest ones;
 * submissions flagged because a model appears to have been trained on the test split
   (:mod:`grader.leakage`), also marked in the students' table;
+* written answers graded by hand: per question the mean points and how many are ungraded;
 * pairs of submissions with similar code (see :mod:`grader.similarity`);
 * every student with a link to their feedback page.
 
@@ -103,7 +104,8 @@ def check_pass_rates(rows: Sequence[GradeRow]) -> list[tuple[str, float, int]]:
     ids: dict[str, None] = {}
     for row in rows:
         for check in row.checks:
-            ids.setdefault(check.id, None)
+            if not getattr(check, "manual", False):  # written answers: their own section
+                ids.setdefault(check.id, None)
     rates = []
     for check_id in ids:
         passed = total = 0
@@ -282,6 +284,9 @@ def render_report(rows: Sequence[GradeRow], *, feedback_links: dict[str, str] | 
         body.append(_flagged(rows, links))
     body.append(_similarity(similar, links, threshold))
     if rows:
+        from grader.manual import report_section
+
+        body.append(report_section(rows))
         body.append(_students(rows, links))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

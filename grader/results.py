@@ -11,6 +11,22 @@ from dataclasses import asdict, dataclass, field
 
 from grader.checks import CheckResult
 
+AWAITING = "awaiting manual grading"
+
+
+@dataclass
+class ManualResult(CheckResult):
+    """A written answer graded by hand (rubric ``kind = "manual"``).
+
+    Until the instructor imports a score it is *ungraded*: 0 points, ``passed`` false and the
+    message :data:`AWAITING`; pass rates leave it out. ``graded`` rows carry the instructor's
+    points and ``comment``; ``passed`` then means full points.
+    """
+
+    manual: bool = True
+    graded: bool = False
+    comment: str = ""
+
 
 @dataclass
 class GradeRow:
@@ -34,6 +50,9 @@ class GradeRow:
     flags: list[str] = field(default_factory=list)
     """Why the grader distrusts some of this row (``"saw_test_set"``: an accuracy check's
     model appears to have been trained on the test split, see :mod:`grader.leakage`)."""
+    answers: dict[str, str] = field(default_factory=dict)
+    """Question id -> the student's written answer (Markdown), kept for manual grading; kept
+    in the signed result, left out of ``grades.json``."""
 
     def to_dict(self) -> dict:
         row = asdict(self)
@@ -43,6 +62,7 @@ class GradeRow:
     @classmethod
     def from_dict(cls, row: dict) -> GradeRow:
         data = dict(row)
-        data["checks"] = [CheckResult(**c) for c in data.get("checks", [])]
+        data["checks"] = [ManualResult(**c) if c.get("manual") else CheckResult(**c)
+                          for c in data.get("checks", [])]
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
