@@ -1,4 +1,4 @@
-"""Command line: ``python -m grader {release,normalize,grade,digest} ...``.
+"""Command line: ``python -m grader {release,normalize,grade,digest,manual,export} ...``.
 
 Exit codes: 0 success (for ``grade``: grading ran, whatever the scores), 1 ``release
 --check`` found differences, 2 usage or configuration error (bad rubric, missing file),
@@ -109,6 +109,42 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _manual(args: argparse.Namespace) -> int:
+    from grader.manual import SCORES_NAME, export_manual, import_scores
+
+    if args.action == "export":
+        folder = export_manual(args.dir)
+        print(f"wrote {folder / SCORES_NAME} and one page per question; start at"
+              f" {folder / 'index.html'}")
+        return 0
+    if args.scores is None:
+        raise GraderError("manual import needs the scores file: python -m grader manual import"
+                          " DIR SCORES.csv")
+    summary = import_scores(args.dir, args.scores)
+    print(f"imported {summary.imported} mark(s) into {args.dir}; {summary.ungraded} written"
+          " answer(s) still ungraded")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from grader.lms import export_canvas
+
+    result = export_canvas(args.canvas, args.dir, match=args.match_column, dest=args.output)
+    print(f"wrote {result.path}: {result.matched} roster student(s) with a submission")
+    if result.missing:
+        print(f"{len(result.missing)} roster student(s) without a submission (left empty):")
+        for name in result.missing:
+            print(f"  {name}")
+    if result.unknown:
+        print(f"{len(result.unknown)} submission(s) without a roster row (left out):")
+        for name in result.unknown:
+            print(f"  {name}")
+    if result.ungraded:
+        print(f"note: {result.ungraded} written answer(s) are still ungraded and count 0;"
+              " run `python -m grader manual export` first")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -170,6 +206,26 @@ def build_parser() -> argparse.ArgumentParser:
     dig.add_argument("--per-position", action="store_true",
                      help="one digest per entry of a list answer (messages can name wrong entries)")
     dig.set_defaults(func=_digest)
+    man = sub.add_parser("manual", help="grade written answers by hand (export, then import)",
+                         description="export DIR: write DIR/manual/scores.csv and one page per"
+                         " written question; import DIR SCORES.csv: merge the points and"
+                         " comments into the gradebook, the feedback pages and the report.")
+    man.add_argument("action", choices=("export", "import"))
+    man.add_argument("dir", type=Path, metavar="DIR", help="a `grade --out` folder")
+    man.add_argument("scores", type=Path, nargs="?", metavar="SCORES.csv",
+                     help="(import) the filled-in scores file")
+    man.set_defaults(func=_manual)
+    exp = sub.add_parser("export", help="export the gradebook for an LMS (Canvas)",
+                         description="Write DIR/canvas.csv for Canvas's gradebook import: the"
+                         " roster's student columns and one column per module.")
+    exp.add_argument("dir", type=Path, metavar="DIR", help="a `grade --out` folder")
+    exp.add_argument("--canvas", type=Path, required=True, metavar="ROSTER.csv",
+                     help="the CSV of Canvas's Grades > Export (the class roster)")
+    exp.add_argument("--match-column", default="SIS Login ID",
+                     help="roster column holding the grader's student ids (default SIS Login ID)")
+    exp.add_argument("--output", type=Path, default=None,
+                     help="where to write the CSV (default DIR/canvas.csv)")
+    exp.set_defaults(func=_export)
     return parser
 
 
