@@ -308,9 +308,11 @@ def _read_scores(path: Path) -> list[tuple[int, dict[str, str]]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise GraderError(f"cannot read {str(path)!r}: {exc}; expected a UTF-8 CSV with the"
                           f" columns {','.join(COLUMNS)}") from exc
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
+    except csv.Error as exc:
+        raise GraderError(f"{path}: line 1: not valid CSV ({exc})") from exc
     except StopIteration:
         raise GraderError(f"{path}: the file is empty; expected the header"
                           f" {','.join(COLUMNS)}. Fix: start from DIR/{MANUAL_DIR}/{SCORES_NAME}"

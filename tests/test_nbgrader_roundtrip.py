@@ -6,9 +6,9 @@
   cell (read back through ``nbgrader.api.Gradebook``).
 
 nbgrader is slow (its own kernel, database and a full notebook run), so autograde runs for
-one module by default (04: the one whose solution has no free-text answer cell, see
-the note in the generate test) and ``DLCOURSE_AUTOGRADE_MODULES=02,04`` (or ``all``)
-chooses others.
+one module by default (04; its written-answer cells are Markdown grade cells that nbgrader
+leaves to manual grading, and only the ``check_`` cells are compared) and
+``DLCOURSE_AUTOGRADE_MODULES=02,04`` (or ``all``) chooses others.
 """
 
 from __future__ import annotations
