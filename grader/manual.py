@@ -73,17 +73,19 @@ def written_answers(data: bytes, rubric: Rubric) -> dict[str, str | None]:
     try:
         nb = json.loads(data.decode("utf-8"))
         cells = [c for c in nb.get("cells", []) if isinstance(c, dict)]
-    except (ValueError, UnicodeDecodeError, AttributeError):
+    except (ValueError, UnicodeDecodeError, AttributeError, TypeError):
         cells = []
     found: dict[str, str | None] = {}
     for spec in rubric.questions:
         text = None
         for cell in cells:
-            grade_id = (cell.get("metadata") or {}).get("nbgrader", {}).get("grade_id") \
-                if isinstance(cell.get("metadata"), dict) else None
+            metadata = cell.get("metadata")
+            nbgrader = metadata.get("nbgrader") if isinstance(metadata, dict) else None
+            grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
             if cell.get("id") == spec.cell or grade_id == f"ex_{spec.cell}":
                 source = cell.get("source", "")
-                text = "".join(source) if isinstance(source, list) else str(source)
+                text = ("".join(str(part) for part in source) if isinstance(source, list)
+                        else str(source))
         if text is not None:
             text = text.strip()[:MAX_ANSWER]
             if not text or text == MARKDOWN_STUB:
