@@ -73,7 +73,8 @@ def written_answers(data: bytes, rubric: Rubric) -> dict[str, str | None]:
     try:
         nb = json.loads(data.decode("utf-8"))
         cells = [c for c in nb.get("cells", []) if isinstance(c, dict)]
-    except (ValueError, UnicodeDecodeError, AttributeError, TypeError):
+    except (ValueError, UnicodeDecodeError, AttributeError, TypeError, RecursionError,
+            MemoryError):  # untrusted bytes (e.g. JSON nested 200,000 deep): no answers
         cells = []
     found: dict[str, str | None] = {}
     for spec in rubric.questions:
