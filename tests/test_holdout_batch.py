@@ -56,13 +56,27 @@ def batch(tmp_path_factory, data_dir):
                PYTHONPATH=os.pathsep.join([str(Path(fx.__file__).parent),
                                            env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     before = _kernel_copies()
-    done = subprocess.run(
-        [sys.executable, "-m", "grader", "grade", str(subs), "--out", str(out), "--fast",
-         "--jobs", "1", "--cell-timeout", "120", "--rubric", str(rubric.path),
-         "--solution", str(solution_path), "--import", "helpers_notebooks"],
-        env=env, capture_output=True, text=True, timeout=1200)
+    args = [sys.executable, "-m", "grader", "grade", str(subs), "--out", str(out), "--fast",
+            "--jobs", "1", "--cell-timeout", "120", "--rubric", str(rubric.path),
+            "--solution", str(solution_path), "--import", "helpers_notebooks"]
+    with subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:
+        stdout, stderr = proc.communicate(timeout=1200)
+    done = subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
     rows = {r["student"]: r for r in json.loads((out / "grades.json").read_text())}
-    return {"done": done, "rows": rows, "out": out, "left": _kernel_copies() - before}
+    # Other batches (another test worker, an instructor's run) may have copies of their own
+    # meanwhile: only a copy this batch wrote (its owner.pid) counts as left behind.
+    left = {name for name in _kernel_copies() - before
+            if _owner(Path(tempfile.gettempdir()) / name) == proc.pid}
+    return {"done": done, "rows": rows, "out": out, "left": left}
+
+
+def _owner(folder: Path) -> int | None:
+    """The pid in a kernel copy's owner file (None when it cannot be read)."""
+    try:
+        return int((folder / "owner.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _check(row: dict, check_id: str = "01.fx_accuracy") -> dict:

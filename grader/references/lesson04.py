@@ -181,10 +181,10 @@ def _dropout_model(rate: float, activation: str = "relu"):
     return keras.Model(inputs, outputs)
 
 
-def _search_model(optimizer: str):
+def _search_model(optimizer: str, n_inputs: int = 3072, n_classes: int = 10):
     import keras
 
-    inputs = keras.Input(shape=(3072,))
+    inputs = keras.Input(shape=(n_inputs,))
     x = keras.layers.Reshape((32, 32, 3))(inputs)
     x = keras.layers.Conv2D(16, (3, 3), activation="relu")(x)
     x = keras.layers.MaxPooling2D((2, 2))(x)
@@ -192,7 +192,7 @@ def _search_model(optimizer: str):
     x = keras.layers.MaxPooling2D((2, 2))(x)
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(64, activation="relu")(x)
-    outputs = keras.layers.Dense(10, activation="softmax")(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax")(x)
     model = keras.Model(inputs, outputs)
     model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
     return model
@@ -251,21 +251,29 @@ def optimizer_search(ctx, search_results, best_optimizer) -> str:
 
 
 def rerun_search(ctx, optimizer: str, seed: int) -> float:
-    """The grader's cross-validation of one optimizer (folds as GridSearchCV makes them)."""
+    """The grader's cross-validation of one optimizer, the way Exercise 4.5 runs it.
+
+    The same ``keras.wrappers.SKLearnClassifier`` and scikit-learn folds as the exercise's
+    ``GridSearchCV`` (stratified, ``cv`` folds, accuracy): a re-implementation with a plain
+    ``model.fit`` scored about 0.1 higher in full mode on the same data, so the grader uses
+    the wrapper itself.
+    """
+    import contextlib
+    import io
+
     import keras
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import cross_val_score
 
     x_train, _, y_train, _ = _split(ctx)
     n = GRID_SIZE[ctx.mode]
-    x, y = x_train[:n].reshape(n, -1), y_train[:n]
-    labels = y.argmax(axis=1)
-    scores = []
-    for fold, (fit, held) in enumerate(StratifiedKFold(n_splits=CV).split(x, labels)):
-        keras.utils.set_random_seed(seed + fold)
-        model = _search_model(optimizer)
-        model.fit(x[fit], y[fit], epochs=GRID_EPOCHS[ctx.mode], batch_size=BATCH_SIZE, verbose=0)
-        predicted = np.asarray(model.predict(x[held], verbose=0)).argmax(axis=1)
-        scores.append(float(np.mean(predicted == labels[held])))
+    x, labels = x_train[:n].reshape(n, -1), y_train[:n].argmax(axis=1)
+    keras.utils.set_random_seed(seed)
+    wrapped = keras.wrappers.SKLearnClassifier(
+        model=lambda X, y, optimizer: _search_model(optimizer, X.shape[1], y.shape[1]),
+        model_kwargs={"optimizer": optimizer},
+        fit_kwargs={"epochs": GRID_EPOCHS[ctx.mode], "batch_size": BATCH_SIZE, "verbose": 0})
+    with contextlib.redirect_stdout(io.StringIO()):  # the wrapper's predict prints progress
+        scores = cross_val_score(wrapped, x, labels, cv=CV, scoring="accuracy")
     return float(np.mean(scores))
 
 
