@@ -140,6 +140,9 @@ CANDIDATES = ("intro", "dropout", "tuned")
 #: which confirms nothing), and how far a re-run may land from the student's value
 #: (bench/results/rerun_tolerance.md).
 RERUN_ACTIVATIONS = ("relu", "tanh", "selu", "leaky_relu")
+#: Optimizers the grader may cross-validate again: RMSprop's full-mode results scatter over
+#: seeds (0.218 to 0.299), SGD's and Adam's stay within 0.03.
+RERUN_OPTIMIZERS = ("sgd", "adam")
 TUNE_TOLERANCE = {"full": 0.06, "fast": 0.14}
 GRID_TOLERANCE = {"full": 0.06, "fast": 0.07}
 #: Validation accuracies of the candidate models are recomputed exactly (same split, same
@@ -244,7 +247,7 @@ def optimizer_search(ctx, search_results, best_optimizer) -> str:
     message = f"{len(OPTIMIZERS)} optimizers, best {best_optimizer}"
     if not ctx.verify:
         return message
-    name = choose(ctx, OPTIMIZERS, "optimizer_search")
+    name = choose(ctx, RERUN_OPTIMIZERS, "optimizer_search")
     rerun = rerun_search(ctx, name, seed_for(ctx, "optimizer_search"))
     return message + "; " + confirm(values[name], rerun, GRID_TOLERANCE[ctx.mode],
                                     f"the {CV}-fold search for {name}")
