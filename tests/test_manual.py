@@ -151,7 +151,13 @@ def test_import_gives_ada_full_marks_and_leaves_ben_unchanged(graded, tmp_path):
     assert table["ada"][QUESTION] == "2" and table["ben"][QUESTION] == "ungraded"
 
 
-def test_export_again_keeps_graded_rows_and_grading_again_keeps_the_marks(graded, data_dir):
+def test_export_again_keeps_graded_rows_and_grading_again_keeps_the_marks(graded, data_dir,
+                                                                           tmp_path):
+    # Import ada's mark here too: this test must not depend on the order tests run in
+    # (importing the same mark twice changes nothing).
+    scores = tmp_path / "scores.csv"
+    scores.write_text(scores_csv([["ada", "02", QUESTION, "2", "2", "Clear, with numbers."]]))
+    assert run("manual", "import", str(graded), str(scores)).returncode == 0
     assert run("manual", "export", str(graded)).returncode == 0
     table = {r["student"]: r for r in csv.DictReader(
         io.StringIO((graded / "manual" / "scores.csv").read_text()))}
