@@ -57,21 +57,25 @@ def graded(tmp_path_factory, data_dir):
     return get
 
 
+def _code_nodes(solution, *, exercise: bool):
+    """AST nodes of the solution's code cells that are (or are not) exercise cells."""
+    for cell in solution.cells:
+        if cell.cell_type != "code" or (role(cell) == "exercise") != exercise:
+            continue
+        try:
+            yield from ast.walk(ast.parse(cell.source))
+        except SyntaxError:
+            continue
+
+
 def _exercise_names(solution) -> set[str]:
     """Names assigned or defined in the solution's exercise cells."""
     names: set[str] = set()
-    for cell in solution.cells:
-        if role(cell) != "exercise" or cell.cell_type != "code":
-            continue
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                names.add(node.id)
-            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-                names.add(node.name)
+    for node in _code_nodes(solution, exercise=True):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
     return names
 
 
@@ -79,18 +83,11 @@ def _built_from(solution, functions: set[str]) -> set[str]:
     """Names the lesson's own cells assign from a call to a student-written function
     (``intro_model = create_model_intro()``)."""
     names: set[str] = set()
-    for cell in solution.cells:
-        if role(cell) == "exercise" or cell.cell_type != "code":
-            continue
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Assign) and any(
-                    isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
-                    and call.func.id in functions for call in ast.walk(node.value)):
-                names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    for node in _code_nodes(solution, exercise=False):
+        if isinstance(node, ast.Assign) and any(
+                isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+                and call.func.id in functions for call in ast.walk(node.value)):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
     return names
 
 
