@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import nbformat
@@ -42,6 +43,7 @@ from grader.sandbox import (
 )
 from grader.score import exercise_problems
 from grader.score_process import ScoreLimits, score_isolated
+from grader.scoring_server import ScorerHandle, score_warm
 from grader.validate import display_path, read_submission
 
 SUBMISSION_NAME = "submission.ipynb"
@@ -97,6 +99,7 @@ def grade_submission(
     data: bytes | None = None,
     log_path: str | None = None,
     holdout: HoldoutPlan | None = None,
+    scorer: ScorerHandle | None = None,
 ) -> GradeRow:
     """Grade one submitted notebook.
 
@@ -139,6 +142,9 @@ def grade_submission(
         The grading run's hold-out (batch grading passes one, with the kernel copy it wrote
         once for every submission). By default one is made from the results key and its
         kernel copy is written for this submission and removed afterwards.
+    scorer : ScorerHandle, optional
+        A warm scoring process (:mod:`grader.scoring_server`) to score in; by default a
+        fresh child process scores this submission.
 
     Returns
     -------
@@ -204,7 +210,7 @@ def grade_submission(
         return _run_and_score(row, nb, rubric, home, fast=fast, limits=limits,
                               data_dir=data_dir, threads=threads, started=started,
                               sandboxed=setting.sandboxed, holdout=plan,
-                              log=Path(log_path) if log_path else None)
+                              log=Path(log_path) if log_path else None, scorer=scorer)
     finally:
         home.remove()
         if own_copy is not None:
@@ -239,7 +245,7 @@ def _write_new(path: Path, text: str) -> None:
 def _run_and_score(row: GradeRow, nb, rubric: Rubric, home: KernelHome, *, fast: bool,
                    limits: Limits, data_dir: str | None, threads: int | None,
                    started: float, sandboxed: bool, holdout: HoldoutPlan,
-                   log: Path | None = None) -> GradeRow:
+                   log: Path | None = None, scorer: ScorerHandle | None = None) -> GradeRow:
     token = secrets.token_hex(6)
     _write_new(home.scratch / SUBMISSION_NAME, nbformat.writes(nb))
     export_dir = home.scratch / f"export-{token}"
@@ -283,7 +289,8 @@ def _run_and_score(row: GradeRow, nb, rubric: Rubric, home: KernelHome, *, fast:
     ctx = Context(mode="fast" if fast else "full", dataset=rubric.dataset, data_dir=data_dir,
                   verify=True, choice_key=rerun_choice_key(row.student, rubric.module),
                   holdout=holdout)
-    results, notes = score_isolated(
+    score = score_isolated if scorer is None else partial(score_warm, scorer)
+    results, notes = score(
         rubric, artifacts, inputs, ctx, problems=refused,
         unfinished=exercise_problems(rubric, nb, execution), threads=threads, log=log,
         limits=ScoreLimits(timeout_s=limits.score_timeout_s, memory_mb=limits.score_memory_mb))

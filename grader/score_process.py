@@ -96,6 +96,33 @@ def main() -> None:
         pickle.dump(result, out)
 
 
+def score_arguments(rubric: Rubric, artifacts: Path, inputs: dict[str, Any], ctx: Context, *,
+                    problems: dict[str, str], unfinished: dict[str, str],
+                    threads: int | None) -> tuple:
+    """The arguments of :func:`_score`, as a scoring process receives them."""
+    return (rubric, str(artifacts), inputs, ctx, problems, unfinished, reference_modules(),
+            threads)
+
+
+def finish(rubric: Rubric, result: tuple | None,
+           failure: str | None) -> tuple[list[CheckResult], list[str]]:
+    """Checks and notes from a scoring process's answer, or zeros saying why it failed."""
+    extra: list[str] = []
+    if failure is None:
+        if result is None:
+            failure = "the grader's scoring process died"
+        elif result[0] != "ok":
+            failure = "the grader failed while scoring (internal error; details in the notes)"
+            extra = [str(result[1])]
+    if failure is not None:
+        message = (f"not scored: {failure}. Fix: build the models the exercises ask for with"
+                   " built-in Keras layers of the sizes asked for")
+        checks = [CheckResult(c.id, 0.0, c.points, False, message) for c in rubric.checks]
+        return checks, [f"scoring stopped: {failure}", *extra]
+    _, rows, notes = result
+    return [CheckResult(**c) for c in rows], list(notes)
+
+
 def _kill(proc) -> None:
     kill_tree(proc.pid)
     proc.wait(10)
@@ -117,8 +144,8 @@ def score_isolated(rubric: Rubric, artifacts: Path, inputs: dict[str, Any], ctx:
     import pickle
     import subprocess
 
-    payload = pickle.dumps((rubric, str(artifacts), inputs, ctx, problems, unfinished,
-                            reference_modules(), threads))
+    payload = pickle.dumps(score_arguments(rubric, artifacts, inputs, ctx, problems=problems,
+                                           unfinished=unfinished, threads=threads))
     read_fd, write_fd = os.pipe()
     output = open(log, "ab") if log is not None else None  # noqa: SIM115 - closed below
     try:
@@ -152,7 +179,6 @@ def score_isolated(rubric: Rubric, artifacts: Path, inputs: dict[str, Any], ctx:
             break
         time.sleep(limits.poll_s)
     reader.join(30)
-    extra: list[str] = []
     result = None
     if failure is None:
         try:
@@ -161,16 +187,7 @@ def score_isolated(rubric: Rubric, artifacts: Path, inputs: dict[str, Any], ctx:
             result = None
         if result is None:
             failure = f"the grader's scoring process died (exit code {proc.returncode})"
-        elif result[0] != "ok":
-            failure = "the grader failed while scoring (internal error; details in the notes)"
-            extra = [str(result[1])]
-    if failure is not None:
-        message = (f"not scored: {failure}. Fix: build the models the exercises ask for with"
-                   " built-in Keras layers of the sizes asked for")
-        checks = [CheckResult(c.id, 0.0, c.points, False, message) for c in rubric.checks]
-        return checks, [f"scoring stopped: {failure}", *extra]
-    _, rows, notes = result
-    return [CheckResult(**c) for c in rows], list(notes)
+    return finish(rubric, result, failure)
 
 
 def _read_all(fd: int) -> bytes:

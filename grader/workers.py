@@ -15,6 +15,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
 
 from grader.errors import GraderError
 from grader.results import GradeRow
@@ -61,6 +62,16 @@ def grade_with_imports(path: str, imports: Sequence[str] = (), **kwargs) -> Grad
 
     _import_all(imports)
     return grade_submission(path, **kwargs)
+
+
+def grade_warm(path: str, imports: Sequence[str] = (), **kwargs) -> GradeRow:
+    """:func:`grade_with_imports` with the calling thread's warm scoring process (Dask workers
+    keep one per worker thread for their whole life)."""
+    from grader.scoring_server import thread_scorer
+
+    log = kwargs.get("log_path")
+    handle = thread_scorer(kwargs.get("threads"), Path(log) if log else None)
+    return grade_with_imports(path, imports, **kwargs, scorer=handle)
 
 
 def _child(conn, path: str, kwargs: dict, parent: int, imports: Sequence[str] = ()) -> None:
@@ -166,10 +177,22 @@ def run_local(tasks: Sequence[Task], kwargs: dict, jobs: int, on_result: OnResul
     timeout = (limits.kernel_start_timeout_s + limits.notebook_timeout_s + limits.export_timeout_s
                + 3 * limits.kill_grace_s
                + SCORING_ALLOWANCE_S)
+    from grader.scoring_server import ScorerPool
+
+    if not tasks:
+        return
+    log = kwargs.get("log_path")
+    scorers = ScorerPool(min(jobs, max(1, len(tasks))), threads=kwargs.get("threads"),
+                         log=Path(log) if log else None)
+
+    def grade(task: Task) -> GradeRow:
+        with scorers.lease() as handle:
+            return grade_isolated(task, {**kwargs, "scorer": handle}, timeout_s=timeout,
+                                  imports=imports)
+
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="grade")
     try:
-        futures = {pool.submit(grade_isolated, t, kwargs, timeout_s=timeout, imports=imports): t
-                   for t in tasks}
+        futures = {pool.submit(grade, t): t for t in tasks}
         for future in as_completed(futures):
             task = futures[future]
             try:
@@ -180,8 +203,10 @@ def run_local(tasks: Sequence[Task], kwargs: dict, jobs: int, on_result: OnResul
             on_result(task, row)
     except BaseException:  # Ctrl-C: start nothing new; what is saved stays saved
         pool.shutdown(wait=False, cancel_futures=True)
+        scorers.close()
         raise
     pool.shutdown(wait=True)
+    scorers.close()
 
 
 def connect_dask(address: str):
@@ -231,7 +256,7 @@ def run_dask(tasks: Sequence[Task], kwargs: dict, client, on_result: OnResult,
         if task.read_error is not None:
             on_result(task, error_row(task, task.read_error, rubric=kwargs.get("rubric")))
             continue
-        future = client.submit(grade_with_imports, str(task.path), tuple(imports), **kwargs,
+        future = client.submit(grade_warm, str(task.path), tuple(imports), **kwargs,
                                data=task.data, pure=False, key=f"grade-{task.key}-{task.fingerprint[:12]}")
         futures[future.key] = (future, task)
     for future in dask_completed([f for f, _ in futures.values()]):

@@ -1,0 +1,151 @@
+"""The warm scoring process: same results as a fresh child, same limits, no strangers.
+
+Real Keras models of the tiny fixture module are scored on the real MNIST data, once in a
+fresh child (:func:`grader.score_process.score_isolated`) and then by one warm process
+(:mod:`grader.scoring_server`), before and after a wrong model from another "student".
+"""
+
+from __future__ import annotations
+
+import json
+from multiprocessing.connection import AuthenticationError, Client
+
+import helpers_notebooks as fx
+import pytest
+
+from grader.holdout import plan_holdout
+from grader.processes import tree_rss_mb
+from grader.score_process import ScoreLimits, score_isolated
+from grader.scoring_server import WarmScorer, _alive, score_warm
+
+pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("warm-scoring")]
+
+
+def _artifacts(folder, data_dir, *, units: int = 16, epochs: int = 2):
+    """What the export cell would write for a student who trained ``units`` hidden units."""
+    import keras
+
+    from helpers.data import load_dataset
+
+    keras.utils.set_random_seed(7)
+    (x, y), _ = load_dataset("mnist", fast=True, data_dir=data_dir)
+    model = keras.Sequential([keras.Input(shape=(784,)),
+                              keras.layers.Dense(units, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    run = model.fit(x.reshape(len(x), -1) / 255.0, y, epochs=epochs, batch_size=64, verbose=0)
+    folder.mkdir(parents=True)
+    model.save(folder / "model.keras")
+    (folder / "param_bytes.json").write_text(json.dumps({"value": model.count_params() * 4}))
+    history = {k: [float(v) for v in vals] for k, vals in run.history.items()}
+    (folder / "history.json").write_text(json.dumps({"value": history}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, data_dir):
+    from grader.checks import Context
+
+    root = tmp_path_factory.mktemp("warm")
+    rubric = fx.build_rubric(root)
+    ctx = Context(mode="fast", dataset="mnist", data_dir=data_dir, verify=True,
+                  choice_key="warm-test", holdout=plan_holdout(data_dir, fast=True, key=b"k" * 32))
+    good = _artifacts(root / "good", data_dir)
+    wrong = _artifacts(root / "wrong", data_dir, units=32, epochs=1)
+    kwargs = {"problems": {"normalize_images": "`normalize_images` was not exported"},
+              "unfinished": {}}
+    cold = score_isolated(rubric, good, {}, ctx, **kwargs)
+    return {"rubric": rubric, "ctx": ctx, "good": good, "wrong": wrong, "kwargs": kwargs,
+            "cold": cold, "root": root}
+
+
+def _rows(result):
+    checks, notes = result
+    return [(c.id, c.points, c.passed, c.message) for c in checks], notes
+
+
+def test_warm_scores_like_a_fresh_child_and_is_reused(setup):
+    cold_rows, _ = _rows(setup["cold"])
+    assert [r[2] for r in cold_rows] == [False, True, True, True, True]  # function not exported
+    with WarmScorer() as scorer:
+        handle = scorer.handle()
+        first = score_warm(handle, setup["rubric"], setup["good"], {}, setup["ctx"],
+                           limits=ScoreLimits(), **setup["kwargs"])
+        wrong = score_warm(scorer.handle(), setup["rubric"], setup["wrong"], {}, setup["ctx"],
+                           limits=ScoreLimits(), **setup["kwargs"])
+        again = score_warm(scorer.handle(), setup["rubric"], setup["good"], {}, setup["ctx"],
+                           limits=ScoreLimits(), **setup["kwargs"])
+        assert scorer.handle().pid == handle.pid and scorer.starts == 1
+    assert _rows(first) == _rows(setup["cold"])
+    assert _rows(again) == _rows(setup["cold"])  # the other student's model left no trace
+    wrong_rows, _ = _rows(wrong)
+    assert [r[2] for r in wrong_rows][1:3] == [False, False]  # 32 units: params and bytes off
+    assert not _alive(handle.pid)  # closed with the batch
+
+
+def test_memory_limit_kills_the_warm_process_and_the_next_submission_gets_a_new_one(setup):
+    with WarmScorer() as scorer:
+        handle = scorer.handle()
+        checks, notes = score_warm(handle, setup["rubric"], setup["good"], {}, setup["ctx"],
+                                   limits=ScoreLimits(memory_mb=150), **setup["kwargs"])
+        assert all(c.points == 0 for c in checks)
+        assert "MB, more than the grader's 150 MB limit" in checks[1].message
+        assert any(n.startswith("scoring stopped") for n in notes)
+        assert not _alive(handle.pid)
+        fresh = scorer.handle()
+        assert fresh.pid != handle.pid and scorer.starts == 2
+        result = score_warm(fresh, setup["rubric"], setup["good"], {}, setup["ctx"],
+                            limits=ScoreLimits(), **setup["kwargs"])
+    assert _rows(result) == _rows(setup["cold"])
+
+
+def test_time_limit_kills_the_warm_process(setup):
+    with WarmScorer() as scorer:
+        handle = scorer.handle()
+        checks, _ = score_warm(handle, setup["rubric"], setup["good"], {}, setup["ctx"],
+                               limits=ScoreLimits(timeout_s=1.0), **setup["kwargs"])
+        assert all(c.points == 0 for c in checks)
+        assert "took longer than 1 s" in checks[0].message
+        assert not _alive(handle.pid)
+
+
+def test_a_client_without_the_key_is_refused_and_the_grader_still_served(setup):
+    with WarmScorer() as scorer:
+        handle = scorer.handle()
+        # wait until it listens (it imports Keras first)
+        result = score_warm(handle, setup["rubric"], setup["good"], {}, setup["ctx"],
+                            limits=ScoreLimits(), **setup["kwargs"])
+        with pytest.raises(AuthenticationError):
+            Client(handle.address, family="AF_UNIX", authkey=b"guessed" * 4)
+        after = score_warm(scorer.handle(), setup["rubric"], setup["good"], {}, setup["ctx"],
+                           limits=ScoreLimits(), **setup["kwargs"])
+        assert scorer.handle().pid == handle.pid
+    assert _rows(result) == _rows(after) == _rows(setup["cold"])
+
+
+def test_recycled_after_max_uses_and_on_memory_growth(setup):
+    with WarmScorer(max_uses=1) as scorer:
+        first = scorer.handle()
+        score_warm(first, setup["rubric"], setup["good"], {}, setup["ctx"],
+                   limits=ScoreLimits(), **setup["kwargs"])
+        assert not _alive(first.pid)  # it left after its one submission
+        second = scorer.handle()
+        assert second.pid != first.pid
+    with WarmScorer(recycle_mb=100) as scorer:  # any Keras process is past 100 MB
+        first = scorer.handle()
+        result = score_warm(first, setup["rubric"], setup["good"], {}, setup["ctx"],
+                            limits=ScoreLimits(), **setup["kwargs"])
+        assert not _alive(first.pid) and tree_rss_mb(first.pid) == 0
+    assert _rows(result) == _rows(setup["cold"])
+
+
+def test_an_unreachable_server_falls_back_to_a_fresh_child(setup):
+    from grader.processes import kill_tree
+
+    with WarmScorer() as scorer:
+        handle = scorer.handle()
+        kill_tree(handle.pid)
+        result = score_warm(handle, setup["rubric"], setup["good"], {}, setup["ctx"],
+                            limits=ScoreLimits(), **setup["kwargs"])
+    assert _rows(result) == _rows(setup["cold"])
