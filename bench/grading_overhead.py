@@ -2,14 +2,17 @@
 
 For each module (fast mode, seed 0) this alternates, ``--repeats`` times:
 
-1. ``grade_submission(solution)``: validate, restore, inject, execute, export, score;
-2. a plain ``nbclient`` run of the same solution with the same injected parameters and
-   kernel environment (no limits, no export, no scoring).
+1. ``grade_submission(solution)`` the way a batch worker runs it: validate, restore, inject,
+   execute in the sandbox, export, score in the worker's warm scoring process
+   (:mod:`grader.scoring_server`, started once and reused) with the run's hold-out copy
+   (written once, as a batch does);
+2. a plain ``nbclient`` run of the same solution with the same injected parameters
+   (no sandbox, no limits, no export, no scoring).
 
 It reports the grader's time split (kernel start, execute, export, score), both wall
-times and their ratio (median over repeats). The first grading in a process also pays for
-importing Keras and loading the test split in the grader; later ones do not (batch grading
-reuses its worker processes), so the cold first ratio is reported separately.
+times and their ratio (median over repeats, and every pair). The load average at the start
+is printed and recorded: measure on a quiet machine (under 0.5), since a busy one changes a
+notebook's run time by up to 2x between consecutive runs.
 
 Usage::
 
@@ -23,6 +26,7 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -32,10 +36,12 @@ from nbclient import NotebookClient
 
 from grader.execute import kernel_env
 from grader.grading import grade_submission
+from grader.holdout import plan_holdout, with_kernel_data
 from grader.parameters import inject_parameters
 from grader.paths import SOLUTIONS_DIR
 from grader.release import available_modules
 from grader.rubric import load_rubric
+from grader.scoring_server import WarmScorer
 
 
 def plain_run(path: Path, *, seed: int, data_dir: str | None) -> float:
@@ -50,12 +56,14 @@ def plain_run(path: Path, *, seed: int, data_dir: str | None) -> float:
         return time.perf_counter() - start
 
 
-def bench_module(module: str, repeats: int, data_dir: str | None) -> dict:
+def bench_module(module: str, repeats: int, data_dir: str | None, scorer: WarmScorer,
+                 holdout) -> dict:
     path = SOLUTIONS_DIR / load_rubric(module).notebook
     rows, plains = [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        row = grade_submission(path, fast=True, seed=0, data_dir=data_dir)
+        row = grade_submission(path, fast=True, seed=0, data_dir=data_dir, holdout=holdout,
+                               scorer=scorer.handle())
         wall = time.perf_counter() - start
         rows.append((wall, row))
         plains.append(plain_run(path, seed=0, data_dir=data_dir))
@@ -70,33 +78,32 @@ def bench_module(module: str, repeats: int, data_dir: str | None) -> dict:
         "grader": med(w for w, _ in rows),
         "plain": med(plains),
         "ratio": med(w / p for (w, _), p in zip(rows, plains, strict=True)),
-        "cold_ratio": rows[0][0] / plains[0],
+        "pairs": [w / p for (w, _), p in zip(rows, plains, strict=True)],
     }
 
 
-def to_markdown(results: list[dict], repeats: int, load: str) -> str:
+def to_markdown(results: list[dict], repeats: int, load: str, commit: str) -> str:
     lines = [
         "# Grading overhead (fast mode)",
         "",
         f"Machine: {os.cpu_count()} cores, no GPU, Python {platform.python_version()};"
-        f" load average at the start: {load}. Other agents were running notebooks at the"
-        " same time, so absolute times are inflated; grader and plain runs alternate so the"
-        " ratio compares like with like.",
+        f" commit {commit}; load average at the start: {load}.",
         "",
         f"Median of {repeats} alternating runs per module (seed 0). `grader` is the wall"
-        " time of `grade_submission` (validate, restore, inject, execute, export, score);"
-        " `plain` a bare nbclient run of the same solution. `cold` is the ratio of the first"
-        " pair, where the grader process still imports Keras and loads the test split.",
+        " time of `grade_submission` as a batch worker runs it (sandboxed kernel, export,"
+        " scoring in the worker's warm scoring process); `plain` a bare nbclient run of the"
+        " same solution. `pairs` lists every grader / plain ratio in run order.",
         "",
         "| module | points | kernel start s | execute s | export s | score s | grader s |"
-        " plain s | ratio | cold ratio |",
+        " plain s | ratio | pairs |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        pairs = ", ".join(f"{x:.2f}" for x in r["pairs"])
         lines.append(
             f"| {r['module']} | {r['points']} | {r['kernel_start']:.1f} | {r['execute']:.1f} |"
             f" {r['export']:.1f} | {r['score']:.1f} | {r['grader']:.1f} | {r['plain']:.1f} |"
-            f" {r['ratio']:.2f} | {r['cold_ratio']:.2f} |")
+            f" {r['ratio']:.2f} | {pairs} |")
     lines.append("")
     return "\n".join(lines)
 
@@ -108,13 +115,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/results/grading_overhead.md"))
     args = ap.parse_args(argv)
     data_dir = os.environ.get("DLCOURSE_DATA_DIR")
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average at the start: {load}", flush=True)
+    if os.getloadavg()[0] >= 0.5:
+        print("warning: the machine is busy (1-minute load >= 0.5): times will be inflated",
+              flush=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=False).stdout.strip() or "unknown"
+    holdout, copy = with_kernel_data(plan_holdout(data_dir, fast=True))
     results = []
-    for module in args.modules or available_modules():
-        results.append(bench_module(module, args.repeats, data_dir))
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(to_markdown(results, args.repeats, load), encoding="utf-8")
-    print(to_markdown(results, args.repeats, load))
+    try:
+        with WarmScorer() as scorer:
+            for module in args.modules or available_modules():
+                results.append(bench_module(module, args.repeats, data_dir, scorer, holdout))
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(to_markdown(results, args.repeats, load, commit),
+                                    encoding="utf-8")
+    finally:
+        if copy is not None:
+            copy.remove()
+    print(to_markdown(results, args.repeats, load, commit))
     return 0
 
 
