@@ -30,12 +30,12 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from grader.execute import kernel_env
-from grader.grading import grade_submission
-from grader.parameters import inject_parameters
-from grader.paths import SOLUTIONS_DIR
-from grader.release import available_modules
-from grader.rubric import load_rubric
+from grader.authoring.release import available_modules
+from grader.base.paths import SOLUTIONS_DIR
+from grader.checks.rubric import load_rubric
+from grader.submission.execute import kernel_env
+from grader.submission.grading import grade_submission
+from grader.submission.parameters import inject_parameters
 
 
 def plain_run(path: Path, *, seed: int, data_dir: str | None) -> float:

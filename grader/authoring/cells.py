@@ -20,8 +20,8 @@ import re
 
 import nbformat
 
-from grader.errors import NotebookFormatError
-from grader.rubric import Rubric, grade_id_for
+from grader.base.errors import NotebookFormatError
+from grader.checks.rubric import Rubric, grade_id_for
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import nbformat
 
-from grader.cells import normalize, student_cell, validate
-from grader.errors import NotebookFormatError
-from grader.paths import MODULES, NOTEBOOKS_DIR, SOLUTIONS_DIR
-from grader.rubric import Rubric, load_rubric
+from grader.authoring.cells import normalize, student_cell, validate
+from grader.base.errors import NotebookFormatError
+from grader.base.paths import MODULES, NOTEBOOKS_DIR, SOLUTIONS_DIR
+from grader.checks.rubric import Rubric, load_rubric
 
 _KEEP_NB_METADATA = ("kernelspec", "language_info", "dlcourse", "colab")
 

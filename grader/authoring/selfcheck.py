@@ -11,8 +11,8 @@ import inspect
 import os
 from typing import Any
 
-from grader.checks import Context, run_check
-from grader.rubric import find_check
+from grader.checks.kinds import Context, run_check
+from grader.checks.rubric import find_check
 
 
 def _mode() -> str:

@@ -1,7 +1,7 @@
 """Checking experiment results: the shape the exercise asked for, consistency, a re-run.
 
-A rubric ``experiment`` check names a function in :mod:`grader.references` that receives the
-context and the exported objects and raises :class:`grader.checks.CheckFailed` with a
+A rubric ``experiment`` check names a function in :mod:`grader.checks.references` that receives the
+context and the exported objects and raises :class:`grader.checks.context.CheckFailed` with a
 message the student can act on. The functions here are its building blocks:
 
 * **shape**: the requested keys (:func:`keyed`), numbers of the right kind and range
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks import CheckFailed, Context
+from grader.checks.context import CheckFailed, Context
 
 
 def number(value: Any, where: str) -> float:

@@ -12,13 +12,13 @@ run the grader writes a *kernel copy* of every dataset file found there
   training images outside the fast subset.
 
 Rows keep their original order minus the removed ones. The hold-out's choice comes from a
-seed derived from the instructor's private results key (:func:`grader.resume.load_result_key`)
+seed derived from the instructor's private results key (:func:`grader.base.keys.load_result_key`)
 with HMAC-SHA256, so it cannot be reproduced from the public code, and the same key always
 picks the same images (a resumed batch scores the same).
 
 ``accuracy`` checks then score on the hold-out (pass/fail) and on the public test split; a
 model whose public accuracy exceeds its private accuracy by more than :data:`FLAG_MARGIN`
-has most likely been trained on the test split and is flagged (:mod:`grader.checks`).
+has most likely been trained on the test split and is flagged (:mod:`grader.checks.kinds`).
 
 Without the sandbox (``--sandbox none``) the kernel runs as the grader's user and can read
 the instructor's data folder itself: the hold-out is then not hidden.
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.errors import GraderError
+from grader.base.errors import GraderError
 
 HOLDOUT_SIZE = {"full": 5000, "fast": 2000}
 """Hold-out images per dataset. Full: 5,000 (500 per class) keeps the standard error of an
@@ -98,7 +98,7 @@ def holdout_seed(key: bytes) -> int:
 def plan_holdout(source_dir: str | None, *, fast: bool, key: bytes | None = None) -> HoldoutPlan:
     """The hold-out plan of a grading run; ``key`` defaults to the results key."""
     if key is None:
-        from grader.resume import load_result_key
+        from grader.base.keys import load_result_key
 
         key = load_result_key()
     return HoldoutPlan(mode="fast" if fast else "full", seed=holdout_seed(key),

@@ -1,18 +1,18 @@
 """Accuracy on the private hold-out, compared with the public test split.
 
-An ``accuracy`` check in grading (:func:`grader.checks.run_check` with a hold-out plan in
-its :class:`~grader.checks.Context`) is decided here: the model must reach the rubric's
-threshold on the private hold-out (:mod:`grader.holdout`), images the student's kernel never
+An ``accuracy`` check in grading (:func:`grader.checks.kinds.run_check` with a hold-out plan in
+its :class:`~grader.checks.context.Context`) is decided here: the model must reach the rubric's
+threshold on the private hold-out (:mod:`grader.checks.holdout`), images the student's kernel never
 had. The same model is also scored on the public test split, prepared the same way; a
-public accuracy above the private one by more than :data:`grader.holdout.FLAG_MARGIN` means
+public accuracy above the private one by more than :data:`grader.checks.holdout.FLAG_MARGIN` means
 the model has most likely been fitted on the test images: the check then scores 0 and is
 flagged ``saw_test_set``.
 """
 
 from __future__ import annotations
 
-from grader.checks import CheckFailed, Context, model_accuracy
-from grader.rubric import CheckSpec
+from grader.checks.context import CheckFailed, Context, model_accuracy
+from grader.checks.rubric import CheckSpec
 
 SAW_TEST_SET = "saw_test_set"
 """The flag of an accuracy check whose model appears to have been trained on the test split."""
@@ -42,7 +42,7 @@ def score_with_holdout(spec: CheckSpec, model, ctx: Context) -> tuple[str, dict]
     CheckFailed
         Below the threshold on the hold-out, or flagged (``flag="saw_test_set"``).
     """
-    from grader.holdout import FLAG_MARGIN
+    from grader.checks.holdout import FLAG_MARGIN
 
     private = model_accuracy(model, ctx, inputs=spec.inputs, dataset=spec.dataset,
                              split="private")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from grader.checks import CheckResult
+from grader.checks.kinds import CheckResult
 
 AWAITING = "awaiting manual grading"
 
@@ -49,7 +49,7 @@ class GradeRow:
     timings: dict[str, float] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
     """Why the grader distrusts some of this row (``"saw_test_set"``: an accuracy check's
-    model appears to have been trained on the test split, see :mod:`grader.leakage`)."""
+    model appears to have been trained on the test split, see :mod:`grader.checks.leakage`)."""
     answers: dict[str, str] = field(default_factory=dict)
     """Question id -> the student's written answer (Markdown), kept for manual grading; kept
     in the signed result, left out of ``grades.json``."""

@@ -1,4 +1,4 @@
-"""Declarative rubrics: one TOML file per module under ``grader/rubrics/``.
+"""Declarative rubrics: one TOML file per module under ``grader/checks/rubrics/``.
 
 A rubric names the module's notebook and dataset and lists its checks::
 
@@ -24,18 +24,18 @@ Kind-specific fields:
   optional ``dataset`` overriding the module's.
 * ``value``: exactly one of ``expected`` (a literal, for values that are no secret),
   ``answer_sha256`` (a by-hand answer, stored as a digest) or ``reference`` (a function in
-  ``grader.references`` computing the expected value from the other objects); optional
+  ``grader.checks.references`` computing the expected value from the other objects); optional
   ``tolerance`` (absolute; not with ``answer_sha256``) and ``hint``.
-* ``function``: ``reference`` naming a function case in ``grader.references``.
+* ``function``: ``reference`` naming a function case in ``grader.checks.references``.
 * ``manual``: a written answer graded by hand. ``cell`` is the id of the Markdown exercise
   cell holding the answer, ``guide`` a short marking guide for the instructor (never shown to
   students); no ``objects``. Manual checks are kept apart in :attr:`Rubric.questions`:
   :attr:`Rubric.checks` holds the automatic ones, so the grading pipeline never sees them.
-  The batch lists them in each row as "awaiting manual grading" (:mod:`grader.manual`).
-* ``experiment``: ``reference`` naming a function in ``grader.references`` that checks the
+  The batch lists them in each row as "awaiting manual grading" (:mod:`grader.classroom.manual`).
+* ``experiment``: ``reference`` naming a function in ``grader.checks.references`` that checks the
   results of an experiment the exercise asked for (keys, types, ranges, consistency) and,
   when the grader scores, re-runs one configuration to confirm them
-  (:mod:`grader.experiments`). Its exercise cells must also have run without error.
+  (:mod:`grader.checks.experiments`). Its exercise cells must also have run without error.
 
 ``hint`` is one sentence on how to find the answer ("count height x width x channels"). A
 failing ``value`` check says what is wrong and adds the hint; it never prints the expected
@@ -44,15 +44,15 @@ value, whatever its source, and a ``param_count`` with ``answer_sha256`` never p
 show it).
 
 ``answer_sha256`` keeps a by-hand answer out of the student package (students get
-``grader/``): it is ``grader.answers.digest(check_id, answer)``, the SHA-256 (hex) of
+``grader/``): it is ``grader.checks.answers.digest(check_id, answer)``, the SHA-256 (hex) of
 ``"<check id>\n<canonical text>"``. The canonical text is defined by
-:func:`grader.answers.canonical`: ``true``/``false`` for booleans; a whole number (``int``,
+:func:`grader.checks.answers.canonical`: ``true``/``false`` for booleans; a whole number (``int``,
 a float within 1e-9 of a whole number, a NumPy scalar) as its plain decimal digits, so
 ``1234``, ``1234.0`` and ``np.int64(1234)`` agree; another finite float as ``repr(float(x))``;
 a string as JSON of ``strip().lower()``; a list, tuple or array as ``[`` + entries joined by
 ``,`` + ``]`` (``[0, 1.0]`` -> ``[0,1]``). A numeric string from a student ("1234") is also
 read as the number. A list of digests, one per entry salted with ``"<check id>[i]"``
-(:func:`grader.answers.position_digests`), lets the message name the wrong entries and the
+(:func:`grader.checks.answers.position_digests`), lets the message name the wrong entries and the
 expected length. Compute either with ``python -m grader digest CHECK_ID VALUE
 [--per-position]``.
 
@@ -67,8 +67,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from grader.errors import RubricError
-from grader.paths import MODULES, RUBRIC_DIR
+from grader.base.errors import RubricError
+from grader.base.paths import MODULES, RUBRIC_DIR
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -145,7 +145,7 @@ class Rubric:
 
     @property
     def max_score(self) -> float:
-        """Points of the automatic checks (what :func:`grader.grading.grade_submission` awards)."""
+        """Points of the automatic checks (what :func:`grader.submission.grading.grade_submission` awards)."""
         return float(sum(c.points for c in self.checks))
 
     @property
@@ -260,13 +260,13 @@ def _parse_check(path: Path, module: str, raw: dict, index: int) -> CheckSpec:
                             " Markdown answer cell; guide: a short marking guide)")
     elif kind in ("function", "experiment"):
         if "reference" not in raw:
-            raise _fail(path, where, f"{kind} needs reference = <name in grader.references>")
+            raise _fail(path, where, f"{kind} needs reference = <name in grader.checks.references>")
     if "reference" in raw:
-        from grader.references import REFERENCES
+        from grader.checks.references import REFERENCES
 
         if raw["reference"] not in REFERENCES:
             raise _fail(path, where, f"reference {raw['reference']!r} is not defined in"
-                        f" grader.references; known: {sorted(REFERENCES)}")
+                        f" grader.checks.references; known: {sorted(REFERENCES)}")
     plain = {k: v for k, v in raw.items() if k not in {"objects", *kwargs}}
     plain.pop("id"), plain.pop("kind"), plain.pop("points")
     return CheckSpec(id=check_id, kind=kind, objects=tuple(objects), points=float(points),
@@ -311,7 +311,7 @@ def parse_rubric(path: Path) -> Rubric:
 
 @cache
 def load_rubric(module: str) -> Rubric:
-    """The rubric of module ``"01"`` .. ``"04"`` from ``grader/rubrics/<module>.toml``."""
+    """The rubric of module ``"01"`` .. ``"04"`` from ``grader/checks/rubrics/<module>.toml``."""
     if module not in MODULES:
         raise RubricError(f"expected a module in {MODULES}, got {module!r}")
     path = RUBRIC_DIR / f"{module}.toml"

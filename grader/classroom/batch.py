@@ -3,12 +3,12 @@
 The pipeline, top to bottom (:func:`grade_class`):
 
 1. **Find** every ``*.ipynb`` under the given files and folders (``.ipynb_checkpoints``
-   excluded) and identify student and module the way :mod:`grader.validate` does.
+   excluded) and identify student and module the way :mod:`grader.submission.validate` does.
 2. **Skip** what is already graded: each result lives in ``OUT/results/<key>.json``
    (key = student + module) stamped with a fingerprint of the submission bytes, the
    rubric and solution bytes, the mode and the seed. An unchanged fingerprint is not
    graded again (``force`` regrades everything).
-3. **Grade** the rest with :func:`grader.grading.grade_submission`, either locally
+3. **Grade** the rest with :func:`grader.submission.grading.grade_submission`, either locally
    (``jobs`` at once, each in its own worker process that starts its own kernel, so a
    crash, a loop or a memory hog in one never touches another) or on a Dask cluster
    (``scheduler``). Kernel thread pools get ``max(1, cores // jobs)`` threads.
@@ -17,8 +17,8 @@ The pipeline, top to bottom (:func:`grade_class`):
    batch killed at any point loses nothing already graded and never duplicates a row.
 5. **Report**: per-student feedback pages, similarity flags and the class report.
 
-Resume bookkeeping lives in :mod:`grader.resume`, the executors (worker processes, Dask)
-in :mod:`grader.workers`; this module wires them together and writes the outputs.
+Resume bookkeeping lives in :mod:`grader.classroom.resume`, the executors (worker processes, Dask)
+in :mod:`grader.classroom.workers`; this module wires them together and writes the outputs.
 """
 
 from __future__ import annotations
@@ -32,13 +32,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.errors import GraderError
-from grader.gradebook import atomic_write_text, write_gradebook
-from grader.manual import attach_questions
-from grader.results import GradeRow
-from grader.resume import ResultStore, Task, fingerprint, result_key
-from grader.validate import display_path
-from grader.workers import connect_dask, dask_threads, error_row, kernel_threads, run_dask, run_local
+from grader.base.errors import GraderError
+from grader.checks.results import GradeRow
+from grader.classroom.manual import attach_questions
+from grader.classroom.resume import ResultStore, Task, fingerprint, result_key
+from grader.classroom.workers import (
+    connect_dask,
+    dask_threads,
+    error_row,
+    kernel_threads,
+    run_dask,
+    run_local,
+)
+from grader.pages.gradebook import atomic_write_text, write_gradebook
+from grader.submission.validate import display_path
 
 
 @dataclass
@@ -89,7 +96,7 @@ def plan_tasks(paths: Sequence[Path], *, fast: bool, seed: int | None, rubric=No
     take another student's id). ``rubric`` and ``solution`` override the course's (tests grade
     a tiny fixture module).
     """
-    from grader.validate import module_from_name, read_bytes, read_submission, unique_ids
+    from grader.submission.validate import module_from_name, read_bytes, read_submission, unique_ids
 
     idents = []
     for path in paths:
@@ -113,7 +120,7 @@ def plan_tasks(paths: Sequence[Path], *, fast: bool, seed: int | None, rubric=No
 
 def _finish(task: Task, row: GradeRow, rubric=None, warning: str | None = None) -> GradeRow:
     """The batch's identity wins (it de-duplicates names); batch notes come first."""
-    from grader.validate import display_path
+    from grader.submission.validate import display_path
 
     row.student, row.module = task.student, task.module if task.module else row.module
     if row.error is not None and not row.checks:  # e.g. a broken file named 01_...: zero per check
@@ -150,13 +157,13 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
         Regrade even submissions whose result is up to date.
     scheduler : str, optional
         Address of a Dask scheduler (``tcp://host:8786``) to grade on instead.
-    limits : grader.execute.Limits, optional
+    limits : grader.submission.execute.Limits, optional
         Time, memory and output limits per notebook.
     data_dir : str, optional
         Folder with the datasets; defaults to ``$DLCOURSE_DATA_DIR``.
     similarity_threshold : float, optional
         Pairs at or above it are flagged in the report (default
-        :data:`grader.similarity.DEFAULT_THRESHOLD`).
+        :data:`grader.classroom.similarity.DEFAULT_THRESHOLD`).
     progress : bool
         Show a progress bar on stderr.
     rubric, solution : optional
@@ -165,7 +172,7 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     imports : sequence of str
         Modules each worker imports before grading (ones registering extra references).
     sandbox : {"auto", "bwrap", "none"}
-        Where kernels run (:mod:`grader.sandbox`). ``auto`` uses bubblewrap when it works
+        Where kernels run (:mod:`grader.submission.sandbox`). ``auto`` uses bubblewrap when it works
         here and otherwise grades unsandboxed with a warning on the console, in every row's
         notes and at the top of the report. Dask workers use the same setting.
 
@@ -175,8 +182,8 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
         For usage and configuration errors (nothing to grade, bad ``jobs``, bad ``out``,
         unreachable scheduler). Student failures never raise.
     """
-    from grader.execute import Limits
-    from grader.sandbox import resolve_sandbox
+    from grader.submission.execute import Limits
+    from grader.submission.sandbox import resolve_sandbox
 
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise GraderError(f"expected --jobs to be a whole number >= 1, got {jobs!r}")
@@ -192,7 +199,7 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     if setting.warning:
         print(f"WARNING: {setting.warning}", file=sys.stderr)
     if scheduler is None:  # the grader provides the datasets (and carves the hold-out) now
-        from grader.sandbox import kernel_data_dir
+        from grader.submission.sandbox import kernel_data_dir
 
         data_dir = kernel_data_dir(data_dir)
     client = connect_dask(scheduler) if scheduler else None
@@ -212,7 +219,7 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
 
     def on_result(task: Task, row: GradeRow) -> None:
         row = _finish(task, row, rubric, setting.warning)
-        row = attach_questions(row, task.data, rubric, out)  # written answers (grader.manual)
+        row = attach_questions(row, task.data, rubric, out)  # written answers (grader.classroom.manual)
         with lock:
             store.save(task, row)
             current[task.key] = row
@@ -255,7 +262,7 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
 
 def _datasets_needed(tasks: Sequence[Task], rubric=None) -> dict[str, set[str]]:
     """Dataset name -> modules of ``tasks`` whose rubric scores on it."""
-    from grader.rubric import load_rubric
+    from grader.checks.rubric import load_rubric
 
     needed: dict[str, set[str]] = {}
     for module in sorted({t.module for t in tasks if t.module}):
@@ -278,7 +285,7 @@ def _kernel_data(data_dir: str | None, *, fast: bool, key: bytes,
     """
     from dataclasses import replace
 
-    from grader.holdout import KernelData, plan_holdout, require_datasets
+    from grader.checks.holdout import KernelData, plan_holdout, require_datasets
 
     plan = plan_holdout(data_dir, fast=fast, key=key)
     if data_dir is None:
@@ -303,8 +310,8 @@ def write_outputs(rows: Sequence[GradeRow], out: Path, *, threshold: float | Non
     ``sources`` maps a row's ``submission`` to the bytes read when the batch was planned (the
     similarity step never reopens a submission); ``warning`` goes at the top of the report.
     """
-    from grader.report import write_report
-    from grader.similarity import DEFAULT_THRESHOLD
+    from grader.classroom.similarity import DEFAULT_THRESHOLD
+    from grader.pages.report import write_report
 
     out = Path(out)
     write_gradebook(rows, out)
@@ -317,15 +324,15 @@ def write_outputs(rows: Sequence[GradeRow], out: Path, *, threshold: float | Non
 
 
 def write_feedback(rows: Sequence[GradeRow], out: Path) -> dict[str, str]:
-    """``feedback/<student>.html`` and ``.md`` per student (pages by :mod:`grader.feedback`).
+    """``feedback/<student>.html`` and ``.md`` per student (pages by :mod:`grader.pages.feedback`).
 
     A student graded in several modules gets one page holding every module, in order.
     Returns student -> link relative to ``out``.
     """
-    from grader.feedback import render_html, render_markdown
-    from grader.feedback import write_feedback as write_page
-    from grader.gradebook import sort_rows
-    from grader.validate import safe_id
+    from grader.pages.feedback import render_html, render_markdown
+    from grader.pages.feedback import write_feedback as write_page
+    from grader.pages.gradebook import sort_rows
+    from grader.submission.validate import safe_id
 
     folder = Path(out) / "feedback"
     folder.mkdir(parents=True, exist_ok=True)
@@ -355,7 +362,7 @@ def _combine_html(pages: Sequence[str]) -> str:
 
 def _rubric_or_none(module: str | None):
     try:
-        from grader.rubric import load_rubric
+        from grader.checks.rubric import load_rubric
 
         return load_rubric(module) if module else None
     except GraderError:
@@ -365,7 +372,7 @@ def _rubric_or_none(module: str | None):
 def class_similarity(rows: Sequence[GradeRow], *, threshold: float,
                      sources: dict[str, bytes] | None = None):
     """Similar pairs among the submissions of this batch (from the bytes read when planning)."""
-    from grader.similarity import StudentCode, exercise_code, read_notebook_json, similar_pairs
+    from grader.classroom.similarity import StudentCode, exercise_code, read_notebook_json, similar_pairs
 
     templates: dict[str | None, dict | None] = {}
     codes = []
@@ -387,8 +394,8 @@ def _template(module: str | None) -> dict | None:
     if module is None:
         return None
     try:
-        from grader.release import load_solution, student_notebook
-        from grader.rubric import load_rubric
+        from grader.authoring.release import load_solution, student_notebook
+        from grader.checks.rubric import load_rubric
 
         return dict(student_notebook(load_solution(load_rubric(module))))
     except Exception:  # noqa: BLE001 - no template only means stubs are not subtracted

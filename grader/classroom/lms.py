@@ -21,8 +21,8 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.errors import GraderError
-from grader.gradebook import atomic_write_text
+from grader.base.errors import GraderError
+from grader.pages.gradebook import atomic_write_text
 
 STUDENT_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Integration ID", "Section")
 POINTS_POSSIBLE = "Points Possible"
@@ -94,9 +94,9 @@ def read_roster(path: Path, match: str = DEFAULT_MATCH) -> tuple[list[str], list
 def export_canvas(roster: Path, out: Path, *, match: str = DEFAULT_MATCH,
                   dest: Path | None = None) -> CanvasExport:
     """Write ``DIR/canvas.csv`` (or ``dest``) from the roster and the graded results."""
-    from grader.manual import _trusted_rows
-    from grader.results import ManualResult
-    from grader.rubric import load_rubric
+    from grader.checks.results import ManualResult
+    from grader.checks.rubric import load_rubric
+    from grader.classroom.manual import _trusted_rows
 
     out = Path(out)
     rows = list(_trusted_rows(out).values())

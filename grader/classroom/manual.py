@@ -30,16 +30,14 @@ import html
 import io
 import json
 import random
-import statistics
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.errors import GraderError
-from grader.gradebook import atomic_write_text, sort_rows
-from grader.results import AWAITING, GradeRow, ManualResult
-from grader.rubric import Rubric
+from grader.base.errors import GraderError
+from grader.checks.results import AWAITING, GradeRow, ManualResult
+from grader.checks.rubric import Rubric
+from grader.pages.gradebook import atomic_write_text, sort_rows
 
 MANUAL_DIR = "manual"
 SCORES_NAME = "scores.csv"
@@ -66,9 +64,9 @@ def written_answers(data: bytes, rubric: Rubric) -> dict[str, str | None]:
     placeholder, ``None`` when the notebook has no such cell (or is not a notebook).
 
     The answer cell is found by its cell id or its nbgrader ``grade_id`` (``ex_<cell id>``);
-    when a student pasted it twice, the last copy counts (as :mod:`grader.restore` does).
+    when a student pasted it twice, the last copy counts (as :mod:`grader.submission.restore` does).
     """
-    from grader.cells import MARKDOWN_STUB
+    from grader.authoring.cells import MARKDOWN_STUB
 
     try:
         nb = json.loads(data.decode("utf-8"))
@@ -111,7 +109,7 @@ class MarkStore:
     """``DIR/manual/marks.json``: every imported mark, signed like the results."""
 
     def __init__(self, out: Path, key: bytes | None = None) -> None:
-        from grader.resume import load_result_key
+        from grader.base.keys import load_result_key
 
         self.path = Path(out) / MANUAL_DIR / MARKS_NAME
         self.key = load_result_key() if key is None else key
@@ -183,14 +181,14 @@ def apply_marks(row: GradeRow, marks: dict[tuple[str, str, str], Mark]) -> Grade
 def attach_questions(row: GradeRow, data: bytes, rubric: Rubric | None, out: Path) -> GradeRow:
     """Add the rubric's written questions to a freshly graded ``row`` (in place).
 
-    Each becomes a :class:`~grader.results.ManualResult` worth 0 points "awaiting manual
+    Each becomes a :class:`~grader.checks.results.ManualResult` worth 0 points "awaiting manual
     grading" (a blank answer: 0 points, graded); the answers go to ``row.answers`` and the
     row's ``max_score`` grows by the questions' points. Marks imported earlier for the same
     answers are applied again.
     """
     if rubric is None and row.module:
         try:
-            from grader.rubric import load_rubric
+            from grader.checks.rubric import load_rubric
 
             rubric = load_rubric(row.module)
         except GraderError:
@@ -225,7 +223,7 @@ def attach_questions(row: GradeRow, data: bytes, rubric: Rubric | None, out: Pat
 
 
 def _trusted_rows(out: Path) -> dict[str, GradeRow]:
-    from grader.resume import ResultStore
+    from grader.classroom.resume import ResultStore
 
     out = Path(out)
     if not (out / "results").is_dir():
@@ -243,7 +241,7 @@ def _trusted_rows(out: Path) -> dict[str, GradeRow]:
 def _guides(module: str | None) -> dict[str, tuple[str, str]]:
     """Question id -> (description, marking guide) from the course rubric, if any."""
     try:
-        from grader.rubric import load_rubric
+        from grader.checks.rubric import load_rubric
 
         return {q.id: (q.description, q.guide) for q in load_rubric(module).questions}
     except GraderError:
@@ -383,158 +381,3 @@ def export_manual(out: Path) -> Path:
     atomic_write_text(scores, buffer.getvalue())
     atomic_write_text(folder / "index.html", _page("Written answers", "\n".join(index)))
     return folder
-
-
-# ----------------------------------------------------------------------------------------
-# Import
-# ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class ImportSummary:
-    """What :func:`import_scores` changed."""
-
-    imported: int
-    ungraded: int
-
-
-_Accepted = tuple[str, GradeRow, ManualResult, float, str]
-
-
-def _validate(path: Path, entries, rows: dict[str, GradeRow]) -> list[_Accepted]:
-    by_student = {(r.student, r.module or ""): (key, r) for key, r in rows.items()}
-    students = {r.student for r in rows.values()}
-    problems: list[str] = []
-    accepted = []
-    for line, entry in entries:
-        student, module = entry["student"].strip(), entry["module"].strip()
-        question, raw = entry["question"].strip(), entry["points"].strip()
-        where = f"{path.name}: line {line} ({student or '?'}, {question or '?'})"
-        if not raw:
-            continue  # not graded yet
-        if student not in students:
-            problems.append(f"{where}: unknown student {student!r}; expected a student of"
-                            " grades.json")
-            continue
-        found = by_student.get((student, module))
-        if found is None:
-            problems.append(f"{where}: {student!r} has no graded submission for module"
-                            f" {module!r}")
-            continue
-        key, row = found
-        check = next((c for c in row.checks if isinstance(c, ManualResult) and c.id == question),
-                     None)
-        if check is None:
-            known = ", ".join(c.id for c in row.checks if isinstance(c, ManualResult)) or "none"
-            problems.append(f"{where}: unknown question {question!r} for module {module!r};"
-                            f" expected one of: {known}")
-            continue
-        try:
-            points = float(raw)
-        except ValueError:
-            problems.append(f"{where}: points {raw!r} is not a number; expected 0 to"
-                            f" {_points(check.max_points)}")
-            continue
-        if not 0 <= points <= check.max_points:
-            problems.append(f"{where}: points {raw} outside 0 to {_points(check.max_points)}")
-            continue
-        if question not in row.answers:
-            problems.append(f"{where}: the grader kept no answer to grade (the notebook could"
-                            " not be read); leave points empty")
-            continue
-        comment = " ".join(entry["comment"].split())[:MAX_COMMENT]
-        accepted.append((key, row, check, points, comment))
-    if problems:
-        shown = "\n  ".join(problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise GraderError(f"{len(problems)} row(s) of {path} cannot be imported; nothing was"
-                          f" changed:\n  {shown}{more}\nFix these rows and import again.")
-    return accepted
-
-
-def import_scores(out: Path, scores: Path) -> ImportSummary:
-    """Validate ``scores`` and merge its points into DIR (see the module docstring).
-
-    Raises
-    ------
-    GraderError
-        When any row is wrong (unknown student or question, points outside 0..max, not a
-        number, a malformed file): every problem is named with its line; nothing is written.
-    """
-    from grader.resume import ResultStore
-
-    out, scores = Path(out), Path(scores)
-    rows = _trusted_rows(out)
-    accepted = _validate(scores, _read_scores(scores), rows)
-    store = MarkStore(out)
-    marks = store.load(strict=True)
-    touched: dict[str, GradeRow] = {}
-    for key, row, check, points, comment in accepted:
-        marks[row.student, row.module or "", check.id] = Mark(
-            row.student, row.module or "", check.id, points, comment,
-            answer_digest(row.answers[check.id]))
-        touched[key] = row
-    store.save(marks)
-    results = ResultStore(out)
-    for key, row in touched.items():
-        apply_marks(row, marks)
-        results.update_row(key, row)
-    rewrite_outputs(list(rows.values()), out)
-    ungraded = sum(1 for r in rows.values() for c in r.checks
-                   if isinstance(c, ManualResult) and not c.graded)
-    return ImportSummary(imported=len(accepted), ungraded=ungraded)
-
-
-def rewrite_outputs(rows: Sequence[GradeRow], out: Path) -> None:
-    """Gradebook, feedback pages and report from ``rows``; the similarity flags of the last
-    ``grade`` run are kept (``similarity.json`` is read, not recomputed)."""
-    from types import SimpleNamespace
-
-    from grader.batch import write_feedback
-    from grader.gradebook import write_gradebook
-    from grader.report import write_report
-
-    write_gradebook(rows, out)
-    links = write_feedback(rows, out)
-    pairs = []
-    try:
-        for p in json.loads((Path(out) / "similarity.json").read_text(encoding="utf-8")):
-            pairs.append(SimpleNamespace(module=p.get("module"), student_a=p["student_a"],
-                                         student_b=p["student_b"],
-                                         similarity=float(p["similarity"])))
-    except (OSError, ValueError, KeyError, TypeError):
-        pairs = []
-    write_report(rows, out, feedback_links=links, similar=pairs)
-
-
-# ----------------------------------------------------------------------------------------
-# Class report
-# ----------------------------------------------------------------------------------------
-
-
-def report_section(rows: Sequence[GradeRow]) -> str:
-    """The report's "Written answers" section: per question, the mean of the graded points
-    and how many answers are still ungraded ("" when no row has a written question)."""
-    stats: dict[tuple[str, str], list[ManualResult]] = {}
-    for row in rows:
-        for check in row.checks:
-            if isinstance(check, ManualResult):
-                stats.setdefault((row.module or "?", check.id), []).append(check)
-    if not stats:
-        return ""
-    e = html.escape
-    waiting = sum(not c.graded for checks in stats.values() for c in checks)
-    out = ['<section id="written"><h2>Written answers (graded by hand)</h2>',
-           f"<p>{waiting} answer(s) still ungraded. Grade them with <code>python -m grader"
-           " manual export DIR</code>, then <code>manual import</code>.</p>",
-           "<table><tr><th>module</th><th>question</th><th>mean of graded</th>"
-           "<th>graded</th><th>ungraded</th></tr>"]
-    for (module, question), checks in sorted(stats.items()):
-        graded = [c.points for c in checks if c.graded]
-        mean = (f"{statistics.fmean(graded):.2f} / {_points(checks[0].max_points)}"
-                if graded else "-")
-        out.append(f"<tr><td>{e(module)}</td><td><code>{e(question)}</code></td>"
-                   f'<td class="num">{mean}</td><td class="num">{len(graded)}</td>'
-                   f'<td class="num">{len(checks) - len(graded)}</td></tr>')
-    out.append("</table></section>")
-    return "\n".join(out)

@@ -17,14 +17,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.errors import GraderError
-from grader.gradebook import atomic_write_text
-from grader.results import GradeRow
+from grader.base.errors import GraderError
+from grader.base.keys import load_result_key
+from grader.checks.results import GradeRow
+from grader.pages.gradebook import atomic_write_text
 
 RESULT_SCHEMA = 2
 
@@ -63,7 +62,7 @@ def fingerprint(path: Path, module: str | None, *, fast: bool, seed: int | None,
     """Hash of what decides a grade: submission (``data``, else the file at ``path``), rubric
     and solution bytes, mode, seed and sandbox."""
     digest = hashlib.sha256()
-    from grader.holdout import HOLDOUT_VERSION
+    from grader.checks.holdout import HOLDOUT_VERSION
 
     digest.update(f"schema={RESULT_SCHEMA};fast={bool(fast)};seed={seed};sandbox={sandbox};"
                   f"holdout={HOLDOUT_VERSION};".encode())
@@ -74,8 +73,8 @@ def fingerprint(path: Path, module: str | None, *, fast: bool, seed: int | None,
         digest.update(json.dumps(solution, sort_keys=True).encode())
     if module is not None and (rubric is None or solution is None):
         try:
-            from grader.release import solution_path
-            from grader.rubric import load_rubric
+            from grader.authoring.release import solution_path
+            from grader.checks.rubric import load_rubric
 
             course_rubric = load_rubric(module)
             if rubric is None:
@@ -89,42 +88,9 @@ def fingerprint(path: Path, module: str | None, *, fast: bool, seed: int | None,
 
 def result_key(student: str, module: str | None) -> str:
     """File-name-safe key of one (student, module) result."""
-    from grader.validate import safe_id
+    from grader.submission.validate import safe_id
 
     return f"{safe_id(student)}__{module or 'unknown'}"
-
-
-def result_key_file() -> Path:
-    """Where the results' HMAC key lives (see the module docstring)."""
-    explicit = os.environ.get("DLCOURSE_KEY_FILE")
-    if explicit:
-        return Path(explicit)
-    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(config) / "dlcourse" / "results.key"
-
-
-def load_result_key(path: Path | None = None) -> bytes:
-    """The HMAC key, created (32 random bytes, mode 0600) when it does not exist yet."""
-    path = result_key_file() if path is None else Path(path)
-    try:
-        key = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = secrets.token_hex(32)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "w", encoding="ascii") as handle:
-                handle.write(key + "\n")
-        except FileExistsError:  # another batch made it meanwhile: use theirs
-            key = path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GraderError(f"cannot read the results key {str(path)!r}: {exc}. Fix: remove it"
-                          " (a new one is made; earlier results are then graded again) or point"
-                          " DLCOURSE_KEY_FILE at a readable file") from exc
-    if len(key) < 32:
-        raise GraderError(f"the results key {str(path)!r} is too short (expected 64 hex"
-                          " characters). Fix: remove it; a new one is made")
-    return key.encode("ascii")
 
 
 def _signature(key: bytes, record: dict) -> str:

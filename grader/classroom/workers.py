@@ -1,6 +1,6 @@
 """Where grading runs: isolated worker processes on this machine, or a Dask cluster.
 
-Locally, each submission is graded by :func:`grader.grading.grade_submission` in a fresh
+Locally, each submission is graded by :func:`grader.submission.grading.grade_submission` in a fresh
 worker process (``spawn``) that starts its own kernel, so a crash, a loop or a memory hog
 never touches another submission, and whatever goes wrong in a worker becomes that
 submission's row. On Dask, the same function is submitted to the cluster. Both report
@@ -16,9 +16,9 @@ import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from grader.errors import GraderError
-from grader.results import GradeRow
-from grader.resume import Task
+from grader.base.errors import GraderError
+from grader.checks.results import GradeRow
+from grader.classroom.resume import Task
 
 SCORING_ALLOWANCE_S = 900.0
 """Seconds allowed on top of the notebook limits for kernel start-up, export and scoring
@@ -27,12 +27,12 @@ before the batch gives up on a worker (a grader hang, never a student's loop).""
 
 def error_row(task: Task, message: str, duration: float = 0.0, rubric=None) -> GradeRow:
     """A row for a submission the batch could not get a result for (never a student's fault)."""
-    from grader.checks import CheckResult
+    from grader.checks.kinds import CheckResult
 
     row = GradeRow(student=task.student, module=task.module, score=0.0, max_score=0.0,
                    error=message, submission=str(task.path), duration_s=round(duration, 3))
     try:
-        from grader.rubric import load_rubric
+        from grader.checks.rubric import load_rubric
 
         rubric = rubric or (load_rubric(task.module) if task.module else None)
     except GraderError:
@@ -52,12 +52,12 @@ def _import_all(imports: Sequence[str]) -> None:
 
 
 def grade_with_imports(path: str, imports: Sequence[str] = (), **kwargs) -> GradeRow:
-    """:func:`grader.grading.grade_submission` after importing ``imports`` (Dask task body).
+    """:func:`grader.submission.grading.grade_submission` after importing ``imports`` (Dask task body).
 
     ``imports`` are modules that register extra references (tests' fixture module); the
     course's own references register themselves.
     """
-    from grader.grading import grade_submission
+    from grader.submission.grading import grade_submission
 
     _import_all(imports)
     return grade_submission(path, **kwargs)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from grader.results import GradeRow
-from grader.rubric import Rubric
-from grader.validate import safe_id
+from grader.checks.results import GradeRow
+from grader.checks.rubric import Rubric
+from grader.submission.validate import safe_id
 
 MAX_TEXT = 4000
 MAX_NOTES = 30

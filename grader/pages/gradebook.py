@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from grader.results import GradeRow
+from grader.checks.results import GradeRow
 
 UNKNOWN_MODULE = "unknown"
 UNGRADED = "ungraded"

@@ -8,9 +8,9 @@ pyplot) embedded as base64 SVG images, and the style sheet is inline. Sections:
   (which exercise the class struggled with);
 * submissions that could not be graded, and the slowest ones;
 * submissions flagged because a model appears to have been trained on the test split
-  (:mod:`grader.leakage`), also marked in the students' table;
+  (:mod:`grader.checks.leakage`), also marked in the students' table;
 * written answers graded by hand: per question the mean points and how many are ungraded;
-* pairs of submissions with similar code (see :mod:`grader.similarity`);
+* pairs of submissions with similar code (see :mod:`grader.classroom.similarity`);
 * every student with a link to their feedback page.
 
 Everything students control (names, messages) is HTML-escaped.
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from grader.gradebook import atomic_write_text, module_label, sort_rows
-from grader.results import GradeRow
+from grader.checks.results import GradeRow, ManualResult
+from grader.pages.gradebook import atomic_write_text, module_label, sort_rows
 
 SLOWEST = 10
 
@@ -120,7 +120,7 @@ def check_pass_rates(rows: Sequence[GradeRow]) -> list[tuple[str, float, int]]:
 
 def _descriptions(module: str | None) -> dict[str, str]:
     try:
-        from grader.rubric import load_rubric
+        from grader.checks.rubric import load_rubric
 
         return {c.id: c.description for c in load_rubric(module).checks} if module else {}
     except Exception:  # noqa: BLE001 - descriptions are a nicety
@@ -284,8 +284,6 @@ def render_report(rows: Sequence[GradeRow], *, feedback_links: dict[str, str] | 
         body.append(_flagged(rows, links))
     body.append(_similarity(similar, links, threshold))
     if rows:
-        from grader.manual import report_section
-
         body.append(report_section(rows))
         body.append(_students(rows, links))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -301,3 +299,41 @@ def write_report(rows: Sequence[GradeRow], out: Path, *, feedback_links: dict[st
     atomic_write_text(path, render_report(rows, feedback_links=feedback_links, similar=similar,
                                           threshold=threshold, warning=warning))
     return path
+
+
+# ----------------------------------------------------------------------------------------
+# Written answers (moved from grader.classroom.manual: the report must not import the
+# classroom stage above it)
+# ----------------------------------------------------------------------------------------
+
+
+def _points(value: float) -> str:
+    return f"{value:g}"
+
+
+def report_section(rows: Sequence[GradeRow]) -> str:
+    """The report's "Written answers" section: per question, the mean of the graded points
+    and how many answers are still ungraded ("" when no row has a written question)."""
+    stats: dict[tuple[str, str], list[ManualResult]] = {}
+    for row in rows:
+        for check in row.checks:
+            if isinstance(check, ManualResult):
+                stats.setdefault((row.module or "?", check.id), []).append(check)
+    if not stats:
+        return ""
+    e = html.escape
+    waiting = sum(not c.graded for checks in stats.values() for c in checks)
+    out = ['<section id="written"><h2>Written answers (graded by hand)</h2>',
+           f"<p>{waiting} answer(s) still ungraded. Grade them with <code>python -m grader"
+           " manual export DIR</code>, then <code>manual import</code>.</p>",
+           "<table><tr><th>module</th><th>question</th><th>mean of graded</th>"
+           "<th>graded</th><th>ungraded</th></tr>"]
+    for (module, question), checks in sorted(stats.items()):
+        graded = [c.points for c in checks if c.graded]
+        mean = (f"{statistics.fmean(graded):.2f} / {_points(checks[0].max_points)}"
+                if graded else "-")
+        out.append(f"<tr><td>{e(module)}</td><td><code>{e(question)}</code></td>"
+                   f'<td class="num">{mean}</td><td class="num">{len(graded)}</td>'
+                   f'<td class="num">{len(checks) - len(graded)}</td></tr>')
+    out.append("</table></section>")
+    return "\n".join(out)

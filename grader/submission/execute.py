@@ -36,7 +36,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
-from grader.processes import folder_mb, kill_tree, tree_rss_mb
+from grader.base.processes import folder_mb, kill_tree, tree_rss_mb
 
 TRUNCATED = "\n... [output truncated by the grader: {n:,} more bytes not shown]\n"
 
@@ -68,7 +68,7 @@ class Limits:
         busy machine (many kernels importing TensorFlow at once) a start can take minutes.
     score_timeout_s, score_memory_mb : float, int
         Limits of the grader's child process that loads and scores the exported objects
-        (:mod:`grader.score_process`).
+        (:mod:`grader.submission.score_process`).
     disk_mb : int
         Files the notebook may keep in its working folder (checked every 2 s; more than
         20,000 files count as too much too). Above it the kernel is stopped.
@@ -129,9 +129,9 @@ def kernel_env(*, fast: bool, data_dir: str | None = None, threads: int | None =
 
     The mode, the data folder and thread pool sizes (``threads`` sets ``OMP_NUM_THREADS``,
     ``TF_NUM_INTRAOP_THREADS`` and ``TF_NUM_INTEROP_THREADS`` = ``min(threads, 2)``); nothing
-    else of the grader's environment (see :func:`grader.sandbox.kernel_environment`).
+    else of the grader's environment (see :func:`grader.submission.sandbox.kernel_environment`).
     """
-    from grader.sandbox import kernel_environment
+    from grader.submission.sandbox import kernel_environment
 
     return kernel_environment(fast=fast, data_dir=data_dir, threads=threads, sandboxed=False,
                               home=home)
@@ -214,7 +214,7 @@ class _GradingClient(NotebookClient):
 
 def _drop_monitor(client):
     """A monitor of the output channel: ZeroMQ drops the connection when the kernel sends a
-    message over the grader's size limit (:data:`grader.sandbox.MAX_MESSAGE_BYTES`)."""
+    message over the grader's size limit (:data:`grader.submission.sandbox.MAX_MESSAGE_BYTES`)."""
     import zmq
 
     try:
@@ -416,7 +416,7 @@ def execute_notebook(nb, *, workdir: Path, limits: Limits | None = None,
         Called after the last cell, while the kernel still runs; returns code to execute in
         the same kernel (the export cell). Skipped when the kernel died.
     km : jupyter_client kernel manager, optional
-        How the kernel is started (:mod:`grader.sandbox`: sandboxed or not, over ``ipc``, with
+        How the kernel is started (:mod:`grader.submission.sandbox`: sandboxed or not, over ``ipc``, with
         a cap on message size); by default an unsandboxed kernel over ``ipc``.
     log : Path, optional
         File the kernel process's own stdout and stderr are appended to (TensorFlow's start-up
@@ -429,7 +429,7 @@ def execute_notebook(nb, *, workdir: Path, limits: Limits | None = None,
     import shutil
     import tempfile
 
-    from grader.sandbox import make_kernel_manager
+    from grader.submission.sandbox import make_kernel_manager
 
     result = ExecutionResult(nb=nb)
     limits = Limits() if limits is None else limits

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks import FunctionOutput
-from grader.rubric import Rubric
+from grader.checks.kinds import FunctionOutput
+from grader.checks.rubric import Rubric
 
 MAX_MODEL_BYTES = 300 * 1024 * 1024
 MAX_VALUE_BYTES = 20 * 1024 * 1024
@@ -151,7 +151,7 @@ def write_function_inputs(rubric: Rubric, folder: Path) -> dict[str, dict[str, A
     The seed comes from :mod:`secrets`, so a student cannot know the inputs in advance.
     Returns the inputs the grader keeps for scoring (its own copy, not the file).
     """
-    from grader.references import REFERENCES
+    from grader.checks.references import REFERENCES
 
     inputs: dict[str, dict[str, Any]] = {}
     for subject, ref in function_subjects(rubric).items():
@@ -264,7 +264,7 @@ def _normalise_archive(path: Path) -> None:
 
 
 def _load_model(path: Path, bounds=None):
-    from grader.vetting import ModelBounds, vet_keras_archive
+    from grader.submission.vetting import ModelBounds, vet_keras_archive
 
     _normalise_archive(path)
     problem = check_keras_archive(path) or vet_keras_archive(path, bounds or ModelBounds())
@@ -369,7 +369,7 @@ def load_artifacts(rubric: Rubric, folder: Path, function_inputs: dict[str, dict
                    bounds=None) -> tuple[dict[str, Any], dict[str, str]]:
     """Load what the export cell wrote (from a folder the grader filled, see above).
 
-    ``bounds`` (:class:`grader.vetting.ModelBounds`) limits the models loaded: an archive
+    ``bounds`` (:class:`grader.submission.vetting.ModelBounds`) limits the models loaded: an archive
     whose configuration declares more is refused before Keras builds it.
 
     Returns

@@ -3,12 +3,12 @@
 The pipeline, top to bottom::
 
     validate (bytes read once) -> restore protected cells -> inject parameters (FAST, SEED)
-      -> execute in a fresh limited kernel, sandboxed (grader.sandbox)
+      -> execute in a fresh limited kernel, sandboxed (grader.submission.sandbox)
       -> export artifacts (same kernel) -> copy the regular files into the grader's folder
       -> vet, load (Keras safe mode) and score in a limited child process -> GradeRow
 
 :func:`grade_submission` never raises for anything a student did: a broken file, a crash,
-a time-out or a dead kernel is a :class:`~grader.results.GradeRow` with ``error`` or with
+a time-out or a dead kernel is a :class:`~grader.checks.results.GradeRow` with ``error`` or with
 failed checks and ``notes``. Exceptions mean a grader bug.
 """
 
@@ -24,25 +24,25 @@ from pathlib import Path
 
 import nbformat
 
-from grader.checks import CheckResult, Context
-from grader.errors import GraderError
-from grader.execute import ExecutionResult, Limits, execute_notebook
-from grader.export import collect_artifacts, export_source, write_function_inputs
-from grader.holdout import HoldoutPlan, plan_holdout, with_kernel_data
-from grader.leakage import flag_leaks
-from grader.parameters import inject_parameters
-from grader.restore import restore
-from grader.results import GradeRow
-from grader.rubric import Rubric, load_rubric
-from grader.sandbox import (
+from grader.base.errors import GraderError
+from grader.checks.holdout import HoldoutPlan, plan_holdout, with_kernel_data
+from grader.checks.kinds import CheckResult, Context
+from grader.checks.leakage import flag_leaks
+from grader.checks.results import GradeRow
+from grader.checks.rubric import Rubric, load_rubric
+from grader.submission.execute import ExecutionResult, Limits, execute_notebook
+from grader.submission.export import collect_artifacts, export_source, write_function_inputs
+from grader.submission.parameters import inject_parameters
+from grader.submission.restore import restore
+from grader.submission.sandbox import (
     KernelHome,
     kernel_environment,
     make_kernel_manager,
     sandboxed_kernel_manager,
 )
-from grader.score import exercise_problems
-from grader.score_process import ScoreLimits, score_isolated
-from grader.validate import display_path, read_submission
+from grader.submission.score import exercise_problems
+from grader.submission.score_process import ScoreLimits, score_isolated
+from grader.submission.validate import display_path, read_submission
 
 SUBMISSION_NAME = "submission.ipynb"
 EXECUTED_NAME = "executed.ipynb"
@@ -104,7 +104,7 @@ def grade_submission(
     ----------
     path : Path or str
         The submitted ``.ipynb``. The student id comes from the path
-        (see :mod:`grader.validate`).
+        (see :mod:`grader.submission.validate`).
     fast : bool
         Fast mode (small data, few epochs; the rubric's ``fast`` thresholds).
     seed : int, optional
@@ -119,8 +119,8 @@ def grade_submission(
     data_dir : str, optional
         The instructor's folder of the course datasets, used for scoring; defaults to
         ``$DLCOURSE_DATA_DIR`` (else a cache the grader fills, see
-        :func:`grader.sandbox.kernel_data_dir`). The kernel never gets it: it gets a copy
-        without the private hold-out (:mod:`grader.holdout`), read-only at ``/data``.
+        :func:`grader.submission.sandbox.kernel_data_dir`). The kernel never gets it: it gets a copy
+        without the private hold-out (:mod:`grader.checks.holdout`), read-only at ``/data``.
     threads : int, optional
         Thread pool size for the kernel (``OMP_NUM_THREADS``, ``TF_NUM_*_THREADS``);
         batch grading sets ``cores // jobs``.
@@ -128,7 +128,7 @@ def grade_submission(
         Override the module's rubric and solution notebook (tests use a tiny fixture
         module). With ``rubric`` the module is the rubric's, whatever the notebook says.
     sandbox : {"auto", "bwrap", "none"}
-        Where the kernel runs (:mod:`grader.sandbox`); ``auto`` uses bubblewrap when it works.
+        Where the kernel runs (:mod:`grader.submission.sandbox`); ``auto`` uses bubblewrap when it works.
     data : bytes, optional
         The submission's bytes, already read by the caller: the file is then never opened
         again (the batch reads each submission once).
@@ -145,7 +145,7 @@ def grade_submission(
     GradeRow
         ``timings`` holds ``kernel_start``, ``execute``, ``export`` and ``score`` seconds.
     """
-    from grader.sandbox import kernel_data_dir, resolve_sandbox
+    from grader.submission.sandbox import kernel_data_dir, resolve_sandbox
 
     started = time.perf_counter()
     path = Path(path)
@@ -164,7 +164,7 @@ def grade_submission(
         try:
             rubric = rubric if rubric is not None else load_rubric(sub.module)
             if solution is None:
-                from grader.release import load_solution
+                from grader.authoring.release import load_solution
 
                 solution = load_solution(rubric)
         except GraderError as exc:
@@ -223,7 +223,7 @@ def rerun_choice_key(student: str, module: str) -> str:
     import hashlib
     import hmac
 
-    from grader.resume import load_result_key
+    from grader.base.keys import load_result_key
 
     message = f"rerun|{student}|{module}".encode()
     return hmac.new(load_result_key(), message, hashlib.sha256).hexdigest()

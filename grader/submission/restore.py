@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import nbformat
 
-from grader.cells import role
-from grader.release import student_notebook
+from grader.authoring.cells import role
+from grader.authoring.release import student_notebook
 
 
 @dataclass

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from grader.errors import GraderError
+from grader.base.errors import GraderError
 
 MODES = ("auto", "bwrap", "none")
 SANDBOX_UID = 65534
@@ -147,10 +147,10 @@ def kernel_environment(*, fast: bool, data_dir: str | None, threads: int | None,
 
 
 def _package_dirs() -> list[Path]:
-    import grader
     import helpers
+    from grader.base.paths import PACKAGE_DIR
 
-    return [Path(grader.__file__).resolve().parent, Path(helpers.__file__).resolve().parent]
+    return [PACKAGE_DIR, Path(helpers.__file__).resolve().parent]
 
 
 def _python_dirs() -> list[Path]:
@@ -211,7 +211,7 @@ def bwrap_args(home: KernelHome, *, data_dir: str | None, env: dict[str, str]) -
     for path in ro[1:]:
         args += ["--ro-bind", str(path), str(path)]
     for package in _package_dirs():  # rubric sources stay out of the kernel's reach
-        rubrics = package / "rubrics"
+        rubrics = package / "checks" / "rubrics"
         if rubrics.is_dir():
             args += ["--tmpfs", str(rubrics)]
     args += ["--proc", "/proc", "--dev", "/dev"]

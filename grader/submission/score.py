@@ -1,7 +1,7 @@
 """Score exported artifacts in the grader process with the rubric's checks.
 
 Nothing here reads what the kernel printed or claimed: the objects come from
-:func:`grader.export.load_artifacts`, the checks are :func:`grader.checks.run_check`, and
+:func:`grader.submission.export.load_artifacts`, the checks are :func:`grader.checks.kinds.run_check`, and
 ``experiment`` checks also need their exercise cells to have run without error and to no
 longer hold the stub.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from grader.cells import CODE_STUB, checks_called, role
-from grader.checks import CheckResult, Context, run_check
-from grader.execute import ExecutionResult
-from grader.rubric import Rubric
+from grader.authoring.cells import CODE_STUB, checks_called, role
+from grader.checks.kinds import CheckResult, Context, run_check
+from grader.checks.rubric import Rubric
+from grader.submission.execute import ExecutionResult
 
 _STUB_LINE = CODE_STUB.splitlines()[-1]
 

@@ -1,7 +1,7 @@
 """Load and score a submission's artifacts in a child process with its own limits.
 
 Loading a student's model is the riskiest thing the grader does itself: the archive is
-vetted from its configuration first (:mod:`grader.vetting`), and then loaded and scored in a
+vetted from its configuration first (:mod:`grader.submission.vetting`), and then loaded and scored in a
 fresh child process whose memory (resident set of its whole process tree) and time are
 limited. A model that still blows up kills only that child; the row says why and every
 check it would have scored gets 0.
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.checks import CheckResult, Context
-from grader.processes import kill_tree, tree_rss_mb
-from grader.rubric import Rubric
+from grader.base.processes import kill_tree, tree_rss_mb
+from grader.checks.kinds import CheckResult, Context
+from grader.checks.rubric import Rubric
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,8 @@ class ScoreLimits:
 
 def model_bounds(rubric: Rubric):
     """Bounds for the models of ``rubric``: 20 times its largest expected parameter count,
-    and never less than :class:`grader.vetting.ModelBounds`' default."""
-    from grader.vetting import ModelBounds
+    and never less than :class:`grader.submission.vetting.ModelBounds`' default."""
+    from grader.submission.vetting import ModelBounds
 
     default = ModelBounds()
     expected = [int(c.expected) for c in rubric.checks
@@ -46,7 +46,7 @@ def model_bounds(rubric: Rubric):
 
 def reference_modules() -> list[str]:
     """Modules outside the grader that registered references (the child imports them too)."""
-    from grader.references import REFERENCES, FunctionCase
+    from grader.checks.references import REFERENCES, FunctionCase
 
     found = set()
     for ref in REFERENCES.values():
@@ -69,8 +69,8 @@ def _score(rubric: Rubric, artifacts: str, inputs: dict, ctx: Context,
     try:
         import importlib
 
-        from grader.export import load_artifacts
-        from grader.score import score_checks
+        from grader.submission.export import load_artifacts
+        from grader.submission.score import score_checks
 
         for module in modules:
             importlib.import_module(module)
@@ -110,7 +110,7 @@ def score_isolated(rubric: Rubric, artifacts: Path, inputs: dict[str, Any], ctx:
     The child is a plain subprocess (not ``multiprocessing``), so this also works inside
     daemonic processes such as Dask workers; its own output (TensorFlow's log lines) is
     appended to ``log`` when given. Returns the checks and notes of
-    :func:`grader.score.score_checks`; when the child breaks its limits or dies, every check
+    :func:`grader.submission.score.score_checks`; when the child breaks its limits or dies, every check
     scores 0 with a message saying why, and a note.
     """
     import json
@@ -122,7 +122,7 @@ def score_isolated(rubric: Rubric, artifacts: Path, inputs: dict[str, Any], ctx:
     read_fd, write_fd = os.pipe()
     output = open(log, "ab") if log is not None else None  # noqa: SIM115 - closed below
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "grader.score_process", str(write_fd)],
+        proc = subprocess.Popen([sys.executable, "-m", "grader.submission.score_process", str(write_fd)],
                                 stdin=subprocess.PIPE, pass_fds=(write_fd,), close_fds=True,
                                 stdout=output, stderr=output)
     finally:

@@ -55,7 +55,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.paths import MODULES
+from grader.base.paths import MODULES
 
 _MODULE_PREFIX = re.compile(r"^(0[1-9])_")
 MAX_SUBMISSION_BYTES = 50 * 1024 * 1024
@@ -90,7 +90,7 @@ class Submission:
 
 def _release_stems() -> dict[str, str]:
     """Stem of each module's release notebook -> module, for the rubrics that exist."""
-    from grader.rubric import load_rubric
+    from grader.checks.rubric import load_rubric
 
     stems = {}
     for module in MODULES:

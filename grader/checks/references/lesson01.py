@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader.checks import CheckFailed
-from grader.experiments import (
+from grader.checks.context import CheckFailed
+from grader.checks.experiments import (
     choose,
     confirm,
     fraction,
@@ -15,7 +15,7 @@ from grader.experiments import (
     seed_for,
     train_and_validate,
 )
-from grader.references import reference
+from grader.checks.references.registry import reference
 
 
 @reference("colors_help")
@@ -25,7 +25,7 @@ def _colors_help(ctx, color_model, model) -> bool:
     Both accuracies are computed here, from the exported models: ``color_model`` on flattened
     RGB vectors (3,072 values), ``model`` on flattened grayscale vectors (1,024 values).
     """
-    from grader.checks import _require_model, model_accuracy
+    from grader.checks.context import _require_model, model_accuracy
 
     color = model_accuracy(_require_model(color_model, "color_model"), ctx, inputs="flat")
     gray = model_accuracy(_require_model(model, "model"), ctx, inputs="gray_flat")

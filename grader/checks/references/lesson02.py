@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks import CheckFailed
-from grader.experiments import choose, confirm, fraction, keyed, seed_for, train_and_validate
-from grader.references import reference
+from grader.checks.context import CheckFailed
+from grader.checks.experiments import choose, confirm, fraction, keyed, seed_for, train_and_validate
+from grader.checks.references.registry import reference
 
 # ----------------------------------------------------------------------------------------
 # Experiments of Exercise 2.6: shape, consistency, and a check against the model itself
@@ -38,7 +38,7 @@ MAX_ARCH_UNITS = 2048
 
 
 def _fashion_test(ctx, model):
-    from grader.checks import _require_model, prepare_inputs
+    from grader.checks.context import _require_model, prepare_inputs
 
     x_raw, y = ctx.raw_test_split("fashion_mnist")
     model = _require_model(model, "fashion_model")

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks import CheckFailed
-from grader.experiments import (
+from grader.checks.context import CheckFailed
+from grader.checks.experiments import (
     choose,
     confirm,
     fraction,
@@ -18,7 +18,7 @@ from grader.experiments import (
     seed_for,
     train_and_validate,
 )
-from grader.references import FunctionCase, reference
+from grader.checks.references.registry import FunctionCase, reference
 
 #: The lesson's scheduler constants (the notebook defines the same names in a locked cell).
 LR_SWITCH_EPOCH = 10
@@ -97,7 +97,7 @@ def weight_updates(ctx, batch_size, epochs, n_fit=None) -> int:
 
     ``n_fit`` is recomputed here from the size of the training split the kernel saw (60,000
     full, 6,000 fast; in grading the full split lacks the grader's private hold-out, see
-    :mod:`grader.holdout`) minus the 20 % validation part; the exported ``N_FIT`` is not
+    :mod:`grader.checks.holdout`) minus the 20 % validation part; the exported ``N_FIT`` is not
     trusted.
     ``batch_size`` and ``epochs`` are the lesson's locked constants ``BATCH_SIZE`` and
     ``SGD_EPOCHS`` (the same values the training cell used).

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from grader import experiments
-from grader.checks import CheckFailed
-from grader.experiments import choose, confirm, fraction, keyed, seed_for
-from grader.references import FunctionCase, reference
+from grader.checks import experiments
+from grader.checks.context import CheckFailed
+from grader.checks.experiments import choose, confirm, fraction, keyed, seed_for
+from grader.checks.references.registry import FunctionCase, reference
 
 #: How many random images the grader gives ``prepare_dataset``.
 PREPARE_SAMPLES = 50
@@ -159,7 +159,7 @@ def _split(ctx):
 def _split_cached(mode: str, data_dir: str | None):
     from sklearn.model_selection import train_test_split
 
-    from grader.checks import Context
+    from grader.checks.context import Context
 
     images, labels = Context(mode=mode, data_dir=data_dir).raw_train_split("cifar10")
     train_idx, val_idx = train_test_split(np.arange(len(images)), test_size=0.2,
@@ -310,7 +310,7 @@ def activation_results(ctx, activation_results, best_dropout_rate) -> str:
 def best_model_choice(ctx, val_scores, best_model, intro_model, dropout_model,
                       tuned_model) -> str:
     """Exercise 4.7: validation accuracy of each candidate, and the best one chosen."""
-    from grader.checks import _require_model
+    from grader.checks.context import _require_model
 
     found = keyed(val_scores, "val_scores", CANDIDATES)
     values = {c: fraction(found[c], f"val_scores[{c!r}]") for c in CANDIDATES}
