@@ -4,7 +4,7 @@ For each module (fast mode, seed 0) this alternates, ``--repeats`` times:
 
 1. ``grade_submission(solution)`` the way a batch worker runs it: validate, restore, inject,
    execute in the sandbox, export, score in the worker's warm scoring process
-   (:mod:`grader.scoring_server`, started once and reused) with the run's hold-out copy
+   (:mod:`grader.submission.scoring_server`, started once and reused) with the run's hold-out copy
    (written once, as a batch does);
 2. a plain ``nbclient`` run of the same solution with the same injected parameters
    (no sandbox, no limits, no export, no scoring).
@@ -34,14 +34,14 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from grader.execute import kernel_env
-from grader.grading import grade_submission
-from grader.holdout import plan_holdout, with_kernel_data
-from grader.parameters import inject_parameters
-from grader.paths import SOLUTIONS_DIR
-from grader.release import available_modules
-from grader.rubric import load_rubric
-from grader.scoring_server import WarmScorer
+from grader.authoring.release import available_modules
+from grader.base.paths import SOLUTIONS_DIR
+from grader.checks.holdout import plan_holdout, with_kernel_data
+from grader.checks.rubric import load_rubric
+from grader.submission.execute import kernel_env
+from grader.submission.grading import grade_submission
+from grader.submission.parameters import inject_parameters
+from grader.submission.scoring_server import WarmScorer
 
 
 def plain_run(path: Path, *, seed: int, data_dir: str | None) -> float:

@@ -4,7 +4,7 @@ An ``experiment`` check re-runs one configuration of a student's sweep in the gr
 compares it with the student's value. Honest values differ from the re-run only by training
 noise (initial weights, data order, the validation split). This script measures that noise:
 for each re-run configuration it trains with several seeds and reports the spread
-(max - min), the figure the tolerances in ``grader/references/lesson0N.py`` must exceed.
+(max - min), the figure the tolerances in ``grader/checks/references/lesson0N.py`` must exceed.
 
 Usage::
 
@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def cases():
     """(name, function(ctx, seed) -> float, dataset, tolerance attribute) per re-run."""
-    from grader.references import lesson01, lesson02, lesson03, lesson04
+    from grader.checks.references import lesson01, lesson02, lesson03, lesson04
 
     found = []
     for lr in lesson01.RERUN_LEARNING_RATES:
@@ -49,7 +49,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    from grader.checks import Context
+    from grader.checks.kinds import Context
 
     lines = [f"## Re-run spread, {args.mode} mode, seeds 0..{args.seeds - 1}", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python"

@@ -19,7 +19,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from grader.parameters import inject_parameters
+from grader.submission.parameters import inject_parameters
 
 
 def main(argv: list[str] | None = None) -> int:

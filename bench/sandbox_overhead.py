@@ -29,11 +29,11 @@ from pathlib import Path
 
 import nbformat
 
-from grader.execute import Limits, execute_notebook
-from grader.grading import grade_submission
-from grader.paths import SOLUTIONS_DIR
-from grader.rubric import load_rubric
-from grader.sandbox import (
+from grader.base.paths import SOLUTIONS_DIR
+from grader.checks.rubric import load_rubric
+from grader.submission.execute import Limits, execute_notebook
+from grader.submission.grading import grade_submission
+from grader.submission.sandbox import (
     KernelHome,
     kernel_environment,
     make_kernel_manager,

@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO / "examples"))
 def _submissions(module: str, n: int, folder: Path) -> Path:
     from make_submissions import answered
 
-    from grader.release import load_solution, write_text
-    from grader.rubric import load_rubric
+    from grader.authoring.release import load_solution, write_text
+    from grader.checks.rubric import load_rubric
 
     rubric = load_rubric(module)
     text = write_text(answered(load_solution(rubric)))
@@ -41,7 +41,7 @@ def _submissions(module: str, n: int, folder: Path) -> Path:
 
 
 def _run(config: str, subs: Path, out: Path, data_dir: str) -> dict:
-    from grader.batch import grade_class
+    from grader.classroom.batch import grade_class
 
     kwargs = dict(submissions=[subs], out=out, fast=True, force=True, data_dir=data_dir,
                   progress=False)

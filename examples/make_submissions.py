@@ -21,9 +21,9 @@ import argparse
 import shutil
 from pathlib import Path
 
-from grader.cells import BEGIN, END, role
-from grader.release import load_solution, student_notebook, write_text
-from grader.rubric import load_rubric
+from grader.authoring.cells import BEGIN, END, role
+from grader.authoring.release import load_solution, student_notebook, write_text
+from grader.checks.rubric import load_rubric
 
 MODULES = ("01", "02")
 OUT = Path(__file__).resolve().parent / "submissions"

@@ -6,6 +6,6 @@ Students only need :func:`check`. Instructors use the command line::
     python -m grader grade SUBMISSION... --out DIR
 """
 
-from grader.selfcheck import check
+from grader.authoring.selfcheck import check
 
 __all__ = ["check"]

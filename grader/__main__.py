@@ -11,11 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from grader.errors import GraderError
+from grader.base.errors import GraderError
 
 
 def _release(args: argparse.Namespace) -> int:
-    from grader.release import check_release, release
+    from grader.authoring.release import check_release, release
 
     if args.check:
         problems = check_release()
@@ -33,7 +33,7 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _normalize(args: argparse.Namespace) -> int:
-    from grader.release import normalize_file
+    from grader.authoring.release import normalize_file
 
     for path in args.notebooks:
         normalize_file(Path(path))
@@ -44,7 +44,7 @@ def _normalize(args: argparse.Namespace) -> int:
 def _digest(args: argparse.Namespace) -> int:
     import ast
 
-    from grader.answers import NotAnAnswer, digest, position_digests
+    from grader.checks.answers import NotAnAnswer, digest, position_digests
 
     try:
         value = ast.literal_eval(args.value)
@@ -73,8 +73,8 @@ def _custom_module(args: argparse.Namespace) -> dict:
         return {"imports": tuple(args.imports)}
     import importlib
 
-    from grader.release import read_notebook
-    from grader.rubric import parse_rubric
+    from grader.authoring.release import read_notebook
+    from grader.checks.rubric import parse_rubric
 
     for name in args.imports:  # they register references the rubric names
         try:
@@ -89,8 +89,8 @@ def _custom_module(args: argparse.Namespace) -> dict:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from grader.batch import grade_class
-    from grader.execute import Limits
+    from grader.classroom.batch import grade_class
+    from grader.submission.execute import Limits
 
     limits = Limits(memory_mb=args.memory_mb, cell_timeout_s=args.cell_timeout)
     try:
@@ -110,7 +110,8 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def _manual(args: argparse.Namespace) -> int:
-    from grader.manual import SCORES_NAME, export_manual, import_scores
+    from grader.classroom.manual import SCORES_NAME, export_manual
+    from grader.classroom.manual_import import import_scores
 
     if args.action == "export":
         folder = export_manual(args.dir)
@@ -127,7 +128,7 @@ def _manual(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from grader.lms import export_canvas
+    from grader.classroom.lms import export_canvas
 
     result = export_canvas(args.canvas, args.dir, match=args.match_column, dest=args.output)
     print(f"wrote {result.path}: {result.matched} roster student(s) with a submission")

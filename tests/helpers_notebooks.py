@@ -18,11 +18,11 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
-from grader.cells import normalize
-from grader.checks import CheckFailed
-from grader.references import REFERENCES, FunctionCase
-from grader.release import student_notebook
-from grader.rubric import Rubric, parse_rubric
+from grader.authoring.cells import normalize
+from grader.authoring.release import student_notebook
+from grader.checks.kinds import CheckFailed
+from grader.checks.references import REFERENCES, FunctionCase
+from grader.checks.rubric import Rubric, parse_rubric
 
 PARAMS = 784 * 16 + 16 + 16 * 10 + 10  # 12,730
 
@@ -53,7 +53,7 @@ if "fixture_normalize" not in REFERENCES:
 
 def _history(ctx, history) -> str:
     """Fixture experiment: the two-epoch training history, its loss going down."""
-    from grader.experiments import history as check_history
+    from grader.checks.experiments import history as check_history
 
     curves = check_history(history, "history", epochs=2, metrics=("loss", "accuracy"))
     if not curves["loss"][-1] < curves["loss"][0]:

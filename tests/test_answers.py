@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from grader.__main__ import main
-from grader.answers import NotAnAnswer, canonical, digest, matches, position_digests
-from grader.checks import Context, run_check
-from grader.paths import REPO_ROOT
-from grader.rubric import CheckSpec
+from grader.base.paths import REPO_ROOT
+from grader.checks.answers import NotAnAnswer, canonical, digest, matches, position_digests
+from grader.checks.kinds import Context, run_check
+from grader.checks.rubric import CheckSpec
 
 
 @pytest.mark.parametrize("value", [1234, 1234.0, np.int64(1234), np.int32(1234), np.float32(1234),

@@ -15,8 +15,8 @@ from pathlib import Path
 import helpers_notebooks as fx
 import pytest
 
-from grader.batch import grade_class
-from grader.execute import Limits
+from grader.classroom.batch import grade_class
+from grader.submission.execute import Limits
 
 pytestmark = pytest.mark.notebook
 

@@ -7,8 +7,8 @@ import json
 import helpers_notebooks as fx
 import pytest
 
-from grader.batch import grade_class
-from grader.execute import Limits
+from grader.classroom.batch import grade_class
+from grader.submission.execute import Limits
 
 pytestmark = pytest.mark.notebook
 distributed = pytest.importorskip("distributed", reason="Dask distributed is not installed")

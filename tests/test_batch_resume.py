@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from grader.paths import NOTEBOOKS_DIR, REPO_ROOT
+from grader.base.paths import NOTEBOOKS_DIR, REPO_ROOT
 
 pytestmark = pytest.mark.notebook
 

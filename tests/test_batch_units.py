@@ -10,13 +10,13 @@ import os
 import pytest
 
 from grader.__main__ import main
-from grader.batch import find_submissions, plan_tasks
-from grader.checks import CheckResult
-from grader.errors import GraderError
-from grader.gradebook import grades_csv, grades_json, write_gradebook
-from grader.results import GradeRow
-from grader.resume import ResultStore, Task, fingerprint, result_key
-from grader.workers import kernel_threads
+from grader.base.errors import GraderError
+from grader.checks.kinds import CheckResult
+from grader.checks.results import GradeRow
+from grader.classroom.batch import find_submissions, plan_tasks
+from grader.classroom.resume import ResultStore, Task, fingerprint, result_key
+from grader.classroom.workers import kernel_threads
+from grader.pages.gradebook import grades_csv, grades_json, write_gradebook
 
 
 def _row(student: str, module: str | None, passed: tuple[bool, ...] = (True, False),
@@ -169,7 +169,7 @@ def test_example_submissions_are_in_sync_with_the_solutions(tmp_path):
     """The README's example class must be rebuilt when a solution changes."""
     import sys
 
-    from grader.paths import REPO_ROOT
+    from grader.base.paths import REPO_ROOT
 
     sys.path.insert(0, str(REPO_ROOT / "examples"))
     try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grader.checks import Context, FunctionOutput, run_check, trainable_parameters
-from grader.references import REFERENCES, FunctionCase
-from grader.rubric import CheckSpec
+from grader.checks.kinds import Context, FunctionOutput, run_check, trainable_parameters
+from grader.checks.references import REFERENCES, FunctionCase
+from grader.checks.rubric import CheckSpec
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_softmax_output_passes_whatever_its_spelling(tmp_path):
     check = spec(expected=140106, output_activation="softmax")
     assert run_check(check, {"model": model}, CTX).passed
     model.save(tmp_path / "m.keras")
-    from grader.export import _load_model  # what the grader's scoring process does
+    from grader.submission.export import _load_model  # what the grader's scoring process does
 
     loaded = _load_model(tmp_path / "m.keras")
     result = run_check(check, {"model": loaded}, CTX)

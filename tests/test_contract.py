@@ -23,11 +23,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.cells import role
-from grader.grading import EXECUTED_NAME, grade_submission
-from grader.paths import MODULES, NOTEBOOKS_DIR, REPO_ROOT, SOLUTIONS_DIR
-from grader.release import available_modules, load_solution
-from grader.rubric import load_rubric
+from grader.authoring.cells import role
+from grader.authoring.release import available_modules, load_solution
+from grader.base.paths import MODULES, NOTEBOOKS_DIR, REPO_ROOT, SOLUTIONS_DIR
+from grader.checks.rubric import load_rubric
+from grader.submission.grading import EXECUTED_NAME, grade_submission
 
 FOUND = available_modules()
 
@@ -127,8 +127,8 @@ def test_points_follow_what_students_write(module):
     assert free == [], f"checks worth points that grade only the lesson's own code: {free}"
     # Written questions (kind = "manual") grade a Markdown cell, not an object: that cell must
     # be an exercise cell, so the student writes it (released as the placeholder).
-    from grader.cells import MARKDOWN_STUB
-    from grader.release import student_notebook
+    from grader.authoring.cells import MARKDOWN_STUB
+    from grader.authoring.release import student_notebook
 
     released = {c.id: c for c in student_notebook(solution).cells}
     cells = {c.id: c for c in solution.cells}
@@ -146,5 +146,6 @@ def test_release_check_passes():
 
 
 def test_every_module_with_a_rubric_has_a_solution():
-    rubrics = [m for m in MODULES if (Path(REPO_ROOT) / "grader" / "rubrics" / f"{m}.toml").exists()]
+    rubrics = [m for m in MODULES
+               if (Path(REPO_ROOT) / "grader" / "checks" / "rubrics" / f"{m}.toml").exists()]
     assert set(rubrics) <= set(FOUND), f"rubrics without a solution: {set(rubrics) - set(FOUND)}"

@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grader.checks import CheckFailed, Context, run_check
-from grader.experiments import choose, fraction, history, keyed
-from grader.references import lesson01, lesson02, lesson03, lesson04
-from grader.rubric import find_check
+from grader.checks.experiments import choose, fraction, history, keyed
+from grader.checks.kinds import CheckFailed, Context, run_check
+from grader.checks.references import lesson01, lesson02, lesson03, lesson04
+from grader.checks.rubric import find_check
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ import sys
 import nbformat
 import pytest
 
-from grader.paths import REPO_ROOT, SOLUTIONS_DIR
-from grader.rubric import load_rubric
+from grader.base.paths import REPO_ROOT, SOLUTIONS_DIR
+from grader.checks.rubric import load_rubric
 
 pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("fake-results")]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from grader.execute import Limits, execute_notebook, kernel_env
+from grader.submission.execute import Limits, execute_notebook, kernel_env
 
 pytestmark = pytest.mark.notebook
 

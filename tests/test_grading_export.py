@@ -10,15 +10,15 @@ import keras
 import numpy as np
 import pytest
 
-from grader.checks import FunctionOutput
-from grader.export import (
+from grader.authoring.release import available_modules
+from grader.checks.kinds import FunctionOutput
+from grader.checks.rubric import load_rubric
+from grader.submission.export import (
     check_keras_archive,
     export_source,
     load_artifacts,
     write_function_inputs,
 )
-from grader.release import available_modules
-from grader.rubric import load_rubric
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from grader.checks import CheckResult
-from grader.feedback import write_feedback
-from grader.results import GradeRow
+from grader.checks.kinds import CheckResult
+from grader.checks.results import GradeRow
+from grader.pages.feedback import write_feedback
 
 
 def row(**kw) -> GradeRow:

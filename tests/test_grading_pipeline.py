@@ -13,9 +13,9 @@ import helpers_notebooks as fx
 import nbformat
 import pytest
 
-from grader.execute import Limits
-from grader.feedback import write_feedback
-from grader.grading import EXECUTED_NAME, grade_submission
+from grader.pages.feedback import write_feedback
+from grader.submission.execute import Limits
+from grader.submission.grading import EXECUTED_NAME, grade_submission
 
 pytestmark = pytest.mark.notebook  # each test runs one kernel: let xdist spread them
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import helpers_notebooks as fx
 import pytest
 
-from grader.cells import CODE_STUB
-from grader.restore import restore
+from grader.authoring.cells import CODE_STUB
+from grader.submission.restore import restore
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,15 @@ import helpers_notebooks as fx
 import nbformat
 import pytest
 
-import grader.validate as validate
-from grader.grading import grade_submission
-from grader.validate import MAX_JSON_DEPTH, display_path, module_from_name, read_submission, student_id
+import grader.submission.validate as validate
+from grader.submission.grading import grade_submission
+from grader.submission.validate import (
+    MAX_JSON_DEPTH,
+    display_path,
+    module_from_name,
+    read_submission,
+    student_id,
+)
 
 STEMS = {"01_mlp_cifar10_gray": "01", "02_dense_mnist_fashion": "02"}
 

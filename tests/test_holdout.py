@@ -1,4 +1,4 @@
-"""The private hold-out and the kernel's copy of the datasets (grader.holdout), on real data.
+"""The private hold-out and the kernel's copy of the datasets (grader.checks.holdout), on real data.
 
 No kernel runs here: these tests build kernel copies and hold-outs from the real datasets and
 compare them row by row (hashes of images).
@@ -15,9 +15,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from grader.checks import CheckFailed, Context
-from grader.errors import GraderError
-from grader.holdout import (
+from grader.base.errors import GraderError
+from grader.checks.holdout import (
     FLAG_MARGIN,
     HOLDOUT_SIZE,
     KernelData,
@@ -26,7 +25,8 @@ from grader.holdout import (
     plan_holdout,
     split_indices,
 )
-from grader.leakage import SAW_TEST_SET, score_with_holdout
+from grader.checks.kinds import CheckFailed, Context
+from grader.checks.leakage import SAW_TEST_SET, score_with_holdout
 from helpers.data import DATASETS, FAST_TEST_SIZE, FAST_TRAIN_SIZE, load_dataset
 
 KEY_A = b"a" * 64
@@ -140,7 +140,7 @@ class _Memorised:
 
 
 def test_a_model_that_memorised_the_test_split_is_flagged(data_dir):
-    from grader.rubric import CheckSpec
+    from grader.checks.rubric import CheckSpec
 
     plan = plan_holdout(data_dir, fast=True, key=KEY_A)
     ctx = Context(mode="fast", dataset="mnist", data_dir=data_dir, holdout=plan)
@@ -155,7 +155,7 @@ def test_a_model_that_memorised_the_test_split_is_flagged(data_dir):
 
 
 def test_a_folder_missing_a_dataset_a_module_needs_is_a_clear_error(tmp_path, data_dir):
-    from grader.holdout import require_datasets
+    from grader.checks.holdout import require_datasets
 
     os.symlink(os.path.join(data_dir, "mnist.npz"), tmp_path / "mnist.npz")
     require_datasets(str(tmp_path), {"mnist": {"01"}})
@@ -167,7 +167,7 @@ def test_a_copy_left_by_a_killed_run_is_removed_by_the_next(tmp_path, data_dir):
     import subprocess
     import sys
 
-    from grader.holdout import remove_stale
+    from grader.checks.holdout import remove_stale
 
     plan = plan_holdout(data_dir, fast=True, key=KEY_A)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],

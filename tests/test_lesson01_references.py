@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grader.checks import Context
-from grader.references import REFERENCES
+from grader.checks.kinds import Context
+from grader.checks.references import REFERENCES
 
 N_TEST = 40
 
 
 class _FakeModel:
-    """Just enough of a Keras model for grader.checks.model_accuracy."""
+    """Just enough of a Keras model for grader.checks.context.model_accuracy."""
 
     def __init__(self, input_dim: int, correct: int, labels: np.ndarray) -> None:
         self.input_shape = (None, input_dim)
@@ -54,7 +54,7 @@ def test_when_accuracies_tie_or_gray_wins_then_colors_help_is_false(ctx):
 
 
 def test_rubric_01_loads_and_names_the_colors_help_reference():
-    from grader.rubric import load_rubric
+    from grader.checks.rubric import load_rubric
 
     rubric = load_rubric("01")
     spec = rubric.get("01.colors_help")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import helpers.data
-from grader.answers import position_digests
-from grader.checks import Context, run_check
-from grader.references import REFERENCES
-from grader.rubric import load_rubric
+from grader.checks.answers import position_digests
+from grader.checks.kinds import Context, run_check
+from grader.checks.references import REFERENCES
+from grader.checks.rubric import load_rubric
 
 
 @pytest.mark.parametrize("mode", ["full", "fast"])
@@ -27,7 +27,7 @@ def test_one_hot_row_is_checked_the_same_way_in_both_modes(mode, monkeypatch):
 
 def test_lesson02_references_are_only_the_experiment_checks():
     """Exercise 2.1's row is a digest now: no lesson-02 value reference reads the data."""
-    from grader.rubric import load_rubric
+    from grader.checks.rubric import load_rubric
 
     named = {c.reference for c in load_rubric("02").checks if c.reference}
     assert {name for name in REFERENCES if name.startswith("lesson02_")} == named

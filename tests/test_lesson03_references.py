@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from grader.checks import CheckFailed, Context, FunctionOutput, run_check
-from grader.references import REFERENCES, lesson03
-from grader.rubric import load_rubric
+from grader.checks.kinds import CheckFailed, Context, FunctionOutput, run_check
+from grader.checks.references import REFERENCES, lesson03
+from grader.checks.rubric import load_rubric
 
 
 def test_when_schedule_inputs_are_generated_then_the_epoch_is_after_the_switch():

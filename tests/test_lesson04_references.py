@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grader.references import REFERENCES
+from grader.checks.references import REFERENCES
 
 CASE = REFERENCES["lesson04_prepare_dataset"]
 

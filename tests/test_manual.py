@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.paths import REPO_ROOT
+from grader.base.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("manual-grading")]
 
@@ -64,7 +64,7 @@ def graded(tmp_path_factory, data_dir) -> Path:
 
 
 def test_grade_lists_written_questions_as_awaiting_manual_grading(graded):
-    from grader.rubric import load_rubric
+    from grader.checks.rubric import load_rubric
 
     total = load_rubric("02").total_points
     for student, row in rows(graded).items():
@@ -200,9 +200,9 @@ def test_canvas_export_refuses_a_roster_without_the_match_column(graded, tmp_pat
 
 def test_a_mark_is_dropped_when_the_answer_changes(tmp_path, monkeypatch):
     """Unit level: marks apply only to the answer they graded; forged marks are ignored."""
-    from grader.manual import MarkStore, attach_questions
-    from grader.results import GradeRow
-    from grader.rubric import load_rubric
+    from grader.checks.results import GradeRow
+    from grader.checks.rubric import load_rubric
+    from grader.classroom.manual import MarkStore, attach_questions
 
     monkeypatch.setenv("DLCOURSE_KEY_FILE", str(tmp_path / "key"))
     rubric = load_rubric("02")
@@ -214,7 +214,7 @@ def test_a_mark_is_dropped_when_the_answer_changes(tmp_path, monkeypatch):
         row = GradeRow("ada", "02", 0.0, rubric.max_score, None)  # no automatic checks here
         return attach_questions(row, nbformat.writes(nb).encode(), rubric, tmp_path)
 
-    from grader.manual import Mark, answer_digest
+    from grader.classroom.manual import Mark, answer_digest
 
     MarkStore(tmp_path).save({("ada", "02", QUESTION): Mark(
         "ada", "02", QUESTION, 1.5, "ok", answer_digest("first answer"))})

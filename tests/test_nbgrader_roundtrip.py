@@ -22,9 +22,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.paths import NOTEBOOKS_DIR, SOLUTIONS_DIR
-from grader.release import available_modules
-from grader.rubric import load_rubric
+from grader.authoring.release import available_modules
+from grader.base.paths import NOTEBOOKS_DIR, SOLUTIONS_DIR
+from grader.checks.rubric import load_rubric
 
 pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("nbgrader")]
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from grader.rubric import tomllib
+from grader.checks.rubric import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 

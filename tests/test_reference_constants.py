@@ -1,7 +1,7 @@
 """The grader's re-runs use the lessons' own constants.
 
 An experiment check re-runs a configuration with constants copied into
-``grader/references/lesson0N.py`` (epochs, batch sizes, sample counts per mode). If a lesson
+``grader/checks/references/lesson0N.py`` (epochs, batch sizes, sample counts per mode). If a lesson
 changes one in its locked cells, honest students would fail the re-run: this test reads the
 solution notebooks' assignments (``NAME = value`` or ``NAME = a if FAST else b``) and
 compares.
@@ -13,9 +13,9 @@ import ast
 
 import pytest
 
-from grader.references import lesson01, lesson02, lesson03, lesson04
-from grader.release import load_solution
-from grader.rubric import load_rubric
+from grader.authoring.release import load_solution
+from grader.checks.references import lesson01, lesson02, lesson03, lesson04
+from grader.checks.rubric import load_rubric
 
 #: (module, reference module, names compared).
 CASES = [

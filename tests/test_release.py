@@ -5,11 +5,11 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from grader.cells import CODE_STUB, normalize, student_cell, validate
-from grader.errors import NotebookFormatError
-from grader.parameters import inject_parameters
-from grader.release import check_release, release, student_notebook, write_text
-from grader.rubric import parse_rubric
+from grader.authoring.cells import CODE_STUB, normalize, student_cell, validate
+from grader.authoring.release import check_release, release, student_notebook, write_text
+from grader.base.errors import NotebookFormatError
+from grader.checks.rubric import parse_rubric
+from grader.submission.parameters import inject_parameters
 
 RUBRIC = """
 module = "01"
@@ -94,7 +94,7 @@ def test_validate_lists_problems(rubric):
 
 
 def test_release_is_idempotent_and_check_spots_edits(rubric, tmp_path, monkeypatch):
-    import grader.release as rel
+    import grader.authoring.release as rel
 
     solutions, notebooks = tmp_path / "solutions", tmp_path / "notebooks"
     solutions.mkdir()

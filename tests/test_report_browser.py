@@ -19,10 +19,10 @@ import nbformat
 import numpy as np
 import pytest
 
-from grader.batch import write_outputs
-from grader.checks import CheckResult
-from grader.results import GradeRow
-from grader.sandbox import UNSANDBOXED_WARNING
+from grader.checks.kinds import CheckResult
+from grader.checks.results import GradeRow
+from grader.classroom.batch import write_outputs
+from grader.submission.sandbox import UNSANDBOXED_WARNING
 
 CHROMIUM = os.environ.get("DLCOURSE_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from grader.errors import RubricError
-from grader.paths import MODULES, RUBRIC_DIR
-from grader.rubric import load_rubric, parse_rubric
+from grader.base.errors import RubricError
+from grader.base.paths import MODULES, RUBRIC_DIR
+from grader.checks.rubric import load_rubric, parse_rubric
 
 GOOD = """
 module = "01"
@@ -121,7 +121,7 @@ def test_readme_lists_every_check_with_its_points():
     """README's "What each point rewards" tables stay true to the rubrics."""
     import re
 
-    from grader.paths import REPO_ROOT
+    from grader.base.paths import REPO_ROOT
 
     text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     listed = {m.group(1): float(m.group(2))
@@ -166,8 +166,8 @@ def test_manual_question_needs_a_cell_and_a_guide(tmp_path, fields, match):
 
 
 def test_every_shipped_written_question_names_a_markdown_answer_cell():
-    from grader.cells import role
-    from grader.release import load_solution
+    from grader.authoring.cells import role
+    from grader.authoring.release import load_solution
 
     for module in MODULES:
         rubric = load_rubric(module)

@@ -30,8 +30,8 @@ import helpers_notebooks as fx
 import psutil
 import pytest
 
-from grader.paths import RUBRIC_DIR
-from grader.sandbox import bwrap_problem
+from grader.base.paths import RUBRIC_DIR
+from grader.submission.sandbox import bwrap_problem
 
 pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("hostile")]
 

@@ -1,8 +1,8 @@
 """The warm scoring process: same results as a fresh child, same limits, no strangers.
 
 Real Keras models of the tiny fixture module are scored on the real MNIST data, once in a
-fresh child (:func:`grader.score_process.score_isolated`) and then by one warm process
-(:mod:`grader.scoring_server`), before and after a wrong model from another "student".
+fresh child (:func:`grader.submission.score_process.score_isolated`) and then by one warm process
+(:mod:`grader.submission.scoring_server`), before and after a wrong model from another "student".
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from multiprocessing.connection import AuthenticationError, Client
 import helpers_notebooks as fx
 import pytest
 
-from grader.holdout import plan_holdout
-from grader.processes import tree_rss_mb
-from grader.score_process import ScoreLimits, score_isolated
-from grader.scoring_server import WarmScorer, _alive, score_warm
+from grader.base.processes import tree_rss_mb
+from grader.checks.holdout import plan_holdout
+from grader.submission.score_process import ScoreLimits, score_isolated
+from grader.submission.scoring_server import WarmScorer, _alive, score_warm
 
 pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("warm-scoring")]
 
@@ -45,7 +45,7 @@ def _artifacts(folder, data_dir, *, units: int = 16, epochs: int = 2):
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, data_dir):
-    from grader.checks import Context
+    from grader.checks.context import Context
 
     root = tmp_path_factory.mktemp("warm")
     rubric = fx.build_rubric(root)
@@ -141,7 +141,7 @@ def test_recycled_after_max_uses_and_on_memory_growth(setup):
 
 
 def test_an_unreachable_server_falls_back_to_a_fresh_child(setup):
-    from grader.processes import kill_tree
+    from grader.base.processes import kill_tree
 
     with WarmScorer() as scorer:
         handle = scorer.handle()

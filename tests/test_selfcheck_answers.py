@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import helpers.data
-from grader.checks import Context, run_check
-from grader.paths import REPO_ROOT
-from grader.rubric import load_rubric
+from grader.base.paths import REPO_ROOT
+from grader.checks.kinds import Context, run_check
+from grader.checks.rubric import load_rubric
 
 
 def _dense_counts(sizes):

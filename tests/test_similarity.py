@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from grader.similarity import (
+from grader.classroom.similarity import (
     StudentCode,
     exercise_code,
     normalized_tokens,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.validate import (
+from grader.submission.validate import (
     DUPLICATE_MARK,
     MAX_ID_BYTES,
     MAX_ID_CHARS,

@@ -1,4 +1,4 @@
-"""Tests for grader.vetting: refuse hostile ``.keras`` archives from their config alone."""
+"""Tests for grader.submission.vetting: refuse hostile ``.keras`` archives from their config alone."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from grader import vetting
-from grader.vetting import ModelBounds, estimate_params, vet_keras_archive, vet_model_config
+from grader.submission import vetting
+from grader.submission.vetting import ModelBounds, estimate_params, vet_keras_archive, vet_model_config
 
 keras = pytest.importorskip("keras")
 layers = keras.layers
@@ -262,7 +262,7 @@ def test_vetting_imports_no_keras(saved, small, tmp_path):
     script = (
         "import sys, json\n"
         "from pathlib import Path\n"
-        "from grader.vetting import ModelBounds, vet_keras_archive\n"
+        "from grader.submission.vetting import ModelBounds, vet_keras_archive\n"
         f"ok = vet_keras_archive(Path({str(saved['cnn'][0])!r}), ModelBounds())\n"
         f"bad = vet_keras_archive(Path({str(hostile)!r}), ModelBounds())\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow', 'h5py'))\n"

@@ -1,0 +1,58 @@
+"""``check()``: the self-check students call from their notebook.
+
+It runs the visible part of a rubric check on the live objects and prints one line the
+student can act on. It gives feedback only: grades are decided by ``python -m grader
+grade``, outside the student's kernel, from artifacts the grader loads itself.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any
+
+from grader.checks.kinds import Context, run_check
+from grader.checks.rubric import find_check
+
+
+def _mode() -> str:
+    from helpers.data import fast_mode_enabled
+
+    return "fast" if fast_mode_enabled() else "full"
+
+
+def check(check_id: str, /, **objects: Any) -> None:
+    """Check an exercise and print the verdict.
+
+    Parameters
+    ----------
+    check_id : str
+        The rubric id, e.g. ``"02.model_params"``.
+    **objects
+        The objects the check needs, by the names the exercise asks for
+        (``check("02.model_params", model=model)``). Names not passed are looked up among
+        the notebook's variables.
+
+    Raises
+    ------
+    AssertionError
+        When the check fails; the message says what was found and what to fix. For a value
+        the student works out (``value`` checks), it gives a hint, never the expected value.
+    """
+    if os.environ.get("DLCOURSE_GRADING") == "1":  # the grader scores outside the notebook
+        print(f"[{check_id}] self-check skipped while grading: the grader checks this itself")
+        return
+    rubric, spec = find_check(check_id)
+    caller = inspect.currentframe().f_back
+    namespace = caller.f_globals if caller is not None else {}
+    found = dict(objects)
+    for name in spec.objects:
+        if name not in found and name in namespace:
+            found[name] = namespace[name]
+    ctx = Context(mode=_mode(), dataset=rubric.dataset,
+                  data_dir=os.environ.get("DLCOURSE_DATA_DIR"))
+    result = run_check(spec, found, ctx)
+    mark = "correct" if result.passed else "not yet"
+    print(f"[{spec.id}] {mark}: {result.message}")
+    if not result.passed:
+        raise AssertionError(f"{spec.id}: {result.message}")

@@ -1,0 +1,5 @@
+"""Level 1, what a grade means: rubrics, the check kinds, per-lesson references, the hold-out.
+
+Pure functions from objects to scored results; the student's self-check and the grader
+both run them. Imports only :mod:`grader.base`.
+"""

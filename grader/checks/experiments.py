@@ -1,0 +1,200 @@
+"""Checking experiment results: the shape the exercise asked for, consistency, a re-run.
+
+A rubric ``experiment`` check names a function in :mod:`grader.checks.references` that receives the
+context and the exported objects and raises :class:`grader.checks.context.CheckFailed` with a
+message the student can act on. The functions here are its building blocks:
+
+* **shape**: the requested keys (:func:`keyed`), numbers of the right kind and range
+  (:func:`fraction`, :func:`positive`), per-epoch histories of the right length
+  (:func:`history`);
+* **consistency** between the objects (the best value reported is the best of its history);
+* **confirmation**: when the grader scores (``ctx.verify``), it re-runs one configuration
+  itself, chosen with the grader's private key (:func:`choose`), and compares
+  (:func:`confirm`). Values of the right shape that no training produced lose the points.
+
+The student's self-check (``ctx.verify`` false) checks shape and consistency only: it runs
+in the student's kernel and must stay quick.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from grader.checks.context import CheckFailed, Context
+
+
+def number(value: Any, where: str) -> float:
+    """``value`` as a finite float, or :class:`CheckFailed` naming ``where``."""
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        raise CheckFailed(f"{where} should be a number, found {value!r}")
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise CheckFailed(f"{where} should be a number, found {type(value).__name__}") from None
+    if not math.isfinite(result):
+        raise CheckFailed(f"{where} is {result}: the run diverged or the value was not computed")
+    return result
+
+
+def fraction(value: Any, where: str) -> float:
+    """An accuracy or share: a finite number in [0, 1]."""
+    result = number(value, where)
+    if not 0.0 <= result <= 1.0:
+        raise CheckFailed(f"{where} should lie between 0 and 1 (an accuracy or a share),"
+                          f" found {result:.4g}")
+    return result
+
+
+def positive(value: Any, where: str, *, upper: float = math.inf) -> float:
+    """A positive finite number below ``upper`` (seconds, counts)."""
+    result = number(value, where)
+    if not 0.0 < result < upper:
+        limit = "" if math.isinf(upper) else f" and below {upper:g}"
+        raise CheckFailed(f"{where} should be above 0{limit}, found {result:.4g}")
+    return result
+
+
+def same_key(found: Any, wanted: Any) -> bool:
+    """Whether a student's dict key means ``wanted`` (numbers compare numerically)."""
+    if isinstance(wanted, str):
+        return isinstance(found, str) and found.strip().lower() == wanted.lower()
+    try:
+        return math.isclose(float(found), float(wanted), rel_tol=1e-9, abs_tol=1e-12)
+    except (TypeError, ValueError):
+        return False
+
+
+def _show_key(key: Any) -> str:
+    return repr(key) if isinstance(key, str) else f"{float(key):g}"
+
+
+def keyed(mapping: Any, name: str, expected: Sequence[Any]) -> dict[Any, Any]:
+    """``mapping`` re-keyed by ``expected`` (numbers match numerically: 1e-3 == "0.001").
+
+    Raises :class:`CheckFailed` when ``mapping`` is not a dict or its keys are not exactly
+    ``expected``.
+    """
+    if not isinstance(mapping, Mapping):
+        raise CheckFailed(f"`{name}` should be a dict, found {type(mapping).__name__}")
+    result: dict[Any, Any] = {}
+    extra = []
+    for key, value in mapping.items():
+        match = next((want for want in expected if same_key(key, want)), None)
+        if match is None or match in result:
+            extra.append(key)
+        else:
+            result[match] = value
+    missing = [want for want in expected if want not in result]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(_show_key(k) for k in missing))
+        if extra:
+            parts.append("unexpected " + ", ".join(repr(k) for k in extra[:5]))
+        want = ", ".join(_show_key(k) for k in expected)
+        raise CheckFailed(f"`{name}` should have exactly one entry per value in [{want}]:"
+                          f" {'; '.join(parts)}")
+    return result
+
+
+def history(value: Any, where: str, *, epochs: int,
+            metrics: Iterable[str] = ("val_accuracy",)) -> dict[str, list[float]]:
+    """A Keras ``history.history`` dict: each metric a list of ``epochs`` numbers.
+
+    Accuracies must lie in [0, 1]; losses must be numbers (a diverged run's ``nan`` loss is
+    allowed: that is a real outcome).
+    """
+    if not isinstance(value, Mapping):
+        raise CheckFailed(f"{where} should be a history dict (`history.history`), found"
+                          f" {type(value).__name__}")
+    result = {}
+    for metric in metrics:
+        if metric not in value:
+            raise CheckFailed(f"{where} has no {metric!r} entry: store `history.history` of a"
+                              " run that was validated")
+        series = value[metric]
+        if not isinstance(series, (list, tuple)) or len(series) != epochs:
+            found = len(series) if isinstance(series, (list, tuple)) else type(series).__name__
+            raise CheckFailed(f"{where}[{metric!r}] should hold one value per epoch ({epochs}),"
+                              f" found {found}")
+        if "accuracy" in metric:
+            result[metric] = [fraction(v, f"{where}[{metric!r}]") for v in series]
+        else:
+            try:
+                result[metric] = [float(v) for v in series]
+            except (TypeError, ValueError):
+                raise CheckFailed(f"{where}[{metric!r}] should hold numbers") from None
+    return result
+
+
+def choose(ctx: Context, options: Sequence[Any], salt: str) -> Any:
+    """One of ``options``, chosen with the grader's private per-submission key.
+
+    A student cannot tell in advance which configuration the grader re-runs, so every
+    reported value must be real; the same submission always gets the same choice.
+    """
+    if not options:
+        raise ValueError("expected at least one option to choose from")
+    digest = hashlib.sha256(f"{ctx.choice_key}|{salt}".encode()).digest()
+    return options[int.from_bytes(digest[:8], "big") % len(options)]
+
+
+def confirm(reported: float, rerun: float, tolerance: float, what: str) -> str:
+    """Compare a reported result with the grader's re-run; return the message when they agree."""
+    if abs(reported - rerun) > tolerance:
+        raise CheckFailed(
+            f"the grader re-ran {what} and reached {rerun:.3f}; your results say"
+            f" {reported:.3f}, which differs by more than the {tolerance:g} that training noise"
+            " explains. Report the numbers your own runs produce"
+        )
+    return f"the grader re-ran {what}: {rerun:.3f} (yours {reported:.3f})"
+
+
+def seed_for(ctx: Context, salt: str) -> int:
+    """A reproducible seed for a re-run (same submission, same seed)."""
+    digest = hashlib.sha256(f"{ctx.choice_key}|seed|{salt}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+_WARM: list[bool] = []
+
+
+def train_and_validate(build: Callable[[], Any], x_fit: np.ndarray, y_fit: np.ndarray,
+                       x_val: np.ndarray, y_val: np.ndarray, *, epochs: int, batch_size: int,
+                       seed: int, optimizer: Callable[[], Any] | str = "adam",
+                       loss: str = "sparse_categorical_crossentropy",
+                       validation_batch_size: int | None = None) -> tuple[dict, list[float]]:
+    """Train a fresh model the way the lessons do; return its history and seconds per epoch.
+
+    Runs in the grader's scoring process, on the grader's own copy of the data.
+    """
+    import keras
+
+    if not _WARM:  # the first fit in a process pays TensorFlow's start-up: keep it untimed
+        warm = build()
+        warm.compile(optimizer="adam", loss=loss)
+        warm.fit(x_fit[:64], y_fit[:64], epochs=1, batch_size=batch_size, verbose=0)
+        _WARM.append(True)
+    keras.utils.set_random_seed(seed)
+    model = build()
+    model.compile(optimizer=optimizer() if callable(optimizer) else optimizer, loss=loss,
+                  metrics=["accuracy"])
+    seconds: list[float] = []
+
+    class _Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self._start)
+
+    run = model.fit(x_fit, y_fit, validation_data=(x_val, y_val), epochs=epochs,
+                    batch_size=batch_size, validation_batch_size=validation_batch_size,
+                    callbacks=[_Timer()], verbose=0)
+    return {k: [float(v) for v in vals] for k, vals in run.history.items()}, seconds

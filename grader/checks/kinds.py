@@ -1,0 +1,320 @@
+"""The check kinds: pure functions from objects to a scored, explained result.
+
+The same code serves two callers. In the student's notebook, :func:`grader.check` passes
+the live objects for immediate feedback. In the grader process, the scorer passes objects
+it loaded itself from the exported artifacts (Keras models in safe mode, plain values,
+function outputs on inputs the grader generated), so nothing the student's kernel claims
+decides a grade.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from grader.checks import answers
+from grader.checks.context import (  # noqa: F401 (CheckFailed, Context, model_accuracy, prepare_inputs: re-exported)
+    CheckFailed,
+    Context,
+    _dense_units,
+    _input_shape,
+    _output_activation,
+    _output_units,
+    _require_model,
+    model_accuracy,
+    prepare_inputs,
+    trainable_parameters,
+)
+from grader.checks.rubric import CheckSpec
+
+
+@dataclass
+class CheckResult:
+    """One scored check, in the shape ``grades.json`` stores."""
+
+    id: str
+    points: float
+    max_points: float
+    passed: bool
+    message: str
+    flag: str | None = None
+    """Why the grader distrusts this result (``"saw_test_set"``); ``None`` when it does not."""
+    details: dict | None = None
+    """Measurements behind the result (accuracy checks: private and public accuracy)."""
+
+    def to_dict(self) -> dict:
+        """The ``grades.json`` shape; ``flag`` and ``details`` only when set."""
+        data = asdict(self)
+        for extra in ("flag", "details"):
+            if data[extra] is None:
+                del data[extra]
+        return data
+
+
+@dataclass
+class FunctionOutput:
+    """What a student function returned on inputs the grader generated.
+
+    Built by the grader from the exported files; ``error`` is set when the call raised.
+    """
+
+    inputs: dict[str, Any]
+    output: Any = None
+    error: str | None = None
+
+
+# ----------------------------------------------------------------------------------------
+# The kinds
+# ----------------------------------------------------------------------------------------
+
+
+def _check_param_count(spec: CheckSpec, objects: dict, ctx: Context) -> str:
+    model = _require_model(objects[spec.subject], spec.subject)
+    if spec.input_shape is not None and _input_shape(model) != spec.input_shape:
+        raise CheckFailed(f"expected input shape {spec.input_shape}, found {_input_shape(model)}")
+    if spec.units is not None and tuple(_dense_units(model)) != spec.units:
+        raise CheckFailed(
+            f"expected Dense layers with {list(spec.units)} units, found {_dense_units(model)}"
+        )
+    if spec.output_units is not None and _output_units(model) != spec.output_units:
+        raise CheckFailed(
+            f"expected {spec.output_units} output units, found {_output_units(model)}"
+        )
+    if spec.output_activation is not None:
+        act = _output_activation(model)
+        if act != spec.output_activation:
+            raise CheckFailed(f"expected a {spec.output_activation} output, found {act}")
+    count = trainable_parameters(model)
+    if spec.answer_sha256 is not None:  # the count is a by-hand answer: never print it
+        if not answers.matches(spec.id, count, spec.answer_sha256):
+            raise CheckFailed(_with_hint(
+                f"`{spec.subject}` has {count:,} trainable parameters, which is not the count"
+                " of the network the exercise describes", spec))
+    elif count != spec.expected:
+        raise CheckFailed(f"expected {spec.expected:,} trainable parameters, found {count:,}")
+    return f"{count:,} trainable parameters"
+
+
+def _check_accuracy(spec: CheckSpec, objects: dict, ctx: Context) -> str | tuple[str, dict]:
+    if ctx.holdout is not None:
+        from grader.checks.leakage import score_with_holdout
+
+        return score_with_holdout(spec, _require_model(objects[spec.subject], spec.subject), ctx)
+    model = _require_model(objects[spec.subject], spec.subject)
+    acc = model_accuracy(model, ctx, inputs=spec.inputs, dataset=spec.dataset)
+    need = spec.threshold[ctx.mode]
+    if acc < need:
+        raise CheckFailed(
+            f"test accuracy {acc:.3f} is below the {need:g} this exercise asks for in"
+            f" {ctx.mode} mode; train longer or revisit the model. The grader feeds the model"
+            " the test images prepared as the lessons do, pixels / 255 (values 0 to 1): a"
+            " model trained on inputs prepared otherwise (e.g. standardised) scores lower here"
+        )
+    return f"test accuracy {acc:.3f} (needed {need:g} in {ctx.mode} mode)"
+
+
+def _same(found: Any, expected: Any, tolerance: float) -> bool:
+    if isinstance(expected, (bool, np.bool_)):
+        return isinstance(found, (bool, np.bool_)) and bool(found) == bool(expected)
+    if isinstance(expected, (int, float, np.number)):
+        try:
+            value = float(found)
+        except (TypeError, ValueError):
+            return False
+        return math.isfinite(value) and abs(value - float(expected)) <= tolerance + 1e-12
+    if isinstance(expected, (list, tuple, np.ndarray)):
+        try:
+            a, b = np.asarray(found, dtype=float), np.asarray(expected, dtype=float)
+        except (TypeError, ValueError):
+            return False
+        return a.shape == b.shape and bool(np.allclose(a, b, atol=tolerance, rtol=0))
+    if isinstance(expected, str):
+        return isinstance(found, str) and found.strip().lower() == expected.strip().lower()
+    return found == expected
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.4g}"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return f"{int(value):,}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _with_hint(problem: str, spec: CheckSpec) -> str:
+    return f"{problem}; hint: {spec.hint}" if spec.hint else problem
+
+
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim > 0)
+
+
+def _is_number(value: Any) -> bool:
+    """A real number, a 0-d array or a numeric string (students sometimes type "1234")."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and value.dtype.kind in "iuf"
+    return isinstance(value, (int, float, np.number, str))
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "a bool"
+    if isinstance(value, (int, float, np.number)):
+        return "a number"
+    if _is_sequence(value):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _show_found(value: Any) -> str:
+    """A student's wrong value, in full: rounding could print a number equal to the answer."""
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    return _show(value)
+
+
+def _entries(name: str, positions: list[int]) -> str:
+    shown = ", ".join(f"`{name}[{i}]`" for i in positions[:5])
+    more = f" and {len(positions) - 5} more" if len(positions) > 5 else ""
+    return shown + more
+
+
+def _value_problem(spec: CheckSpec, found: Any, expected: Any) -> str | None:
+    """What is wrong with ``found``, in words that never contain ``expected``."""
+    name = spec.subject
+    if isinstance(expected, (bool, np.bool_)):
+        if not isinstance(found, (bool, np.bool_)):
+            return f"`{name}` should be True or False, found {_kind_of(found)}"
+        return None if bool(found) == bool(expected) else (
+            f"`{name}` = {bool(found)} does not agree with what the grader measures")
+    if _is_sequence(expected):
+        if not _is_sequence(found):
+            return f"`{name}` should be a list of {len(expected)} numbers, found {_kind_of(found)}"
+        if len(found) != len(expected):
+            return f"`{name}` should hold {len(expected)} values, found {len(found)}"
+        wrong = [i for i, (f, e) in enumerate(zip(list(found), list(expected), strict=True))
+                 if not _same(f, e, spec.tolerance)]
+        if not wrong:
+            return None
+        within = f" by more than {spec.tolerance:g}" if spec.tolerance else ""
+        return f"{_entries(name, wrong)} differ{'s' if len(wrong) == 1 else ''}{within}"
+    if isinstance(expected, (int, float, np.number)) and not _is_number(found):
+        return f"`{name}` should be a number, found {_kind_of(found)}"
+    if _same(found, expected, spec.tolerance):
+        return None
+    if spec.tolerance:
+        return (f"`{name}` = {_show_found(found)} differs from the value the grader computes by"
+                f" more than {spec.tolerance:g}")
+    return f"`{name}` = {_show_found(found)} is not the right value"
+
+
+def _digest_problem(spec: CheckSpec, found: Any) -> str | None:
+    """Compare ``found`` with the rubric's digest(s); the message never holds the answer."""
+    name = spec.subject
+    if isinstance(spec.answer_sha256, str):
+        if answers.matches(spec.id, found, spec.answer_sha256):
+            return None
+        if _is_sequence(found):
+            return f"`{name}` (a list of {len(found)} values) is not the right answer"
+        if isinstance(found, (bool, np.bool_)):
+            return f"`{name}` ({_kind_of(found)}) is not the right answer"
+        return f"`{name}` = {_show_found(found)} is not the right answer"
+    want = len(spec.answer_sha256)
+    if not _is_sequence(found):
+        return f"`{name}` should be a list of {want} values, found {_kind_of(found)}"
+    if len(found) != want:
+        return f"`{name}` should hold {want} values, found {len(found)}"
+    wrong = [i for i, (value, answer) in enumerate(zip(list(found), spec.answer_sha256, strict=True))
+             if not answers.matches(f"{spec.id}[{i}]", value, answer)]
+    if not wrong:
+        return None
+    return f"{_entries(name, wrong)} {'is' if len(wrong) == 1 else 'are'} not right"
+
+
+def _check_value(spec: CheckSpec, objects: dict, ctx: Context) -> str:
+    found = objects[spec.subject]
+    if found is None or found is Ellipsis:
+        raise CheckFailed(f"`{spec.subject}` is still a placeholder: compute it in the exercise")
+    if spec.answer_sha256 is not None:
+        problem = _digest_problem(spec, found)
+    else:
+        if spec.reference is not None:
+            from grader.checks.references import REFERENCES
+
+            others = [objects[name] for name in spec.objects[1:]]
+            expected = REFERENCES[spec.reference](ctx, *others)
+        else:
+            expected = spec.expected
+        problem = _value_problem(spec, found, expected)
+    if problem:
+        raise CheckFailed(_with_hint(problem, spec))
+    return f"`{spec.subject}` = {_show(found)}"
+
+
+def _check_function(spec: CheckSpec, objects: dict, ctx: Context) -> str:
+    from grader.checks.references import REFERENCES
+
+    case = REFERENCES[spec.reference]
+    found = objects[spec.subject]
+    if isinstance(found, FunctionOutput):
+        call = found
+    else:
+        if not callable(found):
+            raise CheckFailed(f"expected `{spec.subject}` to be a function, found {type(found).__name__}")
+        inputs = case.make_inputs(np.random.default_rng(0))
+        try:
+            call = FunctionOutput(inputs=inputs, output=found(**inputs))
+        except Exception as exc:  # the student's function raised: that is the finding
+            call = FunctionOutput(inputs=inputs, error=f"{type(exc).__name__}: {exc}")
+    if call.error is not None:
+        raise CheckFailed(f"`{spec.subject}` raised {call.error} on the test inputs")
+    problem = case.compare(call.output, case.reference(**call.inputs), call.inputs)
+    if problem:
+        raise CheckFailed(f"`{spec.subject}`: {problem}")
+    return f"`{spec.subject}` gives the expected result on {case.describe(call.inputs)}"
+
+
+def _check_experiment(spec: CheckSpec, objects: dict, ctx: Context) -> str:
+    from grader.checks.references import REFERENCES
+
+    for name in spec.objects:
+        value = objects.get(name)
+        if value is None or value is Ellipsis:
+            raise CheckFailed(f"`{name}` is not filled in yet: complete the exercise cell")
+        if hasattr(value, "__len__") and not isinstance(value, str) and len(value) == 0:
+            raise CheckFailed(f"`{name}` is empty: run the exercise so it holds your results")
+    message = REFERENCES[spec.reference](ctx, *(objects[name] for name in spec.objects))
+    if not ctx.verify:
+        message += "; the grader also re-runs one of your configurations to confirm the numbers"
+    return message
+
+
+_KINDS = {
+    "param_count": _check_param_count,
+    "accuracy": _check_accuracy,
+    "value": _check_value,
+    "function": _check_function,
+    "experiment": _check_experiment,
+}
+
+
+def run_check(spec: CheckSpec, objects: dict[str, Any], ctx: Context) -> CheckResult:
+    """Score one check. Missing objects and student errors become a failed result."""
+    missing = [name for name in spec.objects if name not in objects]
+    if missing:
+        names = ", ".join(f"`{m}`" for m in missing)
+        return CheckResult(spec.id, 0.0, spec.points, False,
+                           f"{names} not found: run the exercise cell that defines it")
+    try:
+        outcome = _KINDS[spec.kind](spec, objects, ctx)
+    except CheckFailed as exc:
+        return CheckResult(spec.id, 0.0, spec.points, False, str(exc), flag=exc.flag,
+                           details=exc.details)
+    message, details = outcome if isinstance(outcome, tuple) else (outcome, None)
+    return CheckResult(spec.id, spec.points, spec.points, True, message, details=details)

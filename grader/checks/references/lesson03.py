@@ -1,0 +1,286 @@
+"""References for lesson 03 (values and function cases the grader computes itself)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from grader.checks.context import CheckFailed
+from grader.checks.experiments import (
+    choose,
+    confirm,
+    fraction,
+    history,
+    keyed,
+    positive,
+    seed_for,
+    train_and_validate,
+)
+from grader.checks.references.registry import FunctionCase, reference
+
+#: The lesson's scheduler constants (the notebook defines the same names in a locked cell).
+LR_SWITCH_EPOCH = 10
+LR_DECAY = 0.95
+#: The learning-rate preview the notebook builds with the student's ``schedule``.
+PREVIEW_START_LR = 0.1
+PREVIEW_EPOCHS = 30
+#: The lesson holds out this fraction of the training images for validation.
+VAL_FRACTION = 0.2
+
+
+def reference_schedule(epoch: int, lr: float) -> float:
+    """Keep ``lr`` for epochs ``0 .. LR_SWITCH_EPOCH - 1``, then multiply it by 0.95 per epoch."""
+    return float(lr) if int(epoch) < LR_SWITCH_EPOCH else float(lr) * LR_DECAY
+
+
+def _schedule_inputs(rng: np.random.Generator) -> dict[str, Any]:
+    """One epoch after the switch (where the decay must happen) and a random rate."""
+    epoch = int(rng.integers(LR_SWITCH_EPOCH, LR_SWITCH_EPOCH + 40))
+    lr = float(10 ** rng.uniform(-4, -0.5))
+    return {"epoch": epoch, "lr": lr}
+
+
+def _compare_schedule(found: Any, expected: Any, inputs: dict[str, Any]) -> str | None:
+    try:
+        value = float(np.asarray(found, dtype=float).reshape(()))
+    except (TypeError, ValueError):
+        return f"expected a single number (the new learning rate), got {type(found).__name__}"
+    if not math.isfinite(value) or not math.isclose(value, expected, rel_tol=1e-5, abs_tol=1e-12):
+        return (f"schedule(epoch={inputs['epoch']}, lr={inputs['lr']:.4g}) should return"
+                f" {expected:.6g} (epoch >= {LR_SWITCH_EPOCH}: lr * {LR_DECAY}), got {value:.6g}")
+    return None
+
+
+SCHEDULE_CASE = reference("lesson03_schedule")(FunctionCase(
+    make_inputs=_schedule_inputs,
+    reference=reference_schedule,
+    compare=_compare_schedule,
+    describe=lambda inputs: f"epoch {inputs['epoch']}, lr {inputs['lr']:.4g}",
+))
+
+
+@reference("lesson03_lr_preview")
+def lr_preview(ctx) -> list[float]:
+    """The learning rate of epochs 0 .. 29 when ``schedule`` is chained from 0.1.
+
+    Epochs before the switch keep 0.1; from epoch 10 on each epoch is 0.95 times the last.
+    """
+    rates, lr = [], PREVIEW_START_LR
+    for epoch in range(PREVIEW_EPOCHS):
+        lr = reference_schedule(epoch, lr)
+        rates.append(lr)
+    return rates
+
+
+def fitted_samples(n_train: int, val_fraction: float = VAL_FRACTION) -> int:
+    """Training images left after the validation split (scikit-learn rounds the test part up)."""
+    if n_train < 2:
+        raise ValueError(f"expected at least 2 training images, got {n_train}")
+    return n_train - math.ceil(val_fraction * n_train)
+
+
+def _positive_int(value: Any, name: str) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise CheckFailed(f"`{name}` should be a whole number, found {value!r}") from None
+    if not math.isfinite(number) or number < 1 or number != int(number):
+        raise CheckFailed(f"`{name}` should be a positive whole number, found {value!r}")
+    return int(number)
+
+
+@reference("lesson03_weight_updates")
+def weight_updates(ctx, batch_size, epochs, n_fit=None) -> int:
+    """One update per minibatch: ``ceil(n_fit / batch_size) * epochs``.
+
+    ``n_fit`` is recomputed here from the size of the training split the kernel saw (60,000
+    full, 6,000 fast; in grading the full split lacks the grader's private hold-out, see
+    :mod:`grader.checks.holdout`) minus the 20 % validation part; the exported ``N_FIT`` is not
+    trusted.
+    ``batch_size`` and ``epochs`` are the lesson's locked constants ``BATCH_SIZE`` and
+    ``SGD_EPOCHS`` (the same values the training cell used).
+    """
+    from helpers.data import load_dataset
+
+    batch = _positive_int(batch_size, "BATCH_SIZE")
+    n_epochs = _positive_int(epochs, "SGD_EPOCHS")
+    (x_train, _), _ = load_dataset(ctx.dataset or "fashion_mnist", fast=ctx.mode == "fast",
+                                   data_dir=ctx.kernel_data_dir())
+    return math.ceil(fitted_samples(len(x_train)) / batch) * n_epochs
+
+
+# ----------------------------------------------------------------------------------------
+# Experiments (Exercises 3.5 and 3.8): shape, consistency, and one configuration re-run
+# ----------------------------------------------------------------------------------------
+
+#: The lesson's locked constants, per mode (tests compare them with the solution notebook).
+BATCH_SIZE = 64
+LEARNING_RATES = (0.5, 0.1, 1e-3, 1e-6)
+LR_EPOCHS = {"full": 8, "fast": 2}
+SWEEP_EPOCHS = {"full": 5, "fast": 1}
+#: Learning rates the grader may re-run (0.5 can diverge; 1e-6 is checked by its flat loss).
+RERUN_LEARNING_RATES = (0.1,)
+#: How far the last validation accuracy of a re-run may land from the student's
+#: (bench/results/rerun_tolerance.md), and how much the training loss of the 1e-6 run may
+#: move (relative): such a small rate barely changes the weights.
+LR_TOLERANCE = {"full": 0.04, "fast": 0.15}
+SWEEP_TOLERANCE = {"full": 0.05, "fast": 0.16}
+FLAT_LOSS_CHANGE = 0.02
+TIMING_FACTOR = 4.0
+#: What a row of the hyperparameter table must say so that the grader can re-run it.
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "leaky_relu", "swish")
+MAX_LAYERS = 6
+MAX_UNITS = 2048
+MIN_BATCH = 8
+MIN_CONFIGS = 4
+
+
+def _fashion_split(ctx, seed: int):
+    from helpers.data import flatten, scale, train_val_split
+
+    images, labels = ctx.raw_train_split("fashion_mnist")
+    return train_val_split(scale(flatten(images)), labels, val_fraction=VAL_FRACTION,
+                           seed=seed % 2**31)
+
+
+def _mlp(hidden=(128, 200, 256), activation="relu"):
+    import keras
+
+    layers = [keras.Input(shape=(784,))]
+    layers += [keras.layers.Dense(units, activation=activation) for units in hidden]
+    layers.append(keras.layers.Dense(10, activation="softmax"))
+    return keras.Sequential(layers)
+
+
+def _optimizer(name: str, learning_rate: float):
+    import keras
+
+    classes = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
+               "rmsprop": keras.optimizers.RMSprop}
+    return classes[name](learning_rate=learning_rate)
+
+
+@reference("lesson03_lr_histories")
+def lr_histories(ctx, lr_histories) -> str:
+    """Exercise 3.5: one history per learning rate, keyed f"{lr:g}"."""
+    found = keyed(lr_histories, "lr_histories", LEARNING_RATES)
+    epochs = LR_EPOCHS[ctx.mode]
+    curves = {lr: history(found[lr], f"lr_histories[{lr:g}]", epochs=epochs,
+                          metrics=("loss", "val_accuracy")) for lr in LEARNING_RATES}
+    tiny = curves[1e-6]["loss"]
+    change = abs(tiny[-1] - tiny[0]) / max(abs(tiny[0]), 1e-12)
+    if not math.isfinite(change) or change > FLAT_LOSS_CHANGE:
+        raise CheckFailed(
+            f"with learning rate 1e-06 the training loss moved by {change:.1%} over {epochs}"
+            " epochs; steps that small barely change the weights, so the loss stays almost"
+            " flat. Train a fresh make_mlp() for every rate and store what fit_model returns"
+        )
+    message = f"{len(LEARNING_RATES)} histories of {epochs} epochs"
+    if not ctx.verify:
+        return message
+    lr = choose(ctx, RERUN_LEARNING_RATES, "lr_histories")
+    rerun = rerun_learning_rate(ctx, lr, seed_for(ctx, "lr_histories"))
+    return message + "; " + confirm(curves[lr]["val_accuracy"][-1], rerun,
+                                    LR_TOLERANCE[ctx.mode], f"learning rate {lr:g}")
+
+
+def rerun_learning_rate(ctx, lr: float, seed: int) -> float:
+    """The grader's run of Exercise 3.5 for one rate: the last validation accuracy."""
+    x_fit, x_val, y_fit, y_val = _fashion_split(ctx, seed)
+    run, _ = train_and_validate(_mlp, x_fit, y_fit, x_val, y_val, epochs=LR_EPOCHS[ctx.mode],
+                                batch_size=BATCH_SIZE, seed=seed,
+                                optimizer=lambda: _optimizer("sgd", lr))
+    return run["val_accuracy"][-1]
+
+
+def _sweep_row(row: Any, index: int) -> dict[str, Any]:
+    where = f"sweep_results[{index}]"
+    if not isinstance(row, dict):
+        raise CheckFailed(f"{where} should be a dict, found {type(row).__name__}")
+    needed = ("name", "hidden", "activation", "batch_size", "optimizer", "learning_rate",
+              "val_accuracy", "seconds_per_epoch")
+    missing = [key for key in needed if key not in row]
+    if missing:
+        raise CheckFailed(f"{where} has no {', '.join(map(repr, missing))}: each row records the"
+                          f" configuration ({', '.join(needed[:6])}) and its results")
+    hidden = row["hidden"]
+    if (not isinstance(hidden, (list, tuple)) or not 1 <= len(hidden) <= MAX_LAYERS
+            or not all(isinstance(u, int) and not isinstance(u, bool) and 1 <= u <= MAX_UNITS
+                       for u in hidden)):
+        raise CheckFailed(f"{where}['hidden'] should be a list of 1 to {MAX_LAYERS} layer sizes"
+                          f" (whole numbers up to {MAX_UNITS}), found {hidden!r}")
+    if row["activation"] not in ACTIVATIONS:
+        raise CheckFailed(f"{where}['activation'] should be one of {', '.join(ACTIVATIONS)},"
+                          f" found {row['activation']!r}")
+    if row["optimizer"] not in OPTIMIZERS:
+        raise CheckFailed(f"{where}['optimizer'] should be one of {', '.join(OPTIMIZERS)},"
+                          f" found {row['optimizer']!r}")
+    batch = row["batch_size"]
+    if isinstance(batch, bool) or not isinstance(batch, int) or not MIN_BATCH <= batch <= 4096:
+        raise CheckFailed(f"{where}['batch_size'] should be a whole number from {MIN_BATCH}"
+                          f" to 4096, found {batch!r}")
+    return {"name": str(row["name"]), "hidden": [int(u) for u in hidden],
+            "activation": row["activation"], "batch_size": batch, "optimizer": row["optimizer"],
+            "learning_rate": positive(row["learning_rate"], f"{where}['learning_rate']",
+                                      upper=10.0),
+            "val_accuracy": fraction(row["val_accuracy"], f"{where}['val_accuracy']"),
+            "seconds_per_epoch": positive(row["seconds_per_epoch"],
+                                          f"{where}['seconds_per_epoch']", upper=3600)}
+
+
+@reference("lesson03_sweep_results")
+def sweep_results(ctx, sweep_results) -> str:
+    """Exercise 3.8: the hyperparameter table, one row per configuration."""
+    if not isinstance(sweep_results, list):
+        raise CheckFailed(f"`sweep_results` should be a list of dicts, found"
+                          f" {type(sweep_results).__name__}")
+    rows = [_sweep_row(row, i) for i, row in enumerate(sweep_results)]
+    configs = {(tuple(r["hidden"]), r["activation"], r["batch_size"], r["optimizer"],
+                r["learning_rate"]) for r in rows}
+    if len(configs) < MIN_CONFIGS:
+        raise CheckFailed(f"the table should hold at least {MIN_CONFIGS} different"
+                          f" configurations, found {len(configs)}")
+    message = f"{len(rows)} configurations"
+    if not ctx.verify:
+        return message
+    best = max(rows, key=lambda r: r["val_accuracy"])
+    accuracy, seconds = rerun_configuration(ctx, best, seed_for(ctx, "sweep_results"))
+    text = confirm(best["val_accuracy"], accuracy, SWEEP_TOLERANCE[ctx.mode],
+                   f"your best configuration ({best['name']})")
+    ratio = best["seconds_per_epoch"] / seconds
+    if not 1 / TIMING_FACTOR <= ratio <= TIMING_FACTOR:
+        raise CheckFailed(
+            f"the grader timed your best configuration ({best['name']}) on the same machine:"
+            f" {seconds:.3g} s per epoch; the table says {best['seconds_per_epoch']:.3g} s, more"
+            f" than {TIMING_FACTOR:g} times off. Store the seconds per epoch fit_model measured"
+        )
+    return f"{message}; {text}"
+
+
+def rerun_configuration(ctx, row: dict[str, Any], seed: int) -> tuple[float, float]:
+    """The grader's run of one table row: last validation accuracy, median seconds per epoch."""
+    x_fit, x_val, y_fit, y_val = _fashion_split(ctx, seed)
+    run, seconds = train_and_validate(
+        lambda: _mlp(row["hidden"], row["activation"]), x_fit, y_fit, x_val, y_val,
+        epochs=SWEEP_EPOCHS[ctx.mode], batch_size=row["batch_size"], seed=seed,
+        optimizer=lambda: _optimizer(row["optimizer"], row["learning_rate"]))
+    return run["val_accuracy"][-1], float(np.median(seconds))
+
+
+def RERUN_CASES():  # noqa: N802 - read by bench/rerun_tolerance.py
+    """Re-runs to calibrate: the learning rate(s) and the solution's table rows."""
+    rows = [{"hidden": [128, 200, 256], "activation": "relu", "batch_size": 64,
+             "optimizer": "sgd", "learning_rate": 0.1},
+            {"hidden": [512, 256], "activation": "relu", "batch_size": 64, "optimizer": "sgd",
+             "learning_rate": 0.1},
+            {"hidden": [128, 200, 256], "activation": "relu", "batch_size": 64,
+             "optimizer": "adam", "learning_rate": 1e-3}]
+    found = [(f"lesson03 lr {lr:g}", lambda c, s, lr=lr: rerun_learning_rate(c, lr, s),
+              "fashion_mnist", lambda m: LR_TOLERANCE[m]) for lr in (0.1, 1e-3)]
+    found += [(f"lesson03 table {r['optimizer']} {r['hidden']}",
+               lambda c, s, r=r: rerun_configuration(c, r, s)[0], "fashion_mnist",
+               lambda m: SWEEP_TOLERANCE[m]) for r in rows]
+    return found

@@ -1,0 +1,353 @@
+"""References for lesson 04 (values and function cases the grader computes itself)."""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import numpy as np
+
+from grader.checks import experiments
+from grader.checks.context import CheckFailed
+from grader.checks.experiments import choose, confirm, fraction, keyed, seed_for
+from grader.checks.references.registry import FunctionCase, reference
+
+#: How many random images the grader gives ``prepare_dataset``.
+PREPARE_SAMPLES = 50
+NUM_CLASSES = 10
+
+
+def _prepare_inputs(rng: np.random.Generator) -> dict[str, Any]:
+    """Random uint8 images (all different) and CIFAR-style labels of shape ``(n, 1)``."""
+    images = rng.integers(0, 256, size=(PREPARE_SAMPLES, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, NUM_CLASSES, size=(PREPARE_SAMPLES, 1)).astype(np.uint8)
+    return {"images": images, "labels": labels}
+
+
+def _prepare_reference(images: np.ndarray, labels: np.ndarray):
+    """One correct answer: scale, one-hot, 80/20 split with a fixed seed."""
+    from sklearn.model_selection import train_test_split
+
+    x = np.asarray(images).astype(np.float32) / np.float32(255.0)
+    y = np.eye(NUM_CLASSES, dtype=np.float32)[np.asarray(labels).reshape(-1).astype(np.int64)]
+    return tuple(train_test_split(x, y, test_size=0.2, random_state=0))
+
+
+def _val_sizes(n: int) -> set[int]:
+    return {math.floor(0.2 * n), math.ceil(0.2 * n)}
+
+
+def _match_rows(x: np.ndarray, images: np.ndarray, part: str) -> tuple[list[int], str | None]:
+    """Index of the input image each returned image came from (``x`` == image / 255)."""
+    lookup: dict[bytes, list[int]] = {}
+    for i, img in enumerate(images):
+        lookup.setdefault(img.tobytes(), []).append(i)
+    scaled = x.astype(np.float64) * 255.0
+    codes = np.rint(scaled)
+    if np.max(np.abs(scaled - codes)) > 1e-3 or codes.min() < 0 or codes.max() > 255:
+        return [], f"the values in {part} are not the input pixels divided by 255"
+    found: list[int] = []
+    for row, code in enumerate(codes.astype(np.uint8)):
+        candidates = lookup.get(code.tobytes())
+        if not candidates:
+            return [], (f"image {row} of {part} is not one of the input images divided by 255"
+                        " (were the images changed, or the axes reordered?)")
+        found.append(candidates.pop(0) if len(candidates) > 1 else candidates[0])
+    return found, None
+
+
+def _compare_prepare(found: Any, expected: Any, inputs: dict[str, Any]) -> str | None:
+    """Invariants of a correct ``prepare_dataset`` (any shuffle is accepted)."""
+    images = np.asarray(inputs["images"])
+    labels = np.asarray(inputs["labels"]).reshape(-1).astype(np.int64)
+    n = len(images)
+    if not isinstance(found, (tuple, list)) or len(found) != 4:
+        what = f"{len(found)} values" if isinstance(found, (tuple, list)) else type(found).__name__
+        return f"expected a tuple (x_train, x_val, y_train, y_val), got {what}"
+    try:
+        x_train, x_val, y_train, y_val = (np.asarray(a) for a in found)
+    except Exception as exc:  # noqa: BLE001 - the student's objects may be anything
+        return f"could not read the returned values as arrays ({exc})"
+    if len(x_val) not in _val_sizes(n) or len(x_train) + len(x_val) != n:
+        return (f"expected an 80/20 split of {n} images ({n - math.ceil(0.2 * n)} training,"
+                f" {math.ceil(0.2 * n)} validation), got {len(x_train)} and {len(x_val)}")
+    for name, x in (("x_train", x_train), ("x_val", x_val)):
+        if x.shape[1:] != images.shape[1:]:
+            return f"expected {name} of shape (k, 32, 32, 3), got {x.shape}"
+        if x.dtype != np.float32:
+            return (f"expected {name} as float32, got {x.dtype}; convert with"
+                    " .astype('float32') and divide by 255")
+        if x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1 or not np.all(np.isfinite(x))):
+            return f"expected {name} values in [0, 1]; divide the pixels by 255"
+    for name, y, x in (("y_train", y_train, x_train), ("y_val", y_val, x_val)):
+        if y.shape != (len(x), NUM_CLASSES):
+            return f"expected {name} of shape ({len(x)}, {NUM_CLASSES}) (one-hot), got {y.shape}"
+        if not np.issubdtype(y.dtype, np.number):
+            return f"expected numeric one-hot labels in {name}, got dtype {y.dtype}"
+        if not (np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)):
+            return f"expected one-hot rows in {name} (a single 1 per row, zeros elsewhere)"
+    train_idx, problem = _match_rows(x_train, images, "x_train")
+    if problem:
+        return problem
+    val_idx, problem = _match_rows(x_val, images, "x_val")
+    if problem:
+        return problem
+    for name, idx, y in (("training", train_idx, y_train), ("validation", val_idx, y_val)):
+        wrong = int(np.sum(y.argmax(axis=1) != labels[idx]))
+        if wrong:
+            return (f"{wrong} {name} image(s) carry another image's label: split images and"
+                    " labels together, in one call")
+    if set(train_idx) & set(val_idx):
+        return "some images are in both the training and the validation part"
+    if sorted(train_idx + val_idx) != list(range(n)):
+        return "the training and validation parts together do not hold every input image once"
+    return None
+
+
+def _describe_prepare(inputs: dict[str, Any]) -> str:
+    n = len(inputs["images"])
+    return f"{n} random 32x32x3 uint8 images with labels 0-9"
+
+
+PREPARE_DATASET = reference("lesson04_prepare_dataset")(
+    FunctionCase(
+        make_inputs=_prepare_inputs,
+        reference=_prepare_reference,
+        compare=_compare_prepare,
+        describe=_describe_prepare,
+    )
+)
+
+
+# ----------------------------------------------------------------------------------------
+# Experiments (Exercises 4.4 to 4.7): shape, consistency, and one configuration re-run
+# ----------------------------------------------------------------------------------------
+
+#: The lesson's locked constants, per mode (tests compare them with the solution notebook).
+BATCH_SIZE = 32
+SPLIT_SEED = 42
+TUNE_SIZE = {"full": 10_000, "fast": 600}
+TUNE_EPOCHS = {"full": 5, "fast": 1}
+GRID_SIZE = {"full": 10_000, "fast": 400}
+GRID_EPOCHS = {"full": 3, "fast": 1}
+CV = 2
+DROPOUT_RATES = (0.15, 0.3, 0.45, 0.6, 0.75)
+OPTIMIZERS = ("sgd", "rmsprop", "adam")
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "selu", "leaky_relu")
+CANDIDATES = ("intro", "dropout", "tuned")
+#: Activations the grader may re-run (sigmoid stays near chance after so little training,
+#: which confirms nothing), and how far a re-run may land from the student's value
+#: (bench/results/rerun_tolerance.md).
+RERUN_ACTIVATIONS = ("relu", "tanh", "selu", "leaky_relu")
+#: Optimizers the grader may cross-validate again: RMSprop's full-mode results scatter over
+#: seeds (0.218 to 0.299), SGD's and Adam's stay within 0.03.
+RERUN_OPTIMIZERS = ("sgd", "adam")
+TUNE_TOLERANCE = {"full": 0.06, "fast": 0.14}
+GRID_TOLERANCE = {"full": 0.06, "fast": 0.07}
+#: Validation accuracies of the candidate models are recomputed exactly (same split, same
+#: weights); this absorbs float32 summation order only.
+EVALUATION_TOLERANCE = 0.002
+
+
+def _split(ctx):
+    """The lesson's ``prepare_dataset`` on the training split the kernel loaded."""
+    return _split_cached(ctx.mode, ctx.kernel_data_dir())
+
+
+@functools.lru_cache(maxsize=1)  # three checks use it; CIFAR-10 as float32 is 600 MB
+def _split_cached(mode: str, data_dir: str | None):
+    from sklearn.model_selection import train_test_split
+
+    from grader.checks.context import Context
+
+    images, labels = Context(mode=mode, data_dir=data_dir).raw_train_split("cifar10")
+    train_idx, val_idx = train_test_split(np.arange(len(images)), test_size=0.2,
+                                          random_state=SPLIT_SEED)
+    x = images.astype(np.float32) / np.float32(255.0)
+    y = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    return x[train_idx], x[val_idx], y[train_idx], y[val_idx]
+
+
+def _dropout_model(rate: float, activation: str = "relu"):
+    import keras
+
+    inputs = keras.Input(shape=(32, 32, 3))
+    x = keras.layers.Conv2D(16, (3, 3), activation=activation)(inputs)
+    x = keras.layers.MaxPooling2D((2, 2))(x)
+    x = keras.layers.Conv2D(32, (3, 3), activation=activation)(x)
+    x = keras.layers.MaxPooling2D((2, 2))(x)
+    x = keras.layers.Conv2D(64, (3, 3), activation=activation)(x)
+    x = keras.layers.Dropout(rate)(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(10, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+
+
+def _search_model(optimizer: str, n_inputs: int = 3072, n_classes: int = 10):
+    import keras
+
+    inputs = keras.Input(shape=(n_inputs,))
+    x = keras.layers.Reshape((32, 32, 3))(inputs)
+    x = keras.layers.Conv2D(16, (3, 3), activation="relu")(x)
+    x = keras.layers.MaxPooling2D((2, 2))(x)
+    x = keras.layers.Conv2D(32, (3, 3), activation="relu")(x)
+    x = keras.layers.MaxPooling2D((2, 2))(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(64, activation="relu")(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _best_key(results: dict, chosen: Any, chosen_name: str, results_name: str) -> None:
+    top = max(results.values())
+    match = next((k for k in results if experiments.same_key(chosen, k)), None)
+    if match is None:
+        raise CheckFailed(f"`{chosen_name}` = {chosen!r} is not one of the keys of"
+                          f" `{results_name}`")
+    if results[match] < top - 1e-9:
+        raise CheckFailed(f"`{chosen_name}` = {chosen!r} does not have the highest value in"
+                          f" `{results_name}`")
+
+
+@reference("lesson04_dropout_results")
+def dropout_results(ctx, dropout_results, best_dropout_rate) -> str:
+    """Exercise 4.4: validation accuracy per dropout rate, and the best rate."""
+    found = keyed(dropout_results, "dropout_results", DROPOUT_RATES)
+    values = {r: fraction(found[r], f"dropout_results[{r:g}]") for r in DROPOUT_RATES}
+    _best_key(values, best_dropout_rate, "best_dropout_rate", "dropout_results")
+    message = f"{len(DROPOUT_RATES)} dropout rates, best {float(best_dropout_rate):g}"
+    if not ctx.verify:
+        return message
+    rate = choose(ctx, DROPOUT_RATES, "dropout_results")
+    rerun = rerun_tuning(ctx, rate, "relu", seed_for(ctx, "dropout_results"))[-1]
+    return message + "; " + confirm(values[rate], rerun, TUNE_TOLERANCE[ctx.mode],
+                                    f"dropout rate {rate:g}")
+
+
+def rerun_tuning(ctx, rate: float, activation: str, seed: int) -> list[float]:
+    """The grader's run of the tuning loops: validation accuracy after each epoch."""
+    x_train, x_val, y_train, y_val = _split(ctx)
+    n = TUNE_SIZE[ctx.mode]
+    run, _ = experiments.train_and_validate(
+        lambda: _dropout_model(rate, activation), x_train[:n], y_train[:n], x_val, y_val,
+        epochs=TUNE_EPOCHS[ctx.mode], batch_size=BATCH_SIZE, seed=seed,
+        loss="categorical_crossentropy")
+    return run["val_accuracy"]
+
+
+@reference("lesson04_optimizer_search")
+def optimizer_search(ctx, search_results, best_optimizer) -> str:
+    """Exercise 4.5: mean cross-validated accuracy per optimizer, and the best optimizer."""
+    found = keyed(search_results, "search_results", OPTIMIZERS)
+    values = {o: fraction(found[o], f"search_results[{o!r}]") for o in OPTIMIZERS}
+    _best_key(values, best_optimizer, "best_optimizer", "search_results")
+    message = f"{len(OPTIMIZERS)} optimizers, best {best_optimizer}"
+    if not ctx.verify:
+        return message
+    name = choose(ctx, RERUN_OPTIMIZERS, "optimizer_search")
+    rerun = rerun_search(ctx, name, seed_for(ctx, "optimizer_search"))
+    return message + "; " + confirm(values[name], rerun, GRID_TOLERANCE[ctx.mode],
+                                    f"the {CV}-fold search for {name}")
+
+
+def rerun_search(ctx, optimizer: str, seed: int) -> float:
+    """The grader's cross-validation of one optimizer, the way Exercise 4.5 runs it.
+
+    The same ``keras.wrappers.SKLearnClassifier`` and scikit-learn folds as the exercise's
+    ``GridSearchCV`` (stratified, ``cv`` folds, accuracy): a re-implementation with a plain
+    ``model.fit`` scored about 0.1 higher in full mode on the same data, so the grader uses
+    the wrapper itself.
+    """
+    import contextlib
+    import io
+
+    import keras
+    from sklearn.model_selection import cross_val_score
+
+    x_train, _, y_train, _ = _split(ctx)
+    n = GRID_SIZE[ctx.mode]
+    x, labels = x_train[:n].reshape(n, -1), y_train[:n].argmax(axis=1)
+    keras.utils.set_random_seed(seed)
+    wrapped = keras.wrappers.SKLearnClassifier(
+        model=lambda X, y, optimizer: _search_model(optimizer, X.shape[1], y.shape[1]),
+        model_kwargs={"optimizer": optimizer},
+        fit_kwargs={"epochs": GRID_EPOCHS[ctx.mode], "batch_size": BATCH_SIZE, "verbose": 0})
+    with contextlib.redirect_stdout(io.StringIO()):  # the wrapper's predict prints progress
+        scores = cross_val_score(wrapped, x, labels, cv=CV, scoring="accuracy")
+    return float(np.mean(scores))
+
+
+@reference("lesson04_activation_results")
+def activation_results(ctx, activation_results, best_dropout_rate) -> str:
+    """Exercise 4.6: validation accuracy per epoch for each activation."""
+    found = keyed(activation_results, "activation_results", ACTIVATIONS)
+    epochs = TUNE_EPOCHS[ctx.mode]
+    curves = {}
+    for name in ACTIVATIONS:
+        curve = found[name]
+        if not isinstance(curve, (list, tuple)) or len(curve) != epochs:
+            size = len(curve) if isinstance(curve, (list, tuple)) else type(curve).__name__
+            raise CheckFailed(f"activation_results[{name!r}] should be the list of {epochs}"
+                              f" per-epoch validation accuracies, found {size}")
+        curves[name] = [fraction(v, f"activation_results[{name!r}]") for v in curve]
+    rate = next((r for r in DROPOUT_RATES if experiments.same_key(best_dropout_rate, r)), None)
+    if rate is None:
+        raise CheckFailed(f"`best_dropout_rate` = {best_dropout_rate!r} is not one of"
+                          f" DROPOUT_RATES; run Exercise 4.4 first")
+    message = f"{len(ACTIVATIONS)} activations, {epochs} epoch(s) each"
+    if not ctx.verify:
+        return message
+    name = choose(ctx, RERUN_ACTIVATIONS, "activation_results")
+    rerun = rerun_tuning(ctx, rate, name, seed_for(ctx, "activation_results"))[-1]
+    return message + "; " + confirm(curves[name][-1], rerun, TUNE_TOLERANCE[ctx.mode],
+                                    f"activation {name} (dropout {rate:g})")
+
+
+@reference("lesson04_best_model_choice")
+def best_model_choice(ctx, val_scores, best_model, intro_model, dropout_model,
+                      tuned_model) -> str:
+    """Exercise 4.7: validation accuracy of each candidate, and the best one chosen."""
+    from grader.checks.context import _require_model
+
+    found = keyed(val_scores, "val_scores", CANDIDATES)
+    values = {c: fraction(found[c], f"val_scores[{c!r}]") for c in CANDIDATES}
+    models = {"intro": _require_model(intro_model, "intro_model"),
+              "dropout": _require_model(dropout_model, "dropout_model"),
+              "tuned": _require_model(tuned_model, "tuned_model")}
+    chosen = _require_model(best_model, "best_model")
+    _, x_val, _, y_val = _split(ctx)
+    top = max(values, key=values.get)
+    sample = x_val[:256]
+    same = np.allclose(np.asarray(chosen.predict(sample, verbose=0)),
+                       np.asarray(models[top].predict(sample, verbose=0)), atol=1e-5)
+    if not same:
+        raise CheckFailed(f"val_scores ranks {top!r} first, but best_model does not predict"
+                          f" like that model: set best_model = candidates[{top!r}]")
+    message = f"best_model is the {top} model, the best of val_scores"
+    if not ctx.verify:
+        return message
+    labels = y_val.argmax(axis=1)
+    for name, model in models.items():
+        predicted = np.asarray(model.predict(x_val, batch_size=512, verbose=0)).argmax(axis=1)
+        accuracy = float(np.mean(predicted == labels))
+        if abs(accuracy - values[name]) > EVALUATION_TOLERANCE:
+            raise CheckFailed(
+                f"the grader evaluated your {name} model on the validation split: accuracy"
+                f" {accuracy:.4f}; val_scores[{name!r}] = {values[name]:.4f}. Evaluate each"
+                " candidate on x_val, y_val (not on the test set)"
+            )
+    return message + "; the grader's evaluation of the three models on the validation split agrees"
+
+
+def RERUN_CASES():  # noqa: N802 - read by bench/rerun_tolerance.py
+    """Re-runs to calibrate: a dropout rate, an activation, each optimizer's search."""
+    found = [(f"lesson04 dropout {r:g}", lambda c, s, r=r: rerun_tuning(c, r, "relu", s)[-1],
+              "cifar10", lambda m: TUNE_TOLERANCE[m]) for r in (0.15, 0.45, 0.75)]
+    found += [(f"lesson04 activation {a}", lambda c, s, a=a: rerun_tuning(c, 0.3, a, s)[-1],
+               "cifar10", lambda m: TUNE_TOLERANCE[m]) for a in ("tanh", "selu")]
+    found += [(f"lesson04 search {o}", lambda c, s, o=o: rerun_search(c, o, s), "cifar10",
+               lambda m: GRID_TOLERANCE[m]) for o in OPTIMIZERS]
+    return found

@@ -1,0 +1,68 @@
+"""The result of grading one submission: one row of ``grades.json``.
+
+The architecture fixes the keys ``student, module, score, max_score, error, checks``; the
+extra keys (``submission``, ``notes``, ``duration_s``, ``timings``, ``flags``) help instructors and
+the class report, and JSON readers that do not know them can ignore them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from grader.checks.kinds import CheckResult
+
+AWAITING = "awaiting manual grading"
+
+
+@dataclass
+class ManualResult(CheckResult):
+    """A written answer graded by hand (rubric ``kind = "manual"``).
+
+    Until the instructor imports a score it is *ungraded*: 0 points, ``passed`` false and the
+    message :data:`AWAITING`; pass rates leave it out. ``graded`` rows carry the instructor's
+    points and ``comment``; ``passed`` then means full points.
+    """
+
+    manual: bool = True
+    graded: bool = False
+    comment: str = ""
+
+
+@dataclass
+class GradeRow:
+    """One graded notebook.
+
+    ``error`` is ``None`` when the notebook was executed and scored (even if cells raised:
+    those show up as failed checks and in ``notes``), and a sentence when it could not be
+    graded at all (not a notebook, kernel died before anything could be exported, ...).
+    """
+
+    student: str
+    module: str | None
+    score: float
+    max_score: float
+    error: str | None
+    checks: list[CheckResult] = field(default_factory=list)
+    submission: str = ""
+    notes: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    """Why the grader distrusts some of this row (``"saw_test_set"``: an accuracy check's
+    model appears to have been trained on the test split, see :mod:`grader.checks.leakage`)."""
+    answers: dict[str, str] = field(default_factory=dict)
+    """Question id -> the student's written answer (Markdown), kept for manual grading; kept
+    in the signed result, left out of ``grades.json``."""
+
+    def to_dict(self) -> dict:
+        row = asdict(self)
+        row["checks"] = [c.to_dict() if hasattr(c, "to_dict") else dict(c) for c in self.checks]
+        return row
+
+    @classmethod
+    def from_dict(cls, row: dict) -> GradeRow:
+        data = dict(row)
+        data["checks"] = [ManualResult(**c) if c.get("manual") else CheckResult(**c)
+                          for c in data.get("checks", [])]
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})

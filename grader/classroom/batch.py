@@ -1,0 +1,402 @@
+"""Grade a whole class: find the submissions, grade them in parallel, resume after a crash.
+
+The pipeline, top to bottom (:func:`grade_class`):
+
+1. **Find** every ``*.ipynb`` under the given files and folders (``.ipynb_checkpoints``
+   excluded) and identify student and module the way :mod:`grader.submission.validate` does.
+2. **Skip** what is already graded: each result lives in ``OUT/results/<key>.json``
+   (key = student + module) stamped with a fingerprint of the submission bytes, the
+   rubric and solution bytes, the mode and the seed. An unchanged fingerprint is not
+   graded again (``force`` regrades everything).
+3. **Grade** the rest with :func:`grader.submission.grading.grade_submission`, either locally
+   (``jobs`` at once, each in its own worker process that starts its own kernel, so a
+   crash, a loop or a memory hog in one never touches another) or on a Dask cluster
+   (``scheduler``). Kernel thread pools get ``max(1, cores // jobs)`` threads.
+4. **Persist** every result the moment it arrives (temporary file + ``os.replace``) and
+   rebuild ``grades.json`` / ``grades.csv`` from ``OUT/results`` (atomically too), so a
+   batch killed at any point loses nothing already graded and never duplicates a row.
+5. **Report**: per-student feedback pages, similarity flags and the class report.
+
+Resume bookkeeping lives in :mod:`grader.classroom.resume`, the executors (worker processes, Dask)
+in :mod:`grader.classroom.workers`; this module wires them together and writes the outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.base.errors import GraderError
+from grader.checks.results import GradeRow
+from grader.classroom.manual import attach_questions
+from grader.classroom.resume import ResultStore, Task, fingerprint, result_key
+from grader.classroom.workers import (
+    connect_dask,
+    dask_threads,
+    error_row,
+    kernel_threads,
+    run_dask,
+    run_local,
+)
+from grader.pages.gradebook import atomic_write_text, write_gradebook
+from grader.submission.validate import display_path
+
+
+@dataclass
+class BatchSummary:
+    """What :func:`grade_class` did."""
+
+    out: Path
+    graded: int = 0
+    skipped: int = 0
+    errors: int = 0
+    rows: list[GradeRow] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def find_submissions(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Every ``.ipynb`` named or found below ``paths`` (sorted, de-duplicated).
+
+    Raises
+    ------
+    GraderError
+        When a path does not exist or nothing was found (a usage error).
+    """
+    found: dict[Path, None] = {}
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise GraderError(f"submission path {str(path)!r} does not exist; expected a .ipynb"
+                              " file or a folder of them. Fix: check the path.")
+        if path.is_file():
+            found[path.resolve()] = None
+            continue
+        for nb in sorted(path.rglob("*.ipynb")):
+            if ".ipynb_checkpoints" not in nb.parts and nb.is_file():
+                found[nb.resolve()] = None
+    if not found:
+        shown = ", ".join(str(p) for p in paths) or "(none given)"
+        raise GraderError(f"no .ipynb files found in {shown}; expected notebooks or folders"
+                          " holding them. Fix: point the command at the submissions folder.")
+    return sorted(found)
+
+
+def plan_tasks(paths: Sequence[Path], *, fast: bool, seed: int | None, rubric=None,
+               solution=None, sandbox: str = "") -> list[Task]:
+    """Read each submission once, identify it, and give every one a distinct id.
+
+    The first submission of a student and module keeps the student's id; later ones get
+    ``<student>+<n>`` (``+`` never occurs in an id made from a name, so a duplicate can never
+    take another student's id). ``rubric`` and ``solution`` override the course's (tests grade
+    a tiny fixture module).
+    """
+    from grader.submission.validate import module_from_name, read_bytes, read_submission, unique_ids
+
+    idents = []
+    for path in paths:
+        data, problem = read_bytes(path)
+        sub = read_submission(path, module=rubric.module if rubric is not None else None,
+                              release_name=rubric.notebook if rubric is not None else None,
+                              data=data if data is not None else b"")
+        readable = sub.error is None and problem is None
+        idents.append((path, data or b"", sub.student, sub.module or module_from_name(path),
+                       readable, problem))
+    ids = unique_ids([(ident[2], ident[3]) for ident in idents])
+    tasks = []
+    for (path, data, _, module, readable, problem), (student, note) in zip(idents, ids, strict=True):
+        notes = (f"{display_path(Path(path.name))}: {note}",) if note else ()
+        tasks.append(Task(path, student, module, result_key(student, module),
+                          fingerprint(path, module, fast=fast, seed=seed, rubric=rubric,
+                                      solution=solution, data=data, sandbox=sandbox),
+                          notes, readable, data, problem))
+    return tasks
+
+
+def _finish(task: Task, row: GradeRow, rubric=None, warning: str | None = None) -> GradeRow:
+    """The batch's identity wins (it de-duplicates names); batch notes come first."""
+    from grader.submission.validate import display_path
+
+    row.student, row.module = task.student, task.module if task.module else row.module
+    if row.error is not None and not row.checks:  # e.g. a broken file named 01_...: zero per check
+        filled = error_row(task, row.error, rubric=rubric)
+        row.checks, row.max_score = filled.checks, filled.max_score
+    notes = [n for n in row.notes if n != warning]
+    row.notes = [*([warning] if warning else []), *task.notes, *notes]
+    row.submission = display_path(task.path)
+    return row
+
+
+def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathLike,
+                jobs: int = 1, fast: bool = False, seed: int | None = None, force: bool = False,
+                scheduler: str | None = None, limits=None, data_dir: str | None = None,
+                similarity_threshold: float | None = None, progress: bool = True,
+                rubric=None, solution=None, imports: Sequence[str] = (),
+                sandbox: str = "auto") -> BatchSummary:
+    """Grade every submission into ``out`` (see the module docstring for the steps).
+
+    Parameters
+    ----------
+    submissions : sequence of path
+        Notebooks or folders searched recursively.
+    out : path
+        Output folder: ``grades.csv``, ``grades.json``, ``feedback/``, ``report.html``,
+        ``results/`` (one file per graded submission, used to resume).
+    jobs : int
+        Submissions graded at once on this machine (ignored with ``scheduler``).
+    fast : bool
+        Grade in fast mode (small data, few epochs, fast-mode thresholds).
+    seed : int, optional
+        ``SEED`` injected into every notebook; ``None`` keeps each lesson's own.
+    force : bool
+        Regrade even submissions whose result is up to date.
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://host:8786``) to grade on instead.
+    limits : grader.submission.execute.Limits, optional
+        Time, memory and output limits per notebook.
+    data_dir : str, optional
+        Folder with the datasets; defaults to ``$DLCOURSE_DATA_DIR``.
+    similarity_threshold : float, optional
+        Pairs at or above it are flagged in the report (default
+        :data:`grader.classroom.similarity.DEFAULT_THRESHOLD`).
+    progress : bool
+        Show a progress bar on stderr.
+    rubric, solution : optional
+        Grade every submission against this rubric and solution notebook instead of the
+        course's (tests use a tiny fixture module).
+    imports : sequence of str
+        Modules each worker imports before grading (ones registering extra references).
+    sandbox : {"auto", "bwrap", "none"}
+        Where kernels run (:mod:`grader.submission.sandbox`). ``auto`` uses bubblewrap when it works
+        here and otherwise grades unsandboxed with a warning on the console, in every row's
+        notes and at the top of the report. Dask workers use the same setting.
+
+    Raises
+    ------
+    GraderError
+        For usage and configuration errors (nothing to grade, bad ``jobs``, bad ``out``,
+        unreachable scheduler). Student failures never raise.
+    """
+    from grader.submission.execute import Limits
+    from grader.submission.sandbox import resolve_sandbox
+
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise GraderError(f"expected --jobs to be a whole number >= 1, got {jobs!r}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise GraderError(f"--out {str(out)!r} is a file; expected a folder (it is created if"
+                          " missing). Fix: choose another --out.")
+    limits = limits or Limits()
+    data_dir = data_dir if data_dir is not None else os.environ.get("DLCOURSE_DATA_DIR")
+    started = time.perf_counter()
+    paths = find_submissions(submissions)
+    setting = resolve_sandbox(sandbox)
+    if setting.warning:
+        print(f"WARNING: {setting.warning}", file=sys.stderr)
+    if scheduler is None:  # the grader provides the datasets (and carves the hold-out) now
+        from grader.submission.sandbox import kernel_data_dir
+
+        data_dir = kernel_data_dir(data_dir)
+    client = connect_dask(scheduler) if scheduler else None
+    tasks = plan_tasks(paths, fast=fast, seed=seed, rubric=rubric, solution=solution,
+                       sandbox=setting.mode)
+    store = ResultStore(out)
+    pending = [t for t in tasks if force or store.fingerprint(t.key) != t.fingerprint]
+    summary = BatchSummary(out=out, skipped=len(tasks) - len(pending))
+    current = store.load()  # kept in step with results/ so each rebuild reads no files
+    if store.untrusted:
+        print(f"WARNING: {len(store.untrusted)} stored result(s) in {store.dir} were not written"
+              " by this grader (their signature does not verify) and are ignored; their"
+              f" submissions are graded again: {', '.join(store.untrusted[:5])}", file=sys.stderr)
+    write_gradebook(list(current.values()), out)
+    lock = threading.Lock()
+    bar = _progress(len(pending), summary.skipped, enabled=progress)
+
+    def on_result(task: Task, row: GradeRow) -> None:
+        row = _finish(task, row, rubric, setting.warning)
+        row = attach_questions(row, task.data, rubric, out)  # written answers (grader.classroom.manual)
+        with lock:
+            store.save(task, row)
+            current[task.key] = row
+            write_gradebook(list(current.values()), out)
+            summary.graded += 1
+            summary.errors += row.error is not None
+            bar.set_postfix_str(f"last: {task.student} {task.module or '?'}"
+                                f" {row.score:g}/{row.max_score:g}", refresh=False)
+            bar.update(1)
+
+    kwargs = {"fast": fast, "seed": seed, "limits": limits, "data_dir": data_dir,
+              "sandbox": setting.mode}
+    kernel_copy = None
+    if rubric is not None or solution is not None:
+        kwargs.update(rubric=rubric, solution=solution)
+    try:
+        if pending:
+            kwargs["holdout"], kernel_copy = _kernel_data(
+                data_dir, fast=fast, key=store.key, needed=_datasets_needed(pending, rubric))
+            if client is not None:  # workers keep their own logs
+                kwargs["threads"] = dask_threads(client)
+                run_dask(pending, kwargs, client, on_result, imports)
+            else:  # kernels' and scoring processes' own output: not the console
+                kwargs["threads"] = kernel_threads(jobs)
+                kwargs["log_path"] = str(Path(out) / "grading.log")
+                run_local(pending, kwargs, jobs, on_result, imports)
+    finally:
+        bar.close()
+        if client is not None:
+            client.close()
+        if kernel_copy is not None:
+            kernel_copy.remove()
+    summary.rows = list(current.values())
+    sources = {display_path(t.path): t.data for t in tasks}
+    write_outputs(summary.rows, out, threshold=similarity_threshold, sources=sources,
+                  warning=setting.warning)
+    summary.wall_s = time.perf_counter() - started
+    return summary
+
+
+def _datasets_needed(tasks: Sequence[Task], rubric=None) -> dict[str, set[str]]:
+    """Dataset name -> modules of ``tasks`` whose rubric scores on it."""
+    from grader.checks.rubric import load_rubric
+
+    needed: dict[str, set[str]] = {}
+    for module in sorted({t.module for t in tasks if t.module}):
+        try:
+            own = rubric if rubric is not None else load_rubric(module)
+        except GraderError:
+            continue  # such rows get their own error
+        for name in {own.dataset, *(c.dataset for c in own.checks if c.kind == "accuracy")}:
+            if name:
+                needed.setdefault(name, set()).add(module)
+    return needed
+
+
+def _kernel_data(data_dir: str | None, *, fast: bool, key: bytes,
+                 needed: dict[str, set[str]]):
+    """The run's hold-out plan and its kernel copy, written once for every submission.
+
+    Without a local data folder (a Dask cluster without ``DLCOURSE_DATA_DIR``) each worker
+    resolves its own and writes a copy per submission; the seed (from ``key``) is the same.
+    """
+    from dataclasses import replace
+
+    from grader.checks.holdout import KernelData, plan_holdout, require_datasets
+
+    plan = plan_holdout(data_dir, fast=fast, key=key)
+    if data_dir is None:
+        return plan, None
+    require_datasets(data_dir, needed)
+    copy = KernelData.create(plan)
+    return replace(plan, kernel_dir=str(copy.path)), copy
+
+
+def _progress(total: int, skipped: int, *, enabled: bool):
+    from tqdm import tqdm
+
+    desc = f"grading ({skipped} up to date)" if skipped else "grading"
+    return tqdm(total=total, desc=desc, unit="nb", file=sys.stderr, disable=not enabled,
+                dynamic_ncols=True, smoothing=0.1)
+
+
+def write_outputs(rows: Sequence[GradeRow], out: Path, *, threshold: float | None = None,
+                  sources: dict[str, bytes] | None = None, warning: str | None = None) -> None:
+    """Gradebook, feedback pages, similarity flags and the class report from ``rows``.
+
+    ``sources`` maps a row's ``submission`` to the bytes read when the batch was planned (the
+    similarity step never reopens a submission); ``warning`` goes at the top of the report.
+    """
+    from grader.classroom.similarity import DEFAULT_THRESHOLD
+    from grader.pages.report import write_report
+
+    out = Path(out)
+    write_gradebook(rows, out)
+    links = write_feedback(rows, out)
+    pairs = class_similarity(rows, threshold=threshold or DEFAULT_THRESHOLD, sources=sources or {})
+    atomic_write_text(out / "similarity.json",
+                      json.dumps([p.to_dict() for p in pairs], indent=1) + "\n")
+    write_report(rows, out, feedback_links=links, similar=pairs,
+                 threshold=threshold or DEFAULT_THRESHOLD, warning=warning)
+
+
+def write_feedback(rows: Sequence[GradeRow], out: Path) -> dict[str, str]:
+    """``feedback/<student>.html`` and ``.md`` per student (pages by :mod:`grader.pages.feedback`).
+
+    A student graded in several modules gets one page holding every module, in order.
+    Returns student -> link relative to ``out``.
+    """
+    from grader.pages.feedback import render_html, render_markdown
+    from grader.pages.feedback import write_feedback as write_page
+    from grader.pages.gradebook import sort_rows
+    from grader.submission.validate import safe_id
+
+    folder = Path(out) / "feedback"
+    folder.mkdir(parents=True, exist_ok=True)
+    by_student: dict[str, list[GradeRow]] = {}
+    for row in sort_rows(rows):
+        by_student.setdefault(row.student, []).append(row)
+    links = {}
+    for student, own in by_student.items():
+        if len(own) == 1:
+            page, _ = write_page(own[0], folder, rubric=_rubric_or_none(own[0].module))
+        else:
+            page = folder / f"{safe_id(student)}.html"
+            pages = [render_html(r, _rubric_or_none(r.module)) for r in own]
+            atomic_write_text(page, _combine_html(pages))
+            atomic_write_text(page.with_suffix(".md"), "\n\n".join(
+                render_markdown(r, _rubric_or_none(r.module)) for r in own))
+        links[student] = f"feedback/{page.name}"
+    return links
+
+
+def _combine_html(pages: Sequence[str]) -> str:
+    """One HTML document holding the bodies of several feedback pages, separated by rules."""
+    head = pages[0].split("<body>", 1)[0]
+    bodies = [p.split("<body>", 1)[-1].rsplit("</body>", 1)[0] for p in pages]
+    return head + "<body>\n" + "\n<hr>\n".join(bodies) + "\n</body></html>\n"
+
+
+def _rubric_or_none(module: str | None):
+    try:
+        from grader.checks.rubric import load_rubric
+
+        return load_rubric(module) if module else None
+    except GraderError:
+        return None
+
+
+def class_similarity(rows: Sequence[GradeRow], *, threshold: float,
+                     sources: dict[str, bytes] | None = None):
+    """Similar pairs among the submissions of this batch (from the bytes read when planning)."""
+    from grader.classroom.similarity import StudentCode, exercise_code, read_notebook_json, similar_pairs
+
+    templates: dict[str | None, dict | None] = {}
+    codes = []
+    sources = sources or {}
+    for row in rows:
+        data = sources.get(row.submission)
+        nb = read_notebook_json(data) if data else None
+        if nb is None:
+            continue
+        if row.module not in templates:
+            templates[row.module] = _template(row.module)
+        codes.append(StudentCode(row.student, row.module,
+                                 exercise_code(nb, templates[row.module])))
+    return similar_pairs(codes, threshold=threshold)
+
+
+def _template(module: str | None) -> dict | None:
+    """The released student notebook of ``module`` as JSON (its exercise stubs), if any."""
+    if module is None:
+        return None
+    try:
+        from grader.authoring.release import load_solution, student_notebook
+        from grader.checks.rubric import load_rubric
+
+        return dict(student_notebook(load_solution(load_rubric(module))))
+    except Exception:  # noqa: BLE001 - no template only means stubs are not subtracted
+        return None

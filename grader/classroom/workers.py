@@ -1,0 +1,270 @@
+"""Where grading runs: isolated worker processes on this machine, or a Dask cluster.
+
+Locally, each submission is graded by :func:`grader.submission.grading.grade_submission` in a fresh
+worker process (``spawn``) that starts its own kernel, so a crash, a loop or a memory hog
+never touches another submission, and whatever goes wrong in a worker becomes that
+submission's row. On Dask, the same function is submitted to the cluster. Both report
+each result through a callback the moment it arrives.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from grader.base.errors import GraderError
+from grader.checks.results import GradeRow
+from grader.classroom.resume import Task
+
+SCORING_ALLOWANCE_S = 900.0
+"""Seconds allowed on top of the notebook limits for kernel start-up, export and scoring
+before the batch gives up on a worker (a grader hang, never a student's loop)."""
+
+
+def error_row(task: Task, message: str, duration: float = 0.0, rubric=None) -> GradeRow:
+    """A row for a submission the batch could not get a result for (never a student's fault)."""
+    from grader.checks.kinds import CheckResult
+
+    row = GradeRow(student=task.student, module=task.module, score=0.0, max_score=0.0,
+                   error=message, submission=str(task.path), duration_s=round(duration, 3))
+    try:
+        from grader.checks.rubric import load_rubric
+
+        rubric = rubric or (load_rubric(task.module) if task.module else None)
+    except GraderError:
+        rubric = None
+    if rubric is not None:
+        row.max_score = rubric.max_score
+        row.checks = [CheckResult(c.id, 0.0, c.points, False, "not graded: " + message)
+                      for c in rubric.checks]
+    return row
+
+
+def _import_all(imports: Sequence[str]) -> None:
+    import importlib
+
+    for name in imports:
+        importlib.import_module(name)
+
+
+def grade_with_imports(path: str, imports: Sequence[str] = (), **kwargs) -> GradeRow:
+    """:func:`grader.submission.grading.grade_submission` after importing ``imports`` (Dask task body).
+
+    ``imports`` are modules that register extra references (tests' fixture module); the
+    course's own references register themselves.
+    """
+    from grader.submission.grading import grade_submission
+
+    _import_all(imports)
+    return grade_submission(path, **kwargs)
+
+
+def grade_warm(path: str, imports: Sequence[str] = (), **kwargs) -> GradeRow:
+    """:func:`grade_with_imports` with the calling thread's warm scoring process (Dask workers
+    keep one per worker thread for their whole life)."""
+    from grader.submission.scoring_server import thread_scorer
+
+    log = kwargs.get("log_path")
+    handle = thread_scorer(kwargs.get("threads"), Path(log) if log else None)
+    return grade_with_imports(path, imports, **kwargs, scorer=handle)
+
+
+def _child(conn, path: str, kwargs: dict, parent: int, imports: Sequence[str] = ()) -> None:
+    """Worker process body: grade one submission and send the row back."""
+    def orphan_guard() -> None:  # the batch was killed: stop this grading and its kernel
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                _kill_children()
+                os._exit(3)
+
+    threading.Thread(target=orphan_guard, daemon=True).start()
+    try:
+        row = grade_with_imports(path, imports, **kwargs)
+        conn.send(("ok", row.to_dict()))
+    except BaseException:  # noqa: BLE001 - a grader bug, reported as this submission's error
+        conn.send(("error", traceback.format_exc(limit=6)))
+    finally:
+        conn.close()
+
+
+def _kill_children(pid: int | None = None) -> None:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid or os.getpid())
+        children = proc.children(recursive=True)
+    except psutil.Error:
+        return
+    for child in children:
+        try:
+            child.kill()
+        except psutil.Error:
+            continue
+
+
+def grade_isolated(task: Task, kwargs: dict, *, timeout_s: float,
+                   imports: Sequence[str] = ()) -> GradeRow:
+    """Grade ``task`` in a fresh worker process; whatever happens there becomes a row.
+
+    A file that is not a notebook at all is graded here instead: no kernel is started for
+    it, so a worker process would only add start-up time.
+    """
+    import multiprocessing as mp
+
+    kwargs = {**kwargs, "data": task.data}
+    if task.read_error is not None:
+        return error_row(task, task.read_error, rubric=kwargs.get("rubric"))
+    if not task.readable:
+        return grade_with_imports(str(task.path), imports, **kwargs)
+
+    ctx = mp.get_context("spawn")
+    start = time.perf_counter()
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(send, str(task.path), kwargs, os.getpid(), tuple(imports)),
+                       name=f"grade-{task.key}", daemon=False)
+    proc.start()
+    send.close()
+    try:
+        if not recv.poll(timeout_s):
+            _kill_children(proc.pid)
+            proc.kill()
+            return error_row(task, f"grading did not finish within {timeout_s:.0f} s and was"
+                              " stopped; the other submissions were not affected",
+                              time.perf_counter() - start, kwargs.get("rubric"))
+        status, payload = recv.recv()
+    except (EOFError, OSError):
+        proc.join(10)
+        return error_row(task, f"the grading process for this submission died (exit code"
+                          f" {proc.exitcode}); the other submissions were not affected",
+                          time.perf_counter() - start, kwargs.get("rubric"))
+    finally:
+        recv.close()
+        proc.join(30)
+        if proc.is_alive():
+            proc.kill()
+    if status != "ok":
+        row = error_row(task, "internal grader error; the traceback is in this row's notes",
+                         time.perf_counter() - start, kwargs.get("rubric"))
+        row.notes.append(payload)
+        return row
+    return GradeRow.from_dict(payload)
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def kernel_threads(jobs: int, cores: int | None = None) -> int:
+    """Threads per kernel so that ``jobs`` kernels share the cores without oversubscribing."""
+    return max(1, (cores or usable_cores()) // jobs)
+
+
+OnResult = Callable[[Task, GradeRow], None]
+
+
+def run_local(tasks: Sequence[Task], kwargs: dict, jobs: int, on_result: OnResult,
+               imports: Sequence[str] = ()) -> None:
+    limits = kwargs["limits"]
+    timeout = (limits.kernel_start_timeout_s + limits.notebook_timeout_s + limits.export_timeout_s
+               + 3 * limits.kill_grace_s
+               + SCORING_ALLOWANCE_S)
+    from grader.submission.scoring_server import ScorerPool
+
+    if not tasks:
+        return
+    log = kwargs.get("log_path")
+    scorers = ScorerPool(min(jobs, max(1, len(tasks))), threads=kwargs.get("threads"),
+                         log=Path(log) if log else None)
+
+    def grade(task: Task) -> GradeRow:
+        with scorers.lease() as handle:
+            return grade_isolated(task, {**kwargs, "scorer": handle}, timeout_s=timeout,
+                                  imports=imports)
+
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="grade")
+    try:
+        futures = {pool.submit(grade, t): t for t in tasks}
+        for future in as_completed(futures):
+            task = futures[future]
+            try:
+                row = future.result()
+            except Exception as exc:  # noqa: BLE001 - never lose the batch to one submission
+                row = error_row(task, f"internal grader error: {type(exc).__name__}: {exc}",
+                                 rubric=kwargs.get("rubric"))
+            on_result(task, row)
+    except BaseException:  # Ctrl-C: start nothing new; what is saved stays saved
+        pool.shutdown(wait=False, cancel_futures=True)
+        scorers.close()
+        raise
+    pool.shutdown(wait=True)
+    scorers.close()
+
+
+def connect_dask(address: str):
+    """A ``distributed.Client`` for ``address``, or a :class:`GraderError` saying what to fix."""
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise GraderError("--scheduler needs Dask distributed, which is not installed. Fix:"
+                          " pip install 'dlcourse[dask]' (or drop --scheduler)") from exc
+    try:
+        return Client(address, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise GraderError(f"cannot connect to the Dask scheduler at {address!r}: {exc}. Fix:"
+                          " start one (`dask scheduler`, a dask-jobqueue or dask-kubernetes"
+                          " cluster) and pass its address, e.g. tcp://host:8786") from exc
+
+
+def dask_threads(client) -> int:
+    """Kernel threads for a cluster: per host, its cores divided by the worker threads on it."""
+    info = client.scheduler_info(n_workers=-1)["workers"] if _takes_n_workers(client) \
+        else client.scheduler_info()["workers"]
+    cores = client.run(usable_cores)
+    per_host: dict[str, list[int]] = {}
+    for address, worker in info.items():
+        host = worker.get("host") or address.rsplit(":", 1)[0]
+        entry = per_host.setdefault(host, [0, 0])
+        entry[0] = max(entry[0], int(cores.get(address, 1)))
+        entry[1] += int(worker.get("nthreads", 1))
+    if not per_host:
+        raise GraderError("the Dask cluster has no workers. Fix: start workers (`dask worker"
+                          " tcp://host:8786`) or scale the cluster, then rerun.")
+    return max(1, min(c // max(1, n) for c, n in per_host.values()))
+
+
+def _takes_n_workers(client) -> bool:
+    import inspect
+
+    return "n_workers" in inspect.signature(client.scheduler_info).parameters
+
+
+def run_dask(tasks: Sequence[Task], kwargs: dict, client, on_result: OnResult,
+              imports: Sequence[str] = ()) -> None:
+    from distributed import as_completed as dask_completed
+
+    futures = {}
+    for task in tasks:
+        if task.read_error is not None:
+            on_result(task, error_row(task, task.read_error, rubric=kwargs.get("rubric")))
+            continue
+        future = client.submit(grade_warm, str(task.path), tuple(imports), **kwargs,
+                               data=task.data, pure=False, key=f"grade-{task.key}-{task.fingerprint[:12]}")
+        futures[future.key] = (future, task)
+    for future in dask_completed([f for f, _ in futures.values()]):
+        task = futures[future.key][1]
+        try:
+            row = future.result()
+        except Exception as exc:  # noqa: BLE001 - a lost worker, a grader bug: one row's error
+            row = error_row(task, f"grading failed on the Dask cluster: {type(exc).__name__}:"
+                             f" {exc}", rubric=kwargs.get("rubric"))
+        on_result(task, row)
+        future.release()

@@ -1,0 +1,1 @@
+"""Level 4, what people read: per-student feedback, the class report, the gradebook files."""

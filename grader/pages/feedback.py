@@ -1,0 +1,131 @@
+"""Per-student feedback pages: ``feedback/<student>.html`` and ``feedback/<student>.md``.
+
+Each page shows the score, one line per check (points and the message saying what was
+expected and what was found), and the grader's notes (restored cells, time-outs, the last
+lines of tracebacks). The HTML is self-contained (inline CSS, no scripts, no external
+resources) and every piece of text from the submission is escaped. Long texts are cut so
+a page stays small whatever the notebook printed.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from grader.checks.results import GradeRow
+from grader.checks.rubric import Rubric
+from grader.submission.validate import safe_id
+
+MAX_TEXT = 4000
+MAX_NOTES = 30
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:50rem;margin:2rem auto;padding:0 1rem;color:#222}
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4rem;
+text-align:left;vertical-align:top}.pass{color:#176b2c}.fail{color:#a4161a}
+pre{background:#f6f6f6;padding:.5rem;white-space:pre-wrap;overflow-wrap:anywhere}
+.error{background:#fdecea;padding:.6rem;border-left:4px solid #a4161a}
+"""
+
+
+def _cut(text: str, limit: int = MAX_TEXT) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + f"\n... [{len(text) - limit:,} characters cut]"
+
+
+def _points(value: float) -> str:
+    return f"{value:g}"
+
+
+def _descriptions(rubric: Rubric | None) -> dict[str, str]:
+    if rubric is None:
+        return {}
+    return {c.id: c.description for c in (*rubric.checks, *rubric.questions)}
+
+
+def _mark(check) -> str:
+    """"passed" / "not yet", or "written answer" for one graded by hand."""
+    if getattr(check, "manual", False):
+        return "written answer" if check.graded else "ungraded"
+    return "passed" if check.passed else "not yet"
+
+
+def render_markdown(row: GradeRow, rubric: Rubric | None = None) -> str:
+    """The feedback page as Markdown."""
+    desc = _descriptions(rubric)
+    lines = [f"# Feedback: {row.student}, module {row.module or '?'}", "",
+             f"**Score: {_points(row.score)} / {_points(row.max_score)}**", ""]
+    if row.error:
+        lines += [f"> **Not graded:** {_cut(row.error)}", ""]
+    if row.checks:
+        lines += ["| check | points | result |", "|---|---|---|"]
+        for check in row.checks:
+            name = check.id + (f" ({desc[check.id]})" if desc.get(check.id) else "")
+            mark = _mark(check)
+            message = _cut(check.message, 600).replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {name} | {_points(check.points)} / {_points(check.max_points)}"
+                         f" | {mark}: {message} |")
+        lines.append("")
+    if row.notes:
+        lines += ["## Notes", ""]
+        for note in row.notes[:MAX_NOTES]:
+            head, _, rest = _cut(note, 1500).partition("\n")
+            lines.append(f"- {head}")
+            if rest:
+                lines += ["", "  ```", *("  " + r for r in rest.splitlines()), "  ```"]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_html(row: GradeRow, rubric: Rubric | None = None) -> str:
+    """The feedback page as self-contained HTML (all submission text escaped)."""
+    e = html.escape
+    desc = _descriptions(rubric)
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             f"<title>Feedback: {e(row.student)}, module {e(str(row.module or '?'))}</title>",
+             f"<style>{_CSS}</style></head><body>",
+             f"<h1>Feedback: {e(row.student)}, module {e(str(row.module or '?'))}</h1>",
+             f"<p><strong>Score: {_points(row.score)} / {_points(row.max_score)}</strong></p>"]
+    if row.error:
+        parts.append(f'<p class="error"><strong>Not graded:</strong> {e(_cut(row.error))}</p>')
+    flagged = [c.id for c in row.checks if getattr(c, "flag", None) == "saw_test_set"]
+    if flagged:
+        parts.append(f'<p class="error" id="flag-saw-test-set"><strong>Flagged:</strong> the'
+                     f" model(s) of {e(', '.join(flagged))} appear to have seen the test set:"
+                     " they score much better on the test images than on images they never"
+                     " had. Those checks score 0; see their messages below.</p>")
+    if row.checks:
+        parts.append("<table><tr><th>check</th><th>points</th><th>result</th></tr>")
+        for check in row.checks:
+            cls = "pass" if check.passed else "fail"
+            mark = _mark(check)
+            about = f"<br><small>{e(desc[check.id])}</small>" if desc.get(check.id) else ""
+            parts.append(
+                f"<tr><td>{e(check.id)}{about}</td><td>{_points(check.points)} /"
+                f" {_points(check.max_points)}</td><td class=\"{cls}\">{mark}:"
+                f" {e(_cut(check.message, 600))}</td></tr>")
+        parts.append("</table>")
+    if row.notes:
+        parts.append("<h2>Notes</h2><ul>")
+        for note in row.notes[:MAX_NOTES]:
+            head, _, rest = _cut(note, 1500).partition("\n")
+            detail = f"<pre>{e(rest)}</pre>" if rest else ""
+            parts.append(f"<li>{e(head)}{detail}</li>")
+        parts.append("</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_feedback(row: GradeRow, out_dir: Path, *, rubric: Rubric | None = None) -> tuple[Path, Path]:
+    """Write ``<out_dir>/<student>.html`` and ``.md``; return both paths.
+
+    The file name is the student id made safe for file systems; when one student has
+    several modules graded into the same folder, call with a per-module ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = safe_id(row.student)
+    html_path, md_path = out_dir / f"{stem}.html", out_dir / f"{stem}.md"
+    html_path.write_text(render_html(row, rubric), encoding="utf-8")
+    md_path.write_text(render_markdown(row, rubric), encoding="utf-8")
+    return html_path, md_path

@@ -1,0 +1,470 @@
+"""Run a notebook in a fresh, limited kernel and describe what happened (nbmake style).
+
+:func:`execute_notebook` never raises for what the notebook does: cell errors, time-outs,
+a kernel that dies or blows its memory budget all end up in the returned
+:class:`ExecutionResult`. Exceptions mean a grader problem (no kernel could be started).
+
+Limits (see :class:`Limits`):
+
+* per-cell and per-notebook time: a cell that overruns is interrupted (``KeyboardInterrupt``
+  in the kernel) and the notebook continues; if the kernel ignores the interrupt for
+  ``kill_grace_s`` it is killed. Cells left when the notebook budget is spent are skipped.
+* memory: a watchdog samples the resident memory of the kernel and its children every
+  ``poll_s`` and kills the kernel above ``memory_mb`` (an address-space limit would break
+  TensorFlow, which reserves far more virtual memory than it uses).
+* output: stream text beyond ``output_bytes`` per cell is cut, as nbgrader's
+  ``LimitOutput`` does, and the notebook keeps at most ``notebook_output_bytes`` in total;
+  error tracebacks are shortened too. Outputs are capped as they arrive, so a cell printing
+  100 MB never holds 100 MB in the grader.
+
+After the notebook, an optional *epilogue* (the export cell) runs in the same kernel with
+its own time limit; its source is produced by a callback so that files it needs can be
+written after the student's code ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+
+from grader.base.processes import folder_mb, kill_tree, tree_rss_mb
+
+TRUNCATED = "\n... [output truncated by the grader: {n:,} more bytes not shown]\n"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one graded notebook (defaults suit fast-mode grading).
+
+    Attributes
+    ----------
+    cell_timeout_s : float
+        Seconds one cell may run before it is interrupted.
+    notebook_timeout_s : float
+        Seconds for all cells together; later cells are skipped once it is spent.
+    export_timeout_s : float
+        Seconds for the export cell (it calls student functions, so it is limited too).
+    memory_mb : int
+        Resident memory of the kernel process tree above which the kernel is killed.
+    output_bytes : int
+        Stream output kept per cell.
+    notebook_output_bytes : int
+        Output kept for the whole notebook (all output types).
+    kill_grace_s : float
+        Seconds a kernel may ignore an interrupt before it is killed.
+    poll_s : float
+        How often the watchdog samples memory and time.
+    kernel_start_timeout_s : float
+        Seconds a fresh kernel may take to start and answer. Not the student's time: on a
+        busy machine (many kernels importing TensorFlow at once) a start can take minutes.
+    score_timeout_s, score_memory_mb : float, int
+        Limits of the grader's child process that loads and scores the exported objects
+        (:mod:`grader.submission.score_process`).
+    disk_mb : int
+        Files the notebook may keep in its working folder (checked every 2 s; more than
+        20,000 files count as too much too). Above it the kernel is stopped.
+    """
+
+    cell_timeout_s: float = 600.0
+    notebook_timeout_s: float = 1800.0
+    export_timeout_s: float = 300.0
+    memory_mb: int = 6000
+    output_bytes: int = 100_000
+    notebook_output_bytes: int = 2_000_000
+    kill_grace_s: float = 10.0
+    poll_s: float = 0.2
+    kernel_start_timeout_s: float = 300.0
+    score_timeout_s: float = 600.0
+    score_memory_mb: int = 4000
+    disk_mb: int = 2000
+
+    def __post_init__(self) -> None:
+        for name in ("cell_timeout_s", "notebook_timeout_s", "export_timeout_s", "memory_mb",
+                     "output_bytes", "notebook_output_bytes", "kill_grace_s", "poll_s",
+                     "kernel_start_timeout_s", "score_timeout_s", "score_memory_mb", "disk_mb"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"expected Limits.{name} > 0, got {value!r}")
+
+
+@dataclass
+class ExecutionResult:
+    """What happened when a notebook ran. Student failures live here, never in exceptions.
+
+    ``cell_errors`` maps cell id -> ``"Name: message"`` plus the last traceback lines;
+    ``timed_out`` lists cells interrupted by the cell or notebook limit; ``not_run`` lists
+    code cells never started (after the notebook budget or a dead kernel); ``ok`` holds the
+    code cells that finished without error. ``durations`` has ``kernel_start``,
+    ``execute`` and ``export`` in seconds.
+    """
+
+    nb: nbformat.NotebookNode
+    cell_errors: dict[str, str] = field(default_factory=dict)
+    timed_out: list[str] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)
+    ok: list[str] = field(default_factory=list)
+    notebook_timed_out: bool = False
+    kernel_died: bool = False
+    death_reason: str | None = None
+    output_truncated: bool = False
+    died_during_export: bool = False
+    epilogue_ran: bool = False
+    epilogue_error: str | None = None
+    peak_memory_mb: float = 0.0
+    durations: dict[str, float] = field(default_factory=dict)
+
+
+def kernel_env(*, fast: bool, data_dir: str | None = None, threads: int | None = None,
+               home: Path | None = None) -> dict[str, str]:
+    """Environment for an unsandboxed grading kernel, built from an allow-list.
+
+    The mode, the data folder and thread pool sizes (``threads`` sets ``OMP_NUM_THREADS``,
+    ``TF_NUM_INTRAOP_THREADS`` and ``TF_NUM_INTEROP_THREADS`` = ``min(threads, 2)``); nothing
+    else of the grader's environment (see :func:`grader.submission.sandbox.kernel_environment`).
+    """
+    from grader.submission.sandbox import kernel_environment
+
+    return kernel_environment(fast=fast, data_dir=data_dir, threads=threads, sandboxed=False,
+                              home=home)
+
+
+def _short_traceback(content: dict, lines: int = 8) -> str:
+    import re
+
+    strip = re.compile(r"\x1b\[[0-9;]*m")
+    head = f"{content.get('ename', 'Error')}: {str(content.get('evalue', ''))[:500]}"
+    tb = [strip.sub("", t) for t in content.get("traceback", [])]
+    tail = "\n".join("\n".join(tb).splitlines()[-lines:])
+    return head + ("\n" + tail[-2000:] if tail else "")
+
+
+class _GradingClient(NotebookClient):
+    """An nbclient client that caps outputs and remembers which cells it interrupted."""
+
+    def __init__(self, nb, *, limits: Limits, **kw):
+        super().__init__(nb, **kw)
+        self.limits = limits
+        self.cell_bytes: dict[int, int] = {}
+        self.total_bytes = 0
+        self.truncated = False
+        self.interrupted_cells: set[int] = set()
+        self.current_index: int | None = None
+        self.interrupt_time: float | None = None
+
+    def output(self, outs, msg, display_id, cell_index):  # noqa: D401 - nbclient hook
+        content = msg.get("content", {})
+        kind = msg.get("msg_type")
+        if kind == "stream":
+            text = str(content.get("text", ""))
+            used = self.cell_bytes.get(cell_index, 0)
+            room = min(self.limits.output_bytes - used,
+                       self.limits.notebook_output_bytes - self.total_bytes)
+            size = len(text.encode("utf-8", "replace"))
+            self.cell_bytes[cell_index] = used + size
+            if room <= 0:
+                self.truncated = True
+                self._mark_truncated(outs)
+                return None
+            if size > room:
+                self.truncated = True
+                content["text"] = text.encode("utf-8", "replace")[:room].decode("utf-8", "ignore")
+                self.total_bytes += room
+                out = super().output(outs, msg, display_id, cell_index)
+                self._mark_truncated(outs)
+                return out
+            self.total_bytes += size
+            return super().output(outs, msg, display_id, cell_index)
+        if kind == "error":
+            content["evalue"] = str(content.get("evalue", ""))[:2000]
+            tb = [str(line)[:2000] for line in content.get("traceback", [])]
+            content["traceback"] = tb[:5] + (["..."] if len(tb) > 10 else []) + tb[-5:] \
+                if len(tb) > 10 else tb
+            return super().output(outs, msg, display_id, cell_index)
+        size = len(str(content.get("data", "")))
+        if self.total_bytes + size > self.limits.notebook_output_bytes:
+            self.truncated = True
+            self._mark_truncated(outs)
+            return None
+        self.total_bytes += size
+        return super().output(outs, msg, display_id, cell_index)
+
+    @staticmethod
+    def _mark_truncated(outs) -> None:
+        marker = "... [output truncated by the grader]\n"
+        if outs and outs[-1].get("output_type") == "stream" and outs[-1].get("text") == marker:
+            return
+        outs.append(nbformat.v4.new_output("stream", name="stdout", text=marker))
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        if self.current_index is not None:
+            self.interrupted_cells.add(self.current_index)
+        if self.interrupt_time is None:
+            self.interrupt_time = time.monotonic()
+        return await super()._async_handle_timeout(timeout, cell)
+
+
+def _drop_monitor(client):
+    """A monitor of the output channel: ZeroMQ drops the connection when the kernel sends a
+    message over the grader's size limit (:data:`grader.submission.sandbox.MAX_MESSAGE_BYTES`)."""
+    import zmq
+
+    try:
+        return client.kc.iopub_channel.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    except (AttributeError, zmq.ZMQError):
+        return None
+
+
+async def _dropped(monitor) -> bool:
+    """True when output was lost since the last call (a message too large was refused)."""
+    if monitor is None:
+        return False
+    found = False
+    while await monitor.poll(0):
+        await monitor.recv_multipart()
+        found = True
+    return found
+
+
+def _exit_status(client) -> str:
+    """How the kernel process ended, e.g. 'exit code 1' or 'killed by SIGKILL'."""
+    import signal
+
+    process = getattr(getattr(client.km, "provisioner", None), "process", None)
+    code = process.poll() if process is not None else None
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
+               epilogue: Callable[[], str] | None, result: ExecutionResult, km,
+               log=None) -> None:
+    start_budget = [time.monotonic() + 1e9]  # replaced when the first cell starts
+
+    budget_limited: set[int] = set()
+
+    def cell_timeout(cell) -> int:
+        remaining = start_budget[0] - time.monotonic()
+        if remaining < limits.cell_timeout_s and client.current_index is not None:
+            budget_limited.add(client.current_index)
+        return max(1, math.ceil(min(limits.cell_timeout_s, remaining)))
+
+    client = _GradingClient(
+        nb, km=km, limits=limits, timeout_func=cell_timeout, interrupt_on_timeout=True,
+        allow_errors=True, kernel_name="python3", record_timing=False,
+        iopub_timeout=10, shutdown_kernel="immediate", store_widget_state=False,
+        startup_timeout=math.ceil(limits.kernel_start_timeout_s),
+        resources={"metadata": {"path": str(workdir)}},
+    )
+    hard_deadline = [float("inf")]
+    stop = asyncio.Event()
+
+    # what the kernel can write to on disk: its working folder and its socket folder
+    watched = {Path(workdir), Path(km.connection_file).parent if km.connection_file else None}
+
+    async def watchdog(pid: int) -> None:
+        next_disk_check = 0.0
+        while not stop.is_set():
+            if time.monotonic() >= next_disk_check:
+                next_disk_check = time.monotonic() + 2.0
+                used = sum(folder_mb(folder) for folder in watched if folder is not None)
+                if used > limits.disk_mb:
+                    shown = ("more than 20,000 files" if used == float("inf")
+                             else f"{used:,.0f} MB of files")
+                    result.death_reason = (f"the notebook wrote {shown} to its folder (limit:"
+                                           f" {limits.disk_mb:,} MB), so the kernel was stopped")
+                    kill_tree(pid)
+                    return
+            rss = tree_rss_mb(pid)
+            result.peak_memory_mb = max(result.peak_memory_mb, rss)
+            if rss > limits.memory_mb:
+                result.death_reason = (f"the kernel used {rss:,.0f} MB, more than the"
+                                       f" {limits.memory_mb:,} MB limit, and was stopped")
+                kill_tree(pid)
+                return
+            now = time.monotonic()
+            interrupted = client.interrupt_time
+            if interrupted is not None and now - interrupted > limits.kill_grace_s:
+                result.death_reason = (f"a cell ran past its time limit and ignored the"
+                                       f" interrupt for {limits.kill_grace_s:g} s, so the"
+                                       " kernel was stopped")
+                kill_tree(pid)
+                return
+            if now > hard_deadline[0]:
+                result.death_reason = "the notebook ran past its time limit and was stopped"
+                kill_tree(pid)
+                return
+            try:
+                await asyncio.wait_for(stop.wait(), limits.poll_s)
+            except asyncio.TimeoutError:
+                pass
+
+    t0 = time.perf_counter()
+    streams = {} if log is None else {"stdout": log, "stderr": log}
+    async with client.async_setup_kernel(env=env, cwd=str(workdir), **streams):
+        result.durations["kernel_start"] = time.perf_counter() - t0
+        pid = client.km.provisioner.pid
+        dog = asyncio.ensure_future(watchdog(pid))
+        monitor = _drop_monitor(client)
+        t1 = time.perf_counter()
+        start_budget[0] = time.monotonic() + limits.notebook_timeout_s
+        hard_deadline[0] = start_budget[0] + limits.kill_grace_s + 5
+        code_cells = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        phase = "notebook"
+        try:
+            for pos, (index, cell) in enumerate(code_cells):
+                cid = cell.get("id") or str(index)
+                if time.monotonic() >= start_budget[0]:
+                    result.notebook_timed_out = True
+                    result.not_run.extend(c.get("id") or str(i) for i, c in code_cells[pos:])
+                    break
+                client.current_index = index
+                client.interrupt_time = None
+                await client.async_execute_cell(cell, index, execution_count=pos + 1)
+                client.interrupt_time = None
+                if await _dropped(monitor):
+                    client.truncated = True
+                    client._mark_truncated(cell.outputs)
+                errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+                if index in client.interrupted_cells:
+                    result.timed_out.append(cid)
+                    if index in budget_limited:
+                        start_budget[0] = time.monotonic()  # the notebook's budget is spent
+                if errors:
+                    result.cell_errors[cid] = _short_traceback(errors[-1])
+                elif cell.source.strip():
+                    result.ok.append(cid)
+            result.durations["execute"] = time.perf_counter() - t1
+            if epilogue is not None:
+                phase = "export"
+                t2 = time.perf_counter()
+                start_budget[0] = time.monotonic() + limits.export_timeout_s
+                hard_deadline[0] = start_budget[0] + limits.kill_grace_s + 5
+                cell = nbformat.v4.new_code_cell(epilogue())
+                client.current_index = len(nb.cells)
+                client.interrupt_time = None
+                nb.cells.append(cell)  # nbclient writes the cell back by index
+                try:
+                    await client.async_execute_cell(cell, len(nb.cells) - 1, store_history=False)
+                finally:
+                    nb.cells.pop()
+                result.epilogue_ran = True
+                errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+                if len(nb.cells) in client.interrupted_cells:
+                    result.epilogue_error = "the export ran past its time limit"
+                elif errors:
+                    result.epilogue_error = _short_traceback(errors[-1])
+                result.durations["export"] = time.perf_counter() - t2
+        except DeadKernelError:
+            result.kernel_died = True
+            if result.death_reason is None:
+                result.death_reason = ("the kernel died (the process exited: a crash, os._exit"
+                                       " or the operating system stopping it for memory;"
+                                       f" {_exit_status(client)})")
+            if phase == "export":
+                result.died_during_export = True
+                result.epilogue_error = f"the kernel died during the export: {result.death_reason}"
+                result.durations["export"] = time.perf_counter() - t2
+                return
+            done = set(result.ok) | set(result.cell_errors)
+            current = client.current_index
+            for i, c in code_cells:
+                cid = c.get("id") or str(i)
+                if i == current:
+                    result.cell_errors.setdefault(cid, f"KernelDied: {result.death_reason}")
+                elif cid not in done and i > (current if current is not None else -1):
+                    result.not_run.append(cid)
+            result.durations.setdefault("execute", time.perf_counter() - t1)
+        finally:
+            stop.set()
+            await dog
+            result.output_truncated = client.truncated
+            kill_tree(pid)  # before anything the kernel wrote is read: no process of it is left
+
+
+def execute_notebook(nb, *, workdir: Path, limits: Limits | None = None,
+                     env: dict[str, str] | None = None,
+                     epilogue: Callable[[], str] | None = None, km=None,
+                     log: Path | None = None) -> ExecutionResult:
+    """Execute ``nb`` (in place) in a fresh kernel whose working folder is ``workdir``.
+
+    Parameters
+    ----------
+    nb : NotebookNode
+        The notebook to run; outputs are written into it (capped).
+    workdir : Path
+        The kernel's working directory (the grader's scratch folder for this submission).
+    limits : Limits
+        Time, memory and output limits.
+    env : dict, optional
+        The kernel's environment (see :func:`kernel_env`); defaults to an unsandboxed one.
+    epilogue : callable, optional
+        Called after the last cell, while the kernel still runs; returns code to execute in
+        the same kernel (the export cell). Skipped when the kernel died.
+    km : jupyter_client kernel manager, optional
+        How the kernel is started (:mod:`grader.submission.sandbox`: sandboxed or not, over ``ipc``, with
+        a cap on message size); by default an unsandboxed kernel over ``ipc``.
+    log : Path, optional
+        File the kernel process's own stdout and stderr are appended to (TensorFlow's start-up
+        lines and the like; cell outputs go to the notebook as usual). Default: inherited.
+
+    Returns
+    -------
+    ExecutionResult
+    """
+    import shutil
+    import tempfile
+
+    from grader.submission.sandbox import make_kernel_manager
+
+    result = ExecutionResult(nb=nb)
+    limits = Limits() if limits is None else limits
+    sockets = None
+    if km is None:
+        sockets = tempfile.mkdtemp(prefix="dlk-")
+        km = make_kernel_manager(Path(sockets))
+    env = kernel_env(fast=False, home=Path(workdir)) if env is None else env
+    handle = open(log, "ab") if log is not None else None  # noqa: SIM115 - closed below
+    try:
+        _run_in_loop(_run(nb, Path(workdir), limits, env, epilogue, result, km, handle))
+    finally:
+        if handle is not None:
+            handle.close()
+        if sockets is not None:
+            shutil.rmtree(sockets, ignore_errors=True)
+    return result
+
+
+def _run_in_loop(coro) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coro)
+        return
+    box: list[BaseException] = []
+
+    def target() -> None:  # called from inside an event loop (Jupyter, some schedulers)
+        try:
+            asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if box:
+        raise box[0]

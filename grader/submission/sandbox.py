@@ -1,0 +1,380 @@
+"""Where a student's kernel runs: a bubblewrap sandbox, or (with a loud warning) no sandbox.
+
+With ``bwrap`` (Linux, Debian package ``bubblewrap``) every kernel gets:
+
+* a read-only view of just what it needs: the system's ``/usr`` (and the ``/bin``, ``/lib``
+  links), a few files of ``/etc`` (dynamic linker cache, fonts), the Python installation and
+  environment the grader runs in, and the course packages ``helpers`` and ``grader`` with the
+  rubric folder hidden under an empty file system;
+* its own writable scratch folder (the kernel's working folder, holding its copy of the
+  notebook and what the export cell writes; its size is watched by the grader), a read-only
+  *inbox* (the inputs the grader generates for function checks), the data folder read-only
+  at ``/data``, a private ``/tmp`` and a private home ``/home/student`` (both in memory, with
+  a size cap);
+* no network (a new network namespace: only its own loopback), its own PID namespace (it
+  cannot see or signal the grader or other kernels, and every process it starts dies with
+  it), its own IPC and UTS namespaces, a new session (no terminal to inject into), a
+  non-root user (uid 65534; when the grader runs as root the kernel really runs as that uid
+  with no capabilities), and an environment built from an allow-list.
+
+The grader talks to the kernel over ZeroMQ's ``ipc`` transport: the sockets live in a short
+private folder shared with the sandbox, so no TCP port is opened.
+
+Nothing of the submissions folder, the output folder, the rubric sources, the solutions or
+the instructor's home is mounted. ``--sandbox none`` (or ``auto`` where bubblewrap does not
+work, e.g. macOS) runs the kernel as the grader's own user: time, memory and output limits
+and everything decided outside the kernel still hold, but the kernel can read and write
+whatever the grader's user can.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from grader.base.errors import GraderError
+
+MODES = ("auto", "bwrap", "none")
+SANDBOX_UID = 65534
+SANDBOX_HOME = "/home/student"
+SANDBOX_DATA = "/data"
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""Largest message the grader accepts from a kernel; bigger ones are dropped by ZeroMQ before
+they reach the grader's memory (a cell printing a 1 GB string in one go is never seen;
+smaller floods are cut by the output limits as they stream in)."""
+
+UNSANDBOXED_WARNING = (
+    "graded WITHOUT a sandbox: the student's kernel ran as the grader's own user, with its"
+    " files, its network and its other processes in reach; grades are still decided outside"
+    " the kernel, but a hostile notebook could have tampered with other files. Grade on Linux"
+    " with bubblewrap installed (apt-get install bubblewrap) and --sandbox bwrap."
+)
+
+TMPFS_BYTES = {"/dev/shm": 512 * 2**20, "/tmp": 1024 * 2**20, SANDBOX_HOME: 256 * 2**20}
+"""Sizes of the sandbox's in-memory folders: files there take RAM that no process's resident
+memory shows, so they are capped instead."""
+MAX_TASKS = 4096
+"""Processes and threads the sandbox user may have at once when the grader runs as root (a
+fork bomb stops there; TensorFlow needs about a hundred threads per kernel)."""
+
+INHERITED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+"""Variables a kernel inherits from the grader (locale, and the OpenBLAS settings some
+processors need for NumPy not to crash). Everything else is set explicitly: no secret from
+the grader's environment reaches a kernel."""
+
+
+@dataclass(frozen=True)
+class SandboxSetting:
+    """The sandbox the batch resolved: ``mode`` is ``"bwrap"`` or ``"none"``."""
+
+    mode: str
+    warning: str | None = None
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.mode == "bwrap"
+
+
+@dataclass(frozen=True)
+class KernelHome:
+    """The folders of one kernel run (all made by the grader, under a private root).
+
+    ``scratch`` is the kernel's writable working folder, ``inbox`` holds files the grader
+    hands to the kernel (read-only inside the sandbox), ``sockets`` the connection file and
+    the ZeroMQ ``ipc`` sockets, ``home`` the kernel's home when it is not sandboxed.
+    """
+
+    root: Path
+    scratch: Path
+    inbox: Path
+    sockets: Path
+    home: Path
+
+    @classmethod
+    def create(cls, root: Path) -> KernelHome:
+        root = Path(root)
+        scratch, inbox, home = root / "scratch", root / "inbox", root / "home"
+        for folder in (scratch, inbox, home):
+            folder.mkdir(mode=0o700)
+        # ipc socket paths must stay short (108 bytes on Linux): a folder of its own in /tmp
+        sockets = Path(tempfile.mkdtemp(prefix="dlk-"))
+        os.chmod(inbox, 0o755)  # read-only inside the sandbox, readable by its user
+        if os.geteuid() == 0:
+            for folder in (scratch, sockets, home):
+                os.chown(folder, SANDBOX_UID, SANDBOX_UID)
+        write_identity(root / "etc")
+        return cls(root, scratch, inbox, sockets, home)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.sockets, ignore_errors=True)
+
+
+def kernel_environment(*, fast: bool, data_dir: str | None, threads: int | None,
+                       sandboxed: bool, home: Path | None = None) -> dict[str, str]:
+    """The kernel's whole environment, built from an allow-list (no inherited secrets).
+
+    Inside the sandbox the data folder is mounted at ``/data`` and the home is private; without
+    it ``home`` (a folder of the grader's scratch) replaces the grader's home so that caches
+    the kernel writes (Keras, Matplotlib) stay out of the instructor's home.
+    """
+    env = {key: os.environ[key] for key in INHERITED_ENV if key in os.environ}
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = f"{bindir}:/usr/local/bin:/usr/bin:/bin"
+    env["HOME"] = SANDBOX_HOME if sandboxed else str(home or tempfile.gettempdir())
+    env["TMPDIR"] = "/tmp" if sandboxed else tempfile.gettempdir()
+    env["MPLBACKEND"] = "Agg"
+    env["MPLCONFIGDIR"] = f"{env['HOME']}/.config/matplotlib"
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    env["PYTHONNOUSERSITE"] = "1"
+    env["DLCOURSE_GRADING"] = "1"
+    env["DLCOURSE_FAST"] = "1" if fast else "0"
+    if data_dir is not None:
+        env["DLCOURSE_DATA_DIR"] = SANDBOX_DATA if sandboxed else os.fspath(data_dir)
+    if threads is not None:
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise ValueError(f"expected threads >= 1, got {threads!r}")
+        env["OMP_NUM_THREADS"] = str(threads)
+        env["TF_NUM_INTRAOP_THREADS"] = str(threads)
+        env["TF_NUM_INTEROP_THREADS"] = str(min(threads, 2))
+    return env
+
+
+def _package_dirs() -> list[Path]:
+    import helpers
+    from grader.base.paths import PACKAGE_DIR
+
+    return [PACKAGE_DIR, Path(helpers.__file__).resolve().parent]
+
+
+def _python_dirs() -> list[Path]:
+    """The Python installation and environment the kernel needs (resolved, de-duplicated)."""
+    found: list[Path] = []
+    for raw in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+                os.path.realpath(sys.executable) + "/../.."):
+        path = Path(os.path.realpath(raw))
+        if path == Path("/") or str(path).startswith("/usr/"):
+            continue  # a system Python lives in /usr, which is mounted anyway
+        if not any(path == p or p in path.parents for p in found):
+            found = [p for p in found if path not in p.parents] + [path]
+    return found
+
+
+_ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "fonts", "localtime", "alternatives",
+        "nsswitch.conf", "mime.types", "ssl")
+
+
+def _ancestors(paths: list[Path]) -> list[str]:
+    dirs: set[str] = set()
+    for path in paths:
+        for parent in Path(path).parents:
+            if str(parent) != "/":
+                dirs.add(str(parent))
+    return sorted(dirs, key=lambda p: (p.count("/"), p))
+
+
+def bwrap_args(home: KernelHome, *, data_dir: str | None, env: dict[str, str]) -> list[str]:
+    """The ``bwrap`` command line (without the command) for one kernel."""
+    identity = home.root / "etc"  # passwd and group naming the sandbox user
+    args = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--new-session", "--die-with-parent",
+            "--hostname", "grading"]
+    root_as_user = os.geteuid() != 0
+    if root_as_user:  # an unprivileged grader needs a user namespace; map it to uid 65534
+        args += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+    ro = [Path("/usr"), *_python_dirs(), *_package_dirs()]
+    rw = [home.scratch, home.sockets]
+    mounts = [*ro, *rw, home.inbox]
+    for folder in _ancestors(mounts):  # those under /tmp come after the private /tmp below
+        if folder in ("/tmp", "/usr", "/home") or folder.startswith(("/usr/", "/tmp/")):
+            continue
+        args += ["--perms", "0755", "--dir", folder]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    for name in _ETC:
+        path = Path("/etc") / name
+        if path.exists():
+            args += ["--ro-bind", str(path), str(path)]
+    args += ["--ro-bind", str(identity / "passwd"), "/etc/passwd",
+             "--ro-bind", str(identity / "group"), "/etc/group"]
+    for path in ro[1:]:
+        args += ["--ro-bind", str(path), str(path)]
+    for package in _package_dirs():  # rubric sources stay out of the kernel's reach
+        rubrics = package / "checks" / "rubrics"
+        if rubrics.is_dir():
+            args += ["--tmpfs", str(rubrics)]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    for folder in ("/dev/shm", "/tmp"):
+        args += ["--size", str(TMPFS_BYTES[folder]), "--perms", "1777", "--tmpfs", folder]
+    args += ["--perms", "0755", "--dir", "/home",
+             "--size", str(TMPFS_BYTES[SANDBOX_HOME]), "--perms", "1777", "--tmpfs", SANDBOX_HOME]
+    for folder in _ancestors([home.scratch, home.sockets, home.inbox]):
+        if folder.startswith("/tmp/"):
+            args += ["--perms", "0755", "--dir", folder]
+    args += ["--bind", str(home.scratch), str(home.scratch),
+             "--bind", str(home.sockets), str(home.sockets),
+             "--ro-bind", str(home.inbox), str(home.inbox)]
+    if data_dir is not None and Path(data_dir).is_dir():
+        args += ["--ro-bind", str(Path(data_dir).resolve()), SANDBOX_DATA]
+    args += ["--chdir", str(home.scratch), "--clearenv"]
+    for key, value in sorted(env.items()):
+        args += ["--setenv", key, value]
+    args.append("--")
+    if not root_as_user:  # really drop root: uid 65534, no capabilities, no new privileges
+        args += ["prlimit", f"--nproc={MAX_TASKS}:{MAX_TASKS}", "--",
+                 "setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
+                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+    return args
+
+
+def write_identity(folder: Path) -> Path:
+    """``passwd`` and ``group`` files naming only root and the sandbox user."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "passwd").write_text(
+        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        f"student:x:{SANDBOX_UID}:{SANDBOX_UID}:student:{SANDBOX_HOME}:/usr/sbin/nologin\n")
+    (folder / "group").write_text(f"root:x:0:\nstudent:x:{SANDBOX_UID}:\n")
+    for name in ("passwd", "group"):
+        os.chmod(folder / name, 0o644)
+    return folder
+
+
+def make_kernel_manager(sockets: Path, *, wrap=None):
+    """A jupyter_client kernel manager that talks to its kernel over ``ipc`` in ``sockets``.
+
+    ``wrap(cmd) -> cmd`` prefixes the kernel command (the bubblewrap sandbox); ``None`` starts
+    the kernel directly. Messages larger than :data:`MAX_MESSAGE_BYTES` are refused by ZeroMQ
+    itself, so a kernel cannot make the grader hold a huge message in memory.
+    """
+    import zmq
+    import zmq.asyncio
+    from jupyter_client.manager import AsyncKernelManager
+
+    class GradingKernelManager(AsyncKernelManager):
+        def format_kernel_cmd(self, extra_arguments=None):  # noqa: D102 - jupyter_client hook
+            cmd = super().format_kernel_cmd(extra_arguments)
+            return cmd if wrap is None else wrap(self, cmd)
+
+        def client(self, **kwargs):  # noqa: D102 - every client socket refuses huge messages
+            context = zmq.asyncio.Context()
+            context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+            kwargs.setdefault("context", context)
+            return super().client(**kwargs)
+
+    km = GradingKernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "k"),
+                              connection_file=str(Path(sockets) / "connection.json"))
+    km.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+    return km
+
+
+def sandboxed_kernel_manager(home: KernelHome, *, data_dir: str | None, env: dict[str, str]):
+    """A kernel manager whose kernel starts inside a bubblewrap sandbox (see module docstring)."""
+
+    def wrap(km, cmd: list[str]) -> list[str]:
+        if os.geteuid() == 0:  # the kernel runs as the sandbox user and must read this file
+            os.chown(km.connection_file, SANDBOX_UID, SANDBOX_UID)
+        return [*bwrap_args(home, data_dir=data_dir, env=env), *cmd]
+
+    km = make_kernel_manager(home.sockets, wrap=wrap)
+    # bwrap does not pass signals on to the kernel: interrupt it with a control message
+    km.kernel_spec.interrupt_mode = "message"
+    return km
+
+
+def kernel_data_dir(data_dir: str | None) -> str:
+    """The data folder mounted (read-only) into sandboxed kernels, which have no network.
+
+    ``data_dir`` (``DLCOURSE_DATA_DIR``) when set. Otherwise the grader, which may download,
+    writes the course datasets as ``.npz`` files once into
+    ``$XDG_CACHE_HOME/dlcourse/data`` (default ``~/.cache/dlcourse/data``) through
+    ``keras.datasets`` and uses that folder for the kernels and for scoring.
+
+    Raises
+    ------
+    GraderError
+        A dataset can be neither found nor downloaded.
+    """
+    if data_dir:
+        return os.fspath(data_dir)
+    import numpy as np
+
+    from helpers.data import DATASETS, DatasetUnavailableError, load_dataset
+
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = Path(cache) / "dlcourse" / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in DATASETS:
+        target = folder / f"{name}.npz"
+        if target.is_file():
+            continue
+        try:
+            (x_train, y_train), (x_test, y_test) = load_dataset(name, fast=False, data_dir=None)
+        except DatasetUnavailableError as exc:
+            raise GraderError(f"the sandboxed kernels have no network, so the grader provides the"
+                              f" datasets, and it could not get {name!r}: {exc}") from exc
+        tmp = folder / f".{name}.{os.getpid()}.npz"
+        np.savez(tmp, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+        os.replace(tmp, target)
+    return str(folder)
+
+
+@cache
+def bwrap_problem() -> str | None:
+    """``None`` when a bubblewrap sandbox can be started here, else the reason it cannot."""
+    if not sys.platform.startswith("linux"):
+        return f"bubblewrap needs Linux; this is {sys.platform}"
+    if shutil.which("bwrap") is None:
+        return "the `bwrap` command is not installed"
+    root = Path(tempfile.mkdtemp(prefix="dlcourse-probe-"))
+    home = None
+    try:
+        home = KernelHome.create(root)
+        env = kernel_environment(fast=True, data_dir=None, threads=1, sandboxed=True)
+        cmd = [*bwrap_args(home, data_dir=None, env=env),
+               sys.executable, "-c", "import os; print(os.getuid())"]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"starting bwrap failed: {exc}"
+        if done.returncode != 0 or done.stdout.strip() != str(SANDBOX_UID):
+            detail = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
+            return f"a test sandbox did not start (exit code {done.returncode}: {detail})"
+        return None
+    finally:
+        if home is not None:
+            home.remove()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def resolve_sandbox(requested: str) -> SandboxSetting:
+    """Turn ``--sandbox auto|bwrap|none`` into the setting used for every kernel.
+
+    Raises
+    ------
+    GraderError
+        ``bwrap`` was asked for and does not work here, or the mode is unknown.
+    """
+    if requested not in MODES:
+        raise GraderError(f"expected --sandbox to be one of {', '.join(MODES)}, got {requested!r}")
+    if requested == "none":
+        return SandboxSetting("none", UNSANDBOXED_WARNING)
+    problem = bwrap_problem()
+    if problem is None:
+        return SandboxSetting("bwrap")
+    if requested == "bwrap":
+        raise GraderError(f"--sandbox bwrap: {problem}. Fix: on Debian/Ubuntu `apt-get install"
+                          " bubblewrap` (and allow unprivileged user namespaces when not"
+                          " grading as root); on macOS grade inside a Linux container; or"
+                          " pass --sandbox none to grade without isolation.")
+    return SandboxSetting("none", f"{UNSANDBOXED_WARNING} (bubblewrap unavailable: {problem})")

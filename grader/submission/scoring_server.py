@@ -1,0 +1,355 @@
+"""A warm scoring process: Keras imported once, reused for many submissions.
+
+Scoring a submission in a fresh child (:func:`grader.submission.score_process.score_isolated`) pays for
+starting Python and importing TensorFlow every time: about 5 s of a module-02 score step
+that otherwise loads two small models and re-runs one short experiment. A batch worker
+therefore keeps one :class:`WarmScorer`: a long-lived child that imports Keras before it
+is needed (while the first kernel still runs) and then scores one submission at a time.
+
+What stays the same as in a fresh child:
+
+* the archives are vetted before loading and loaded in safe mode (:mod:`grader.submission.vetting`);
+* the caller watches the whole process tree's resident memory and the time limit and
+  kills it when a submission breaks them (the next submission gets a new process);
+* nothing is read from the kernel's folders: requests come from the grader over a Unix
+  socket in a private folder (mode 0700), and both ends prove they hold a random key
+  (``multiprocessing.connection``'s HMAC handshake) before a byte is unpickled.
+
+What is new: state could carry from one submission to the next. Between requests the
+process clears Keras's session and collects garbage; re-runs seed themselves
+(:func:`grader.checks.experiments.seed_for`), so a re-run scores the same warm or cold. The
+process exits after :attr:`WarmScorer.max_uses` submissions or once its resident memory
+passes :attr:`WarmScorer.recycle_mb`, and a new one starts for the next submission.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.base.processes import tree_rss_mb
+
+
+@dataclass(frozen=True)
+class ScorerHandle:
+    """How a grading process reaches a warm scorer (picklable: it goes to worker processes).
+
+    Attributes
+    ----------
+    address : str
+        Path of the server's Unix socket.
+    authkey : bytes
+        The key both ends prove they hold before anything is unpickled.
+    pid : int
+        The server's process id: the caller watches its tree's memory and kills it on a
+        broken limit.
+    """
+
+    address: str
+    authkey: bytes
+    pid: int
+
+
+class WarmScorer:
+    """Owner of one warm scoring process: start it, hand out its address, restart it.
+
+    Parameters
+    ----------
+    threads : int, optional
+        TensorFlow/OpenMP threads of the scoring process (a batch gives it the kernels' share).
+    log : Path, optional
+        File the process's own output (TensorFlow's log lines) is appended to.
+    max_uses : int
+        Submissions scored before the process is replaced by a fresh one.
+    recycle_mb : int
+        Resident memory (MB, whole tree) after a submission above which it is replaced.
+    """
+
+    def __init__(self, *, threads: int | None = None, log: Path | None = None,
+                 max_uses: int = 50, recycle_mb: int = 2500) -> None:
+        self.threads = threads
+        self.log = log
+        self.max_uses = max_uses
+        self.recycle_mb = recycle_mb
+        self._folder = Path(tempfile.mkdtemp(prefix="dlcourse-score-"))  # mode 0700
+        self._proc: subprocess.Popen | None = None
+        self._handle: ScorerHandle | None = None
+        self._generation = 0
+        self.starts = 0
+
+    def handle(self) -> ScorerHandle:
+        """The running server's handle, starting a new server when the last one is gone."""
+        if self._proc is not None and self._proc.poll() is None and not _alive(self._proc.pid):
+            self._proc.wait(10)  # killed a moment ago (a broken limit): reap it
+        if self._proc is None or self._proc.poll() is not None:
+            self._start()
+        assert self._handle is not None
+        return self._handle
+
+    def _start(self) -> None:
+        from grader.submission.score_process import reference_modules
+
+        self._generation += 1
+        address = str(self._folder / f"s{self._generation}.sock")
+        authkey = secrets.token_bytes(32)
+        config = {"path": sys.path, "address": address, "authkey": authkey.hex(),
+                  "threads": self.threads, "modules": reference_modules(),
+                  "max_uses": self.max_uses, "recycle_mb": self.recycle_mb,
+                  "parent": os.getpid()}
+        output = open(self.log, "ab") if self.log is not None else None  # noqa: SIM115
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "grader.submission.scoring_server"], stdin=subprocess.PIPE,
+                stdout=output if output is not None else subprocess.DEVNULL,
+                stderr=output if output is not None else subprocess.DEVNULL, close_fds=True)
+        finally:
+            if output is not None:
+                output.close()
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(config).encode() + b"\n")
+        self._proc.stdin.close()
+        self._handle = ScorerHandle(address, authkey, self._proc.pid)
+        self.starts += 1
+
+    def close(self) -> None:
+        """Stop the server and remove its folder."""
+        from grader.base.processes import kill_tree
+
+        if self._proc is not None and self._proc.poll() is None:
+            kill_tree(self._proc.pid)
+            self._proc.wait(10)
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    def __enter__(self) -> WarmScorer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ScorerPool:
+    """One :class:`WarmScorer` per concurrent grading slot of a local batch.
+
+    Each server starts at once, so its TensorFlow import overlaps the first kernels.
+    """
+
+    def __init__(self, size: int, **options) -> None:
+        import queue
+
+        self._scorers = [WarmScorer(**options) for _ in range(size)]
+        self._free: queue.Queue[WarmScorer] = queue.Queue()
+        for scorer in self._scorers:
+            scorer.handle()
+            self._free.put(scorer)
+
+    @contextmanager
+    def lease(self):
+        """A handle for one submission (a fresh server if the last one exited or was killed)."""
+        scorer = self._free.get()
+        try:
+            yield scorer.handle()
+        finally:
+            self._free.put(scorer)
+
+    @property
+    def starts(self) -> int:
+        return sum(s.starts for s in self._scorers)
+
+    def close(self) -> None:
+        for scorer in self._scorers:
+            scorer.close()
+
+
+_THREAD_SCORERS = threading.local()
+
+
+def thread_scorer(threads: int | None = None, log: Path | None = None) -> ScorerHandle:
+    """The warm scorer of the calling thread (a Dask worker thread keeps one for its life)."""
+    scorer = getattr(_THREAD_SCORERS, "scorer", None)
+    if scorer is None:
+        import atexit
+
+        scorer = WarmScorer(threads=threads, log=log)
+        _THREAD_SCORERS.scorer = scorer
+        atexit.register(scorer.close)
+    return scorer.handle()
+
+
+def request(handle: ScorerHandle, payload: tuple, *, timeout_s: float, memory_mb: int,
+            poll_s: float = 0.2, connect_s: float = 120.0):
+    """Send one scoring request to a warm server and wait for its answer within the limits.
+
+    Returns
+    -------
+    ("result", value)
+        The server's answer (what :func:`grader.submission.score_process._score` returns).
+    ("failure", message)
+        The server broke a limit or died while scoring: it has been killed.
+    ("unavailable", message)
+        No server could be reached (gone before the request was sent): score cold instead.
+    """
+    from multiprocessing.connection import Client
+
+    from grader.base.processes import kill_tree
+
+    connect_until = time.monotonic() + connect_s
+    conn = None
+    while conn is None:
+        if not _alive(handle.pid):
+            return "unavailable", "the warm scoring process is gone"
+        try:
+            conn = Client(handle.address, family="AF_UNIX", authkey=handle.authkey)
+        except (FileNotFoundError, ConnectionRefusedError):
+            if time.monotonic() > connect_until:
+                kill_tree(handle.pid)
+                return "unavailable", "the warm scoring process did not start in time"
+            time.sleep(0.05)
+        except (OSError, EOFError) as exc:  # the handshake broke: it died or it is not ours
+            kill_tree(handle.pid)
+            return "unavailable", f"the warm scoring process refused the connection ({exc})"
+    deadline = time.monotonic() + timeout_s  # from the request on: start-up is not the student's
+    try:
+        conn.send(payload)
+        failure = None
+        while True:
+            if conn.poll(poll_s):
+                try:
+                    answer = conn.recv()
+                except (EOFError, OSError):
+                    failure = "the grader's scoring process died"
+                break
+            rss = tree_rss_mb(handle.pid)
+            if rss > memory_mb:
+                failure = (f"loading and scoring your exported objects used {rss:,.0f} MB,"
+                           f" more than the grader's {memory_mb:,} MB limit")
+            elif time.monotonic() > deadline:
+                failure = (f"loading and scoring your exported objects took longer than"
+                           f" {timeout_s:g} s")
+            elif not _alive(handle.pid):
+                failure = "the grader's scoring process died"
+            if failure:
+                break
+    except (OSError, EOFError):
+        failure = "the grader's scoring process died"
+    finally:
+        conn.close()
+    if failure is not None:
+        kill_tree(handle.pid)
+        _wait_gone(handle.pid, 10.0)
+        return "failure", failure
+    closing, result = answer
+    if closing:  # it exits after this answer: let it go before the owner looks again
+        _wait_gone(handle.pid, 10.0)
+    return "result", result
+
+
+def score_warm(handle: ScorerHandle, rubric, artifacts: Path, inputs: dict, ctx, *,
+               problems: dict[str, str], unfinished: dict[str, str], limits,
+               threads: int | None = None, log: Path | None = None):
+    """:func:`grader.submission.score_process.score_isolated`'s work, done by a warm scoring process.
+
+    Same arguments, limits and results; when the warm process cannot be reached, a fresh
+    child scores instead (slower, same result).
+    """
+    from grader.submission.score_process import finish, score_arguments, score_isolated
+
+    args = score_arguments(rubric, artifacts, inputs, ctx, problems=problems,
+                           unfinished=unfinished, threads=threads)
+    status, value = request(handle, args, timeout_s=limits.timeout_s,
+                            memory_mb=limits.memory_mb, poll_s=limits.poll_s)
+    if status == "result":
+        return finish(rubric, value, None)
+    if status == "failure":
+        return finish(rubric, None, value)
+    return score_isolated(rubric, artifacts, inputs, ctx, problems=problems,
+                          unfinished=unfinished, limits=limits, threads=threads, log=log)
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _wait_gone(pid: int, timeout_s: float) -> None:
+    until = time.monotonic() + timeout_s
+    while _alive(pid) and time.monotonic() < until:
+        time.sleep(0.02)
+
+
+def serve() -> None:
+    """Server entry point: configuration as one JSON line on stdin, then requests on the socket."""
+    import gc
+    import importlib
+    from multiprocessing.connection import AuthenticationError, Listener
+
+    config = json.loads(sys.stdin.buffer.readline())
+    sys.path[:] = config["path"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    threads = config.get("threads")
+    if threads:
+        for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+            os.environ[name] = str(threads)
+        os.environ["TF_NUM_INTEROP_THREADS"] = str(min(threads, 2))
+    parent = int(config["parent"])
+
+    def orphan_guard() -> None:  # the batch is gone: so is its scorer
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=orphan_guard, daemon=True).start()
+    import keras  # the point of a warm process: pay for these once
+
+    from grader.submission.export import load_artifacts  # noqa: F401 - imported ahead of the first request
+    from grader.submission.score import score_checks  # noqa: F401
+    from grader.submission.score_process import _score
+
+    for module in config["modules"]:
+        importlib.import_module(module)
+    listener = Listener(config["address"], family="AF_UNIX",
+                        authkey=bytes.fromhex(config["authkey"]))
+    uses = 0
+    while True:
+        try:
+            conn = listener.accept()
+        except (AuthenticationError, OSError, EOFError):
+            continue  # not the grader: nothing was read from it
+        try:
+            args = conn.recv()
+        except (EOFError, OSError):
+            conn.close()
+            continue
+        result = _score(*args)
+        uses += 1
+        keras.backend.clear_session()
+        gc.collect()
+        closing = (uses >= int(config["max_uses"])
+                   or tree_rss_mb(os.getpid()) > float(config["recycle_mb"]))
+        if closing:
+            listener.close()
+        try:
+            conn.send((closing, result))
+        except (OSError, EOFError):
+            pass
+        conn.close()
+        if closing:
+            os._exit(0)
+
+
+if __name__ == "__main__":
+    serve()

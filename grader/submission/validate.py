@@ -1,0 +1,460 @@
+"""Read one submitted file and work out whose it is and which module it answers.
+
+A broken file is data, not an exception: :func:`read_submission` returns a
+:class:`Submission` whose ``error`` says what was expected, what was found and what to do.
+
+Student id convention
+---------------------
+The student id comes from the path, so instructors can grade whatever layout they
+collected:
+
+1. nbgrader's layout ``.../submitted/<student>/<assignment>/<file>.ipynb`` -> ``<student>``.
+2. Otherwise the file stem, with a trailing module notebook name removed:
+   ``alice.ipynb`` -> ``alice``; ``alice_01_mlp_cifar10_gray.ipynb`` -> ``alice``.
+3. When the file name is exactly a release name (``alice/01_mlp_cifar10_gray.ipynb``), the
+   parent folder -> ``alice``.
+
+Ids are made safe for file names by :func:`safe_id`, because feedback is written to
+``feedback/<student>.html`` and results to ``results/<student>__<module>.json``:
+
+* the name is Unicode NFC-normalised first, so the composed and the decomposed spelling of
+  ``josé`` (as macOS and Windows may store it) are the same student;
+* letters and digits of any script (``str.isalnum``), combining marks (so names in scripts
+  such as Devanagari keep their vowel signs), ``.``, ``_`` and ``-`` are kept; every run of
+  other characters (space, ``/``, ``+``, ``~``, control characters, bytes that are not UTF-8)
+  becomes one ``_``; leading and trailing ``.``/``_`` are dropped;
+* when anything was replaced, dropped or cut, ``-`` and 8 hex digits of the SHA-256 of the
+  (normalised) name are appended, so ``a b`` -> ``a_b-<hash>`` never equals the real
+  ``a_b``; an empty name becomes ``unknown-<hash>``; Windows device names (``con``,
+  ``nul``, ``com1``...) get the suffix too;
+* ids are at most 80 characters and 160 UTF-8 bytes, and ``safe_id(safe_id(x)) ==
+  safe_id(x)``.
+
+``+`` (:data:`DUPLICATE_MARK`) never appears in an id from :func:`safe_id`; a second upload
+of the same student and module is graded as ``bob+2`` (:func:`unique_ids`), so it never
+takes the id of a real student called ``bob_2``.
+
+Two ids that differ only in letter case (``Bob``/``bob``) are different ids; on a
+case-insensitive file system (macOS, Windows) their feedback file names still collide.
+
+Module convention
+-----------------
+The notebook metadata ``dlcourse.module`` (written by release) wins; without it, the file
+name: a ``0N_`` prefix, or a rubric's notebook name inside the file name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from grader.base.paths import MODULES
+
+_MODULE_PREFIX = re.compile(r"^(0[1-9])_")
+MAX_SUBMISSION_BYTES = 50 * 1024 * 1024
+MAX_JSON_DEPTH = 100
+"""Deepest nesting of JSON arrays/objects accepted in a notebook. Real notebooks nest about
+ten levels; nbformat, jsonschema and ``json`` recurse once per level, so a notebook nested
+hundreds of levels deep would crash them later instead of failing here with a message."""
+MAX_ID_CHARS = 80
+MAX_ID_BYTES = 160
+DUPLICATE_MARK = "+"
+"""Joins a student id and a number for a second upload (``bob+2``). :func:`safe_id` never
+keeps a ``+``, so ``bob+2`` cannot be a real student's id (a real ``bob_2`` stays ``bob_2``)."""
+
+_HASH_CHARS = 8
+_KEEP = frozenset("._-")
+_WINDOWS_DEVICES = frozenset(
+    ["CON", "PRN", "AUX", "NUL"]
+    + [f"{dev}{n}" for dev in ("COM", "LPT") for n in (*"0123456789", "\u00b9", "\u00b2", "\u00b3")])
+
+
+@dataclass
+class Submission:
+    """A submitted file after reading: the notebook, or the reason it cannot be graded."""
+
+    path: Path
+    student: str
+    module: str | None
+    nb: nbformat.NotebookNode | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _release_stems() -> dict[str, str]:
+    """Stem of each module's release notebook -> module, for the rubrics that exist."""
+    from grader.checks.rubric import load_rubric
+
+    stems = {}
+    for module in MODULES:
+        try:
+            stems[Path(load_rubric(module).notebook).stem] = module
+        except Exception:  # noqa: BLE001 - a module without a rubric has no release name
+            continue
+    return stems
+
+
+def _text_bytes(text: str) -> bytes:
+    """``text`` as the bytes it came from: file-name bytes that are not UTF-8 come back."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte (e.g. from JSON)
+        return text.encode("utf-8", "surrogatepass")
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(_text_bytes(text)).hexdigest()[:_HASH_CHARS]
+
+
+def _id_char_ok(ch: str) -> bool:
+    return ch.isalnum() or ch in _KEEP or unicodedata.category(ch).startswith("M")
+
+
+def _fits(text: str) -> bool:
+    return len(text) <= MAX_ID_CHARS and len(text.encode("utf-8")) <= MAX_ID_BYTES
+
+
+def safe_id(text: str) -> str:
+    """``text`` as a student id that is a safe file name on Linux, macOS and Windows.
+
+    The rule (see the module docstring): NFC-normalise; keep letters and digits of any
+    script, combining marks, ``.``, ``_``, ``-``; every run of other characters becomes
+    ``_``; drop leading/trailing ``.``/``_``; when anything was changed (or the result is
+    empty, too long or a Windows device name) append ``-`` and 8 hex digits of the SHA-256
+    of the normalised text, so distinct names stay distinct ids.
+
+    Examples
+    --------
+    >>> safe_id("alice_01"), safe_id("a.b-c"), safe_id("jos\u00e9")
+    ('alice_01', 'a.b-c', 'jos\u00e9')
+    >>> safe_id("a b") == safe_id("a_b")
+    False
+
+    The result is never empty, holds no surrogate (it is valid UTF-8), has at most
+    :data:`MAX_ID_CHARS` characters and :data:`MAX_ID_BYTES` UTF-8 bytes, and
+    ``safe_id(safe_id(x)) == safe_id(x)``.
+    """
+    text = unicodedata.normalize("NFC", str(text))
+    parts: list[str] = []
+    for ch in text:
+        if _id_char_ok(ch):
+            parts.append(ch)
+        elif not parts or parts[-1] != "\x00":
+            parts.append("\x00")  # one placeholder per run, so "_" stays a kept character
+    cleaned = "".join(parts).replace("\x00", "_").strip("._")
+    changed = cleaned != text
+    if not cleaned:
+        return f"unknown-{_short_hash(text)}"
+    if cleaned.split(".", 1)[0].upper() in _WINDOWS_DEVICES:  # "con", "CON.txt"
+        cleaned, changed = cleaned.replace(".", "_", 1), True
+    if not changed and _fits(cleaned):
+        return cleaned
+    suffix = "-" + _short_hash(text)
+    cleaned = cleaned[:MAX_ID_CHARS]
+    while not _fits(cleaned + suffix):
+        # a cut NFC string is NFC again in practice; normalising keeps it so for sure
+        cleaned = unicodedata.normalize("NFC", cleaned[:-1]).rstrip("._")
+    return (cleaned or "unknown") + suffix
+
+
+def display_path(path: str | os.PathLike | bytes) -> str:
+    """``path`` as printable, valid UTF-8 text for messages, reports and JSON.
+
+    Bytes of a file name that are not UTF-8 (lone surrogates in a ``Path``) and characters
+    that are not printable (control characters, bidi overrides) become ``\\xNN`` /
+    ``\\uNNNN`` escapes; everything else is shown as is.
+    """
+    try:
+        raw = os.fsencode(path) if isinstance(path, bytes) else _text_bytes(os.fspath(path))
+    except TypeError:
+        raw = _text_bytes(str(path))
+    text = raw.decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
+
+
+def unique_ids(keys: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    """Give every submission its own id, also when a student uploaded a module twice.
+
+    Parameters
+    ----------
+    keys : list of (student_id, module)
+        One per submission, in a stable order (sorted by path): ids are deterministic for
+        the same order, which resuming a batch relies on.
+
+    Returns
+    -------
+    list of (id, note)
+        The first submission of each (student, module) keeps its id and note ``None``; each
+        later one becomes ``f"{student}{DUPLICATE_MARK}{n}"`` (n = 2, 3, ...) with a note
+        saying how many submissions of that module were found for the student and which id
+        this one got (the caller may prepend the file name). ``+`` never comes out of
+        :func:`safe_id`, so a real student ``bob_2`` keeps ``bob_2``; should an input id
+        already hold ``bob+2``, the next free number is used, so no two outputs of one
+        module are equal.
+
+    Examples
+    --------
+    >>> [i for i, _ in unique_ids([("bob", "02"), ("bob", "02"), ("bob_2", "02")])]
+    ['bob', 'bob+2', 'bob_2']
+    """
+    keys = [(student, module) for student, module in keys]
+    counts: dict[tuple[str, str | None], int] = {}
+    for key in keys:
+        counts[key] = counts.get(key, 0) + 1
+    taken = set(counts)
+    seen: dict[tuple[str, str | None], int] = {}
+    out: list[tuple[str, str | None]] = []
+    for student, module in keys:
+        n = seen.get((student, module), 0) + 1
+        seen[(student, module)] = n
+        if n == 1:
+            out.append((student, None))
+            continue
+        candidate = f"{student}{DUPLICATE_MARK}{n}"
+        while (candidate, module) in taken:
+            n += 1
+            seen[(student, module)] = n
+            candidate = f"{student}{DUPLICATE_MARK}{n}"
+        taken.add((candidate, module))
+        out.append((candidate, f"{counts[(student, module)]} submissions of module"
+                               f" {module or 'unknown'} were found for {student}; this one is"
+                               f" graded as {candidate}"))
+    return out
+
+
+def student_id(path: Path, release_stems: dict[str, str] | None = None) -> str:
+    """The student id for a submission path, following the module docstring's convention.
+
+    Any path works, also one whose name is not UTF-8 (``Path(os.fsdecode(b"caf\\xe9.ipynb"))``):
+    the id comes from :func:`safe_id` and is always a safe, valid UTF-8 file name.
+    """
+    path = Path(os.fsdecode(path)) if isinstance(path, bytes) else Path(path)
+    stems = _release_stems() if release_stems is None else release_stems
+    parts = path.parts
+    if len(parts) >= 4 and parts[-4] == "submitted":
+        return safe_id(parts[-3])
+    stem = path.stem
+    if stem in stems or _MODULE_PREFIX.match(stem):
+        parent = path.parent.name
+        if parent and parent not in (".", "/"):
+            return safe_id(parent)
+        return safe_id(stem)
+    for release in sorted(stems, key=len, reverse=True):
+        for sep in ("_", "-", " ", "."):
+            if stem.endswith(sep + release):
+                return safe_id(stem[: -len(release) - 1])
+    return safe_id(stem)
+
+
+def module_from_name(path: Path, release_stems: dict[str, str] | None = None) -> str | None:
+    """The module a file name points to, or None."""
+    stems = _release_stems() if release_stems is None else release_stems
+    name = Path(path).stem
+    for release, module in sorted(stems.items(), key=lambda kv: -len(kv[0])):
+        if release in name:
+            return module
+    match = _MODULE_PREFIX.match(name)
+    if match and match.group(1) in MODULES:
+        return match.group(1)
+    return None
+
+
+_FIX = "Fix: submit the .ipynb file saved from Jupyter or Colab (File > Download > .ipynb)."
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """A short, printable description of a JSON value for a message (never recursive)."""
+    if isinstance(value, dict):
+        return f"a JSON object with {len(value)} keys"
+    if isinstance(value, list):
+        return f"a JSON array of {len(value)} items"
+    text = repr(value[: limit + 1]) if isinstance(value, str) else ascii(value)
+    text = display_path(text)  # repr keeps printable non-ASCII letters, escapes the rest
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception message, short and printable; never raises."""
+    try:
+        # jsonschema's ``message`` is one line; its str() pretty-prints the whole notebook
+        text = str(getattr(exc, "message", None) or exc).strip()
+    except Exception:  # noqa: BLE001 - e.g. a message whose repr recurses too deep
+        text = ""
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return display_path(line[:200])
+
+
+def _json_depth(value: object, limit: int) -> int:
+    """How deeply ``value`` nests arrays/objects, counted without recursion; stops past ``limit``."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def read_bytes(path: Path) -> tuple[bytes | None, str | None]:
+    """The file's bytes (at most one more than the size limit), or an error message.
+
+    Opened without blocking and read only when it is a regular file, so a FIFO or a device
+    named like a notebook is an error, never a hang.
+    """
+    import stat
+
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        with os.fdopen(os.open(path, flags), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise OSError(0, "not a regular file (a folder, a FIFO or a device)")
+            if info.st_size > MAX_SUBMISSION_BYTES:
+                return None, _too_big(info.st_size)
+            return handle.read(MAX_SUBMISSION_BYTES + 1), None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        reason = getattr(exc, "strerror", None) or _first_line(exc)
+        return None, (f"cannot read the submission ({reason}); expected a readable .ipynb file."
+                      " Fix: check that the file exists and can be read, then grade again.")
+
+
+def _too_big(size: int) -> str:
+    return (f"the submitted file is {size / 1e6:.0f} MB; expected a notebook under"
+            f" {MAX_SUBMISSION_BYTES / 1e6:.0f} MB. Fix: clear the outputs"
+            " (Edit > Clear all outputs) and save again.")
+
+
+def _parse_notebook(data: bytes) -> tuple[nbformat.NotebookNode | None, str | None]:
+    """``data`` as a validated version-4 notebook, or the reason it is not one. Never raises."""
+    if len(data) == 0:
+        return None, f"the submitted file is empty (0 bytes); expected a Jupyter notebook. {_FIX}"
+    if len(data) > MAX_SUBMISSION_BYTES:
+        return None, _too_big(len(data))
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark (some Windows editors) is harmless
+    except UnicodeDecodeError as exc:
+        return None, (f"the submitted file is not text (not UTF-8: byte {exc.start} is"
+                      f" 0x{data[exc.start]:02x}); expected a Jupyter notebook. {_FIX}")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, (f"the submitted file is not valid JSON (line {exc.lineno}, column"
+                      f" {exc.colno}: {exc.msg}); expected a Jupyter notebook. {_FIX}")
+    except RecursionError:
+        return None, _too_deep(f"more than {MAX_JSON_DEPTH}")
+    except MemoryError:
+        return None, (f"the submitted file ({len(data) / 1e6:.0f} MB) is too large to read into"
+                      f" memory; expected a notebook of a few MB. Fix: clear the outputs"
+                      " (Edit > Clear all outputs) and save again.")
+    except (ValueError, TypeError) as exc:  # e.g. an integer of more than 4300 digits
+        return None, (f"the submitted file is not valid JSON ({_first_line(exc)}); expected a"
+                      f" Jupyter notebook. {_FIX}")
+    if not isinstance(raw, dict) or "cells" not in raw or "nbformat" not in raw:
+        if isinstance(raw, dict):
+            found = "keys " + ", ".join(_short(key, 40) for key in sorted(raw)[:5])
+            found = found if raw else "an empty JSON object"
+        else:
+            found = _short(raw)
+        return None, (f"the submitted file is JSON but not a Jupyter notebook (found {found};"
+                      f" expected 'cells' and 'nbformat'). {_FIX}")
+    version = raw.get("nbformat")
+    if version != 4 or isinstance(version, bool):
+        return None, (f"expected a notebook in format version 4, found version {_short(version)}."
+                      " Fix: open and save it in a current Jupyter.")
+    if _json_depth(raw, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        return None, _too_deep(f"more than {MAX_JSON_DEPTH}")
+    try:
+        # schema first (its messages name the bad field), then what nbformat.reads does
+        # after json.loads (NotebookNode, multi-line strings joined, transient keys dropped)
+        nbformat.validate(raw)
+        nb = nbformat.v4.to_notebook_json(raw)
+    except Exception as exc:  # noqa: BLE001 - nbformat/jsonschema raise many types (RecursionError,
+        # MemoryError, ValueError, TypeError, ValidationError...): all mean "not a notebook"
+        return None, (f"the notebook does not follow the notebook format ({_first_line(exc)});"
+                      f" expected cells, metadata and outputs as Jupyter writes them. {_FIX}")
+    return nb, None
+
+
+def _too_deep(depth: str) -> str:
+    return (f"the submitted file nests {depth} levels of JSON arrays/objects; expected a Jupyter"
+            f" notebook, which nests at most {MAX_JSON_DEPTH} (this is not a notebook Jupyter"
+            " wrote, or its metadata was edited by a tool). Fix: start from the released"
+            " notebook, copy your code into it and save it from Jupyter or Colab.")
+
+
+def read_submission(path: Path, *, module: str | None = None, release_name: str | None = None,
+                    data: bytes | None = None) -> Submission:
+    """Read ``path`` as a notebook and identify student and module.
+
+    Parameters
+    ----------
+    path : Path
+        The submitted ``.ipynb`` (any name, also one that is not UTF-8).
+    module : str, optional
+        Force the module (e.g. when a fixture rubric is used); otherwise it comes from the
+        notebook metadata or the file name.
+    release_name : str, optional
+        The notebook file name of a forced module's rubric (used for the student id).
+    data : bytes, optional
+        The file's content, already read (e.g. once for both fingerprint and grading). Then
+        ``path`` only names the submission: it is never opened or stat-ed.
+
+    Returns
+    -------
+    Submission
+        ``error`` is set (and ``nb`` is None) when the file cannot be graded: unreadable,
+        empty, too large, not UTF-8, not JSON, nested too deeply, not a version-4 notebook.
+        Nothing in the file makes this function raise.
+
+    Raises
+    ------
+    TypeError
+        When ``data`` is given but is not bytes-like (a programming error, not a bad file).
+    """
+    path = Path(os.fsdecode(path)) if isinstance(path, bytes) else Path(path)
+    stems = _release_stems()
+    if release_name is not None and module is not None:
+        stems[Path(release_name).stem] = module
+    sub = Submission(path=path, student=student_id(path, stems), module=module)
+    if data is None:
+        data, sub.error = read_bytes(path)
+        if sub.error is not None:
+            return sub
+    elif not isinstance(data, bytes):
+        if not isinstance(data, (bytearray, memoryview)):
+            raise TypeError(f"read_submission: expected data to be bytes, got {type(data).__name__}")
+        data = bytes(data)
+    nb, sub.error = _parse_notebook(data)
+    if nb is None:
+        return sub
+    sub.nb = nb
+    if module is None:
+        meta = nb.metadata.get("dlcourse", {})
+        meta_module = meta.get("module") if isinstance(meta, dict) else None
+        meta_module = meta_module if isinstance(meta_module, str) else None
+        name_module = module_from_name(path, stems)
+        if meta_module in MODULES:
+            sub.module = meta_module
+            if name_module and name_module != meta_module:
+                sub.notes.append(f"the file name suggests module {name_module} but the notebook"
+                                 f" says {meta_module}; graded as module {meta_module}")
+        elif name_module:
+            sub.module = name_module
+        else:
+            sub.error = ("cannot tell which module this notebook answers: expected notebook"
+                         " metadata dlcourse.module or a file name starting with 01_..04_."
+                         " Fix: start from the released notebook and keep its file name.")
+            sub.nb = None
+    return sub
