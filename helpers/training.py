@@ -165,3 +165,39 @@ class EpochLine(_callback_base()):
             parts.append(f"  lr {float(rate):.3g}")
         parts.append(f"  ({time.perf_counter() - self._start:.1f} s)")
         print("".join(parts), flush=True)
+
+
+def _config_name(entry) -> str:
+    """``"adam"``, ``{"config": {"name": "adam"}, ...}`` or a Keras object -> its name."""
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, dict):
+        inner = entry.get("config")
+        if isinstance(inner, dict) and inner.get("name"):
+            return str(inner["name"])
+        if isinstance(inner, str):  # a function serialised by name
+            return inner
+        return str(entry.get("class_name", ""))
+    return str(getattr(entry, "name", None) or getattr(entry, "__name__", type(entry).__name__))
+
+
+def compile_summary(model) -> dict | None:
+    """What ``model.compile`` set, in plain values; ``None`` for a model not compiled yet.
+
+    Returns ``{"optimizer": class name, "learning_rate": float, "loss": name,
+    "metrics": [names]}``, e.g. ``{"optimizer": "SGD", "learning_rate": 0.1,
+    "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}``.
+    """
+    if not getattr(model, "compiled", False):
+        return None
+    config = model.get_compile_config() or {}
+    optimizer = getattr(model, "optimizer", None)
+    metrics = config.get("metrics") or []
+    if not isinstance(metrics, (list, tuple)):
+        metrics = [metrics]
+    return {
+        "optimizer": type(optimizer).__name__ if optimizer is not None else "",
+        "learning_rate": current_learning_rate(model),
+        "loss": _config_name(config.get("loss")) if config.get("loss") is not None else "",
+        "metrics": [_config_name(m) for m in metrics],
+    }

@@ -34,8 +34,8 @@ ONE_HOT_LABEL = 6
 ONE_HOT_ROW = [1 if k == ONE_HOT_LABEL else 0 for k in range(10)]
 #: ceil(0.8 * n_train / 64) * epochs: full mode 60,000 images, 10 epochs; fast 6,000 and 3.
 WEIGHT_UPDATES = {"full": math.ceil(48000 / 64) * 10, "fast": math.ceil(4800 / 64) * 3}
-#: The schedule: 0.1 for epochs 0..9, then times 0.95 each epoch, for 30 epochs.
-LR_PREVIEW = [0.1 if e < 10 else 0.1 * 0.95 ** (e - 9) for e in range(30)]
+#: The schedule: 0.1 for epochs 0..1, then times 0.85 each epoch, for 30 epochs.
+LR_PREVIEW = [0.1 if e < 2 else 0.1 * 0.85 ** (e - 1) for e in range(30)]
 
 #: Every number a student works out by hand in the lessons (with the per-layer arithmetic of
 #: Exercise 3.2); none may appear, in any common spelling, in the student package.
@@ -110,7 +110,7 @@ def _model_with_a_bias_missing():
 def _schedule_without_the_flat_start():
     lr, rates = 0.1, []
     for _ in range(30):
-        lr *= 0.95
+        lr *= 0.85
         rates.append(lr)
     return rates
 
