@@ -135,7 +135,10 @@ WRONG = {
                                      "SGD_EPOCHS": 3, "N_FIT": 4800},
                             [WEIGHT_UPDATES["fast"]], "fast"),
     "03.lr_preview": (lambda: {"lr_preview": _schedule_without_the_flat_start()},
-                      LR_PREVIEW[10:], "fast"),
+                      LR_PREVIEW[2:], "fast"),
+    "04.test_accuracy": (lambda: {"intro_test_accuracy": 0.3,
+                                  "intro_model": _StubModel(3072, COLOR_PREDICTED)},
+                         [6 / 8], "fast"),
 }
 
 
@@ -183,6 +186,8 @@ def test_the_stub_cases_are_answers_the_checks_accept(tiny_cifar, monkeypatch):
         "03.n_weight_updates": {"n_weight_updates": WEIGHT_UPDATES["fast"], "BATCH_SIZE": 64,
                                 "SGD_EPOCHS": 3, "N_FIT": 4800},
         "03.lr_preview": {"lr_preview": LR_PREVIEW},
+        "04.test_accuracy": {"intro_test_accuracy": 6 / 8,
+                             "intro_model": _StubModel(3072, COLOR_PREDICTED)},
     }
     checks = _answer_checks()
     for check_id, objects in right.items():
