@@ -117,3 +117,87 @@ class WeightStats(_callback_base()):
                     f"  epoch {row['epoch']:>2} {row['layer']:<12}"
                     f" kernel mean {row['mean']:+.4f}  std {row['std']:.4f}"
                 )
+
+
+def current_learning_rate(model) -> float | None:
+    """The optimizer's learning rate as a float, or ``None`` when the model has none yet."""
+    optimizer = getattr(model, "optimizer", None)
+    rate = getattr(optimizer, "learning_rate", None)
+    if rate is None:
+        return None
+    import keras
+
+    try:
+        return float(keras.ops.convert_to_numpy(rate))
+    except (TypeError, ValueError):
+        return None
+
+
+class EpochLine(_callback_base()):
+    """Print one short line per epoch: losses, accuracies, the learning rate and the time.
+
+    A quiet alternative to Keras' progress bars (``fit(..., verbose=0, callbacks=[EpochLine()])``)
+    that still shows that training moves and what the rate is in every epoch.
+
+    Parameters
+    ----------
+    label : str
+        Printed at the start of each line (e.g. the configuration's name).
+    """
+
+    def __init__(self, label: str = "") -> None:
+        super().__init__()
+        self.label = label
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        total = self.params.get("epochs", "?") if self.params else "?"
+        parts = [f"{self.label}  " if self.label else "", f"epoch {epoch + 1:>2}/{total}"]
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            if key in logs:
+                parts.append(f"  {key} {float(logs[key]):.4f}")
+        rate = logs.get("learning_rate", current_learning_rate(self.model))
+        if rate is not None:
+            parts.append(f"  lr {float(rate):.3g}")
+        parts.append(f"  ({time.perf_counter() - self._start:.1f} s)")
+        print("".join(parts), flush=True)
+
+
+def _config_name(entry) -> str:
+    """``"adam"``, ``{"config": {"name": "adam"}, ...}`` or a Keras object -> its name."""
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, dict):
+        inner = entry.get("config")
+        if isinstance(inner, dict) and inner.get("name"):
+            return str(inner["name"])
+        if isinstance(inner, str):  # a function serialised by name
+            return inner
+        return str(entry.get("class_name", ""))
+    return str(getattr(entry, "name", None) or getattr(entry, "__name__", type(entry).__name__))
+
+
+def compile_summary(model) -> dict | None:
+    """What ``model.compile`` set, in plain values; ``None`` for a model not compiled yet.
+
+    Returns ``{"optimizer": class name, "learning_rate": float, "loss": name,
+    "metrics": [names]}``, e.g. ``{"optimizer": "SGD", "learning_rate": 0.1,
+    "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}``.
+    """
+    if not getattr(model, "compiled", False):
+        return None
+    config = model.get_compile_config() or {}
+    optimizer = getattr(model, "optimizer", None)
+    metrics = config.get("metrics") or []
+    if not isinstance(metrics, (list, tuple)):
+        metrics = [metrics]
+    return {
+        "optimizer": type(optimizer).__name__ if optimizer is not None else "",
+        "learning_rate": current_learning_rate(model),
+        "loss": _config_name(config.get("loss")) if config.get("loss") is not None else "",
+        "metrics": [_config_name(m) for m in metrics],
+    }

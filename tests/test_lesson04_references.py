@@ -49,3 +49,107 @@ def test_when_another_shuffle_is_used_then_it_still_passes(inputs):
 def test_when_the_answer_is_wrong_then_compare_says_why(inputs, mutate, words):
     problem = CASE.compare(mutate(_answer(inputs)), CASE.reference(**inputs), inputs)
     assert problem is not None and words in problem
+
+
+# --- the workflow exercises: predictions, confusion matrix, save/load, compile, training ---
+
+from grader.checks.kinds import Context, run_check  # noqa: E402
+from grader.checks.references import lesson04  # noqa: E402
+from grader.checks.rubric import load_rubric  # noqa: E402
+
+LABELS = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9] * 4)
+PREDICTED = np.array([0, 1, 2, 3, 4, 5, 6, 7, 9, 9] * 4)   # class 8 always taken for 9
+
+
+class _Stub:
+    """A model that predicts fixed classes for the (image-shaped) test inputs."""
+
+    def __init__(self, predicted):
+        self.input_shape, self.output_shape = (None, 32, 32, 3), (None, 10)
+        self.layers, self.trainable_weights = [], []
+        self._predicted = np.asarray(predicted)
+
+    def predict(self, x, batch_size=None, verbose=0):
+        return np.eye(10, dtype="float32")[self._predicted][: len(x)]
+
+
+@pytest.fixture()
+def tiny_test_split(monkeypatch):
+    images = np.random.default_rng(1).integers(0, 256, (len(LABELS), 32, 32, 3), dtype=np.uint8)
+    monkeypatch.setattr(Context, "raw_test_split", lambda self, dataset=None: (images, LABELS))
+
+
+def _run(check_id, objects, verify=False):
+    spec = load_rubric("04").get(check_id)
+    return run_check(spec, objects, Context(mode="fast", dataset="cifar10", verify=verify))
+
+
+def test_predictions_must_equal_the_graders_argmax(tiny_test_split):
+    model = _Stub(PREDICTED)
+    assert _run("04.predictions", {"predicted_labels": PREDICTED, "intro_model": model}).passed
+    wrong = _run("04.predictions", {"predicted_labels": LABELS, "intro_model": model})
+    assert not wrong.passed and "agrees" in wrong.message
+    probs = _run("04.predictions", {"predicted_labels": np.eye(10)[PREDICTED], "intro_model": model})
+    assert not probs.passed and "argmax" in probs.message
+
+
+def test_confusion_matrix_rows_are_true_classes(tiny_test_split):
+    from sklearn.metrics import confusion_matrix
+
+    model = _Stub(PREDICTED)
+    right = confusion_matrix(LABELS, PREDICTED, labels=range(10))
+    assert _run("04.confusion_matrix", {"confusion": right, "intro_model": model}).passed
+    flipped = _run("04.confusion_matrix", {"confusion": right.T, "intro_model": model})
+    assert not flipped.passed and "columns" in flipped.message
+    other = confusion_matrix(LABELS, LABELS, labels=range(10))
+    assert not _run("04.confusion_matrix", {"confusion": other, "intro_model": model}).passed
+
+
+def test_save_load_needs_a_separate_model_that_predicts_the_same(tiny_test_split):
+    best = _Stub(PREDICTED)
+    assert _run("04.save_load", {"loaded_model": _Stub(PREDICTED), "best_model": best}).passed
+    same_object = _run("04.save_load", {"loaded_model": best, "best_model": best})
+    assert not same_object.passed and "load it" in same_object.message
+    assert not _run("04.save_load", {"loaded_model": _Stub(LABELS), "best_model": best}).passed
+
+
+def test_compile_check_reads_the_settings_in_the_kernel_only():
+    import keras
+
+    def model(**kwargs):
+        m = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(10, activation="softmax")])
+        if kwargs:
+            m.compile(**kwargs)
+        return m
+
+    good = model(optimizer=keras.optimizers.Adam(learning_rate=0.001),
+                 loss=keras.losses.CategoricalCrossentropy(),
+                 metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    assert _run("04.compile", {"intro_model": good}).passed
+    sparse = model(optimizer=keras.optimizers.Adam(learning_rate=0.001),
+                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    assert "categorical cross-entropy" in _run("04.compile", {"intro_model": sparse}).message
+    unnamed = model(optimizer=keras.optimizers.Adam(learning_rate=0.001),
+                    loss="categorical_crossentropy",
+                    metrics=[keras.metrics.CategoricalAccuracy()])
+    assert "accuracy" in _run("04.compile", {"intro_model": unnamed}).message
+    assert not _run("04.compile", {"intro_model": model()}).passed
+    assert _run("04.compile", {"intro_model": model()}, verify=True).passed
+
+
+def test_intro_training_history_matches_the_graders_evaluation(monkeypatch):
+    n_val = 20
+    x_val = np.random.default_rng(2).random((n_val, 32, 32, 3), dtype=np.float32)
+    y_val = np.eye(10, dtype=np.float32)[np.arange(n_val) % 10]
+    monkeypatch.setattr(lesson04, "_split", lambda ctx: (None, x_val, None, y_val))
+    model = _Stub(np.arange(n_val) % 10)           # every validation image right
+    loss = float(-np.log(1.0 - 1e-7))              # Keras clips the probabilities
+    epochs = lesson04.INTRO_EPOCHS["fast"]
+    good = {k: [0.5] * (epochs - 1) + [v] for k, v in
+            {"loss": 1.0, "accuracy": 0.9, "val_loss": loss, "val_accuracy": 1.0}.items()}
+    assert _run("04.intro_training", {"intro_history": good, "intro_model": model}, True).passed
+    made_up = {**good, "val_accuracy": [0.5] * epochs}
+    result = _run("04.intro_training", {"intro_history": made_up, "intro_model": model}, True)
+    assert not result.passed and "grader measured" in result.message
+    short = {k: v[:-1] for k, v in good.items()}
+    assert not _run("04.intro_training", {"intro_history": short, "intro_model": model}).passed

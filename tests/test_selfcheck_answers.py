@@ -34,8 +34,8 @@ ONE_HOT_LABEL = 6
 ONE_HOT_ROW = [1 if k == ONE_HOT_LABEL else 0 for k in range(10)]
 #: ceil(0.8 * n_train / 64) * epochs: full mode 60,000 images, 10 epochs; fast 6,000 and 3.
 WEIGHT_UPDATES = {"full": math.ceil(48000 / 64) * 10, "fast": math.ceil(4800 / 64) * 3}
-#: The schedule: 0.1 for epochs 0..9, then times 0.95 each epoch, for 30 epochs.
-LR_PREVIEW = [0.1 if e < 10 else 0.1 * 0.95 ** (e - 9) for e in range(30)]
+#: The schedule: 0.1 for epochs 0..1, then times 0.85 each epoch, for 30 epochs.
+LR_PREVIEW = [0.1 if e < 2 else 0.1 * 0.85 ** (e - 1) for e in range(30)]
 
 #: Every number a student works out by hand in the lessons (with the per-layer arithmetic of
 #: Exercise 3.2); none may appear, in any common spelling, in the student package.
@@ -110,7 +110,7 @@ def _model_with_a_bias_missing():
 def _schedule_without_the_flat_start():
     lr, rates = 0.1, []
     for _ in range(30):
-        lr *= 0.95
+        lr *= 0.85
         rates.append(lr)
     return rates
 
@@ -135,7 +135,10 @@ WRONG = {
                                      "SGD_EPOCHS": 3, "N_FIT": 4800},
                             [WEIGHT_UPDATES["fast"]], "fast"),
     "03.lr_preview": (lambda: {"lr_preview": _schedule_without_the_flat_start()},
-                      LR_PREVIEW[10:], "fast"),
+                      LR_PREVIEW[2:], "fast"),
+    "04.test_accuracy": (lambda: {"intro_test_accuracy": 0.3,
+                                  "intro_model": _StubModel(3072, COLOR_PREDICTED)},
+                         [6 / 8], "fast"),
 }
 
 
@@ -183,6 +186,8 @@ def test_the_stub_cases_are_answers_the_checks_accept(tiny_cifar, monkeypatch):
         "03.n_weight_updates": {"n_weight_updates": WEIGHT_UPDATES["fast"], "BATCH_SIZE": 64,
                                 "SGD_EPOCHS": 3, "N_FIT": 4800},
         "03.lr_preview": {"lr_preview": LR_PREVIEW},
+        "04.test_accuracy": {"intro_test_accuracy": 6 / 8,
+                             "intro_model": _StubModel(3072, COLOR_PREDICTED)},
     }
     checks = _answer_checks()
     for check_id, objects in right.items():

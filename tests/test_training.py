@@ -64,3 +64,15 @@ def test_epoch_timer_and_weight_stats_record_every_epoch(capsys):
 def test_epoch_timer_without_epochs_raises():
     with pytest.raises(ValueError, match="at least one finished epoch"):
         _ = training.EpochTimer().median_seconds
+
+
+def test_epoch_line_prints_one_line_per_epoch_with_the_rate(capsys):
+    import keras
+
+    scheduler = keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5)
+    _tiny_fit(0, [scheduler, training.EpochLine("tiny")])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("tiny")]
+    assert len(lines) == 3
+    assert "epoch  3/3" in lines[-1] and "loss" in lines[-1] and "lr " in lines[-1]
+    rates = [float(line.split("lr ")[1].split()[0]) for line in lines]
+    assert rates[0] > rates[1] > rates[2]

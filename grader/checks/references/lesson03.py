@@ -21,8 +21,10 @@ from grader.checks.experiments import (
 from grader.checks.references.registry import FunctionCase, reference
 
 #: The lesson's scheduler constants (the notebook defines the same names in a locked cell).
-LR_SWITCH_EPOCH = 10
-LR_DECAY = 0.95
+LR_SWITCH_EPOCH = 2
+LR_DECAY = 0.85
+#: The learning rate Exercise 3.4 compiles the first SGD model with.
+SGD_LR = 0.1
 #: The learning-rate preview the notebook builds with the student's ``schedule``.
 PREVIEW_START_LR = 0.1
 PREVIEW_EPOCHS = 30
@@ -31,7 +33,7 @@ VAL_FRACTION = 0.2
 
 
 def reference_schedule(epoch: int, lr: float) -> float:
-    """Keep ``lr`` for epochs ``0 .. LR_SWITCH_EPOCH - 1``, then multiply it by 0.95 per epoch."""
+    """Keep ``lr`` for epochs ``0 .. LR_SWITCH_EPOCH - 1``, then multiply it by ``LR_DECAY`` per epoch."""
     return float(lr) if int(epoch) < LR_SWITCH_EPOCH else float(lr) * LR_DECAY
 
 
@@ -61,11 +63,46 @@ SCHEDULE_CASE = reference("lesson03_schedule")(FunctionCase(
 ))
 
 
+@reference("lesson03_sgd_setup")
+def sgd_setup(ctx, model) -> str:
+    """Exercise 3.4: ``model`` compiled with SGD at ``SGD_LR``, sparse cross-entropy, accuracy.
+
+    A model the grader loaded has no compile settings (``.keras`` files are loaded without
+    them), so there the check only confirms that the model exists; the trained model's
+    accuracy (``03.sgd_accuracy``) is what the grader scores.
+    """
+    from grader.checks.context import _require_model
+    from helpers.training import compile_summary
+
+    settings = compile_summary(_require_model(model, "model"))
+    if settings is None:
+        if ctx.verify:
+            return ("compile settings are checked in your notebook; the grader scores the"
+                    " trained model (03.sgd_accuracy)")
+        raise CheckFailed("`model` is not compiled yet: call model.compile(optimizer=...,"
+                          " loss=..., metrics=[...]) in the exercise cell")
+    if settings["optimizer"] != "SGD":
+        raise CheckFailed(f"expected the optimizer keras.optimizers.SGD, found"
+                          f" {settings['optimizer']}")
+    rate = settings["learning_rate"]
+    if rate is None or not math.isclose(rate, SGD_LR, rel_tol=1e-5):
+        raise CheckFailed("the SGD learning rate is not SGD_LR: pass"
+                          " learning_rate=SGD_LR (the keyword is learning_rate, not lr)")
+    if "sparse_categorical_crossentropy" not in settings["loss"]:
+        raise CheckFailed(f"expected the loss \"sparse_categorical_crossentropy\" (the labels are"
+                          f" integers), found {settings['loss']!r}")
+    if not any(m in ("accuracy", "acc", "sparse_categorical_accuracy")
+               for m in settings["metrics"]):
+        raise CheckFailed(f"expected the metric \"accuracy\", found {settings['metrics']!r}")
+    return "model compiled with SGD at SGD_LR, sparse categorical cross-entropy and accuracy"
+
+
 @reference("lesson03_lr_preview")
 def lr_preview(ctx) -> list[float]:
     """The learning rate of epochs 0 .. 29 when ``schedule`` is chained from 0.1.
 
-    Epochs before the switch keep 0.1; from epoch 10 on each epoch is 0.95 times the last.
+    Epochs before the switch keep 0.1; from ``LR_SWITCH_EPOCH`` on each epoch is ``LR_DECAY``
+    times the last.
     """
     rates, lr = [], PREVIEW_START_LR
     for epoch in range(PREVIEW_EPOCHS):

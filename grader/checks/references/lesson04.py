@@ -121,7 +121,7 @@ PREPARE_DATASET = reference("lesson04_prepare_dataset")(
 
 
 # ----------------------------------------------------------------------------------------
-# Experiments (Exercises 4.4 to 4.7): shape, consistency, and one configuration re-run
+# Experiments (Exercises 4.9 to 4.12): shape, consistency, and one configuration re-run
 # ----------------------------------------------------------------------------------------
 
 #: The lesson's locked constants, per mode (tests compare them with the solution notebook).
@@ -136,6 +136,15 @@ DROPOUT_RATES = (0.15, 0.3, 0.45, 0.6, 0.75)
 OPTIMIZERS = ("sgd", "rmsprop", "adam")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "selu", "leaky_relu")
 CANDIDATES = ("intro", "dropout", "tuned")
+#: Epochs of the intro model's training (Exercise 4.4).
+INTRO_EPOCHS = {"full": 10, "fast": 3}
+#: The intro model's compile (Exercise 4.3): Adam at this rate, categorical cross-entropy.
+INTRO_LEARNING_RATE = 0.001
+#: How far the last epoch's validation loss may lie from the grader's own (float32 sums).
+LOSS_TOLERANCE = 0.01
+#: Share of test images whose predicted class may differ from the grader's prediction of
+#: the same model (near-ties can flip between batch sizes and machines).
+PREDICTION_AGREEMENT = 0.999
 #: Activations the grader may re-run (sigmoid stays near chance after so little training,
 #: which confirms nothing), and how far a re-run may land from the student's value
 #: (bench/results/rerun_tolerance.md).
@@ -214,7 +223,7 @@ def _best_key(results: dict, chosen: Any, chosen_name: str, results_name: str) -
 
 @reference("lesson04_dropout_results")
 def dropout_results(ctx, dropout_results, best_dropout_rate) -> str:
-    """Exercise 4.4: validation accuracy per dropout rate, and the best rate."""
+    """Exercise 4.9: validation accuracy per dropout rate, and the best rate."""
     found = keyed(dropout_results, "dropout_results", DROPOUT_RATES)
     values = {r: fraction(found[r], f"dropout_results[{r:g}]") for r in DROPOUT_RATES}
     _best_key(values, best_dropout_rate, "best_dropout_rate", "dropout_results")
@@ -240,7 +249,7 @@ def rerun_tuning(ctx, rate: float, activation: str, seed: int) -> list[float]:
 
 @reference("lesson04_optimizer_search")
 def optimizer_search(ctx, search_results, best_optimizer) -> str:
-    """Exercise 4.5: mean cross-validated accuracy per optimizer, and the best optimizer."""
+    """Exercise 4.10: mean cross-validated accuracy per optimizer, and the best optimizer."""
     found = keyed(search_results, "search_results", OPTIMIZERS)
     values = {o: fraction(found[o], f"search_results[{o!r}]") for o in OPTIMIZERS}
     _best_key(values, best_optimizer, "best_optimizer", "search_results")
@@ -254,7 +263,7 @@ def optimizer_search(ctx, search_results, best_optimizer) -> str:
 
 
 def rerun_search(ctx, optimizer: str, seed: int) -> float:
-    """The grader's cross-validation of one optimizer, the way Exercise 4.5 runs it.
+    """The grader's cross-validation of one optimizer, the way Exercise 4.10 runs it.
 
     The same ``keras.wrappers.SKLearnClassifier`` and scikit-learn folds as the exercise's
     ``GridSearchCV`` (stratified, ``cv`` folds, accuracy): a re-implementation with a plain
@@ -282,7 +291,7 @@ def rerun_search(ctx, optimizer: str, seed: int) -> float:
 
 @reference("lesson04_activation_results")
 def activation_results(ctx, activation_results, best_dropout_rate) -> str:
-    """Exercise 4.6: validation accuracy per epoch for each activation."""
+    """Exercise 4.11: validation accuracy per epoch for each activation."""
     found = keyed(activation_results, "activation_results", ACTIVATIONS)
     epochs = TUNE_EPOCHS[ctx.mode]
     curves = {}
@@ -296,7 +305,7 @@ def activation_results(ctx, activation_results, best_dropout_rate) -> str:
     rate = next((r for r in DROPOUT_RATES if experiments.same_key(best_dropout_rate, r)), None)
     if rate is None:
         raise CheckFailed(f"`best_dropout_rate` = {best_dropout_rate!r} is not one of"
-                          f" DROPOUT_RATES; run Exercise 4.4 first")
+                          f" DROPOUT_RATES; run Exercise 4.9 first")
     message = f"{len(ACTIVATIONS)} activations, {epochs} epoch(s) each"
     if not ctx.verify:
         return message
@@ -309,7 +318,7 @@ def activation_results(ctx, activation_results, best_dropout_rate) -> str:
 @reference("lesson04_best_model_choice")
 def best_model_choice(ctx, val_scores, best_model, intro_model, dropout_model,
                       tuned_model) -> str:
-    """Exercise 4.7: validation accuracy of each candidate, and the best one chosen."""
+    """Exercise 4.12: validation accuracy of each candidate, and the best one chosen."""
     from grader.checks.context import _require_model
 
     found = keyed(val_scores, "val_scores", CANDIDATES)
@@ -340,6 +349,176 @@ def best_model_choice(ctx, val_scores, best_model, intro_model, dropout_model,
                 " candidate on x_val, y_val (not on the test set)"
             )
     return message + "; the grader's evaluation of the three models on the validation split agrees"
+
+
+# ----------------------------------------------------------------------------------------
+# The workflow done by the student (Exercises 4.3, 4.4, 4.6 to 4.8 and 4.13): compile, fit, predict,
+# accuracy, confusion matrix, save and load. The grader measures the exported models itself.
+# ----------------------------------------------------------------------------------------
+
+
+@reference("lesson04_compile")
+def compile_settings(ctx, intro_model) -> str:
+    """Exercise 4.3: the intro model compiled with Adam, categorical cross-entropy, accuracy.
+
+    A model the grader loaded has no compile settings, so there the check only confirms the
+    model exists; 04.intro_training checks the compile through the training history (its
+    loss and accuracy are recomputed by the grader).
+    """
+    from grader.checks.context import _require_model
+    from helpers.training import compile_summary
+
+    settings = compile_summary(_require_model(intro_model, "intro_model"))
+    if settings is None:
+        if ctx.verify:
+            return ("compile settings are checked in your notebook; the grader checks their"
+                    " effect through the training history (04.intro_training)")
+        raise CheckFailed("`intro_model` is not compiled: complete `compile_model` and run the"
+                          " cell that calls it")
+    if settings["optimizer"] != "Adam":
+        raise CheckFailed(f"expected the Adam optimizer, found {settings['optimizer']}")
+    rate = settings["learning_rate"]
+    if rate is None or not math.isclose(rate, INTRO_LEARNING_RATE, rel_tol=1e-5):
+        raise CheckFailed("the learning rate is not the one the cell passes: compile with the"
+                          " `optimizer` argument of compile_model, not a new optimizer")
+    if settings["loss"] != "categorical_crossentropy":
+        raise CheckFailed(f"expected categorical cross-entropy (the labels are one-hot rows),"
+                          f" found {settings['loss']!r}")
+    if "accuracy" not in settings["metrics"]:
+        raise CheckFailed(f"expected a metric named \"accuracy\" (so the history has the keys"
+                          f" accuracy and val_accuracy), found {settings['metrics']!r}")
+    return "compiled with Adam, categorical cross-entropy and a metric named accuracy"
+
+
+@reference("lesson04_intro_training")
+def intro_training(ctx, intro_history, intro_model) -> str:
+    """Exercise 4.4: the intro model's history; its last epoch matches the exported model.
+
+    The grader evaluates the exported model on the validation split: the last epoch's
+    validation accuracy and loss must be what that model scores (which also confirms the
+    compile of Exercise 4.3: categorical cross-entropy, accuracy).
+    """
+    from grader.checks.context import _require_model
+
+    epochs = INTRO_EPOCHS[ctx.mode]
+    found = experiments.history(intro_history, "intro_history", epochs=epochs,
+                                metrics=("loss", "accuracy", "val_loss", "val_accuracy"))
+    model = _require_model(intro_model, "intro_model")
+    message = f"a validated history of {epochs} epochs"
+    if not ctx.verify:
+        return message
+    import keras
+
+    _, x_val, _, y_val = _split(ctx)
+    scores = np.asarray(model.predict(x_val, batch_size=512, verbose=0), dtype=np.float64)
+    accuracy = float(np.mean(scores.argmax(axis=1) == y_val.argmax(axis=1)))
+    loss = float(np.mean(keras.ops.convert_to_numpy(
+        keras.losses.categorical_crossentropy(y_val, scores.astype(np.float32)))))
+    if abs(found["val_accuracy"][-1] - accuracy) > EVALUATION_TOLERANCE:
+        raise CheckFailed(
+            f"the grader measured intro_model on the validation split: accuracy {accuracy:.4f},"
+            f" but the last epoch of intro_history says {found['val_accuracy'][-1]:.4f}; train"
+            " intro_model itself with validation_data=(x_val, y_val) and keep its history")
+    if not abs(found["val_loss"][-1] - loss) <= LOSS_TOLERANCE * max(1.0, loss):
+        raise CheckFailed(
+            f"the last validation loss in intro_history ({found['val_loss'][-1]:.4f}) is not"
+            f" the categorical cross-entropy of intro_model on the validation split"
+            f" ({loss:.4f}): compile with categorical cross-entropy")
+    return message + "; its last epoch matches the grader's evaluation of intro_model"
+
+
+def _test_predictions(ctx, model) -> tuple[np.ndarray, np.ndarray]:
+    """The grader's predicted classes of ``model`` on this mode's test split, and the labels."""
+    from grader.checks.context import _require_model, prepare_inputs
+
+    model = _require_model(model, "intro_model")
+    images, labels = ctx.raw_test_split("cifar10")
+    scores = np.asarray(model.predict(prepare_inputs(images, model, "image"), batch_size=512,
+                                      verbose=0))
+    return scores.argmax(axis=1), labels
+
+
+def _labels(value: Any, name: str, n: int) -> np.ndarray:
+    array = np.asarray(value)
+    if array.ndim == 2 and array.shape[1] == NUM_CLASSES:
+        raise CheckFailed(f"`{name}` holds probabilities (shape {array.shape}): take the class"
+                          " with the largest probability of each row (argmax over axis 1)")
+    if array.shape != (n,):
+        raise CheckFailed(f"`{name}` should hold one class per test image, shape ({n},),"
+                          f" found shape {array.shape}")
+    if array.dtype.kind not in "iu" or array.min() < 0 or array.max() >= NUM_CLASSES:
+        raise CheckFailed(f"`{name}` should hold class numbers 0-9 (integers)")
+    return array.astype(np.int64)
+
+
+@reference("lesson04_predictions")
+def predictions(ctx, predicted_labels, intro_model) -> str:
+    """Exercise 4.6: the predicted class of every test image equals the grader's prediction."""
+    grader_labels, _ = _test_predictions(ctx, intro_model)
+    found = _labels(predicted_labels, "predicted_labels", len(grader_labels))
+    agree = float(np.mean(found == grader_labels))
+    if agree < PREDICTION_AGREEMENT:
+        raise CheckFailed(
+            f"`predicted_labels` agrees with the grader's predictions of intro_model on only"
+            f" {agree:.1%} of the test images: predict x_test_ready (the test images / 255)"
+            " with intro_model and take the argmax of each row")
+    return f"{len(found):,} predicted classes, {agree:.1%} equal to the grader's predictions"
+
+
+@reference("lesson04_confusion")
+def confusion(ctx, confusion, intro_model) -> str:
+    """Exercise 4.8: the confusion matrix (rows true, columns predicted) of intro_model."""
+    grader_labels, labels = _test_predictions(ctx, intro_model)
+    try:
+        found = np.asarray(confusion, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CheckFailed("`confusion` should be a 10 x 10 table of counts") from None
+    if found.shape != (NUM_CLASSES, NUM_CLASSES):
+        raise CheckFailed(f"`confusion` should be a 10 x 10 table, found shape {found.shape}")
+    if not np.all(np.isfinite(found)) or np.any(found < 0) or np.any(found != np.rint(found)):
+        raise CheckFailed("`confusion` should hold counts of images (whole numbers)")
+    if int(found.sum()) != len(labels):
+        raise CheckFailed(f"`confusion` counts {int(found.sum()):,} images; the test set has"
+                          f" {len(labels):,}: count every test image once")
+    true_counts = np.bincount(labels, minlength=NUM_CLASSES)
+    if not np.array_equal(found.sum(axis=1), true_counts):
+        if np.array_equal(found.sum(axis=0), true_counts):
+            raise CheckFailed("`confusion` has the true classes in its columns: rows should be"
+                              " the true class, columns the predicted class")
+        raise CheckFailed("the rows of `confusion` do not add up to the number of test images"
+                          " of each class: rows should be the true class (y_test_labels)")
+    expected = np.zeros((NUM_CLASSES, NUM_CLASSES))
+    np.add.at(expected, (labels, grader_labels), 1)
+    off = int(np.abs(found - expected).sum())
+    if off > 2 * max(1, math.ceil((1 - PREDICTION_AGREEMENT) * len(labels))):
+        raise CheckFailed("`confusion` does not match the grader's confusion matrix of"
+                          " intro_model on the test set: count (true class, predicted class)"
+                          " pairs of y_test_labels and predicted_labels")
+    return "the confusion matrix of intro_model matches the grader's"
+
+
+@reference("lesson04_save_load")
+def save_load(ctx, loaded_model, best_model) -> str:
+    """Exercise 4.13: the model loaded from the file predicts exactly like ``best_model``."""
+    from grader.checks.context import _require_model, prepare_inputs
+
+    loaded = _require_model(loaded_model, "loaded_model")
+    original = _require_model(best_model, "best_model")
+    if loaded is original:
+        raise CheckFailed("`loaded_model` is `best_model` itself: load it from the saved"
+                          " file with keras.models.load_model")
+    images, _ = ctx.raw_test_split("cifar10")
+    sample = images[np.random.default_rng(0).choice(len(images), size=min(64, len(images)),
+                                                      replace=False)]
+    try:
+        a = np.asarray(loaded.predict(prepare_inputs(sample, loaded, "image"), verbose=0))
+    except Exception as exc:  # noqa: BLE001 - the student's model may be anything
+        raise CheckFailed(f"`loaded_model` could not predict test images ({exc})") from None
+    b = np.asarray(original.predict(prepare_inputs(sample, original, "image"), verbose=0))
+    if a.shape != b.shape or not np.allclose(a, b, atol=1e-5):
+        raise CheckFailed("`loaded_model` does not predict like `best_model`: save best_model"
+                          " and load that same file")
+    return "the loaded model predicts exactly like best_model"
 
 
 def RERUN_CASES():  # noqa: N802 - read by bench/rerun_tolerance.py
