@@ -85,7 +85,9 @@ def test_experiment_needs_filled_results_then_asks_its_reference(monkeypatch):
     assert seen == []
     result = run_check(s, {"results": {1e-3: 0.4}}, CTX)
     assert result.passed and seen == [{1e-3: 0.4}]
-    assert "re-runs one of your configurations" in result.message  # self-check: no re-run
+    assert "the grader confirms these results itself" in result.message  # self-check: no re-run
+    feedback_only = spec(kind="experiment", objects=("results",), reference="sweep", points=0.0)
+    assert "confirms" not in run_check(feedback_only, {"results": {1e-3: 0.4}}, CTX).message
 
 
 def test_function_check_with_a_live_function_and_with_exported_output(monkeypatch):
