@@ -39,7 +39,7 @@ sets=("$@")
 [ ${#sets[@]} -gt 0 ] || sets=(floor colab2025 colab newest)
 
 # Keep in step with pyproject.toml's floors: `floor` pins every runtime dependency to its floor.
-floor_pins=(tensorflow==2.19.0 keras==3.8.0 numpy==1.26.4 scikit-learn==1.4.0 seaborn==0.13.0
+floor_pins=(tensorflow==2.19.0 keras==3.8.0 numpy==1.26.4 scikit-learn==1.6.0 seaborn==0.13.0
             pandas==2.0.0 matplotlib==3.8.0 nbformat==5.9.0 nbclient==0.10.0 ipykernel==6.29.0
             tqdm==4.66.0 psutil==5.9.0)
 
@@ -145,9 +145,10 @@ for row in rows:
         problems.append(f"error: {row['error']}")
     # written answers (manual checks) wait for a person: only the automatic points count
     auto = [c for c in row["checks"] if not c.get("manual")]
-    problems += [f"{c['id']}: {c.get('message', '')}" for c in auto if not c["passed"]]
-    problems += [n.splitlines()[0] for n in row.get("notes", [])
+    # the first cell error first: it is usually the cause of the rest
+    problems += [" ".join(n.split("\n")[i].strip() for i in (0, -1)) for n in row.get("notes", [])
                  if re.search(r"raised|not run|time limit|interrupted|died|failed", n)]
+    problems += [f"{c['id']}: {c.get('message', '')}" for c in auto if not c["passed"]]
     points, max_points = sum(c["points"] for c in auto), sum(c["max_points"] for c in auto)
     if not problems and not 0 < points == max_points:
         problems.append(f"automatic points {points:g}/{max_points:g}")
@@ -162,7 +163,7 @@ EOF
 
   {
     printf '| %s | %s | %s | %s | %s | %s |\n' "$set" "$versions" "$(IFS='|'; echo "${cells[*]}" | sed 's/|/ | /g')" \
-      "${probe%%:*}" "$(date -u +%Y-%m-%d)" "$commit"
+      "${probe%% *}" "$(date -u +%Y-%m-%d)" "$commit"
   } >"$venv/rows.md"
   cat "$venv/rows.md"
 done
