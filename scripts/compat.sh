@@ -20,8 +20,8 @@
 # Environment: DLCOURSE_DATA_DIR (the datasets, strongly advised: no downloads per set),
 # PYTHON (interpreter for the floor and newest venvs, default python3), COLAB_PYTHON (for the
 # colab sets: Colab runs Python 3.12; default python3.12 when found, else PYTHON), COMPAT_NOTEBOOKS (e.g. "01 04"; default
-# all), COMPAT_REUSE=1 (skip the grading: rebuild the verdicts and the table from the last
-# run's output), COMPAT_DIR (default .compat), COMPAT_OUT (the Markdown file, default
+# all), COMPAT_REUSE=1 (no install, no grading: rebuild the verdicts and the table from the
+# last run's output), COMPAT_DIR (default .compat), COMPAT_OUT (the Markdown file, default
 # bench/results/compat.md; each set's rows are kept in COMPAT_DIR/SET/rows.md and the file is
 # rebuilt from every set run so far). Exit status 1 when a notebook failed.
 set -euo pipefail
@@ -33,6 +33,7 @@ if [ -n "${COLAB_PYTHON:-}" ]; then colab_python="$COLAB_PYTHON"
 elif command -v python3.12 >/dev/null 2>&1; then colab_python=python3.12
 else colab_python="$python"; fi
 compat_dir="${COMPAT_DIR:-.compat}"
+mkdir -p "$compat_dir" && compat_dir="$(cd "$compat_dir" && pwd)"
 out_md="${COMPAT_OUT:-bench/results/compat.md}"
 notebooks="${COMPAT_NOTEBOOKS:-01 02 03 04}"
 sets=("$@")
@@ -62,36 +63,39 @@ for set in "${sets[@]}"; do
   pins="$(pins_for "$set")"
   venv="$compat_dir/$set"
   echo "== $set: ${pins:-newest releases}" >&2
-  case "$set" in colab*) interpreter="$colab_python" ;; *) interpreter="$python" ;; esac
-  want="$("$interpreter" -c 'import sys; print(sys.version_info[:2])')"
-  if [ -x "$venv/bin/python" ] && [ "$("$venv/bin/python" -c 'import sys; print(sys.version_info[:2])')" != "$want" ]; then
-    rm -rf "$venv"  # made with another Python
-  fi
-  [ -x "$venv/bin/python" ] || "$interpreter" -m venv "$venv"
-  py="$root/$venv/bin/python"
-  "$py" -m pip install --quiet --upgrade pip
-  # shellcheck disable=SC2086 # the pins are separate words
-  if [ "$set" = newest ]; then
-    "$py" -m pip install --quiet --upgrade --upgrade-strategy eager -e . >"$venv/install.log" 2>&1
+  py="$venv/bin/python"
+  if [ "${COMPAT_REUSE:-0}" = 1 ] && [ -f "$venv/versions.txt" ]; then
+    versions="$(cat "$venv/versions.txt")"; probe="$(cat "$venv/probe.txt")"
   else
-    "$py" -m pip install --quiet -e . $pins >"$venv/install.log" 2>&1
-  fi || { echo "compat: installing $set failed, see $venv/install.log" >&2; tail -20 "$venv/install.log" >&2; exit 1; }
-  "$py" -m pip check >&2 || echo "compat: pip check reports conflicts in $set (see above)" >&2
+    case "$set" in colab*) interpreter="$colab_python" ;; *) interpreter="$python" ;; esac
+    want="$("$interpreter" -c 'import sys; print(sys.version_info[:2])')"
+    if [ -x "$venv/bin/python" ] && [ "$("$venv/bin/python" -c 'import sys; print(sys.version_info[:2])')" != "$want" ]; then
+      rm -rf "$venv"  # made with another Python
+    fi
+    [ -x "$venv/bin/python" ] || "$interpreter" -m venv "$venv"
+    "$py" -m pip install --quiet --upgrade pip
+    # shellcheck disable=SC2086 # the pins are separate words
+    if [ "$set" = newest ]; then
+      "$py" -m pip install --quiet --upgrade --upgrade-strategy eager -e . >"$venv/install.log" 2>&1
+    else
+      "$py" -m pip install --quiet -e . $pins >"$venv/install.log" 2>&1
+    fi || { echo "compat: installing $set failed, see $venv/install.log" >&2; tail -20 "$venv/install.log" >&2; exit 1; }
+    "$py" -m pip check >&2 || echo "compat: pip check reports conflicts in $set (see above)" >&2
 
-  versions="$("$py" - <<'EOF'
+    versions="$("$py" - <<'EOF'
 import platform
 from importlib.metadata import version
 names = ["tensorflow", "keras", "numpy", "scikit-learn", "matplotlib", "pandas", "seaborn",
          "nbclient", "jupyter_client", "ipykernel"]
 print(" | ".join([platform.python_version()] + [version(n) for n in names]))
 EOF
-)"
-  echo "$set: python | tensorflow | keras | numpy | scikit-learn | matplotlib | pandas | seaborn | nbclient | jupyter_client | ipykernel" >&2
-  echo "$set: $versions" >&2
+    )"
+    echo "$set: python | tensorflow | keras | numpy | scikit-learn | matplotlib | pandas | seaborn | nbclient | jupyter_client | ipykernel" >&2
+    echo "$set: $versions" >&2
 
-  # The kernel the grader starts (kernel name python3, its environment from the grader) must be
-  # this venv's: run one probe cell the same way and compare.
-  probe="$("$py" - "$venv" <<'EOF'
+    # The kernel the grader starts (kernel name python3, its environment from the grader) must be
+    # this venv's: run one probe cell the same way and compare.
+    probe="$("$py" - "$venv" <<'EOF'
 import sys
 import tempfile
 from pathlib import Path
@@ -114,7 +118,9 @@ ok = Path(prefix).resolve() == Path(sys.argv[1]).resolve() == Path(sys.prefix).r
 print(("ok" if ok else "WRONG") + f" sys.prefix {prefix}: tensorflow {versions[0]}, keras {versions[1]},"
       f" numpy {versions[2]}, scikit-learn {versions[3]}")
 EOF
-)" || probe="FAILED"
+    )" || probe="FAILED"
+    echo "$versions" >"$venv/versions.txt"; echo "$probe" >"$venv/probe.txt"
+  fi
   echo "$set: kernel probe: $probe" >&2
   case "$probe" in ok*) ;; *) echo "compat: the kernel does not run in $venv" >&2; status=1 ;; esac
 
@@ -129,7 +135,7 @@ EOF
       echo $(( $(date +%s) - t0 )) >"$out.secs"
     fi
     secs="$(cat "$out.secs" 2>/dev/null || echo '?')"
-    verdict="$("$py" - "$out/grades.json" <<'EOF'
+    verdict="$("$python" - "$out/grades.json" <<'EOF'
 import json
 import re
 import sys
@@ -168,7 +174,10 @@ EOF
   cat "$venv/rows.md"
 done
 
-# Rebuild the Markdown file from every set run so far (newest run of each set).
+# Rebuild the Markdown file from every set run so far (newest run of each set); what follows the
+# line "<!-- notes -->" (written by hand: causes of failures, what changed) is kept.
+notes=""
+[ -f "$out_md" ] && notes="$(sed -n '/^<!-- notes -->$/,$p' "$out_md")"
 {
   echo "# Compatibility: the solutions in fast mode on several version sets"
   echo
@@ -177,14 +186,16 @@ done
   echo "automatic check passed with full points (the score shown; written answers wait for manual grading)"
   echo "and no cell raised an error. Times are the whole grading run"
   echo "(kernel start, the notebook, the grader's re-runs) on $machine,"
-  echo "the other core shared with other work. \"kernel\" is the probe: ok = the kernel ran in the set's venv."
+  echo "shared with other jobs (times are loaded wall times, not benchmarks). \"kernel\" is the probe: ok = the kernel ran in the set's venv."
   echo
   echo "| set | python | tensorflow | keras | numpy | scikit-learn | matplotlib | pandas | seaborn | nbclient | jupyter_client | ipykernel | $(for n in $notebooks; do printf '%s | ' "$n"; done)kernel | date | commit |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|$(for _ in $notebooks; do printf -- '---|'; done)---|---|---|"
   for set in floor colab2025 colab newest; do
-    [ -f "$compat_dir/$set/rows.md" ] && cat "$compat_dir/$set/rows.md"
+    if [ -f "$compat_dir/$set/rows.md" ]; then cat "$compat_dir/$set/rows.md"; fi
   done
-} >"$out_md"
+  if [ -n "$notes" ]; then echo; echo "$notes"; fi
+} >"$out_md.tmp"
+mv "$out_md.tmp" "$out_md"
 echo "compat: wrote $out_md" >&2
 exit "$status"
 }
