@@ -35,7 +35,8 @@ else colab_python="$python"; fi
 compat_dir="${COMPAT_DIR:-.compat}"
 mkdir -p "$compat_dir" && compat_dir="$(cd "$compat_dir" && pwd)"
 out_md="${COMPAT_OUT:-bench/results/compat.md}"
-notebooks="${COMPAT_NOTEBOOKS:-01 02 03 04}"
+all_notebooks="01 02 03 04"
+notebooks="${COMPAT_NOTEBOOKS:-$all_notebooks}"
 sets=("$@")
 [ ${#sets[@]} -gt 0 ] || sets=(floor colab2025 colab newest)
 
@@ -125,7 +126,8 @@ EOF
   case "$probe" in ok*) ;; *) echo "compat: the kernel does not run in $venv" >&2; status=1 ;; esac
 
   cells=()
-  for n in $notebooks; do
+  for n in $all_notebooks; do
+    case " $notebooks " in *" $n "*) ;; *) cells+=("not run"); continue ;; esac
     nb="$(ls solutions/"$n"_*.ipynb)"
     out="$venv/grade-$n"
     if [ "${COMPAT_REUSE:-0}" != 1 ]; then
@@ -188,8 +190,8 @@ notes=""
   echo "(kernel start, the notebook, the grader's re-runs) on $machine,"
   echo "shared with other jobs (times are loaded wall times, not benchmarks). \"kernel\" is the probe: ok = the kernel ran in the set's venv."
   echo
-  echo "| set | python | tensorflow | keras | numpy | scikit-learn | matplotlib | pandas | seaborn | nbclient | jupyter_client | ipykernel | $(for n in $notebooks; do printf '%s | ' "$n"; done)kernel | date | commit |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|$(for _ in $notebooks; do printf -- '---|'; done)---|---|---|"
+  echo "| set | python | tensorflow | keras | numpy | scikit-learn | matplotlib | pandas | seaborn | nbclient | jupyter_client | ipykernel | $(for n in $all_notebooks; do printf '%s | ' "$n"; done)kernel | date | commit |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|$(for _ in $all_notebooks; do printf -- '---|'; done)---|---|---|"
   for set in floor colab2025 colab newest; do
     if [ -f "$compat_dir/$set/rows.md" ]; then cat "$compat_dir/$set/rows.md"; fi
   done
