@@ -55,8 +55,11 @@ pins_for() {
   esac
 }
 
-commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit+dirty"; fi
+# the commit of what is tested (the lessons, helpers and grader), +dirty when they have local edits
+commit="$(git log -1 --format=%h -- solutions helpers grader 2>/dev/null || echo unknown)"
+if [ -n "$(git status --porcelain --untracked-files=no -- solutions helpers grader 2>/dev/null)" ]; then
+  commit="$commit+dirty"
+fi
 machine="$(uname -sm), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ *//')"
 status=0
 
@@ -94,7 +97,7 @@ EOF
     echo "$set: python | tensorflow | keras | numpy | scikit-learn | matplotlib | pandas | seaborn | nbclient | jupyter_client | ipykernel" >&2
     echo "$set: $versions" >&2
 
-    # The kernel the grader starts (kernel name python3, its environment from the grader) must be
+    # The kernel the grader starts (kernel name python3, its environment from the grader's kernel_environment) must be
     # this venv's: run one probe cell the same way and compare.
     probe="$("$py" - "$venv" <<'EOF'
 import sys
@@ -104,7 +107,10 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from grader.sandbox import kernel_environment
+try:  # the grader's layout since the 'layout' branch; before it, grader/sandbox.py
+    from grader.submission.sandbox import kernel_environment
+except ImportError:
+    from grader.sandbox import kernel_environment
 
 code = ("import sys, keras, tensorflow, numpy, sklearn\n"
         "print(sys.prefix, tensorflow.__version__, keras.__version__, numpy.__version__,"
@@ -190,7 +196,7 @@ notes=""
   echo "(kernel start, the notebook, the grader's re-runs) on $machine,"
   echo "shared with other jobs (times are loaded wall times, not benchmarks). \"kernel\" is the probe: ok = the kernel ran in the set's venv."
   echo
-  echo "| set | python | tensorflow | keras | numpy | scikit-learn | matplotlib | pandas | seaborn | nbclient | jupyter_client | ipykernel | $(for n in $all_notebooks; do printf '%s | ' "$n"; done)kernel | date | commit |"
+  echo "| set | python | tensorflow | keras | numpy | scikit-learn | matplotlib | pandas | seaborn | nbclient | jupyter_client | ipykernel | $(for n in $all_notebooks; do printf '%s | ' "$n"; done)kernel | date | lesson code commit |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|$(for _ in $all_notebooks; do printf -- '---|'; done)---|---|---|"
   for set in floor colab2025 colab newest; do
     if [ -f "$compat_dir/$set/rows.md" ]; then cat "$compat_dir/$set/rows.md"; fi
