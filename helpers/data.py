@@ -134,7 +134,7 @@ def _download(name: str, timeout: float) -> dict[str, np.ndarray]:
     return arrays
 
 
-@lru_cache(maxsize=3)
+@lru_cache(maxsize=6)  # the grader's scoring process: 3 datasets x (instructor's, kernel copy)
 def _load_full(name: str, data_dir: str | None) -> dict[str, np.ndarray]:
     if data_dir:
         path = Path(data_dir).expanduser() / f"{name}.npz"

@@ -22,6 +22,9 @@ class _FakeModel:
         self._correct = correct
         self._labels = labels
 
+    def __call__(self, x, training=False):  # how the grader predicts (grader.checks.context)
+        return self.predict(x)
+
     def predict(self, x, batch_size=None, verbose=0):
         assert x.shape == (len(self._labels), self.input_shape[1])
         assert 0.0 <= x.min() and x.max() <= 1.0  # the grader scaled the pixels

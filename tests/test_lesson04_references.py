@@ -72,6 +72,9 @@ class _Stub:
     def predict(self, x, batch_size=None, verbose=0):
         return np.eye(10, dtype="float32")[self._predicted][: len(x)]
 
+    def __call__(self, x, training=False):  # how the grader predicts (grader.checks.context)
+        return self.predict(x)
+
 
 @pytest.fixture()
 def tiny_test_split(monkeypatch):

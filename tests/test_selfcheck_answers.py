@@ -76,6 +76,9 @@ class _StubModel:
     def predict(self, x, batch_size=None, verbose=0):
         return np.eye(10, dtype="float32")[self._predicted][: len(x)]
 
+    def __call__(self, x, training=False):  # how the grader predicts (grader.checks.context)
+        return self.predict(x)
+
 
 LABELS = [0, 1, 2, 3, 4, 5, 6, 7]
 GRAY_PREDICTED = [0, 1, 2, 3, 4, 9, 9, 9]    # 5 of 8 right: accuracy 0.625

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from grader.checks import experiments
-from grader.checks.context import CheckFailed
+from grader.checks.context import CheckFailed, predict_scores
 from grader.checks.experiments import choose, confirm, fraction, keyed, seed_for
 from grader.checks.references.registry import FunctionCase, reference
 
@@ -330,8 +330,8 @@ def best_model_choice(ctx, val_scores, best_model, intro_model, dropout_model,
     _, x_val, _, y_val = _split(ctx)
     top = max(values, key=values.get)
     sample = x_val[:256]
-    same = np.allclose(np.asarray(chosen.predict(sample, verbose=0)),
-                       np.asarray(models[top].predict(sample, verbose=0)), atol=1e-5)
+    same = np.allclose(predict_scores(chosen, sample), predict_scores(models[top], sample),
+                       atol=1e-5)
     if not same:
         raise CheckFailed(f"val_scores ranks {top!r} first, but best_model does not predict"
                           f" like that model: set best_model = candidates[{top!r}]")
@@ -340,7 +340,7 @@ def best_model_choice(ctx, val_scores, best_model, intro_model, dropout_model,
         return message
     labels = y_val.argmax(axis=1)
     for name, model in models.items():
-        predicted = np.asarray(model.predict(x_val, batch_size=512, verbose=0)).argmax(axis=1)
+        predicted = predict_scores(model, x_val).argmax(axis=1)
         accuracy = float(np.mean(predicted == labels))
         if abs(accuracy - values[name]) > EVALUATION_TOLERANCE:
             raise CheckFailed(
@@ -410,7 +410,7 @@ def intro_training(ctx, intro_history, intro_model) -> str:
     import keras
 
     _, x_val, _, y_val = _split(ctx)
-    scores = np.asarray(model.predict(x_val, batch_size=512, verbose=0), dtype=np.float64)
+    scores = np.asarray(predict_scores(model, x_val), dtype=np.float64)
     accuracy = float(np.mean(scores.argmax(axis=1) == y_val.argmax(axis=1)))
     loss = float(np.mean(keras.ops.convert_to_numpy(
         keras.losses.categorical_crossentropy(y_val, scores.astype(np.float32)))))
@@ -433,8 +433,7 @@ def _test_predictions(ctx, model) -> tuple[np.ndarray, np.ndarray]:
 
     model = _require_model(model, "intro_model")
     images, labels = ctx.raw_test_split("cifar10")
-    scores = np.asarray(model.predict(prepare_inputs(images, model, "image"), batch_size=512,
-                                      verbose=0))
+    scores = predict_scores(model, prepare_inputs(images, model, "image"))
     return scores.argmax(axis=1), labels
 
 
@@ -511,10 +510,10 @@ def save_load(ctx, loaded_model, best_model) -> str:
     sample = images[np.random.default_rng(0).choice(len(images), size=min(64, len(images)),
                                                       replace=False)]
     try:
-        a = np.asarray(loaded.predict(prepare_inputs(sample, loaded, "image"), verbose=0))
+        a = predict_scores(loaded, prepare_inputs(sample, loaded, "image"))
     except Exception as exc:  # noqa: BLE001 - the student's model may be anything
         raise CheckFailed(f"`loaded_model` could not predict test images ({exc})") from None
-    b = np.asarray(original.predict(prepare_inputs(sample, original, "image"), verbose=0))
+    b = predict_scores(original, prepare_inputs(sample, original, "image"))
     if a.shape != b.shape or not np.allclose(a, b, atol=1e-5):
         raise CheckFailed("`loaded_model` does not predict like `best_model`: save best_model"
                           " and load that same file")
