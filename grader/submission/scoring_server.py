@@ -198,7 +198,7 @@ def request(handle: ScorerHandle, payload: tuple, *, timeout_s: float, memory_mb
     ("unavailable", message)
         No server could be reached (gone before the request was sent): score cold instead.
     """
-    from multiprocessing.connection import Client
+    from multiprocessing.connection import AuthenticationError, Client
 
     from grader.base.processes import kill_tree
 
@@ -214,7 +214,7 @@ def request(handle: ScorerHandle, payload: tuple, *, timeout_s: float, memory_mb
                 kill_tree(handle.pid)
                 return "unavailable", "the warm scoring process did not start in time"
             time.sleep(0.05)
-        except (OSError, EOFError) as exc:  # the handshake broke: it died or it is not ours
+        except (OSError, EOFError, AuthenticationError) as exc:  # it died, or it is not ours
             kill_tree(handle.pid)
             return "unavailable", f"the warm scoring process refused the connection ({exc})"
     deadline = time.monotonic() + timeout_s  # from the request on: start-up is not the student's
