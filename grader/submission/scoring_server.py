@@ -161,10 +161,6 @@ class ScorerPool:
         finally:
             self._free.put(scorer)
 
-    @property
-    def starts(self) -> int:
-        return sum(s.starts for s in self._scorers)
-
     def close(self) -> None:
         for scorer in self._scorers:
             scorer.close()
