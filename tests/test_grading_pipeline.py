@@ -51,7 +51,8 @@ def test_when_solution_is_submitted_then_full_marks(module, tmp_path, data_dir):
     assert row.error is None, row.error
     assert row.score == row.max_score == 7, [c.message for c in row.checks]
     assert row.student == "alice"
-    assert set(row.timings) == {"kernel_start", "execute", "export", "score"}
+    assert set(row.timings) == {"kernel_start", "execute", "slowest_cell", "export", "score"}
+    assert row.timings["slowest_cell"] <= row.timings["execute"], row.timings
     assert all(v > 0 for v in row.timings.values()), row.timings
 
 

@@ -104,7 +104,7 @@ class ExecutionResult:
     ``timed_out`` lists cells interrupted by the cell or notebook limit; ``not_run`` lists
     code cells never started (after the notebook budget or a dead kernel); ``ok`` holds the
     code cells that finished without error. ``durations`` has ``kernel_start``,
-    ``execute`` and ``export`` in seconds.
+    ``execute``, ``slowest_cell`` (the longest single code cell) and ``export`` in seconds.
     """
 
     nb: nbformat.NotebookNode
@@ -334,7 +334,10 @@ async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
                     break
                 client.current_index = index
                 client.interrupt_time = None
+                cell_start = time.perf_counter()
                 await client.async_execute_cell(cell, index, execution_count=pos + 1)
+                result.durations["slowest_cell"] = max(result.durations.get("slowest_cell", 0.0),
+                                                       time.perf_counter() - cell_start)
                 client.interrupt_time = None
                 if await _dropped(monitor):
                     client.truncated = True

@@ -149,7 +149,8 @@ def grade_submission(
     Returns
     -------
     GradeRow
-        ``timings`` holds ``kernel_start``, ``execute``, ``export`` and ``score`` seconds.
+        ``timings`` holds ``kernel_start``, ``execute``, ``slowest_cell`` (the longest code
+        cell), ``export`` and ``score`` seconds.
     """
     from grader.submission.sandbox import kernel_data_dir, resolve_sandbox
 
@@ -269,7 +270,7 @@ def _run_and_score(row: GradeRow, nb, rubric: Rubric, home: KernelHome, *, fast:
     # The kernel and every process it started are gone now; what follows reads its files.
     _write_new(home.root / EXECUTED_NAME, nbformat.writes(nb))
     row.timings = {key: round(execution.durations.get(key, 0.0), 3)
-                   for key in ("kernel_start", "execute", "export")}
+                   for key in ("kernel_start", "execute", "slowest_cell", "export")}
     row.notes.extend(_execution_notes(execution, nb))
     if execution.kernel_died and not execution.died_during_export:
         where = next((cid for cid, text in execution.cell_errors.items()
