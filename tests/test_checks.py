@@ -147,3 +147,21 @@ def test_softmax_output_passes_whatever_its_spelling(tmp_path):
     x = np.random.default_rng(0).random((4, 1024)).astype("float32")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_self_check_prints_a_missed_accuracy_and_raises_on_a_wrong_model(mlp, data_dir,
+                                                                          monkeypatch, capsys):
+    """A model below the accuracy bar must not stop "Run all"; a wrong architecture must."""
+    from grader import check
+
+    monkeypatch.setenv("DLCOURSE_DATA_DIR", data_dir)
+    monkeypatch.setenv("DLCOURSE_FAST", "1")
+    monkeypatch.delenv("DLCOURSE_GRADING", raising=False)
+    check("01.gray_accuracy", model=mlp)  # untrained: near chance, below the bar
+    err = capsys.readouterr().err  # stderr: nbgrader scores the cell zero, Run all goes on
+    assert "[01.gray_accuracy] not yet: test accuracy" in err and "goes on" in err
+    import keras
+
+    wrong = keras.Sequential([keras.Input(shape=(1024,)), keras.layers.Dense(10)])
+    with pytest.raises(AssertionError, match="01.model_params"):
+        check("01.model_params", model=wrong)
