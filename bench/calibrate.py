@@ -166,6 +166,15 @@ def write_markdown(done: dict, derived: dict, args, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def installed_root() -> Path | None:
+    """Where a fresh Python of this environment imports ``grader`` from (kernels do the same)."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", "import grader; print(grader.__file__)"],
+                         cwd="/", capture_output=True, text=True)
+    return Path(out.stdout.strip()).resolve().parents[1] if out.returncode == 0 else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 42])
@@ -186,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = os.environ.get("DLCOURSE_DATA_DIR")
     if not data_dir:
         parser.error("set DLCOURSE_DATA_DIR to the folder holding the three .npz files")
+    if not args.report_only and installed_root() != ROOT:
+        parser.error(f"this environment imports dlcourse from {installed_root()}, not from {ROOT}:"
+                     " the graded kernels would run that copy's helpers. Install this checkout"
+                     " (pip install -e .) or run the script from the installed one")
     if not args.report_only:
         run_all(args.modules, args.seeds, data_dir, args.json, args.sandbox, args.jobs,
                 args.cell_limit, args.fast)
