@@ -90,9 +90,9 @@ def _custom_module(args: argparse.Namespace) -> dict:
 
 def _grade(args: argparse.Namespace) -> int:
     from grader.classroom.batch import grade_class
-    from grader.submission.execute import Limits
+    from grader.submission.execute import mode_limits
 
-    limits = Limits(memory_mb=args.memory_mb, cell_timeout_s=args.cell_timeout)
+    limits = mode_limits(fast=args.fast, memory_mb=args.memory_mb, cell_timeout_s=args.cell_timeout)
     try:
         summary = grade_class(submissions=args.submissions, out=args.out, jobs=args.jobs,
                               fast=args.fast, seed=args.seed, force=args.force,
@@ -189,8 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                        " auto (default) = bwrap when it works here, else none with a warning")
     grade.add_argument("--memory-mb", type=_positive_int, default=6000,
                        help="memory limit of each kernel's whole process tree in MB (default 6000)")
-    grade.add_argument("--cell-timeout", type=_positive_int, default=600,
-                       help="seconds one cell may run before it is interrupted (default 600)")
+    grade.add_argument("--cell-timeout", type=_positive_int, default=None,
+                       help="seconds one cell may run before it is interrupted (default 600 with"
+                       " --fast, FULL_CELL_TIMEOUT s in full mode)")
     grade.add_argument("--rubric", type=Path, metavar="TOML",
                        help="grade against this rubric instead of the course's (with --solution)")
     grade.add_argument("--solution", type=Path, metavar="IPYNB",

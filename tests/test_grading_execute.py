@@ -100,3 +100,17 @@ def test_epilogue_runs_in_the_same_kernel_after_the_notebook(tmp_path):
 def test_limits_validate_their_values():
     with pytest.raises(ValueError, match="expected Limits.memory_mb > 0"):
         Limits(memory_mb=0)
+
+
+def test_full_mode_allows_its_measured_slowest_cell_and_overrides_win():
+    """Full mode's per-cell and per-notebook limits come from bench/results/calibration.md."""
+    from grader.submission.execute import (FULL_CELL_TIMEOUT_S, FULL_NOTEBOOK_TIMEOUT_S,
+                                           mode_limits)
+
+    assert mode_limits(fast=True) == Limits()
+    full = mode_limits(fast=False)
+    assert (full.cell_timeout_s, full.notebook_timeout_s) == (FULL_CELL_TIMEOUT_S,
+                                                              FULL_NOTEBOOK_TIMEOUT_S)
+    assert full.cell_timeout_s > Limits().cell_timeout_s
+    assert mode_limits(fast=False, cell_timeout_s=90, memory_mb=None).cell_timeout_s == 90
+    assert mode_limits(fast=False, memory_mb=None).memory_mb == Limits().memory_mb

@@ -158,7 +158,8 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     scheduler : str, optional
         Address of a Dask scheduler (``tcp://host:8786``) to grade on instead.
     limits : grader.submission.execute.Limits, optional
-        Time, memory and output limits per notebook.
+        Time, memory and output limits per notebook; by default those of the mode
+        (:func:`grader.submission.execute.mode_limits`).
     data_dir : str, optional
         Folder with the datasets; defaults to ``$DLCOURSE_DATA_DIR``.
     similarity_threshold : float, optional
@@ -182,7 +183,7 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
         For usage and configuration errors (nothing to grade, bad ``jobs``, bad ``out``,
         unreachable scheduler). Student failures never raise.
     """
-    from grader.submission.execute import Limits
+    from grader.submission.execute import mode_limits
     from grader.submission.sandbox import resolve_sandbox
 
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
@@ -191,7 +192,7 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     if out.exists() and not out.is_dir():
         raise GraderError(f"--out {str(out)!r} is a file; expected a folder (it is created if"
                           " missing). Fix: choose another --out.")
-    limits = limits or Limits()
+    limits = limits or mode_limits(fast=fast)
     data_dir = data_dir if data_dir is not None else os.environ.get("DLCOURSE_DATA_DIR")
     started = time.perf_counter()
     paths = find_submissions(submissions)

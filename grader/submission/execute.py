@@ -96,6 +96,24 @@ class Limits:
                 raise ValueError(f"expected Limits.{name} > 0, got {value!r}")
 
 
+# Full mode trains on the whole training split (provisional: to be set from the slowest cell
+# and notebook bench/calibrate.py measures, bench/results/calibration.md).
+FULL_CELL_TIMEOUT_S = 1800.0
+FULL_NOTEBOOK_TIMEOUT_S = 3600.0
+
+
+def mode_limits(*, fast: bool, **overrides: float | None) -> Limits:
+    """The default :class:`Limits` of a grading mode, with ``overrides`` that are not None.
+
+    Fast mode keeps the dataclass defaults (600 s per cell, 1,800 s per notebook); full mode
+    allows :data:`FULL_CELL_TIMEOUT_S` per cell and :data:`FULL_NOTEBOOK_TIMEOUT_S` per notebook.
+    """
+    values: dict[str, float] = {} if fast else {"cell_timeout_s": FULL_CELL_TIMEOUT_S,
+                                                "notebook_timeout_s": FULL_NOTEBOOK_TIMEOUT_S}
+    values.update({name: value for name, value in overrides.items() if value is not None})
+    return Limits(**values)
+
+
 @dataclass
 class ExecutionResult:
     """What happened when a notebook ran. Student failures live here, never in exceptions.

@@ -31,7 +31,7 @@ from grader.checks.kinds import CheckResult, Context
 from grader.checks.leakage import flag_leaks
 from grader.checks.results import GradeRow
 from grader.checks.rubric import Rubric, load_rubric
-from grader.submission.execute import ExecutionResult, Limits, execute_notebook
+from grader.submission.execute import ExecutionResult, Limits, execute_notebook, mode_limits
 from grader.submission.export import collect_artifacts, export_source, write_function_inputs
 from grader.submission.parameters import inject_parameters
 from grader.submission.restore import restore
@@ -49,7 +49,6 @@ from grader.submission.validate import display_path, read_submission
 SUBMISSION_NAME = "submission.ipynb"
 EXECUTED_NAME = "executed.ipynb"
 MAX_ERROR_NOTES = 8
-DEFAULT_LIMITS = Limits()
 
 
 def _zero_checks(rubric: Rubric, message: str) -> list[CheckResult]:
@@ -90,7 +89,7 @@ def grade_submission(
     fast: bool,
     seed: int | None = None,
     scratch_root: Path | None = None,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: Limits | None = None,
     data_dir: str | None = None,
     threads: int | None = None,
     rubric: Rubric | None = None,
@@ -117,8 +116,9 @@ def grade_submission(
         Where the per-submission scratch folder is made. When given, the folder
         (``scratch/submission.ipynb``, ``executed.ipynb``, exported artifacts) is kept for
         inspection; by default a temporary folder is used and removed.
-    limits : Limits
-        Time, memory and output limits for the kernel and for scoring.
+    limits : Limits, optional
+        Time, memory and output limits for the kernel and for scoring; by default those of
+        the mode (:func:`grader.submission.execute.mode_limits`).
     data_dir : str, optional
         The instructor's folder of the course datasets, used for scoring; defaults to
         ``$DLCOURSE_DATA_DIR`` (else a cache the grader fills, see
@@ -156,6 +156,7 @@ def grade_submission(
 
     started = time.perf_counter()
     path = Path(path)
+    limits = mode_limits(fast=fast) if limits is None else limits
     setting = resolve_sandbox(sandbox)
     data_dir = data_dir if data_dir is not None else os.environ.get("DLCOURSE_DATA_DIR")
     if holdout is not None and holdout.source_dir is not None and data_dir is None:
