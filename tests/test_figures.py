@@ -183,3 +183,31 @@ def test_a_keras_history_object_is_read_like_its_dict():
 
 def test_the_matplotlib_backend_is_headless():
     assert matplotlib.get_backend().lower() == "agg"
+
+
+def test_the_self_check_reads_a_real_keras_history(data_dir, monkeypatch, capsys):
+    """grader.check on a live pyplot Figure and the History of a real (tiny) training run."""
+    import keras
+    import matplotlib.pyplot as plt
+
+    from grader import check
+    from helpers.data import load_dataset
+
+    monkeypatch.delenv("DLCOURSE_GRADING", raising=False)
+    (x, y), _ = load_dataset("mnist", fast=True, data_dir=data_dir)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x[:600].reshape(600, -1) / 255.0, y[:600], epochs=3, batch_size=64,
+                        validation_split=0.2, verbose=0)
+    fig, ax = plt.subplots()
+    ax.plot(history.history["accuracy"], label="training")
+    ax.plot(history.history["val_accuracy"], label="validation")
+    ax.set(xlabel="epoch", ylabel="accuracy")
+    ax.legend()
+    check("02.mnist_curves", curves_fig=fig, history=history)
+    assert "[02.mnist_curves] correct" in capsys.readouterr().out
+    ax.lines[1].set_ydata([0.5, 0.6, 0.7])  # the validation curve made up
+    with pytest.raises(AssertionError, match="found the curve of `accuracy` but none with"):
+        check("02.mnist_curves", curves_fig=fig, history=history)
+    plt.close(fig)
