@@ -66,12 +66,12 @@ def history_curves(ctx, figure: FigureData, history: Any, name: str = "history")
     wanted = " or ".join(f"`{k}` and `{v}`" for k, v in pairs)
     if not found:
         lengths = sorted({len(line.y) for _, line in lines})
-        return_hint = (f"; your lines have {', '.join(map(str, lengths[:5]))} points"
-                       if lengths and n_epochs not in lengths else "")
+        sizes = (f"; your lines have {', '.join(map(str, lengths[:5]))} points"
+                 if lengths and n_epochs not in lengths else "")
         raise CheckFailed(
             f"none of the {len(lines)} lines shows a series of `{name}` (expected the values of"
             f" {wanted}, one per epoch, {n_epochs} epochs, within {CURVE_TOLERANCE:g})"
-            f"{return_hint}: plot the numbers the history holds, not other ones")
+            f"{sizes}: plot the numbers the history holds, not other ones")
     complete = [(k, v) for k, v in pairs if k in found and v in found]
     if not complete:
         have = sorted(found)
