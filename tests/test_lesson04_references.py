@@ -156,3 +156,66 @@ def test_intro_training_history_matches_the_graders_evaluation(monkeypatch):
     assert not result.passed and "grader measured" in result.message
     short = {k: v[:-1] for k, v in good.items()}
     assert not _run("04.intro_training", {"intro_history": short, "intro_model": model}).passed
+
+
+# --- Exercise 4.8b: the confusion matrix drawn by the student ---
+
+
+def _image(matrix, *, labels=True, heatmap=False):
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.subplots()
+    if heatmap:
+        import seaborn as sns
+
+        sns.heatmap(matrix, ax=ax)
+    else:
+        fig.colorbar(ax.imshow(matrix), ax=ax)
+    if labels:
+        ax.set(xlabel="predicted class", ylabel="true class")
+    return fig
+
+
+def test_confusion_plot_must_show_the_graders_matrix(tiny_test_split):
+    from sklearn.metrics import confusion_matrix
+
+    model = _Stub(PREDICTED)
+    right = confusion_matrix(LABELS, PREDICTED, labels=range(10))
+    rows = right / right.sum(axis=1, keepdims=True)
+    for fig in (_image(right), _image(rows), _image(right, heatmap=True)):
+        result = _run("04.confusion_plot", {"confusion_fig": fig, "intro_model": model})
+        assert result.passed, result.message
+    flipped = _run("04.confusion_plot", {"confusion_fig": _image(right.T), "intro_model": model})
+    assert not flipped.passed and "true classes in its columns" in flipped.message
+    made_up = confusion_matrix(LABELS, LABELS, labels=range(10))
+    other = _run("04.confusion_plot", {"confusion_fig": _image(made_up), "intro_model": model})
+    assert not other.passed and "does not show the grader's confusion matrix" in other.message
+    bare = _run("04.confusion_plot", {"confusion_fig": _image(right, labels=False),
+                                      "intro_model": model})
+    assert not bare.passed and "no x-axis and y-axis label" in bare.message
+    small = _run("04.confusion_plot", {"confusion_fig": _image(right[:3, :3]), "intro_model": model})
+    assert not small.passed and "found images of shape: 3 x 3" in small.message
+
+
+def test_the_self_check_reads_a_live_figure_of_a_real_model(data_dir, monkeypatch, capsys):
+    """grader.check on a live Figure, a real (untrained) CNN and the real fast test split."""
+    import keras
+    from sklearn.metrics import confusion_matrix
+
+    from grader import check
+    from helpers.data import load_dataset
+
+    monkeypatch.setenv("DLCOURSE_FAST", "1")
+    monkeypatch.delenv("DLCOURSE_GRADING", raising=False)
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, activation="relu"),
+                              keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(10, activation="softmax")])
+    _, (x_test, y_test) = load_dataset("cifar10", fast=True, data_dir=data_dir)
+    predicted = model.predict(x_test / 255.0, verbose=0).argmax(axis=1)
+    confusion = confusion_matrix(y_test.ravel(), predicted, labels=range(10))
+    check("04.confusion_plot", confusion_fig=_image(confusion), intro_model=model)
+    assert "[04.confusion_plot] correct" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="does not show the grader's confusion matrix"):
+        check("04.confusion_plot", confusion_fig=_image(confusion[::-1]), intro_model=model)

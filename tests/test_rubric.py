@@ -111,6 +111,35 @@ def test_value_check_with_digests_and_a_hint_parses(tmp_path):
     assert check.answer_sha256 == ("c" * 64, "d" * 64) and check.hint == "add them"
 
 
+FIGURE = GOOD + """
+[[checks]]
+id = "01.plot"
+kind = "figure"
+objects = ["fig", "history"]
+points = 1
+"""
+
+
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        ("", "figure needs reference"),
+        ('reference = "no_such_plot"', "no_such_plot"),
+        ('reference = "history_curves"\ntolerance = 0.1', "unknown field.*'tolerance'.*'figure'"),
+    ],
+)
+def test_figure_checks_need_a_known_reference_and_no_other_fields(tmp_path, fields, match):
+    with pytest.raises(RubricError, match=match):
+        parse_rubric(_write(tmp_path, FIGURE + fields + "\n"))
+
+
+def test_figure_check_parses(tmp_path):
+    text = FIGURE + 'reference = "history_curves"\nhint = "plot the history"\n'
+    check = parse_rubric(_write(tmp_path, text)).get("01.plot")
+    assert (check.kind, check.reference, check.objects) == ("figure", "history_curves",
+                                                              ("fig", "history"))
+
+
 @pytest.mark.parametrize("path", sorted(RUBRIC_DIR.glob("*.toml")), ids=lambda p: p.name)
 def test_shipped_rubrics_load(path):
     rubric = load_rubric(path.stem)
@@ -176,3 +205,13 @@ def test_every_shipped_written_question_names_a_markdown_answer_cell():
             cell = cells[question.cell]
             assert cell.cell_type == "markdown" and role(cell) == "exercise", question.id
     assert len(load_rubric("04").questions) >= 5
+
+
+def test_every_lesson_has_one_student_plot_worth_a_point():
+    """Issue 13: each lesson grades one plot the student draws (a ``figure`` check)."""
+    from grader.checks.references import REFERENCES
+
+    for module in ("01", "02", "03", "04"):
+        specs = [c for c in load_rubric(module).checks if c.kind == "figure"]
+        assert len(specs) == 1 and specs[0].points == 1, module
+        assert specs[0].reference in REFERENCES and len(specs[0].objects) == 2, module

@@ -28,6 +28,7 @@ from grader.checks.context import (  # noqa: F401 (CheckFailed, Context, model_a
     prepare_inputs,
     trainable_parameters,
 )
+from grader.checks.figures import FigureData
 from grader.checks.rubric import CheckSpec
 
 
@@ -296,12 +297,55 @@ def _check_experiment(spec: CheckSpec, objects: dict, ctx: Context) -> str:
     return message
 
 
+def as_figure(value: Any, name: str) -> FigureData:
+    """``value`` as :class:`FigureData`: exported data as is, a live Figure or Axes described."""
+    if isinstance(value, FigureData):
+        return value
+    if value is None or value is Ellipsis:
+        raise CheckFailed(f"`{name}` is still a placeholder: draw the plot and keep its Figure")
+    try:
+        return FigureData.of(value)
+    except TypeError:
+        raise CheckFailed(f"`{name}` should be a matplotlib Figure (e.g. `fig, ax ="
+                          f" plt.subplots()`, then `{name} = fig`), found"
+                          f" {_kind_of(value)}") from None
+    except ValueError as exc:
+        raise CheckFailed(f"`{name}` cannot be read as a figure: {exc}") from None
+
+
+def _check_figure(spec: CheckSpec, objects: dict, ctx: Context) -> str:
+    from grader.checks.references import REFERENCES
+
+    name = spec.subject
+    figure = as_figure(objects[name], name)
+    drawn = [(i, ax) for i, ax in enumerate(figure.axes) if ax.has_data]
+    if not drawn:
+        raise CheckFailed(_with_hint(f"`{name}` has no plotted data: expected lines, an image"
+                                     f" or bars, found {len(figure.axes)} empty axes", spec))
+    for i, ax in drawn:
+        where = f"`{name}`" if len(drawn) == 1 else f"axes {i} of `{name}`"
+        unlabelled = [axis for axis, label in (("x", ax.xlabel), ("y", ax.ylabel))
+                      if not label.strip()]
+        if unlabelled:
+            which = " and ".join(f"{a}-axis" for a in unlabelled)
+            raise CheckFailed(_with_hint(
+                f"{where} has no {which} label: name what each axis shows (ax.set_xlabel,"
+                " ax.set_ylabel)", spec))
+    others = [objects[n] for n in spec.objects[1:]]
+    try:
+        message = REFERENCES[spec.reference](ctx, figure, *others)
+    except CheckFailed as exc:
+        raise CheckFailed(_with_hint(str(exc), spec), flag=exc.flag, details=exc.details) from None
+    return message
+
+
 _KINDS = {
     "param_count": _check_param_count,
     "accuracy": _check_accuracy,
     "value": _check_value,
     "function": _check_function,
     "experiment": _check_experiment,
+    "figure": _check_figure,
 }
 
 

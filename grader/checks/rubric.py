@@ -8,7 +8,7 @@ A rubric names the module's notebook and dataset and lists its checks::
 
     [[checks]]
     id = "01.model_params"          # "<module>.<name>", also the self-check id
-    kind = "param_count"            # param_count | accuracy | value | function | experiment
+    kind = "param_count"            # param_count | accuracy | value | function | experiment | figure
     objects = ["model"]             # kernel names the check needs; the first is the subject
     points = 1
     expected = 140106
@@ -32,6 +32,13 @@ Kind-specific fields:
   students); no ``objects``. Manual checks are kept apart in :attr:`Rubric.questions`:
   :attr:`Rubric.checks` holds the automatic ones, so the grading pipeline never sees them.
   The batch lists them in each row as "awaiting manual grading" (:mod:`grader.classroom.manual`).
+* ``figure``: a matplotlib Figure (or Axes) the student drew; ``reference`` names a function
+  in ``grader.checks.references`` called as ``reference(ctx, figure_data, *other_objects)``
+  that compares the plotted data with what the grader trusts (an exported history, its own
+  predictions of an exported model) and raises ``CheckFailed`` saying what differs, never
+  the expected numbers. Before it runs, the kind requires plotted data and non-empty x and y
+  labels on every axes that shows data. The export writes the figure as plain data
+  (:mod:`grader.checks.figures`); optional ``hint``.
 * ``experiment``: ``reference`` naming a function in ``grader.checks.references`` that checks the
   results of an experiment the exercise asked for (keys, types, ranges, consistency) and,
   when the grader scores, re-runs one configuration to confirm them
@@ -75,7 +82,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-KINDS = ("param_count", "accuracy", "value", "function", "experiment", "manual")
+KINDS = ("param_count", "accuracy", "value", "function", "experiment", "figure", "manual")
 INPUTS = ("auto", "gray_flat", "flat", "image")
 MODES = ("full", "fast")
 
@@ -87,6 +94,7 @@ _ALLOWED = {
     "value": _COMMON | {"expected", "answer_sha256", "reference", "tolerance", "hint"},
     "function": _COMMON | {"reference"},
     "experiment": _COMMON | {"reference"},
+    "figure": _COMMON | {"reference", "hint"},
     "manual": (_COMMON - {"objects"}) | {"cell", "guide"},
 }
 
@@ -258,7 +266,7 @@ def _parse_check(path: Path, module: str, raw: dict, index: int) -> CheckSpec:
             if not isinstance(raw.get(key), str) or not raw[key].strip():
                 raise _fail(path, where, f"manual needs {key} = <text> (cell: the id of the"
                             " Markdown answer cell; guide: a short marking guide)")
-    elif kind in ("function", "experiment"):
+    elif kind in ("function", "experiment", "figure"):
         if "reference" not in raw:
             raise _fail(path, where, f"{kind} needs reference = <name in grader.checks.references>")
     if "reference" in raw:

@@ -9,14 +9,20 @@ Per name it writes one of (file names are chosen by the grader, not by the kerne
 
 * ``<name>.keras``: a Keras model (``model.save``),
 * ``<name>.json``: ``{"value": ...}`` for None, bool, int, float, str and small lists/dicts
-  of those (``{"ellipsis": true}`` for a ``...`` placeholder),
+  of those (``{"ellipsis": true}`` for a ``...`` placeholder; a Keras ``History`` as its
+  ``.history`` dict),
 * ``<name>.npy``: a numeric array (no object arrays),
+* ``<name>.figure.json``: a matplotlib Figure or Axes as plain data
+  (:func:`grader.checks.figures.describe_figure`; the kernel imports that module from the
+  course package, which the sandbox mounts read-only),
 * ``<name>.out.npz`` / ``.out.npy`` / ``.out.json``: a function's output on the inputs,
 * ``<name>.status.json``: ``{"status": "missing" | "unsupported" | "error", "detail": ...}``.
 
 :func:`load_artifacts` reads them back in the grader process with
 ``keras.saving.load_model(safe_mode=True, compile=False)`` after checking the archive's
-config names only Keras classes, ``np.load(allow_pickle=False)`` and ``json``. The kernel
+config names only Keras classes, ``np.load(allow_pickle=False)`` and ``json``; a figure
+file is read within :data:`grader.checks.figures.MAX_FIGURE_BYTES` and validated into
+:class:`grader.checks.figures.FigureData`. The kernel
 is untrusted: a file it did not write, or wrote wrongly, is simply a failed check.
 """
 
@@ -31,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.checks.figures import MAX_FIGURE_BYTES, FigureData
 from grader.checks.kinds import FunctionOutput
 from grader.checks.rubric import Rubric
 
@@ -126,6 +133,14 @@ def __dlcourse_export(names, functions, folder):
                     _save_value(out, stem + ".out")
             elif _Model and isinstance(obj, _Model):
                 obj.save(stem + ".keras")
+            elif (type(obj).__module__ or "").startswith("matplotlib.") and (
+                    hasattr(obj, "get_axes") or hasattr(obj, "get_xlabel")):
+                from grader.checks.figures import describe_figure
+
+                with open(stem + ".figure.json", "w") as f:
+                    _json.dump(describe_figure(obj), f)
+            elif type(obj).__name__ == "History" and isinstance(getattr(obj, "history", None), dict):
+                _save_value(obj.history, stem)  # a Keras History travels as its dict of lists
             else:
                 _save_value(obj, stem)
         except Exception as exc:
@@ -314,7 +329,15 @@ def _load_tuple(path: Path) -> tuple:
         return tuple(data[k] for k in keys)
 
 
-ARTIFACT_SUFFIXES = (".keras", ".npy", ".json", ".out.npz", ".out.npy", ".out.json", ".status.json")
+ARTIFACT_SUFFIXES = (".keras", ".npy", ".json", ".figure.json", ".out.npz", ".out.npy",
+                     ".out.json", ".status.json")
+
+
+def _load_figure(path: Path) -> FigureData:
+    """An exported figure, validated; :class:`ValueError` says what is wrong with the file."""
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_FIGURE_BYTES + 1)
+    return FigureData.from_json(data)
 
 
 def collect_artifacts(rubric: Rubric, source: Path, dest: Path) -> dict[str, str]:
@@ -352,10 +375,13 @@ def collect_artifacts(rubric: Rubric, source: Path, dest: Path) -> dict[str, str
                         problems[name] = (f"`{name}` was exported as a special file (a FIFO, a"
                                           " device or a folder), not a regular file: refused")
                         continue
-                    limit = MAX_MODEL_BYTES if suffix == ".keras" else MAX_VALUE_BYTES * 10
+                    limit = {".keras": MAX_MODEL_BYTES, ".figure.json": MAX_FIGURE_BYTES}.get(
+                        suffix, MAX_VALUE_BYTES * 10)
                     data = handle.read(limit + 1)
                 if len(data) > limit:
-                    problems[name] = f"`{name}` was exported as a file over {limit / 1e6:.0f} MB: refused"
+                    problems[name] = (f"`{name}` was exported as a file over {limit / 1e6:.0f} MB"
+                                      f"{' (a figure is a few kB)' if suffix == '.figure.json' else ''}:"
+                                      " refused")
                     continue
                 target = os.open(dest / (name + suffix), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(target, "wb") as out:
@@ -404,6 +430,12 @@ def load_artifacts(rubric: Rubric, folder: Path, function_inputs: dict[str, dict
                     problems[name] = f"`{name}` was not exported (the export did not finish)"
                     continue
                 objects[name] = FunctionOutput(inputs=function_inputs[name], output=output)
+            elif (folder / f"{name}.figure.json").exists():
+                try:
+                    objects[name] = _load_figure(folder / f"{name}.figure.json")
+                except ValueError as exc:
+                    problems[name] = (f"`{name}` was exported as a figure the grader cannot"
+                                      f" read: {str(exc)[:300]}")
             elif (folder / f"{name}.keras").exists():
                 objects[name] = _load_model(folder / f"{name}.keras", bounds)
             elif (folder / f"{name}.npy").exists():
@@ -435,6 +467,6 @@ def _describe_status(name: str, status: tuple[str, str]) -> str:
     if kind == "missing":
         return f"`{name}` is not defined: run the exercise cell that defines it"
     if kind == "unsupported":
-        return (f"`{name}` could not be exported ({detail}); expected a Keras model, a number,"
-                " a string, a list or a NumPy array")
+        return (f"`{name}` could not be exported ({detail}); expected a Keras model, a matplotlib"
+                " Figure, a number, a string, a list or a NumPy array")
     return f"`{name}` could not be exported: {detail}"

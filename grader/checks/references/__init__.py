@@ -10,5 +10,5 @@ The registry and the generic references live in ``registry.py``; lesson-specific
 """
 
 # Lesson-specific references register themselves on import.
-from grader.checks.references import lesson01, lesson02, lesson03, lesson04  # noqa: F401
+from grader.checks.references import lesson01, lesson02, lesson03, lesson04, plots  # noqa: F401
 from grader.checks.references.registry import REFERENCES, FunctionCase, reference  # noqa: F401

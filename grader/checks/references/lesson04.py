@@ -489,11 +489,51 @@ def confusion(ctx, confusion, intro_model) -> str:
     expected = np.zeros((NUM_CLASSES, NUM_CLASSES))
     np.add.at(expected, (labels, grader_labels), 1)
     off = int(np.abs(found - expected).sum())
-    if off > 2 * max(1, math.ceil((1 - PREDICTION_AGREEMENT) * len(labels))):
+    if off > _confusion_slack(len(labels)):
         raise CheckFailed("`confusion` does not match the grader's confusion matrix of"
                           " intro_model on the test set: count (true class, predicted class)"
                           " pairs of y_test_labels and predicted_labels")
     return "the confusion matrix of intro_model matches the grader's"
+
+
+def _confusion_slack(n_images: int) -> int:
+    """How many counts a matrix may be off from the grader's (prediction near-ties)."""
+    return 2 * max(1, math.ceil((1 - PREDICTION_AGREEMENT) * n_images))
+
+
+@reference("lesson04_confusion_image")
+def confusion_image(ctx, figure, intro_model) -> str:
+    """The student's plot of the confusion matrix: an image equal to the grader's matrix.
+
+    The image may hold counts or each row's fractions (rows: true class, columns: predicted
+    class); it is compared with the grader's confusion matrix of the exported intro_model on
+    the test split, with the slack of ``04.confusion_matrix``.
+    """
+    grader_labels, labels = _test_predictions(ctx, intro_model)
+    expected = np.zeros((NUM_CLASSES, NUM_CLASSES))
+    np.add.at(expected, (labels, grader_labels), 1)
+    true_counts = expected.sum(axis=1)
+    images = [image for _, image in figure.images]
+    square = [image for image in images if image.shape == (NUM_CLASSES, NUM_CLASSES)]
+    if not square:
+        shapes = ", ".join(f"{a.shape[0]} x {a.shape[1]}" for a in images[:4]) or "none"
+        raise CheckFailed(f"expected the 10 x 10 confusion matrix drawn as an image (imshow,"
+                          f" matshow or a heatmap), found images of shape: {shapes}")
+    slack = _confusion_slack(len(labels))
+    for image in square:
+        if not np.all(np.isfinite(image)):
+            continue
+        counts = image
+        if np.allclose(image.sum(axis=1), 1, atol=1e-3):  # each row as fractions
+            counts = image * true_counts[:, None]
+        if np.abs(counts - expected).sum() <= slack:
+            return "the image shows the grader's confusion matrix of intro_model, labelled"
+        if np.abs(counts.T - expected).sum() <= slack:
+            raise CheckFailed("the image shows the confusion matrix with the true classes in its"
+                              " columns: rows should be the true class, columns the prediction")
+    raise CheckFailed("the 10 x 10 image does not show the grader's confusion matrix of"
+                      " intro_model on the test set: draw `confusion` (counts, or each row"
+                      " divided by its sum), not other numbers")
 
 
 @reference("lesson04_save_load")
