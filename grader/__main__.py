@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="memory limit of each kernel's whole process tree in MB (default 6000)")
     grade.add_argument("--cell-timeout", type=_positive_int, default=None,
                        help="seconds one cell may run before it is interrupted (default 600 with"
-                       " --fast, FULL_CELL_TIMEOUT s in full mode)")
+                       " --fast, 2400 in full mode)")
     grade.add_argument("--rubric", type=Path, metavar="TOML",
                        help="grade against this rubric instead of the course's (with --solution)")
     grade.add_argument("--solution", type=Path, metavar="IPYNB",

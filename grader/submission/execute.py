@@ -96,9 +96,11 @@ class Limits:
                 raise ValueError(f"expected Limits.{name} > 0, got {value!r}")
 
 
-# Full mode trains on the whole training split (provisional: to be set from the slowest cell
-# and notebook bench/calibrate.py measures, bench/results/calibration.md).
-FULL_CELL_TIMEOUT_S = 1800.0
+# Full mode trains on the whole training split. bench/calibrate.py graded every solution in
+# full mode over 3 seeds (bench/results/calibration.md, two one-thread runs at a time on a
+# shared 2-core machine): slowest cell 1,250 s and slowest notebook 2,065 s, both lesson 04's
+# (the old 600 s / 1,800 s limits would have stopped it). The defaults leave at least 1.7x.
+FULL_CELL_TIMEOUT_S = 2400.0
 FULL_NOTEBOOK_TIMEOUT_S = 3600.0
 
 
