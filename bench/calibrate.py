@@ -83,9 +83,19 @@ def _task(args: tuple) -> tuple[str, dict]:
     return f"{module}/seed{seed}", grade_one(*args)
 
 
+def _commit() -> str:
+    import subprocess
+
+    out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or "?"
+
+
 def run_all(modules: list[str], seeds: list[int], data_dir: str, store: Path, sandbox: str,
             jobs: int, cell_limit: float, fast: bool = False) -> dict:
     done = json.loads(store.read_text()) if store.exists() else {"runs": {}}
+    done.setdefault("commit", _commit())
+    store.write_text(json.dumps(done, indent=1) + "\n")
     order = sorted(modules, key=lambda m: ORDER.index(m) if m in ORDER else len(ORDER))
     todo = [(m, s, data_dir, sandbox, 1 if jobs > 1 else 2, cell_limit, fast)
             for m in order for s in seeds if f"{m}/seed{s}" not in done["runs"]]
@@ -136,7 +146,9 @@ def write_markdown(done: dict, derived: dict, args, path: Path) -> None:
              " `private` = accuracy on the hold-out (what the grader scores), `public` = on the"
              " test split. Runs went two at a time with one TensorFlow thread each, at nice 19"
              " while other work shared the 2 cores, so the times are upper bounds. CIFAR-10"
-             " numbers are on the JPEG-decoded copy of CIFAR-10 (see the data folder's README).",
+             " numbers are on the JPEG-decoded copy of CIFAR-10 (see the data folder's README)."
+             f" Lesson code: commit {done.get('commit', '?')}. `passed` is against the"
+             " thresholds the rubric had when the run was graded.",
              "", "## Every run", "",
              "| check | seed | private | public | passed |", "|---|---|---|---|---|"]
     for cid, rows in sorted(derived["per_check"].items()):
