@@ -183,7 +183,10 @@ def test_canvas_export_matches_the_roster(graded, tmp_path):
     lines = list(csv.reader(io.StringIO((graded / "canvas.csv").read_text())))
     assert lines[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section",
                         "dlcourse module 02"]
-    assert lines[1][0] == "Points Possible" and lines[1][-1] == "12"
+    from grader.checks.rubric import load_rubric
+
+    total = load_rubric("02").total_points
+    assert lines[1][0] == "Points Possible" and lines[1][-1] == f"{total:g}"
     ada = rows(graded)["ada"]
     assert lines[2] == ["Lovelace, Ada", "11", "s11", "ADA", "A", f"{ada['score']:g}"]
     assert lines[3] == ["Young, Cyd", "13", "s13", "cyd", "A", ""]
