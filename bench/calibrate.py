@@ -136,6 +136,9 @@ def derive(done: dict, margin: float) -> dict:
     return {"per_check": per_check, "thresholds": thresholds, "times": times}
 
 
+NOTES_MARK = "<!-- notes -->"
+
+
 def write_markdown(done: dict, derived: dict, args, path: Path) -> None:
     lines = ["# Full-mode calibration", "",
              f"Machine: {machine()}.", "",
@@ -175,7 +178,13 @@ def write_markdown(done: dict, derived: dict, args, path: Path) -> None:
     for module, t in derived["times"].items():
         lines.append(f"| {module} | {', '.join(map(str, t['seeds']))} |"
                      f" {t['slowest_cell']:.0f} | {t['slowest_notebook']:.0f} |")
-    path.write_text("\n".join(lines) + "\n")
+    # What follows a line "<!-- notes -->" is written by hand (e.g. confirmation runs) and kept.
+    notes = ""
+    if path.exists():
+        text = path.read_text()
+        if NOTES_MARK in text:
+            notes = text[text.index(NOTES_MARK):]
+    path.write_text("\n".join(lines) + "\n" + (f"\n{notes.rstrip()}\n" if notes else ""))
 
 
 def installed_root() -> Path | None:
