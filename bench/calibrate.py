@@ -179,12 +179,8 @@ def write_markdown(done: dict, derived: dict, args, path: Path) -> None:
         lines.append(f"| {module} | {', '.join(map(str, t['seeds']))} |"
                      f" {t['slowest_cell']:.0f} | {t['slowest_notebook']:.0f} |")
     # What follows a line "<!-- notes -->" is written by hand (e.g. confirmation runs) and kept.
-    notes = ""
-    if path.exists():
-        text = path.read_text()
-        if NOTES_MARK in text:
-            notes = text[text.index(NOTES_MARK):]
-    path.write_text("\n".join(lines) + "\n" + (f"\n{notes.rstrip()}\n" if notes else ""))
+    _, mark, notes = (path.read_text() if path.exists() else "").partition(NOTES_MARK)
+    path.write_text("\n".join(lines) + "\n" + (f"\n{mark}{notes.rstrip()}\n" if mark else ""))
 
 
 def installed_root() -> Path | None:

@@ -25,7 +25,7 @@ def test_one_hot_row_is_checked_the_same_way_in_both_modes(mode, monkeypatch):
         assert not run_check(spec, {"one_hot_row": wrong}, ctx).passed
 
 
-def test_lesson02_references_are_only_the_experiment_checks():
+def test_lesson02_references_are_only_the_experiment_and_figure_checks():
     """Exercise 2.1's row is a digest now: no lesson-02 value reference reads the data."""
     from grader.checks.rubric import load_rubric
 

@@ -20,6 +20,7 @@ import nbformat
 import pytest
 
 from grader.base.paths import REPO_ROOT
+from grader.checks.rubric import load_rubric
 
 pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("manual-grading")]
 
@@ -64,8 +65,6 @@ def graded(tmp_path_factory, data_dir) -> Path:
 
 
 def test_grade_lists_written_questions_as_awaiting_manual_grading(graded):
-    from grader.checks.rubric import load_rubric
-
     total = load_rubric("02").total_points
     for student, row in rows(graded).items():
         assert row["max_score"] == total, student
@@ -183,8 +182,6 @@ def test_canvas_export_matches_the_roster(graded, tmp_path):
     lines = list(csv.reader(io.StringIO((graded / "canvas.csv").read_text())))
     assert lines[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section",
                         "dlcourse module 02"]
-    from grader.checks.rubric import load_rubric
-
     total = load_rubric("02").total_points
     assert lines[1][0] == "Points Possible" and lines[1][-1] == f"{total:g}"
     ada = rows(graded)["ada"]
@@ -204,7 +201,6 @@ def test_canvas_export_refuses_a_roster_without_the_match_column(graded, tmp_pat
 def test_a_mark_is_dropped_when_the_answer_changes(tmp_path, monkeypatch):
     """Unit level: marks apply only to the answer they graded; forged marks are ignored."""
     from grader.checks.results import GradeRow
-    from grader.checks.rubric import load_rubric
     from grader.classroom.manual import MarkStore, attach_questions
 
     monkeypatch.setenv("DLCOURSE_KEY_FILE", str(tmp_path / "key"))
