@@ -97,7 +97,7 @@ def _grade(args: argparse.Namespace) -> int:
         summary = grade_class(submissions=args.submissions, out=args.out, jobs=args.jobs,
                               fast=args.fast, seed=args.seed, force=args.force,
                               scheduler=args.scheduler, sandbox=args.sandbox, limits=limits,
-                              **_custom_module(args))
+                              ids=args.ids, **_custom_module(args))
     except KeyboardInterrupt:
         print(f"interrupted: every result graded so far is saved in {args.out / 'results'};"
               " run the same command again to grade the rest", file=sys.stderr)
@@ -106,6 +106,11 @@ def _grade(args: argparse.Namespace) -> int:
           f" {summary.errors} could not be graded; {len(summary.rows)} row(s) in"
           f" {summary.out / 'grades.csv'}; class report: {summary.out / 'report.html'}"
           f" ({summary.wall_s:.0f} s)")
+    if summary.problems:
+        print(f"{len(summary.problems)} student(s) not graded because their submissions could"
+              " not be told apart or told whose (error rows in grades.csv and the report):")
+        for problem in summary.problems:
+            print(f"  {problem}")
     return 0
 
 
@@ -140,6 +145,11 @@ def _export(args: argparse.Namespace) -> int:
         print(f"{len(result.unknown)} submission(s) without a roster row (left out):")
         for name in result.unknown:
             print(f"  {name}")
+    if result.conflicts:
+        print(f"{len(result.conflicts)} roster cell(s) left empty because several submissions"
+              " or roster rows share one key:")
+        for text in result.conflicts:
+            print(f"  {text}")
     if result.ungraded:
         print(f"note: {result.ungraded} written answer(s) are still ungraded and count 0;"
               " run `python -m grader manual export` first")
@@ -192,6 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--cell-timeout", type=_positive_int, default=None,
                        help="seconds one cell may run before it is interrupted (default 600 with"
                        " --fast, 2400 in full mode)")
+    grade.add_argument("--ids", choices=("auto", "folder", "file"), default="auto",
+                       help="where each student's name comes from: folder = the first folder"
+                       " under SUBMISSION (SUBMISSION/<student>/...; nbgrader's"
+                       " submitted/<student>/...), file = the file name (<student>_<release"
+                       " name>.ipynb, for loose files such as an LMS download), auto (default)"
+                       " = folder for files in folders, file for loose files at the top."
+                       " Two files of one student and module are an error row, never both"
+                       " graded")
     grade.add_argument("--rubric", type=Path, metavar="TOML",
                        help="grade against this rubric instead of the course's (with --solution)")
     grade.add_argument("--solution", type=Path, metavar="IPYNB",

@@ -128,9 +128,11 @@ def rewrite_outputs(rows: Sequence[GradeRow], out: Path) -> None:
     from types import SimpleNamespace
 
     from grader.classroom.batch import write_feedback
+    from grader.classroom.rubric_record import graded_rubrics
     from grader.pages.gradebook import write_gradebook
     from grader.pages.report import write_report
 
+    _, warnings = graded_rubrics(out)
     write_gradebook(rows, out)
     links = write_feedback(rows, out)
     pairs = []
@@ -141,4 +143,5 @@ def rewrite_outputs(rows: Sequence[GradeRow], out: Path) -> None:
                                          similarity=float(p["similarity"])))
     except (OSError, ValueError, KeyError, TypeError):
         pairs = []
-    write_report(rows, out, feedback_links=links, similar=pairs)
+    write_report(rows, out, feedback_links=links, similar=pairs,
+                 warning="; ".join(warnings) or None)
