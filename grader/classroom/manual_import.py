@@ -75,6 +75,8 @@ def _validate(path: Path, entries, rows: dict[str, GradeRow]) -> list[_Accepted]
         if not 0 <= points <= check.max_points:
             problems.append(f"{where}: points {raw} outside 0 to {_points(check.max_points)}")
             continue
+        if question not in row.answers and check.graded and points == check.points:
+            continue  # exported as is (e.g. 0 for a file that was no notebook): nothing to import
         if question not in row.answers:
             problems.append(f"{where}: the grader kept no answer to grade (the notebook could"
                             " not be read); leave points empty")
