@@ -36,8 +36,6 @@ from grader.base.csvcells import safe_row
 from grader.checks.results import GradeRow
 
 UNKNOWN_MODULE = "unknown"
-UNGRADED = "ungraded"
-"""A written answer not graded by hand yet (``python -m grader manual``)."""
 POINTS_POSSIBLE = "Points Possible"
 """The ``student`` cell of the maximum points row (Canvas's name for it)."""
 
