@@ -236,20 +236,17 @@ def _canvas(batch: dict, tmp_path: Path) -> tuple[subprocess.CompletedProcess, d
 def test_canvas_matches_the_names_the_instructor_gave(batch, tmp_path):
     proc, cells, lines = _canvas(batch, tmp_path)
     assert lines[0][-1] == "dlcourse module 01"
-    assert lines[1][0] == "Points Possible" and float(lines[1][-1]) == RUBRIC_TOTAL
-    assert all(_neutral(cell) for line in lines for cell in line)
-    assert cells["Ana"] == f"{RUBRIC_TOTAL - 2:g}"  # ana@uni.edu
+    full = {"Ana", "Victim", "Sam", "Formula"}  # honest notebooks: automatic points in full
+    assert {s: cells[s] for s in full} == dict.fromkeys(full, f"{RUBRIC_TOTAL - 2:g}")
     assert cells["Ben"] == "0"  # "ben smith": a broken file, but matched and filled
-    assert cells["Victim"] == f"{RUBRIC_TOTAL - 2:g}"
-    assert cells["Formula"] != ""
     assert "ana@uni.edu" not in proc.stdout and "ben smith" not in proc.stdout
-    # ſam (U+017F) is not sam: sam keeps her own grade, ſam is listed, not merged
-    assert cells["Sam"] == f"{RUBRIC_TOTAL - 2:g}"
+    # ſam (U+017F) is not sam: sam keeps her own grade (above), ſam is listed, not merged
     assert "\u017fam" in proc.stdout.split("without a roster row")[1]
     # Tom and tom both match the roster's "tom": the cell stays empty and both are listed
     assert cells["Tom"] == ""
     conflict = [line for line in proc.stdout.splitlines() if "Tom (" in line]
     assert conflict and "Tom" in conflict[0] and "tom" in conflict[0].split("match")[1]
+    assert all(_neutral(cell) for line in lines for cell in line)
 
 
 def test_canvas_points_come_from_the_graded_rubric_even_after_it_changed(batch, tmp_path):
@@ -259,7 +256,7 @@ def test_canvas_points_come_from_the_graded_rubric_even_after_it_changed(batch, 
         toml.write_text(original.replace("points = 2\ndescription", "points = 5\ndescription"),
                         encoding="utf-8")
         proc, _, lines = _canvas(batch, tmp_path)
-        assert float(lines[1][-1]) == RUBRIC_TOTAL
+        assert lines[1][0] == "Points Possible" and float(lines[1][-1]) == RUBRIC_TOTAL
         assert "rubric of module 01" in proc.stderr and "has changed" in proc.stderr, proc.stderr
         scores = tmp_path / "scores.csv"
         scores.write_text("student,module,question,max_points,points,comment\n")
