@@ -8,11 +8,11 @@ points and a 2-point written question; the course's lesson 01 rubric has 12), ho
   a poor notebook twice, once as ``mallory/victim.ipynb`` (a file name claiming another
   student's id): mallory gets one error row for the collision, victim keeps her score;
 * ``-A1-A2/`` and ``=1+2/``: names a spreadsheet would run as formulas;
-* ``ana@uni.edu/`` and ``ben smith/``: Canvas logins that are not file-safe ids;
+* ``ana@uni.edu/`` and ``ben smith/`` (broken files): Canvas logins that are not file-safe ids;
 * ``sam/`` (full marks) and ``ſam/`` (U+017F, a broken file) and ``Tom/`` + ``tom/`` (both
   broken): names that casefold together.
 
-Broken files are graded without a kernel, so only five notebooks run. The tests then read
+Broken files and collisions are graded without a kernel, so only three notebooks run. The tests then read
 grades.csv, export the manual scores, import them back and export for Canvas, in file order
 (they share the folder, so they stay in one xdist group).
 """
@@ -107,11 +107,11 @@ def batch(tmp_path_factory, data_dir) -> dict:
     good = fx.submission(solution, **answer)
     poor = fx.submission(solution, model=WRONG_MODEL, value="param_bytes = 1", **answer)
     subs = root / "subs"
-    for student in ("victim", "-A1-A2", "ana@uni.edu", "sam"):
+    for student in ("victim", "-A1-A2", "sam"):
         fx.write(good, subs / student / "01_fixture.ipynb")
     fx.write(poor, subs / "mallory" / "01_fixture.ipynb")
     fx.write(poor, subs / "mallory" / "victim.ipynb")
-    for student in ("=1+2", "ben smith", "\u017fam", "Tom", "tom"):
+    for student in ("=1+2", "ana@uni.edu", "ben smith", "\u017fam", "Tom", "tom"):
         (subs / student).mkdir(parents=True)
         (subs / student / "01_fixture.ipynb").write_text(BROKEN, encoding="utf-8")
     before = {p: sha(p) for p in subs.rglob("*.ipynb")}
@@ -236,9 +236,12 @@ def _canvas(batch: dict, tmp_path: Path) -> tuple[subprocess.CompletedProcess, d
 def test_canvas_matches_the_names_the_instructor_gave(batch, tmp_path):
     proc, cells, lines = _canvas(batch, tmp_path)
     assert lines[0][-1] == "dlcourse module 01"
-    full = {"Ana", "Victim", "Sam", "Formula"}  # honest notebooks: automatic points in full
+    full = {"Victim", "Sam"}  # honest notebooks: automatic points in full
     assert {s: cells[s] for s in full} == dict.fromkeys(full, f"{RUBRIC_TOTAL - 2:g}")
-    assert cells["Ben"] == "0"  # "ben smith": a broken file, but matched and filled
+    rows = {r["student"]: r for r in json.loads((batch["out"] / "grades.json").read_text())}
+    assert cells["Formula"] == f"{rows['-A1-A2']['score']:g}"  # with or without the import
+    # "ana@uni.edu" and "ben smith" hand in broken files: matched, so their 0 is filled in
+    assert (cells["Ana"], cells["Ben"]) == ("0", "0")
     assert "ana@uni.edu" not in proc.stdout and "ben smith" not in proc.stdout
     # ſam (U+017F) is not sam: sam keeps her own grade (above), ſam is listed, not merged
     assert "\u017fam" in proc.stdout.split("without a roster row")[1]

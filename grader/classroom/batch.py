@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from grader.base.errors import GraderError
@@ -170,9 +171,7 @@ def plan_tasks(paths: Sequence[Path | Found], *, fast: bool, seed: int | None, r
     error row under an id made from its path. ``rubric`` and ``solution`` override the
     course's (tests grade a tiny fixture module).
     """
-    import hashlib
-
-    from grader.submission.validate import _release_stems, safe_id, shown_name
+    from grader.submission.validate import _release_stems, safe_id
 
     stems = _release_stems()
     if rubric is not None:
@@ -180,32 +179,36 @@ def plan_tasks(paths: Sequence[Path | Found], *, fast: bool, seed: int | None, r
     found = [f for f in paths if isinstance(f, Found)]
     loose = [Path(f) for f in paths if not isinstance(f, Found)]
     found += find_submission_files(loose) if loose else []
-    groups: dict[tuple[str, str | None], list[_Ident]] = {}
+    groups: dict[tuple[str, str | None], list[tuple[str, _Ident]]] = {}
     for item in found:
         ident = _identify(item, rubric=rubric, ids=ids, stems=stems)
         raw = ident.name if ident.name is not None else "unidentified " + "/".join(item.rel)
-        groups.setdefault((raw, ident.module), []).append(ident)
-    by_id: dict[tuple[str, str | None], list[tuple[str, list[_Ident]]]] = {}
-    for (raw, module), group in groups.items():
-        by_id.setdefault((safe_id(raw), module), []).append((raw, group))
-    tasks = []
-    for (student, module), named in sorted(by_id.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
-        group = [i for _, g in named for i in g]
-        name = shown_name(named[0][0])
-        first = group[0]
-        if len(group) == 1:
-            problem, data = first.problem, first.data
-            readable, identity = first.readable, first.identity_error
-        else:
-            problem, readable, identity = _collision(group), False, True
-            data = b"".join(hashlib.sha256(i.data).digest() for i in group)
-        task_data = data if len(group) == 1 else b""
-        tasks.append(Task(first.found.path, student, module, result_key(student, module),
-                          fingerprint(first.found.path, module, fast=fast, seed=seed,
-                                      rubric=rubric, solution=solution, data=data,
-                                      sandbox=sandbox),
-                          (), readable, task_data, problem, name, identity))
-    return tasks
+        groups.setdefault((safe_id(raw), ident.module), []).append((raw, ident))
+    fingerprint_of = partial(fingerprint, fast=fast, seed=seed, rubric=rubric, solution=solution,
+                             sandbox=sandbox)
+    return [_task(student, module, entries, fingerprint_of)
+            for (student, module), entries in sorted(groups.items(),
+                                                     key=lambda kv: (kv[0][0], kv[0][1] or ""))]
+
+
+def _task(student: str, module: str | None, entries: list[tuple[str, _Ident]],
+          fingerprint_of) -> Task:
+    """The task of one student and module: its submission, or the collision of several."""
+    import hashlib
+
+    from grader.submission.validate import shown_name
+
+    first = entries[0][1]
+    common = dict(path=first.found.path, student=student, module=module,
+                  key=result_key(student, module), name=shown_name(entries[0][0]))
+    if len(entries) == 1:
+        return Task(**common, fingerprint=fingerprint_of(first.found.path, module, data=first.data),
+                    readable=first.readable, data=first.data, read_error=first.problem,
+                    identity_error=first.identity_error)
+    digests = b"".join(hashlib.sha256(ident.data).digest() for _, ident in entries)
+    return Task(**common, fingerprint=fingerprint_of(first.found.path, module, data=digests),
+                readable=False, read_error=_collision([ident for _, ident in entries]),
+                identity_error=True)
 
 
 def _finish(task: Task, row: GradeRow, rubric=None, warning: str | None = None) -> GradeRow:
