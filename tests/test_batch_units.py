@@ -228,3 +228,19 @@ def test_example_submissions_are_in_sync_with_the_solutions(tmp_path):
     stale = [str(p.relative_to(tmp_path)) for p in fresh
              if (OUT / p.relative_to(tmp_path)).read_bytes() != p.read_bytes()]
     assert stale == [], f"run `python examples/make_submissions.py`: {stale} are out of date"
+
+
+def test_csv_cells_never_start_a_formula_and_restore_exactly():
+    import random
+
+    from grader.base.csvcells import neutralise, restore
+
+    rng = random.Random(3)
+    pool = "=+-@\t\r'a1 ,\"é"
+    cases = ["", "'", "''=", "-A1-A2", "=HYPERLINK(\"x\")", "ada", "3", "'ok"]
+    cases += ["".join(rng.choice(pool) for _ in range(rng.randint(0, 6))) for _ in range(3000)]
+    for text in cases:
+        cell = neutralise(text)
+        assert not cell.startswith(tuple("=+-@\t\r")), text
+        assert restore(cell) == text, text
+    assert neutralise("-A1-A2") == "'-A1-A2" and neutralise("'ok") == "'ok"
