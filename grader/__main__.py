@@ -17,10 +17,11 @@ from grader.base.errors import GraderError
 
 
 def _student_edition(args: argparse.Namespace) -> int:
-    from grader.authoring.edition import parse_repository, write_edition
     from grader.base.course import load_course
 
-    course = load_course(args.course)
+    course = load_course(args.course)  # first: a bad course file fails before any slow import
+    from grader.authoring.edition import parse_repository, write_edition
+
     if args.repo_url is not None:
         repo = parse_repository(args.repo_url, "--repo-url")
     else:
@@ -32,8 +33,6 @@ def _student_edition(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from grader.authoring.release import check_release, release
-
     if args.student_edition is not None:
         if args.check:
             raise GraderError("--check and --student-edition go separately: --check compares"
@@ -42,6 +41,8 @@ def _release(args: argparse.Namespace) -> int:
     if args.repo_url is not None:
         raise GraderError("--repo-url needs --student-edition DIR (it is the edition's badge"
                           " and install address)")
+    from grader.authoring.release import check_release, release
+
     if args.check:
         problems = check_release()
         if problems:

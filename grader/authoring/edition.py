@@ -61,7 +61,7 @@ DEPENDENCIES = (
 grader dependency: a Colab install must change nothing Colab ships."""
 
 _GITHUB = re.compile(r"https://github\.com/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?/?")
-_ANY_GITHUB_REPO = re.compile(r"github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+_ANY_GITHUB_REPO = re.compile(r"github(?:\.com|)/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _PIP_NAME = re.compile(r'"[A-Za-z0-9_.-]+ @ git\+')
 
 _GRADER_INIT = '''"""The self-check of the student edition: ``from grader import check``.
@@ -288,6 +288,7 @@ def edition_files(repo: Repository, course_name: str = "") -> dict[str, bytes]:
     files["README.md"] = _readme(repo, course_name, [p.split("/", 1)[1] for p in notebooks]).encode()
     files["LICENSE"] = _LICENSE.encode()
     files["pyproject.toml"] = _pyproject().encode()
+    files[".gitignore"] = b"__pycache__/\n*.egg-info/\nbuild/\n.ipynb_checkpoints/\n.venv/\n"
     leaks = [path for path, data in files.items() if b"dlcourse/dlcourse" in data]
     if leaks:
         raise GraderError(f"the edition would still name the course repository in {leaks}")
