@@ -374,3 +374,18 @@ def test_installed_edition_runs_lesson_02_with_every_self_check_passing(
     hint = load_rubric("02").get("02.one_hot_row").hint
     assert "[02.one_hot_row] not yet:" in wrong and "AssertionError" in wrong
     assert hint.split()[0:6] == wrong.split("hint: ", 1)[1].split()[0:6]
+
+
+def test_self_check_data_round_trips_every_automatic_check(edition):
+    """The edition's checks are the rubric's, field for field (less the description)."""
+    from dataclasses import replace
+
+    from grader.authoring.selfcheck import _spec_from_data
+
+    data = json.loads((edition / "grader" / "selfcheck.json").read_text())
+    for module in MODULES:
+        rubric = load_rubric(module)
+        entries = data["modules"][module]["checks"]
+        assert data["modules"][module]["dataset"] == rubric.dataset
+        assert [_spec_from_data(e) for e in entries] == [replace(c, description="")
+                                                         for c in rubric.checks]
