@@ -55,10 +55,12 @@ DEPENDENCIES = (
     "seaborn>=0.13",
     "pandas>=2.0",
     "matplotlib>=3.8",
+    "tomli>=2.0; python_version < '3.11'",
 )
 """What the lessons import; the course's tested floors, which Colab's versions meet
 (``bench/results/compat.md``, "Colab's preinstalled set"). No ipykernel, nbclient or other
-grader dependency: a Colab install must change nothing Colab ships."""
+grader dependency: a Colab install must change nothing Colab ships. (``tomli`` only on
+Python 3.10, where the self-check's rubric module needs it for ``tomllib``; Colab runs 3.12.)"""
 
 _GITHUB = re.compile(r"https://github\.com/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?/?")
 _ANY_GITHUB_REPO = re.compile(r"github(?:\.com|)/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
@@ -156,7 +158,7 @@ def _package_files() -> dict[str, bytes]:
 
 
 def _pyproject() -> str:
-    deps = "".join(f'    "{d}",\n' for d in DEPENDENCIES)
+    deps = "".join(f"    {json.dumps(d)},\n" for d in DEPENDENCIES)
     return f'''[build-system]
 requires = ["setuptools>=77"]
 build-backend = "setuptools.build_meta"
