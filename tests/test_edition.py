@@ -392,3 +392,15 @@ def test_self_check_data_round_trips_every_automatic_check(edition):
         assert data["modules"][module]["dataset"] == rubric.dataset
         assert [_spec_from_data(e) for e in entries] == [replace(c, description="")
                                                          for c in rubric.checks]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(os.environ.get("COLAB_VENV", "/nonexistent")).is_dir(),
+                    reason="COLAB_VENV (a venv holding Colab's pins, scripts/colab_dryrun.sh"
+                    " builds it) is not set: the ~600 MB TensorFlow download is too slow for CI")
+def test_colab_dry_run_changes_nothing_preinstalled():
+    """`pip install --dry-run` of the edition in a venv pinned to Colab's set (run by hand)."""
+    proc = subprocess.run(["bash", "scripts/colab_dryrun.sh"], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "PYTHON": sys.executable})
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "installs dlcourse-student" in proc.stdout and "CHANGES" not in proc.stdout
