@@ -1,5 +1,7 @@
 """Command line: ``python -m grader {release,normalize,grade,digest,manual,export} ...``.
 
+Commands that read the course file take ``--course FILE`` (default ``./course.toml``).
+
 Exit codes: 0 success (for ``grade``: grading ran, whatever the scores), 1 ``release
 --check`` found differences, 2 usage or configuration error (bad rubric, missing file),
 130 ``grade`` interrupted with Ctrl-C (rerun the same command to resume).
@@ -14,7 +16,31 @@ from pathlib import Path
 from grader.base.errors import GraderError
 
 
+def _student_edition(args: argparse.Namespace) -> int:
+    from grader.base.course import load_course
+
+    course = load_course(args.course)  # first: a bad course file fails before any slow import
+    from grader.authoring.edition import parse_repository, write_edition
+
+    if args.repo_url is not None:
+        repo = parse_repository(args.repo_url, "--repo-url")
+    else:
+        repo = parse_repository(course.student_repo, f"{course.path}: course.student_repo")
+    changed = write_edition(args.student_edition, repo, course.name)
+    print(f"student edition in {args.student_edition} for {repo.url}: {len(changed)} file(s)"
+          " written or removed. Commit the folder to that repository and push")
+    return 0
+
+
 def _release(args: argparse.Namespace) -> int:
+    if args.student_edition is not None:
+        if args.check:
+            raise GraderError("--check and --student-edition go separately: --check compares"
+                              " notebooks/ with solutions/")
+        return _student_edition(args)
+    if args.repo_url is not None:
+        raise GraderError("--repo-url needs --student-edition DIR (it is the edition's badge"
+                          " and install address)")
     from grader.authoring.release import check_release, release
 
     if args.check:
@@ -169,9 +195,20 @@ def _positive_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    rel = sub.add_parser("release", help="regenerate notebooks/ from solutions/")
+    rel = sub.add_parser("release", help="regenerate notebooks/ from solutions/, or write the"
+                         " student edition",
+                         description="Regenerate notebooks/ from solutions/; with"
+                         " --student-edition DIR, write a repository students may see instead.")
     rel.add_argument("--check", action="store_true",
                      help="exit 1 and name the cells when notebooks/ is out of date")
+    rel.add_argument("--student-edition", type=Path, metavar="DIR",
+                     help="write (or update) the student edition in DIR: lessons, helpers,"
+                     " self-check, README, LICENSE, pyproject.toml; no answers")
+    rel.add_argument("--repo-url", metavar="URL",
+                     help="the edition's GitHub repository, for the Colab badges and install"
+                     " cells (default: student_repo in course.toml)")
+    rel.add_argument("--course", type=Path, default=None, metavar="FILE",
+                     help="the course file (default ./course.toml; see examples/course.toml)")
     rel.set_defaults(func=_release)
     norm = sub.add_parser("normalize", help="fill in cell ids and nbgrader metadata (authors)")
     norm.add_argument("notebooks", nargs="+")
