@@ -7,19 +7,31 @@ grade``, outside the student's kernel, from artifacts the grader loads itself.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
+import re
 import sys
 from typing import Any
 
 from grader.checks.kinds import Context, run_check
-from grader.checks.rubric import find_check
+from grader.checks.rubric import CheckSpec, find_check
+
+_EXERCISE = re.compile(r"\bExercise (\d+\.\w+)")
 
 
 def _mode() -> str:
     from helpers.data import fast_mode_enabled
 
     return "fast" if fast_mode_enabled() else "full"
+
+
+def not_defined_message(spec: CheckSpec, missing: list[str]) -> str:
+    """What to do when the notebook has not defined the names a check reads yet."""
+    names = " and ".join(f"`{name}`" for name in missing)
+    found = _EXERCISE.search(spec.description or "")
+    where = f"Exercise {found.group(1)}" if found else "the exercise"
+    return f"define {names} in {where} above"
 
 
 def check(check_id: str, /, **objects: Any) -> None:
@@ -32,7 +44,10 @@ def check(check_id: str, /, **objects: Any) -> None:
     **objects
         The objects the check needs, by the names the exercise asks for
         (``check("02.model_params", model=model)``). Names not passed are looked up among
-        the notebook's variables.
+        the notebook's variables, so a check cell can name only the check
+        (``check("02.model_params")``) and still run before its exercise is done: a name
+        the notebook has not defined yet gets "not yet: define `model` in Exercise 2.2
+        above" instead of a ``NameError``.
 
     Raises
     ------
@@ -56,6 +71,9 @@ def check(check_id: str, /, **objects: Any) -> None:
     ctx = Context(mode=_mode(), dataset=rubric.dataset,
                   data_dir=os.environ.get("DLCOURSE_DATA_DIR"))
     result = run_check(spec, found, ctx)
+    missing = [name for name in spec.objects if name not in found]
+    if missing:
+        result = dataclasses.replace(result, message=not_defined_message(spec, missing))
     mark = "correct" if result.passed else "not yet"
     if not result.passed and spec.kind == "accuracy":
         # stderr: shown in red by Jupyter and Colab, and scored zero by nbgrader's autograder
