@@ -300,3 +300,155 @@ def learning_rate_curve(history, key: str = "learning_rate") -> Figure:
     ax.set_ylabel("learning rate")
     ax.grid(alpha=0.3, which="both")
     return fig
+
+
+# --- A look inside a trained convolutional network -------------------------------------------
+
+
+def _conv_layer(model, layer):
+    """The ``Conv2D`` layer of ``model`` given by name, index or the layer itself."""
+    import keras
+
+    convs = [lay.name for lay in model.layers if isinstance(lay, keras.layers.Conv2D)]
+    if isinstance(layer, str):
+        try:
+            found = model.get_layer(layer)
+        except ValueError:
+            raise ValueError(f"the model has no layer named {layer!r}; its Conv2D layers are"
+                             f" {convs}") from None
+    elif isinstance(layer, int) and not isinstance(layer, bool):
+        if not -len(model.layers) <= layer < len(model.layers):
+            raise ValueError(f"layer index {layer} is outside the model's {len(model.layers)}"
+                             f" layers; its Conv2D layers are {convs}")
+        found = model.layers[layer]
+    else:
+        found = layer
+    if not isinstance(found, keras.layers.Conv2D):
+        raise ValueError(f"expected a Conv2D layer, got {getattr(found, 'name', found)!r}"
+                         f" ({type(found).__name__}); the model's Conv2D layers are {convs}")
+    return found
+
+
+def _tile(fig: Figure, count: int, ncols: int):
+    ncols = max(1, min(ncols, count))
+    nrows = int(np.ceil(count / ncols))
+    axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    return axes[:count]
+
+
+def filter_images(model, layer) -> np.ndarray:
+    """The kernels of a ``Conv2D`` layer as images, shape ``(filters, height, width[, 3])``.
+
+    A kernel over 3 input channels (the first layer of a colour model) becomes a colour
+    image; any other kernel is averaged over its input channels. Each kernel is min-max
+    scaled to [0, 1] on its own, so its pattern shows whatever its size.
+    """
+    kernel = np.asarray(_conv_layer(model, layer).get_weights()[0], dtype=float)
+    kernel = np.moveaxis(kernel, -1, 0)                     # (filters, h, w, in)
+    if kernel.shape[-1] != 3:
+        kernel = kernel.mean(axis=-1)
+    axes = tuple(range(1, kernel.ndim))
+    low = kernel.min(axis=axes, keepdims=True)
+    span = kernel.max(axis=axes, keepdims=True) - low
+    return (kernel - low) / np.where(span > 0, span, 1.0)
+
+
+def show_filters(model, layer, *, ncols: int = 8) -> Figure:
+    """Every kernel of a ``Conv2D`` layer as a small image (see :func:`filter_images`).
+
+    ``layer`` is the layer's name, its index in ``model.layers`` or the layer itself.
+    """
+    conv = _conv_layer(model, layer)
+    images = filter_images(model, conv)
+    fig = Figure(figsize=(1.2 * min(ncols, len(images)),
+                          1.3 * int(np.ceil(len(images) / ncols)) + 0.5), layout="constrained")
+    for i, (ax, img) in enumerate(zip(_tile(fig, len(images), ncols), images, strict=True)):
+        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1,
+                  interpolation="nearest")
+        ax.set_title(str(i), fontsize=8)
+    h, w = images.shape[1:3]
+    fig.suptitle(f"{conv.name}: {len(images)} filters of {h}x{w}"
+                 + (" (RGB)" if images.ndim == 4 else " (mean over input channels)"))
+    return fig
+
+
+def feature_maps(model, image: np.ndarray, layer) -> np.ndarray:
+    """The output of a ``Conv2D`` layer for one image, shape ``(height, width, filters)``.
+
+    ``image`` is prepared like the model's training data, e.g. ``(32, 32, 3)`` in [0, 1].
+    """
+    import keras
+
+    conv = _conv_layer(model, layer)
+    img = np.asarray(image, dtype="float32")
+    expected = tuple(model.inputs[0].shape[1:])
+    if img.shape == (1, *expected):
+        img = img[0]
+    if img.shape != expected:
+        raise ValueError(f"expected one image of shape {expected} (prepared like the training"
+                         f" data), got {np.shape(image)}")
+    probe = keras.Model(model.inputs, conv.output)
+    return np.asarray(keras.ops.convert_to_numpy(probe(img[None], training=False)))[0]
+
+
+def show_feature_maps(model, image: np.ndarray, layer, *, max_maps: int = 32,
+                      ncols: int = 8) -> Figure:
+    """What the filters of a ``Conv2D`` layer respond to in one image (up to ``max_maps``)."""
+    conv = _conv_layer(model, layer)
+    maps = feature_maps(model, image, conv)
+    count = min(max_maps, maps.shape[-1])
+    fig = Figure(figsize=(1.4 * min(ncols, count + 1),
+                          1.5 * int(np.ceil((count + 1) / ncols)) + 0.5), layout="constrained")
+    axes = _tile(fig, count + 1, ncols)
+    img = np.asarray(image, dtype=float).reshape(model.inputs[0].shape[1:])
+    axes[0].imshow(img if img.max() <= 1.0 else img / 255.0,
+                   cmap="gray" if img.shape[-1] == 1 else None)
+    axes[0].set_title("input", fontsize=8)
+    for i, ax in enumerate(axes[1:]):
+        ax.imshow(maps[..., i], cmap="viridis")
+        ax.set_title(str(i), fontsize=8)
+    fig.suptitle(f"{conv.name}: {count} of {maps.shape[-1]} feature maps, "
+                 f"{maps.shape[0]}x{maps.shape[1]} each (bright = strong response)")
+    return fig
+
+
+def confident_mistakes(probabilities: np.ndarray, labels, n: int) -> np.ndarray:
+    """Indices of the ``n`` wrong predictions with the highest predicted probability."""
+    probs = np.asarray(probabilities, dtype=float)
+    true = _labels_1d(labels)
+    if probs.ndim != 2 or len(probs) != len(true):
+        raise ValueError(f"expected one row of probabilities per label, got {probs.shape}"
+                         f" for {len(true)} labels")
+    guess = probs.argmax(axis=1)
+    wrong = np.flatnonzero(guess != true)
+    order = np.argsort(-probs[wrong, guess[wrong]], kind="stable")
+    return wrong[order[:n]]
+
+
+def show_mistakes(model, x: np.ndarray, y, class_names: Sequence[str], n: int = 12, *,
+                  ncols: int = 6) -> Figure:
+    """The ``n`` most confident wrong predictions on ``x``: true class, guess, probability.
+
+    ``y`` may be integer labels (shape ``(n,)`` or ``(n, 1)``) or one-hot rows.
+    """
+    import keras
+
+    probs = np.asarray(keras.ops.convert_to_numpy(model.predict(x, batch_size=512, verbose=0)))
+    picked = confident_mistakes(probs, y, n)
+    true = _labels_1d(y)
+    fig = Figure(figsize=(1.9 * min(ncols, max(len(picked), 1)),
+                          2.3 * max(1, int(np.ceil(len(picked) / ncols)))), layout="constrained")
+    if len(picked) == 0:
+        fig.text(0.5, 0.5, f"no wrong predictions among {len(x)} images", ha="center")
+        return fig
+    for ax, i in zip(_tile(fig, len(picked), ncols), picked, strict=True):
+        img = np.asarray(x[i], dtype=float)
+        ax.imshow(img if img.max() <= 1.0 else img / 255.0,
+                  cmap="gray" if img.ndim == 2 or img.shape[-1] == 1 else None)
+        guess = int(probs[i].argmax())
+        ax.set_title(f"true: {class_names[int(true[i])]}\nguess: {class_names[guess]}"
+                     f" ({probs[i, guess]:.0%})", fontsize=8, color="tab:red")
+    fig.suptitle(f"the {len(picked)} most confident mistakes among {len(x):,} images")
+    return fig

@@ -103,3 +103,106 @@ def test_a_returned_figure_is_drawn_in_a_real_kernel(tmp_path):
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = nb.cells[0].outputs
     assert any("image/png" in out.get("data", {}) for out in outputs), outputs
+
+
+# --- A look inside a trained CNN, on a real model trained on real CIFAR-10 images -------------
+
+CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+               "truck"]
+
+
+@pytest.fixture(scope="module")
+def trained_cnn(data_dir):
+    """A small CNN trained for 2 epochs on 2,000 real CIFAR-10 images, and 300 test images."""
+    import keras
+
+    from helpers import data
+
+    (x_train, y_train), (x_test, y_test) = data.load_dataset("cifar10", fast=True,
+                                                             data_dir=data_dir)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input(shape=(32, 32, 3)),
+        keras.layers.Conv2D(8, (3, 3), activation="relu", name="conv_a"),
+        keras.layers.MaxPooling2D((2, 2)),
+        keras.layers.Conv2D(12, (3, 3), activation="relu", name="conv_b"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x_train[:2000] / 255.0, y_train[:2000], epochs=2, batch_size=64, verbose=0)
+    return model, (x_test[:300] / 255.0).astype("float32"), y_test[:300]
+
+
+def _shown(fig: Figure) -> list[np.ndarray]:
+    return [np.asarray(ax.images[0].get_array()) for ax in fig.axes if ax.images]
+
+
+def test_show_filters_draws_every_kernel_of_the_trained_layer(trained_cnn):
+    model, _, _ = trained_cnn
+    kernel = model.get_layer("conv_a").get_weights()[0]          # (3, 3, 3, 8)
+    fig = plotting.show_filters(model, "conv_a")
+    shown = _shown(fig)
+    assert len(shown) == 8 and all(img.shape == (3, 3, 3) for img in shown)
+    for k, img in enumerate(shown):                              # the kernel itself, rescaled
+        own = kernel[..., k]
+        np.testing.assert_allclose(img, (own - own.min()) / (own.max() - own.min()), atol=1e-6)
+    second = plotting.show_filters(model, 2)                     # conv_b: 8 input channels
+    assert len(_shown(second)) == 12 and _shown(second)[0].shape == (3, 3)
+    _assert_drawn(fig)
+
+
+def test_show_feature_maps_shows_the_layer_output_for_the_image(trained_cnn):
+    import keras
+
+    model, x_test, _ = trained_cnn
+    fig = plotting.show_feature_maps(model, x_test[0], "conv_a")
+    shown = _shown(fig)
+    np.testing.assert_allclose(shown[0], x_test[0])              # the input first
+    direct = keras.ops.convert_to_numpy(model.get_layer("conv_a")(x_test[:1]))[0]
+    assert len(shown) == 1 + 8
+    for k, img in enumerate(shown[1:]):
+        np.testing.assert_allclose(img, direct[..., k], rtol=1e-5, atol=1e-5)
+    deeper = plotting.feature_maps(model, x_test[:1], "conv_b")  # a batch of one is accepted
+    assert deeper.shape == (13, 13, 12)
+    _assert_drawn(fig)
+
+
+def test_show_mistakes_picks_the_most_confident_wrong_predictions(trained_cnn):
+    model, x_test, y_test = trained_cnn
+    probs = model.predict(x_test, verbose=0)
+    guess, true = probs.argmax(axis=1), y_test[:, 0]
+    picked = plotting.confident_mistakes(probs, y_test, 6)
+    assert len(picked) == 6 and all(guess[picked] != true[picked])
+    confidence = probs[picked, guess[picked]]
+    assert list(confidence) == sorted(confidence, reverse=True)
+    others = np.setdiff1d(np.flatnonzero(guess != true), picked)
+    assert probs[others, guess[others]].max() <= confidence.min()
+    fig = plotting.show_mistakes(model, x_test, y_test, CIFAR_NAMES, n=6)
+    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    first = picked[0]
+    assert titles[0] == (f"true: {CIFAR_NAMES[true[first]]}\nguess: {CIFAR_NAMES[guess[first]]}"
+                         f" ({probs[first, guess[first]]:.0%})")
+    assert len(titles) == 6
+    one_hot = np.eye(10)[true]
+    assert list(plotting.confident_mistakes(probs, one_hot, 6)) == list(picked)
+    _assert_drawn(fig)
+
+
+@pytest.mark.parametrize(("layer", "match"), [
+    ("flatten", "expected a Conv2D layer.*conv_a"),
+    ("nope", "no layer named 'nope'"),
+    (99, "outside the model's"),
+])
+def test_the_inside_views_name_the_conv_layers_when_given_another(trained_cnn, layer, match):
+    model, _, _ = trained_cnn
+    if layer == "flatten":
+        layer = model.layers[3].name
+    with pytest.raises(ValueError, match=match):
+        plotting.show_filters(model, layer)
+
+
+def test_feature_maps_reject_an_image_of_the_wrong_shape(trained_cnn):
+    model, x_test, _ = trained_cnn
+    with pytest.raises(ValueError, match=r"expected one image of shape \(32, 32, 3\)"):
+        plotting.feature_maps(model, x_test[:2], "conv_a")

@@ -26,12 +26,50 @@ from grader.checks.rubric import Rubric, grade_id_for
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+#: What a labelled placeholder tells the student (see :func:`code_stub`).
+STUB_INSTRUCTION = "replace this line with your code"
 MARKDOWN_STUB = "YOUR ANSWER HERE"
 PARAMETERS_TAG = "parameters"
 
+_EXERCISE_LABEL = re.compile(r"\*\*Exercise (\d+\.\w+)")
 _CHECK_CALL = re.compile(r"""\bcheck\(\s*["'](\d\d\.[A-Za-z0-9_]+)["']""")
 _CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _KEEP_METADATA = ("nbgrader", "tags", "deletable")
+
+
+def code_stub(label: str | None = None) -> str:
+    """The placeholder of a code exercise cell.
+
+    With the exercise's number (``"2.1"``) its ``raise`` line says which exercise it is and
+    what to do; without one it is the plain nbgrader stub :data:`CODE_STUB`.
+    """
+    if not label:
+        return CODE_STUB
+    return f'# YOUR CODE HERE\nraise NotImplementedError("Exercise {label}: {STUB_INSTRUCTION}")'
+
+
+def is_stub_line(line: str) -> bool:
+    """Whether a line is the ``raise`` line of a placeholder, labelled or not."""
+    text = line.strip()
+    return text == CODE_STUB.splitlines()[-1] or (
+        text.startswith('raise NotImplementedError("Exercise ')
+        and text.endswith(f': {STUB_INSTRUCTION}")'))
+
+
+def exercise_labels(nb) -> dict[str, str]:
+    """Cell id -> exercise number of every code exercise cell.
+
+    The number is the last ``**Exercise N.x**`` named in a Markdown instruction cell before it.
+    """
+    labels: dict[str, str] = {}
+    last = None
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and role(cell) != "exercise":
+            found = _EXERCISE_LABEL.findall(cell.source)
+            last = found[-1] if found else last
+        elif cell.cell_type == "code" and role(cell) == "exercise" and last:
+            labels[cell.get("id")] = last
+    return labels
 
 
 def checks_called(source: str) -> list[str]:
@@ -145,7 +183,7 @@ def validate(nb, rubric: Rubric, name: str) -> None:
         raise NotebookFormatError(f"{name}:\n  " + "\n  ".join(problems))
 
 
-def _strip_block(source: str) -> str:
+def _strip_block(source: str, stub: str = CODE_STUB) -> str:
     lines = source.splitlines()
     out: list[str] = []
     inside = False
@@ -154,7 +192,7 @@ def _strip_block(source: str) -> str:
         if stripped == BEGIN:
             inside = True
             indent = line[: len(line) - len(line.lstrip())]
-            out.extend(indent + stub for stub in CODE_STUB.splitlines())
+            out.extend(indent + line for line in stub.splitlines())
             continue
         if stripped == END:
             inside = False
@@ -164,13 +202,17 @@ def _strip_block(source: str) -> str:
     return "\n".join(out)
 
 
-def student_cell(cell):
-    """The released form of one solution cell (a new object; the input is unchanged)."""
+def student_cell(cell, label: str | None = None):
+    """The released form of one solution cell (a new object; the input is unchanged).
+
+    ``label`` is the exercise number its placeholder names (see :func:`code_stub`).
+    """
     new = nbformat.from_dict(dict(cell))
     new["metadata"] = {k: cell.metadata[k] for k in _KEEP_METADATA if k in cell.metadata}
     if role(cell) == "exercise":
         if cell.cell_type == "code":
-            new.source = _strip_block(cell.source) if BEGIN in cell.source else CODE_STUB
+            stub = code_stub(label)
+            new.source = _strip_block(cell.source, stub) if BEGIN in cell.source else stub
         else:
             new.source = MARKDOWN_STUB
     elif cell.cell_type == "code":

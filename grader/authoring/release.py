@@ -10,7 +10,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.authoring.cells import normalize, student_cell, validate
+from grader.authoring.cells import exercise_labels, normalize, student_cell, validate
 from grader.base.errors import NotebookFormatError
 from grader.base.paths import MODULES, NOTEBOOKS_DIR, SOLUTIONS_DIR
 from grader.checks.rubric import Rubric, load_rubric
@@ -49,7 +49,8 @@ def student_notebook(solution):
     """The released notebook for a solution notebook."""
     nb = nbformat.v4.new_notebook()
     nb.metadata = {k: solution.metadata[k] for k in _KEEP_NB_METADATA if k in solution.metadata}
-    nb.cells = [student_cell(cell) for cell in solution.cells]
+    labels = exercise_labels(solution)
+    nb.cells = [student_cell(cell, labels.get(cell.get("id"))) for cell in solution.cells]
     nbformat.validate(nb)
     return nb
 

@@ -15,10 +15,12 @@ values when it grades.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import inspect
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable
 from functools import cache
@@ -45,6 +47,8 @@ _DATA_FIELDS = ("id", "kind", "objects", "points", "expected", "answer_sha256", 
 """What a self-check needs from a rubric entry; never ``guide`` or ``description``."""
 _TUPLES = ("objects", "units", "input_shape")
 
+_EXERCISE = re.compile(r"\bExercise (\d+\.\w+)")
+
 
 def _mode() -> str:
     from helpers.data import fast_mode_enabled
@@ -55,7 +59,8 @@ def _mode() -> str:
 def self_check_data(rubrics: Iterable[Rubric]) -> dict:
     """The student edition's ``selfcheck.json``: per module its dataset and automatic checks.
 
-    Written answers (their marking guides) and descriptions are left out; every other field
+    Written answers (their marking guides) and descriptions are left out (a check keeps only
+    its exercise label, "Exercise 2.1", as its description); every other field
     is the rubric's, so the edition's self-check compares exactly as the course's does.
     """
     defaults = CheckSpec(id="", kind="", objects=(), points=0.0)
@@ -68,6 +73,9 @@ def self_check_data(rubrics: Iterable[Rubric]) -> dict:
                 value = getattr(spec, name)
                 if name in ("id", "kind", "objects", "points") or value != getattr(defaults, name):
                     entry[name] = list(value) if isinstance(value, tuple) else value
+            exercise = _EXERCISE.search(spec.description or "")
+            if exercise:  # only the label, for "define `x` in Exercise 2.1 above"
+                entry["description"] = exercise.group(0)
             checks.append(entry)
         modules[rubric.module] = {"dataset": rubric.dataset, "checks": checks}
     return {"format": 1, "modules": modules}
@@ -136,6 +144,14 @@ def _check_without_reference(spec: CheckSpec, found: dict[str, Any]) -> CheckRes
                        f"{done}; the grader compares it with its own measurement when it grades")
 
 
+def not_defined_message(spec: CheckSpec, missing: list[str]) -> str:
+    """What to do when the notebook has not defined the names a check reads yet."""
+    names = " and ".join(f"`{name}`" for name in missing)
+    found = _EXERCISE.search(spec.description or "")
+    where = f"Exercise {found.group(1)}" if found else "the exercise"
+    return f"define {names} in {where} above"
+
+
 def check(check_id: str, /, **objects: Any) -> None:
     """Check an exercise and print the verdict.
 
@@ -146,7 +162,10 @@ def check(check_id: str, /, **objects: Any) -> None:
     **objects
         The objects the check needs, by the names the exercise asks for
         (``check("02.model_params", model=model)``). Names not passed are looked up among
-        the notebook's variables.
+        the notebook's variables, so a check cell can name only the check
+        (``check("02.model_params")``) and still run before its exercise is done: a name
+        the notebook has not defined yet gets "not yet: define `model` in Exercise 2.2
+        above" instead of a ``NameError``.
 
     Raises
     ------
@@ -170,6 +189,9 @@ def check(check_id: str, /, **objects: Any) -> None:
     ctx = Context(mode=_mode(), dataset=dataset, data_dir=os.environ.get("DLCOURSE_DATA_DIR"))
     partial = spec.reference is not None and not _references_available()
     result = _check_without_reference(spec, found) if partial else run_check(spec, found, ctx)
+    missing = [name for name in spec.objects if name not in found]
+    if missing:
+        result = dataclasses.replace(result, message=not_defined_message(spec, missing))
     mark = ("looks complete" if partial else "correct") if result.passed else "not yet"
     if not result.passed and spec.kind == "accuracy":
         # stderr: shown in red by Jupyter and Colab, and scored zero by nbgrader's autograder

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
+from grader.authoring.cells import is_stub_line
+
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_K = 6
 DEFAULT_WINDOW = 4
@@ -117,7 +119,8 @@ def exercise_code(notebook: dict, template: dict | None = None) -> str:
             continue
         skip = given.get(cell.get("id", ""), set()) | stub
         kept = [ln for ln in _source(cell).splitlines()
-                if ln.strip() and ln.strip() not in skip and not ln.lstrip().startswith(("%", "!"))]
+                if ln.strip() and ln.strip() not in skip and not is_stub_line(ln)
+                and not ln.lstrip().startswith(("%", "!"))]
         if kept:
             parts.append(_dedent_block(kept))
     return "\n".join(parts)

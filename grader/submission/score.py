@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grader.authoring.cells import CODE_STUB, checks_called, role
+from grader.authoring.cells import CODE_STUB, checks_called, is_stub_line, role
 from grader.checks.kinds import CheckResult, Context, run_check
 from grader.checks.rubric import Rubric
 from grader.submission.execute import ExecutionResult
@@ -63,9 +63,9 @@ def _exercise_problem(cells: list, execution: ExecutionResult) -> str | None:
         cid = cell.get("id")
         if cell.cell_type == "markdown":
             continue  # written answers are graded by hand (rubric kind "manual")
-        if _STUB_LINE in cell.source:
-            return (f"the exercise cell {cid} still holds `{_STUB_LINE}`: replace the placeholder"
-                    " with your code")
+        if any(is_stub_line(line) for line in cell.source.splitlines()):
+            return (f"the exercise cell {cid} still holds the placeholder `{_STUB_LINE}`:"
+                    " replace it with your code")
         if cid in execution.timed_out:
             return f"the exercise cell {cid} ran past its time limit"
         if cid in execution.cell_errors:
