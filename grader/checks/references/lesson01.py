@@ -11,7 +11,7 @@ from grader.checks.experiments import (
     history,
     keyed,
     positive,
-    rerun_accuracy,
+    rerun_checked,
     rerun_timing,
     seed_for,
     train_and_validate,
@@ -48,10 +48,12 @@ BATCH_SWEEP_SAMPLES = {"full": 10000, "fast": 800}
 BATCH_SWEEP_EPOCHS = {"full": 8, "fast": 2}
 #: How far a re-run may land from the student's best validation accuracy, per learning rate
 #: and mode (bench/results/rerun_tolerance.md, bench/results/detection_rate.md). A rate
-#: missing from a mode's table is never re-run in that mode (its spread was not measured).
+#: missing from a mode's table is never re-run in that mode: 1e-2 sometimes diverges (a
+#: grader re-run gave 0.100 where the honest solution had 0.200), 1e-5 and 0.1 were not
+#: measured in full mode.
 LR_TOLERANCE = {
-    "fast": {1e-5: 0.08, 1e-4: 0.08, 1e-3: 0.08, 1e-2: 0.10, 1e-1: 0.08},
-    "full": {1e-4: 0.05, 1e-3: 0.05, 1e-2: 0.05},
+    "fast": {1e-5: 0.08, 1e-4: 0.08, 1e-3: 0.08, 1e-1: 0.08},
+    "full": {1e-4: 0.05, 1e-3: 0.05},
 }
 #: How many learning rates the grader re-runs, chosen among all of them with its private
 #: key: a few seconds each in fast mode, about 45 s each in full mode (one there).
@@ -100,8 +102,9 @@ def lr_sweep(ctx, lr_results, lr_histories) -> str:
     tolerance = LR_TOLERANCE[ctx.mode]
     reruns = []
     for lr in choose_many(ctx, list(tolerance), "lr_sweep", LR_RERUNS[ctx.mode]):
-        rerun = rerun_lr(ctx, lr, seed_for(ctx, f"lr_sweep|{lr:g}"))
-        reruns.append(rerun_accuracy(f"learning rate {lr:g}", results[lr], rerun, tolerance[lr]))
+        reruns.append(rerun_checked(ctx, f"learning rate {lr:g}", results[lr], tolerance[lr],
+                                    lambda seed, lr=lr: rerun_lr(ctx, lr, seed),
+                                    f"lr_sweep|{lr:g}"))
     return verdict(message, reruns, "Store the best validation accuracy of your own run for"
                    " every learning rate")
 

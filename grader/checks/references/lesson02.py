@@ -17,8 +17,7 @@ from grader.checks.experiments import (
     choose_many,
     fraction,
     keyed,
-    rerun_accuracy,
-    seed_for,
+    rerun_checked,
     train_and_validate,
     verdict,
 )
@@ -182,10 +181,10 @@ def fashion_architectures(ctx, fashion_architectures) -> str:
     reruns = []
     for key in choose_many(ctx, sorted(fashion_architectures, key=str), "fashion_architectures",
                            ARCH_RERUNS[ctx.mode]):
-        rerun = rerun_architecture(ctx, list(sizes[key]),
-                                   seed_for(ctx, f"fashion_architectures|{key}"))
-        reruns.append(rerun_accuracy(f"architecture {key}", float(fashion_architectures[key]),
-                                     rerun, ARCH_TOLERANCE[ctx.mode]))
+        reruns.append(rerun_checked(
+            ctx, f"architecture {key}", float(fashion_architectures[key]),
+            ARCH_TOLERANCE[ctx.mode], lambda seed, key=key: rerun_architecture(
+                ctx, list(sizes[key]), seed), f"fashion_architectures|{key}"))
     return verdict(message, reruns, "Store the best validation accuracy of your own run of"
                    " each architecture")
 

@@ -14,9 +14,8 @@ from grader.checks.experiments import (
     history,
     keyed,
     positive,
-    rerun_accuracy,
+    rerun_checked,
     rerun_timing,
-    seed_for,
     train_and_validate,
     verdict,
 )
@@ -228,9 +227,10 @@ def lr_histories(ctx, lr_histories) -> str:
     tolerance = LR_TOLERANCE[ctx.mode]
     reruns = []
     for lr in choose_many(ctx, list(tolerance), "lr_histories", LR_RERUNS[ctx.mode]):
-        rerun = rerun_learning_rate(ctx, lr, seed_for(ctx, f"lr_histories|{lr:g}"))
-        reruns.append(rerun_accuracy(f"learning rate {lr:g}", curves[lr]["val_accuracy"][-1],
-                                     rerun, tolerance[lr]))
+        reruns.append(rerun_checked(ctx, f"learning rate {lr:g}", curves[lr]["val_accuracy"][-1],
+                                    tolerance[lr],
+                                    lambda seed, lr=lr: rerun_learning_rate(ctx, lr, seed),
+                                    f"lr_histories|{lr:g}"))
     return verdict(message, reruns, "Store the history fit_model returns for every rate")
 
 
@@ -298,26 +298,27 @@ def sweep_results(ctx, sweep_results) -> str:
     chosen = [best] + choose_many(ctx, others, "sweep_results", SWEEP_EXTRA_RERUNS[ctx.mode])
     reruns = []
     for index, row in enumerate(chosen):
-        reruns += _rerun_row(ctx, row, f"sweep_results|{index}", second_chance=index > 0)
+        reruns += _rerun_row(ctx, row, f"sweep_results|{index}")
     return verdict(message, reruns, "Store the val_accuracy and seconds_per_epoch that"
                    " fit_model returned for each configuration")
 
 
-def _rerun_row(ctx, row: dict[str, Any], salt: str, *, second_chance: bool) -> list[dict]:
+def _rerun_row(ctx, row: dict[str, Any], salt: str) -> list[dict]:
     """Accuracy and timing re-run of one table row, as ``grades.json`` records them.
 
-    A row other than the best may be a configuration of the student's choosing that
-    scatters over seeds (a high learning rate): when its accuracy disagrees, it gets a second
-    re-run with another seed and agrees if either does.
+    A row may be a configuration of the student's choosing that scatters over seeds (a high
+    learning rate): :func:`rerun_checked` gives a disagreement a second re-run.
     """
     what = f"configuration {row['name']!r}"
-    accuracy, seconds = rerun_configuration(ctx, row, seed_for(ctx, salt))
-    check = rerun_accuracy(what, row["val_accuracy"], accuracy, SWEEP_TOLERANCE[ctx.mode])
-    if second_chance and not check["agrees"]:
-        again, _ = rerun_configuration(ctx, row, seed_for(ctx, salt + "|again"))
-        check = rerun_accuracy(what, row["val_accuracy"], again, SWEEP_TOLERANCE[ctx.mode])
-        check["first_rerun"] = round(float(accuracy), 4)
-    return [check, rerun_timing(what, row["seconds_per_epoch"], seconds, TIMING_FACTOR)]
+    timed: list[float] = []
+
+    def run(seed: int) -> float:
+        accuracy, seconds = rerun_configuration(ctx, row, seed)
+        timed.append(seconds)
+        return accuracy
+
+    check = rerun_checked(ctx, what, row["val_accuracy"], SWEEP_TOLERANCE[ctx.mode], run, salt)
+    return [check, rerun_timing(what, row["seconds_per_epoch"], timed[0], TIMING_FACTOR)]
 
 
 def rerun_configuration(ctx, row: dict[str, Any], seed: int) -> tuple[float, float]:
