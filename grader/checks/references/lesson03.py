@@ -150,7 +150,7 @@ def weight_updates(ctx, batch_size, epochs, n_fit=None) -> int:
 
 
 # ----------------------------------------------------------------------------------------
-# Experiments (Exercises 3.5 and 3.8): shape, consistency, and one configuration re-run
+# Experiments (Exercises 3.5 and 3.8): shape, consistency, and re-runs
 # ----------------------------------------------------------------------------------------
 
 #: The lesson's locked constants, per mode (tests compare them with the solution notebook).

@@ -127,7 +127,7 @@ PREPARE_DATASET = reference("lesson04_prepare_dataset")(
 
 
 # ----------------------------------------------------------------------------------------
-# Experiments (Exercises 4.9 to 4.12): shape, consistency, and one configuration re-run
+# Experiments (Exercises 4.9 to 4.12): shape, consistency, and re-runs
 # ----------------------------------------------------------------------------------------
 
 #: The lesson's locked constants, per mode (tests compare them with the solution notebook).
