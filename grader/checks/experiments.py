@@ -217,17 +217,6 @@ def verdict(message: str, reruns: Sequence[dict], advice: str) -> tuple[str, dic
             " match", details)
 
 
-def confirm(reported: float, rerun: float, tolerance: float, what: str) -> str:
-    """Compare a reported result with the grader's re-run; return the message when they agree."""
-    if abs(reported - rerun) > tolerance:
-        raise CheckFailed(
-            f"the grader re-ran {what} and reached {rerun:.3f}; your results say"
-            f" {reported:.3f}, which differs by more than the {tolerance:g} that training noise"
-            " explains. Report the numbers your own runs produce"
-        )
-    return f"the grader re-ran {what}: {rerun:.3f} (yours {reported:.3f})"
-
-
 def seed_for(ctx: Context, salt: str) -> int:
     """A reproducible seed for a re-run (same submission, same seed)."""
     digest = hashlib.sha256(f"{ctx.choice_key}|seed|{salt}".encode()).digest()
