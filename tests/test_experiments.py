@@ -135,10 +135,19 @@ def test_batch_timing_fake_of_the_right_type_loses(data_dir):
     assert [r["agrees"] for r in result.details["reruns"]] == [False, False]
 
 
+def test_batch_timing_accepts_honest_timings_from_a_loaded_machine():
+    """Seconds per epoch the grader measured at load average 12 (800 images): batch 4 barely
+    slower than batch 1024. Shape and consistency must not fail them."""
+    measured = {4: 3.744, 16: 3.643, 32: 2.348, 256: 2.261, 1024: 3.662}
+    ctx = Context(mode="fast", dataset="cifar10")
+    assert lesson01.batch_timing(ctx, measured).startswith("seconds per epoch")
+    assert lesson01.batch_timing(ctx, {**measured, 4: 3.0}).startswith("seconds per epoch")
+
+
 def test_batch_timing_small_batches_must_be_slower(data_dir):
     fake = {4: 0.1, 16: 0.2, 32: 0.3, 256: 0.4, 1024: 0.5}
     result = verify("01.batch_timing", data_dir, batch_seconds=fake)
-    assert not result.passed and "always slower" in result.message
+    assert not result.passed and "never much faster" in result.message
 
 
 # ----------------------------------------------------------------------------------------

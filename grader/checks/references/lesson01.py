@@ -63,6 +63,11 @@ LR_RERUNS = {"fast": 3, "full": 1}
 #: own timings of one size scatter by a factor of 2.5 over seeds on a loaded machine
 #: (bench/results/detection_rate.md), so only gross inventions are caught.
 TIMING_FACTOR = 4.0
+#: Batch size 4 may not take less than 1/SLOWEST_RATIO of batch size 1024's seconds per
+#: epoch. On an idle machine it is several times slower, but with 800 images the epoch time
+#: is mostly fixed cost: at load average 12 the grader timed 3.74 s (batch 4) and 3.66 s
+#: (1024), and a seed's honest timings once failed a plain "slower than" test.
+SLOWEST_RATIO = 2.0
 BATCH_RERUNS = {"fast": 2, "full": 1}
 
 
@@ -126,11 +131,11 @@ def batch_timing(ctx, batch_seconds) -> str:
     seconds = keyed(batch_seconds, "batch_seconds", BATCH_SIZES)
     for size in BATCH_SIZES:
         positive(seconds[size], f"batch_seconds[{size}]", upper=3600)
-    if seconds[BATCH_SIZES[0]] <= seconds[BATCH_SIZES[-1]]:
+    if seconds[BATCH_SIZES[0]] * SLOWEST_RATIO < seconds[BATCH_SIZES[-1]]:
         raise CheckFailed(
             f"batch size {BATCH_SIZES[0]} took {seconds[BATCH_SIZES[0]]:.3g} s per epoch and"
             f" batch size {BATCH_SIZES[-1]} {seconds[BATCH_SIZES[-1]]:.3g} s: an epoch of tiny"
-            " batches makes hundreds of times more weight updates and is always slower."
+            " batches makes hundreds of times more weight updates and is never much faster."
             " Time each run with training.EpochTimer"
         )
     message = f"seconds per epoch for {len(BATCH_SIZES)} batch sizes"
