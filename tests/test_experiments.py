@@ -21,6 +21,7 @@ from grader.checks.experiments import (
     history,
     keyed,
     rerun_accuracy,
+    rerun_timing,
     verdict,
 )
 from grader.checks.kinds import CheckFailed, Context, run_check
@@ -96,6 +97,8 @@ def test_verdict_names_no_configuration_to_the_student():
     differ = rerun_accuracy("learning rate 0.1", 0.25, 0.10, 0.08)
     message, details = verdict("5 rates", [agree], "Report your own numbers")
     assert "0.01" not in message and details["reruns"] == [agree]
+    timed = rerun_timing("learning rate 0.01", 1.0, 1.2, 4.0)
+    assert "re-ran 1 of your" in verdict("5 rates", [agree, timed], "")[0]
     with pytest.raises(CheckFailed) as failed:
         verdict("5 rates", [agree, differ], "Report your own numbers")
     assert "0.1" not in str(failed.value) and MISMATCH in str(failed.value)
