@@ -2,9 +2,10 @@
 
 Each test hands a rubric ``experiment`` check fake results of the right shape and types
 (what a student could write without running anything) and lets the grader verify them as
-it does when grading (``Context(verify=True)``): on the real data, with real re-runs of one
-configuration in fast mode. Shape errors are caught without training. The solutions'
-honest results passing the same checks is the contract test's job (tests/test_contract.py).
+it does when grading (``Context(verify=True)``): on the real data, with real re-runs of
+configurations chosen among all the reported ones, in fast mode. Shape errors are caught
+without training. The solutions' honest results passing the same checks is the contract
+test's job (tests/test_contract.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grader.checks.experiments import choose, fraction, history, keyed
+from grader.checks.experiments import (
+    MISMATCH,
+    choose,
+    choose_many,
+    fraction,
+    history,
+    keyed,
+    rerun_accuracy,
+    rerun_timing,
+    verdict,
+)
 from grader.checks.kinds import CheckFailed, Context, run_check
 from grader.checks.references import lesson01, lesson02, lesson03, lesson04
 from grader.checks.rubric import find_check
@@ -66,6 +77,34 @@ def test_choice_is_private_and_stable():
     assert len(picks) > 3  # different keys choose differently
 
 
+def test_choose_many_picks_distinct_options_each_equally_often():
+    options = ["a", "b", "c", "d", "e"]
+    counts = dict.fromkeys(options, 0)
+    for i in range(1000):
+        chosen = choose_many(Context(choice_key=f"key-{i}"), options, "s", 3)
+        assert len(set(chosen)) == 3 and chosen == [o for o in options if o in chosen]
+        for option in chosen:
+            counts[option] += 1
+    assert all(540 <= n <= 660 for n in counts.values()), counts  # 600 expected each
+    a = Context(choice_key="key-a")
+    assert choose_many(a, options, "s", 3) == choose_many(a, options, "s", 3)
+    assert choose_many(a, options, "s", 9) == options
+    assert choose_many(a, options, "s", 0) == []
+
+
+def test_verdict_names_no_configuration_to_the_student():
+    agree = rerun_accuracy("learning rate 0.01", 0.20, 0.22, 0.08)
+    differ = rerun_accuracy("learning rate 0.1", 0.25, 0.10, 0.08)
+    message, details = verdict("5 rates", [agree], "Report your own numbers")
+    assert "0.01" not in message and details["reruns"] == [agree]
+    timed = rerun_timing("learning rate 0.01", 1.0, 1.2, 4.0)
+    assert "re-ran 1 of your" in verdict("5 rates", [agree, timed], "")[0]
+    with pytest.raises(CheckFailed) as failed:
+        verdict("5 rates", [agree, differ], "Report your own numbers")
+    assert "0.1" not in str(failed.value) and MISMATCH in str(failed.value)
+    assert failed.value.details["reruns"] == [agree, differ]
+
+
 # ----------------------------------------------------------------------------------------
 # Lesson 01
 # ----------------------------------------------------------------------------------------
@@ -81,7 +120,8 @@ def fake_lr_sweep(value: float):
 def test_lr_sweep_fake_of_the_right_type_loses(data_dir):
     results, histories = fake_lr_sweep(0.6)
     result = verify("01.lr_sweep", data_dir, lr_results=results, lr_histories=histories)
-    assert not result.passed and "the grader re-ran learning rate" in result.message
+    assert not result.passed and MISMATCH in result.message
+    assert not all(r["agrees"] for r in result.details["reruns"])
 
 
 def test_lr_sweep_best_must_come_from_its_history(data_dir):
@@ -94,13 +134,23 @@ def test_lr_sweep_best_must_come_from_its_history(data_dir):
 def test_batch_timing_fake_of_the_right_type_loses(data_dir):
     fake = {4: 60.0, 16: 40.0, 32: 30.0, 256: 20.0, 1024: 10.0}
     result = verify("01.batch_timing", data_dir, batch_seconds=fake)
-    assert not result.passed and "the grader timed batch size" in result.message
+    assert not result.passed and MISMATCH in result.message
+    assert [r["agrees"] for r in result.details["reruns"]] == [False, False]
+
+
+def test_batch_timing_accepts_honest_timings_from_a_loaded_machine():
+    """Seconds per epoch the grader measured at load average 12 (800 images): batch 4 barely
+    slower than batch 1024. Shape and consistency must not fail them."""
+    measured = {4: 3.744, 16: 3.643, 32: 2.348, 256: 2.261, 1024: 3.662}
+    ctx = Context(mode="fast", dataset="cifar10")
+    assert lesson01.batch_timing(ctx, measured).startswith("seconds per epoch")
+    assert lesson01.batch_timing(ctx, {**measured, 4: 3.0}).startswith("seconds per epoch")
 
 
 def test_batch_timing_small_batches_must_be_slower(data_dir):
     fake = {4: 0.1, 16: 0.2, 32: 0.3, 256: 0.4, 1024: 0.5}
     result = verify("01.batch_timing", data_dir, batch_seconds=fake)
-    assert not result.passed and "always slower" in result.message
+    assert not result.passed and "never much faster" in result.message
 
 
 # ----------------------------------------------------------------------------------------
@@ -147,7 +197,7 @@ def test_fashion_epochs_fake_loses(fashion_model, data_dir):
 def test_fashion_architectures_fake_loses(data_dir):
     fake = {"64": 0.97, "512": 0.98, "32-16": 0.96}
     result = verify("02.fashion_architectures", data_dir, fashion_architectures=fake)
-    assert not result.passed and "the grader re-ran architecture" in result.message
+    assert not result.passed and MISMATCH in result.message
 
 
 def test_fashion_architectures_need_parseable_keys(data_dir):
@@ -171,7 +221,8 @@ def fake_lr_histories(accuracy: float, tiny_loss_end: float = 2.3):
 
 def test_lr_histories_fake_loses(data_dir):
     result = verify("03.lr_histories", data_dir, lr_histories=fake_lr_histories(0.99))
-    assert not result.passed and "the grader re-ran learning rate 0.1" in result.message
+    assert not result.passed and MISMATCH in result.message
+    assert len(result.details["reruns"]) == 3
 
 
 def test_lr_histories_tiny_rate_must_leave_the_loss_flat(data_dir):
@@ -192,7 +243,9 @@ def test_sweep_results_fake_best_loses(data_dir):
     rows = [sweep_row("a", 0.99), sweep_row("b", 0.8, hidden=[32]),
             sweep_row("c", 0.8, activation="tanh"), sweep_row("d", 0.8, batch_size=128)]
     result = verify("03.sweep_results", data_dir, sweep_results=rows)
-    assert not result.passed and "the grader re-ran your best configuration (a)" in result.message
+    assert not result.passed and MISMATCH in result.message
+    assert result.details["reruns"][0]["configuration"] == "configuration 'a'"
+    assert not result.details["reruns"][0]["agrees"]
 
 
 def test_sweep_results_need_the_configuration(data_dir):
@@ -210,7 +263,7 @@ def test_dropout_results_fake_loses(data_dir):
     fake = {rate: 0.9 for rate in lesson04.DROPOUT_RATES}
     result = verify("04.best_dropout_rate", data_dir, dropout_results=fake,
                     best_dropout_rate=0.15)
-    assert not result.passed and "the grader re-ran dropout rate" in result.message
+    assert not result.passed and MISMATCH in result.message
 
 
 def test_best_dropout_rate_must_be_the_best(data_dir):
@@ -223,14 +276,14 @@ def test_best_dropout_rate_must_be_the_best(data_dir):
 def test_optimizer_search_fake_loses(data_dir):
     fake = {name: 0.9 for name in lesson04.OPTIMIZERS}
     result = verify("04.optimizer_search", data_dir, search_results=fake, best_optimizer="adam")
-    assert not result.passed and "the grader re-ran the 2-fold search" in result.message
+    assert not result.passed and MISMATCH in result.message
 
 
 def test_activation_results_fake_loses(data_dir):
     fake = {name: [0.9] for name in lesson04.ACTIVATIONS}
     result = verify("04.activation_results", data_dir, activation_results=fake,
                     best_dropout_rate=0.3)
-    assert not result.passed and "the grader re-ran activation" in result.message
+    assert not result.passed and MISMATCH in result.message
 
 
 def test_best_model_choice_recomputes_validation_accuracy(keras, data_dir):

@@ -8,9 +8,13 @@ message the student can act on. The functions here are its building blocks:
   (:func:`fraction`, :func:`positive`), per-epoch histories of the right length
   (:func:`history`);
 * **consistency** between the objects (the best value reported is the best of its history);
-* **confirmation**: when the grader scores (``ctx.verify``), it re-runs one configuration
-  itself, chosen with the grader's private key (:func:`choose`), and compares
-  (:func:`confirm`). Values of the right shape that no training produced lose the points.
+* **confirmation**: when the grader scores (``ctx.verify``), it re-runs one or more
+  configurations itself, chosen among *all* the reported ones with the grader's private key
+  (:func:`choose_many`), and compares each (:func:`rerun_accuracy`, :func:`rerun_timing`,
+  :func:`verdict`). Values of the right shape that no training produced lose the points.
+  Which configurations were re-run, and their numbers, go to ``grades.json`` (the check's
+  ``details``) only: the message a student reads names none of them, so a student who sees
+  one grade cannot learn which values the grader trusts.
 
 The student's self-check (``ctx.verify`` false) checks shape and consistency only: it runs
 in the student's kernel and must stay quick.
@@ -145,15 +149,73 @@ def choose(ctx: Context, options: Sequence[Any], salt: str) -> Any:
     return options[int.from_bytes(digest[:8], "big") % len(options)]
 
 
-def confirm(reported: float, rerun: float, tolerance: float, what: str) -> str:
-    """Compare a reported result with the grader's re-run; return the message when they agree."""
-    if abs(reported - rerun) > tolerance:
-        raise CheckFailed(
-            f"the grader re-ran {what} and reached {rerun:.3f}; your results say"
-            f" {reported:.3f}, which differs by more than the {tolerance:g} that training noise"
-            " explains. Report the numbers your own runs produce"
-        )
-    return f"the grader re-ran {what}: {rerun:.3f} (yours {reported:.3f})"
+def choose_many(ctx: Context, options: Sequence[Any], salt: str, count: int) -> list[Any]:
+    """``count`` distinct ``options`` (all when there are fewer, none for 0), chosen privately.
+
+    Every option is equally likely to be among the chosen ones, whatever its value: the
+    options are ranked by a keyed digest of their position and the first ``count`` kept (in
+    the order of ``options``). The same submission always gets the same choice.
+    """
+    if count < 1:
+        return []
+    if not options:
+        raise ValueError("expected at least one option to choose from")
+    rank = sorted(range(len(options)), key=lambda i: hashlib.sha256(
+        f"{ctx.choice_key}|{salt}|{i}".encode()).digest())
+    return [options[i] for i in sorted(rank[:count])]
+
+
+#: What the student reads when a re-run disagrees (the configuration stays unnamed).
+MISMATCH = ("a re-run of one or more of your reported configurations did not match: the"
+            " grader trained them again on the same data and the results differ by more than"
+            " training noise explains")
+
+
+def rerun_accuracy(what: str, reported: float, rerun: float, tolerance: float) -> dict:
+    """One accuracy re-run, as ``grades.json`` records it (``agrees`` within ``tolerance``)."""
+    return {"configuration": what, "reported": round(float(reported), 4),
+            "rerun": round(float(rerun), 4), "tolerance": tolerance,
+            "agrees": bool(abs(reported - rerun) <= tolerance)}
+
+
+def rerun_checked(ctx: Context, what: str, reported: float, tolerance: float,
+                  run: Callable[[int], float], salt: str) -> dict:
+    """Re-run one configuration (``run(seed)``) and compare; a second seed when they differ.
+
+    A configuration can scatter over seeds more than the calibration saw (a run that
+    diverges now and then): a disagreement is confirmed by a second re-run with another
+    seed, and the value agrees if either re-run does. Honest values pay nothing; an invented
+    value costs the grader one more run.
+    """
+    first = float(run(seed_for(ctx, salt)))
+    record = rerun_accuracy(what, reported, first, tolerance)
+    if not record["agrees"]:
+        record = rerun_accuracy(what, reported, float(run(seed_for(ctx, f"{salt}|again"))),
+                                tolerance)
+        record["first_rerun"] = round(first, 4)
+    return record
+
+
+def rerun_timing(what: str, reported: float, measured: float, factor: float) -> dict:
+    """One timing re-run: the student's seconds within ``factor`` of the grader's."""
+    ratio = reported / measured if measured > 0 else math.inf
+    return {"configuration": what, "reported_seconds": round(float(reported), 4),
+            "rerun_seconds": round(float(measured), 4), "factor": factor,
+            "agrees": bool(1 / factor <= ratio <= factor)}
+
+
+def verdict(message: str, reruns: Sequence[dict], advice: str) -> tuple[str, dict]:
+    """The check's outcome from its re-runs: the student's message names none of them.
+
+    Raises :class:`CheckFailed` (``details`` listing every re-run, for the instructor) when
+    any re-run disagrees; otherwise returns ``(message, details)``.
+    """
+    details = {"reruns": list(reruns)}
+    if not all(r["agrees"] for r in reruns):
+        raise CheckFailed(f"{MISMATCH}. {advice}", details=details)
+    count = len({r["configuration"] for r in reruns})  # a row re-run and re-timed is one
+    return (f"{message}; the grader re-ran {count} of your configurations and they match",
+            details)
 
 
 def seed_for(ctx: Context, salt: str) -> int:

@@ -6,14 +6,16 @@ import numpy as np
 
 from grader.checks.context import CheckFailed
 from grader.checks.experiments import (
-    choose,
-    confirm,
+    choose_many,
     fraction,
     history,
     keyed,
     positive,
+    rerun_checked,
+    rerun_timing,
     seed_for,
     train_and_validate,
+    verdict,
 )
 from grader.checks.references.registry import reference
 
@@ -33,7 +35,7 @@ def _colors_help(ctx, color_model, model) -> bool:
 
 
 # ----------------------------------------------------------------------------------------
-# Experiments (Exercises 1.b and 1.c): shape, consistency, and one configuration re-run
+# Experiments (Exercises 1.b and 1.c): shape, consistency, and re-runs
 # ----------------------------------------------------------------------------------------
 
 #: The lesson's locked constants, per mode (tests compare them with the solution notebook).
@@ -44,15 +46,29 @@ VAL_FRACTION = 0.2
 BATCH_SIZES = (4, 16, 32, 256, 1024)
 BATCH_SWEEP_SAMPLES = {"full": 10000, "fast": 800}
 BATCH_SWEEP_EPOCHS = {"full": 8, "fast": 2}
-#: Learning rates whose result is stable enough to confirm by one re-run (1e-5 barely
-#: moves, 1e-2 and 0.1 scatter widely over seeds), and how far a re-run may land from the
-#: student's value (bench/results/rerun_tolerance.md).
-RERUN_LEARNING_RATES = (1e-4, 1e-3)
-LR_TOLERANCE = {"full": 0.05, "fast": 0.08}
-#: Batch sizes the grader may time again, and how far (as a factor) the student's seconds
-#: per epoch may be from the grader's on the same machine.
-RERUN_BATCH_SIZES = (16, 32, 256)
+#: How far a re-run may land from the student's best validation accuracy, per learning rate
+#: and mode (bench/results/rerun_tolerance.md, bench/results/detection_rate.md). A rate
+#: missing from a mode's table is never re-run in that mode: 1e-2 sometimes diverges (a
+#: grader re-run gave 0.100 where the honest solution had 0.200), 1e-5 and 0.1 were not
+#: measured in full mode.
+LR_TOLERANCE = {
+    "fast": {1e-5: 0.08, 1e-4: 0.08, 1e-3: 0.08, 1e-1: 0.08},
+    "full": {1e-4: 0.05, 1e-3: 0.05},
+}
+#: How many learning rates the grader re-runs, chosen among all of them with its private
+#: key: a few seconds each in fast mode, about 45 s each in full mode (one there).
+LR_RERUNS = {"fast": 3, "full": 1}
+#: Batch sizes the grader times again, chosen among all five, and how far (as a factor) the
+#: student's seconds per epoch may be from the grader's on the same machine: the grader's
+#: own timings of one size scatter by a factor of 2.5 over seeds on a loaded machine
+#: (bench/results/detection_rate.md), so only gross inventions are caught.
 TIMING_FACTOR = 4.0
+#: Batch size 4 may not take less than 1/SLOWEST_RATIO of batch size 1024's seconds per
+#: epoch. On an idle machine it is several times slower, but with 800 images the epoch time
+#: is mostly fixed cost: at load average 12 the grader timed 3.74 s (batch 4) and 3.66 s
+#: (1024), and a seed's honest timings once failed a plain "slower than" test.
+SLOWEST_RATIO = 2.0
+BATCH_RERUNS = {"fast": 2, "full": 1}
 
 
 def _gray_split(ctx, seed: int):
@@ -88,10 +104,14 @@ def lr_sweep(ctx, lr_results, lr_histories) -> str:
     message = f"{len(LEARNING_RATES)} learning rates, each with a {epochs}-epoch history"
     if not ctx.verify:
         return message
-    lr = choose(ctx, RERUN_LEARNING_RATES, "lr_sweep")
-    rerun = rerun_lr(ctx, lr, seed_for(ctx, "lr_sweep"))
-    return message + "; " + confirm(results[lr], rerun, LR_TOLERANCE[ctx.mode],
-                                    f"learning rate {lr:g}")
+    tolerance = LR_TOLERANCE[ctx.mode]
+    reruns = []
+    for lr in choose_many(ctx, list(tolerance), "lr_sweep", LR_RERUNS[ctx.mode]):
+        reruns.append(rerun_checked(ctx, f"learning rate {lr:g}", results[lr], tolerance[lr],
+                                    lambda seed, lr=lr: rerun_lr(ctx, lr, seed),
+                                    f"lr_sweep|{lr:g}"))
+    return verdict(message, reruns, "Store the best validation accuracy of your own run for"
+                   " every learning rate")
 
 
 def rerun_lr(ctx, lr: float, seed: int) -> float:
@@ -111,27 +131,23 @@ def batch_timing(ctx, batch_seconds) -> str:
     seconds = keyed(batch_seconds, "batch_seconds", BATCH_SIZES)
     for size in BATCH_SIZES:
         positive(seconds[size], f"batch_seconds[{size}]", upper=3600)
-    if seconds[BATCH_SIZES[0]] <= seconds[BATCH_SIZES[-1]]:
+    if seconds[BATCH_SIZES[0]] * SLOWEST_RATIO < seconds[BATCH_SIZES[-1]]:
         raise CheckFailed(
             f"batch size {BATCH_SIZES[0]} took {seconds[BATCH_SIZES[0]]:.3g} s per epoch and"
             f" batch size {BATCH_SIZES[-1]} {seconds[BATCH_SIZES[-1]]:.3g} s: an epoch of tiny"
-            " batches makes hundreds of times more weight updates and is always slower."
+            " batches makes hundreds of times more weight updates and is never much faster."
             " Time each run with training.EpochTimer"
         )
     message = f"seconds per epoch for {len(BATCH_SIZES)} batch sizes"
     if not ctx.verify:
         return message
-    size = choose(ctx, RERUN_BATCH_SIZES, "batch_timing")
-    measured = time_batch_size(ctx, size, seed_for(ctx, "batch_timing"))
-    ratio = seconds[size] / measured
-    if not 1 / TIMING_FACTOR <= ratio <= TIMING_FACTOR:
-        raise CheckFailed(
-            f"the grader timed batch size {size} on the same machine: {measured:.3g} s per"
-            f" epoch; your batch_seconds[{size}] = {seconds[size]:.3g} s is more than"
-            f" {TIMING_FACTOR:g} times off. Store the EpochTimer's median_seconds of each run"
-        )
-    return message + f"; the grader timed batch size {size}: {measured:.3g} s per epoch" \
-        f" (yours {seconds[size]:.3g} s)"
+    reruns = []
+    for size in choose_many(ctx, BATCH_SIZES, "batch_timing", BATCH_RERUNS[ctx.mode]):
+        measured = time_batch_size(ctx, size, seed_for(ctx, f"batch_timing|{size}"))
+        reruns.append(rerun_timing(f"batch size {size}", seconds[size], measured, TIMING_FACTOR))
+    return verdict(message, reruns, f"The grader timed them on the same machine: store the"
+                   f" EpochTimer's median_seconds of each run (within a factor of"
+                   f" {TIMING_FACTOR:g})")
 
 
 def time_batch_size(ctx, size: int, seed: int) -> float:

@@ -9,14 +9,15 @@ import numpy as np
 
 from grader.checks.context import CheckFailed
 from grader.checks.experiments import (
-    choose,
-    confirm,
+    choose_many,
     fraction,
     history,
     keyed,
     positive,
-    seed_for,
+    rerun_checked,
+    rerun_timing,
     train_and_validate,
+    verdict,
 )
 from grader.checks.references.registry import FunctionCase, reference
 
@@ -149,7 +150,7 @@ def weight_updates(ctx, batch_size, epochs, n_fit=None) -> int:
 
 
 # ----------------------------------------------------------------------------------------
-# Experiments (Exercises 3.5 and 3.8): shape, consistency, and one configuration re-run
+# Experiments (Exercises 3.5 and 3.8): shape, consistency, and re-runs
 # ----------------------------------------------------------------------------------------
 
 #: The lesson's locked constants, per mode (tests compare them with the solution notebook).
@@ -157,13 +158,18 @@ BATCH_SIZE = 64
 LEARNING_RATES = (0.5, 0.1, 1e-3, 1e-6)
 LR_EPOCHS = {"full": 8, "fast": 2}
 SWEEP_EPOCHS = {"full": 5, "fast": 1}
-#: Learning rates the grader may re-run (0.5 can diverge; 1e-6 is checked by its flat loss).
-RERUN_LEARNING_RATES = (0.1,)
-#: How far the last validation accuracy of a re-run may land from the student's
-#: (bench/results/rerun_tolerance.md), and how much the training loss of the 1e-6 run may
-#: move (relative): such a small rate barely changes the weights.
-LR_TOLERANCE = {"full": 0.04, "fast": 0.15}
+#: How far the last validation accuracy of a re-run may land from the student's, per rate
+#: and mode (bench/results/rerun_tolerance.md, bench/results/detection_rate.md: 1.5 x the
+#: spread over 5 seeds); a rate missing from a mode's table is never re-run in that mode
+#: (0.5 scatters from 0.26 to 0.56 in fast mode and can diverge). How many rates are re-run
+#: (about 1 s each in fast mode), chosen among those with the private key, and how much the
+#: training loss of the 1e-6 run may move (relative): such a small rate barely changes the
+#: weights.
+LR_TOLERANCE = {"full": {0.1: 0.04}, "fast": {0.1: 0.15, 1e-3: 0.26, 1e-6: 0.18}}
+LR_RERUNS = {"full": 1, "fast": 3}
 SWEEP_TOLERANCE = {"full": 0.05, "fast": 0.16}
+#: Rows of the table re-run besides the best one, chosen among all the others.
+SWEEP_EXTRA_RERUNS = {"full": 0, "fast": 1}
 FLAT_LOSS_CHANGE = 0.02
 TIMING_FACTOR = 4.0
 #: What a row of the hyperparameter table must say so that the grader can re-run it.
@@ -218,10 +224,14 @@ def lr_histories(ctx, lr_histories) -> str:
     message = f"{len(LEARNING_RATES)} histories of {epochs} epochs"
     if not ctx.verify:
         return message
-    lr = choose(ctx, RERUN_LEARNING_RATES, "lr_histories")
-    rerun = rerun_learning_rate(ctx, lr, seed_for(ctx, "lr_histories"))
-    return message + "; " + confirm(curves[lr]["val_accuracy"][-1], rerun,
-                                    LR_TOLERANCE[ctx.mode], f"learning rate {lr:g}")
+    tolerance = LR_TOLERANCE[ctx.mode]
+    reruns = []
+    for lr in choose_many(ctx, list(tolerance), "lr_histories", LR_RERUNS[ctx.mode]):
+        reruns.append(rerun_checked(ctx, f"learning rate {lr:g}", curves[lr]["val_accuracy"][-1],
+                                    tolerance[lr],
+                                    lambda seed, lr=lr: rerun_learning_rate(ctx, lr, seed),
+                                    f"lr_histories|{lr:g}"))
+    return verdict(message, reruns, "Store the history fit_model returns for every rate")
 
 
 def rerun_learning_rate(ctx, lr: float, seed: int) -> float:
@@ -284,17 +294,31 @@ def sweep_results(ctx, sweep_results) -> str:
     if not ctx.verify:
         return message
     best = max(rows, key=lambda r: r["val_accuracy"])
-    accuracy, seconds = rerun_configuration(ctx, best, seed_for(ctx, "sweep_results"))
-    text = confirm(best["val_accuracy"], accuracy, SWEEP_TOLERANCE[ctx.mode],
-                   f"your best configuration ({best['name']})")
-    ratio = best["seconds_per_epoch"] / seconds
-    if not 1 / TIMING_FACTOR <= ratio <= TIMING_FACTOR:
-        raise CheckFailed(
-            f"the grader timed your best configuration ({best['name']}) on the same machine:"
-            f" {seconds:.3g} s per epoch; the table says {best['seconds_per_epoch']:.3g} s, more"
-            f" than {TIMING_FACTOR:g} times off. Store the seconds per epoch fit_model measured"
-        )
-    return f"{message}; {text}"
+    others = [r for r in rows if r is not best]
+    chosen = [best] + choose_many(ctx, others, "sweep_results", SWEEP_EXTRA_RERUNS[ctx.mode])
+    reruns = []
+    for index, row in enumerate(chosen):
+        reruns += _rerun_row(ctx, row, f"sweep_results|{index}")
+    return verdict(message, reruns, "Store the val_accuracy and seconds_per_epoch that"
+                   " fit_model returned for each configuration")
+
+
+def _rerun_row(ctx, row: dict[str, Any], salt: str) -> list[dict]:
+    """Accuracy and timing re-run of one table row, as ``grades.json`` records them.
+
+    A row may be a configuration of the student's choosing that scatters over seeds (a high
+    learning rate): :func:`rerun_checked` gives a disagreement a second re-run.
+    """
+    what = f"configuration {row['name']!r}"
+    timed: list[float] = []
+
+    def run(seed: int) -> float:
+        accuracy, seconds = rerun_configuration(ctx, row, seed)
+        timed.append(seconds)
+        return accuracy
+
+    check = rerun_checked(ctx, what, row["val_accuracy"], SWEEP_TOLERANCE[ctx.mode], run, salt)
+    return [check, rerun_timing(what, row["seconds_per_epoch"], timed[0], TIMING_FACTOR)]
 
 
 def rerun_configuration(ctx, row: dict[str, Any], seed: int) -> tuple[float, float]:
@@ -316,7 +340,8 @@ def RERUN_CASES():  # noqa: N802 - read by bench/rerun_tolerance.py
             {"hidden": [128, 200, 256], "activation": "relu", "batch_size": 64,
              "optimizer": "adam", "learning_rate": 1e-3}]
     found = [(f"lesson03 lr {lr:g}", lambda c, s, lr=lr: rerun_learning_rate(c, lr, s),
-              "fashion_mnist", lambda m: LR_TOLERANCE[m]) for lr in (0.1, 1e-3)]
+              "fashion_mnist", lambda m, lr=lr: LR_TOLERANCE[m].get(lr, "-"))
+             for lr in LEARNING_RATES]
     found += [(f"lesson03 table {r['optimizer']} {r['hidden']}",
                lambda c, s, r=r: rerun_configuration(c, r, s)[0], "fashion_mnist",
                lambda m: SWEEP_TOLERANCE[m]) for r in rows]
