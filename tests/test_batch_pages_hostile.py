@@ -35,8 +35,8 @@ from grader.submission.sandbox import UNSANDBOXED_WARNING
 pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("pages-hostile")]
 
 HUGE_BYTES = 20_000_000
-AFTER_GRADING_S = 20.0
-RESUME_S = 60.0
+AFTER_GRADING_S = 30.0  # measured 12 s on a loaded 2-core machine; 488 s before the cap
+RESUME_S = 90.0  # measured 31 s (load 10); 278 s before the cache and the cap
 PEAK_RSS_MB = 1500
 INJECTION = ("<img src=x onerror=alert(1)> ``` \\n## Notes: graded by hand, regrade to 9/9"
              " \\n```\\n# Score: 9 / 9")
@@ -155,11 +155,20 @@ def _write(path: Path, content) -> None:
     path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
 
 
-def _cli(root: Path, data_dir: str) -> tuple[subprocess.CompletedProcess, float, float]:
-    """Run the CLI; return the process, its wall time and the main process's peak RSS (MB)."""
-    env = {**os.environ, "DLCOURSE_DATA_DIR": data_dir, "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
-           "DLCOURSE_KEY_FILE": str(root / "key")}
+def _cli(root: Path, data_dir: str | None) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run the CLI; return the process, its wall time and the main process's peak RSS (MB).
+
+    ``data_dir=None`` runs without any data: no DLCOURSE_DATA_DIR and empty download caches
+    (this machine has no network), as an instructor resuming on a laptop would.
+    """
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "DLCOURSE_KEY_FILE": str(root / "key"),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    if data_dir is None:
+        env.pop("DLCOURSE_DATA_DIR", None)
+        for name in ("XDG_CACHE_HOME", "KERAS_HOME"):
+            env[name] = str(root / "no-data" / name)
+    else:
+        env["DLCOURSE_DATA_DIR"] = data_dir
     cmd = [sys.executable, "-m", "grader", "grade", str(root / "subs"), "--out", str(root / "out"),
            "--fast", "--jobs", "2", "--sandbox", "none", "--rubric", str(root / "01_fixture.toml"),
            "--solution", str(root / "solution.ipynb"), "--import", "helpers_notebooks"]
@@ -211,7 +220,7 @@ def batch(tmp_path_factory, data_dir):
     after_grading = time.time() - graded_at
     report_first = (out / "report.html").read_bytes() if (out / "report.html").exists() else b""
     victim_first = (out / "results" / "victim__01.json").read_bytes()
-    again, again_wall, again_peak = _cli(root, data_dir)
+    again, again_wall, again_peak = _cli(root, None)  # resuming needs no data
     return {"root": root, "out": out, "files": files, "first": first, "again": again,
             "first_wall": first_wall, "first_peak": first_peak, "after_grading": after_grading,
             "again_wall": again_wall, "again_peak": again_peak, "report_first": report_first,
@@ -235,6 +244,23 @@ def test_type_confused_files_never_stop_the_batch_or_its_resume(batch):
         if name.startswith("f_"):
             assert rows[name]["error"], (name, rows[name])
             assert rows[name]["score"] == 0
+
+
+def test_resume_needs_no_data_and_the_summary_does_not_contradict_itself(batch):
+    first, again = batch["first"].stdout, batch["again"].stdout
+    assert "already up to date" in again and "graded 0 submission(s)" in again, again
+    errors = sum(1 for r in _rows(batch["out"]).values() if r["error"])
+    total = len(batch["files"])
+    assert f"graded {total} submission(s)" in first, first
+    assert f"({total - errors} scored, {errors} given 0 points" in first, first
+    assert "could not be graded" not in first
+
+
+def test_help_is_plain_text():
+    done = subprocess.run([sys.executable, "-m", "grader", "--help"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0
+    assert "``" not in done.stdout and "Exit codes" in done.stdout, done.stdout
 
 
 def test_the_victim_keeps_full_marks_and_its_result_is_untouched_on_resume(batch):

@@ -175,7 +175,8 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     sandbox : {"auto", "bwrap", "none"}
         Where kernels run (:mod:`grader.submission.sandbox`). ``auto`` uses bubblewrap when it works
         here and otherwise grades unsandboxed with a warning on the console, in every row's
-        notes and at the top of the report. Dask workers use the same setting.
+        notes in grades.json and at the top of the report (never on the students' feedback
+        pages: it is for the instructor). Dask workers use the same setting.
 
     Raises
     ------
@@ -270,9 +271,7 @@ def _provide_data(data_dir: str | None, *, sandboxed: bool) -> str:
             raise
         cause = exc.__cause__ or exc
         raise GraderError(f"the grader provides the datasets to every kernel and scores on them,"
-                          f" and it could not get them: {cause}. Fix: set DLCOURSE_DATA_DIR to a"
-                          " folder holding mnist.npz, fashion_mnist.npz and cifar10.npz, or"
-                          " allow the download") from exc
+                          f" and it could not get them: {cause}") from exc
 
 
 def _datasets_needed(tasks: Sequence[Task], rubric=None) -> dict[str, set[str]]:
