@@ -149,12 +149,13 @@ def _module_section(module: str, rows: Sequence[GradeRow], links: dict[str, str]
              f" mean {statistics.fmean(scores):.0f}%; {_full_marks(rows)}.</p>",
              f'<div class="charts">{"".join(charts)}</div>']
     if rates:
-        lines.append("<table><tr><th>check</th><th>what it asks</th><th>passing</th></tr>")
+        lines.append('<div class="table-wrap"><table><tr><th>check</th><th>what it asks</th>'
+                     "<th>passing</th></tr>")
         for check_id, rate, total in rates:
             cls = "bad" if rate < 0.5 else "ok" if rate >= 0.8 else ""
             lines.append(f"<tr><td><code>{_e(check_id)}</code></td><td>{_e(desc.get(check_id, ''))}"
                          f'</td><td class="num {cls}">{rate * 100:.0f}%&nbsp;of&nbsp;{total}</td></tr>')
-        lines.append("</table>")
+        lines.append("</table></div>")
     lines.append("</section>")
     return "\n".join(lines)
 
@@ -282,7 +283,7 @@ def _students(rows: Sequence[GradeRow], links: dict[str, str]) -> str:
         by_student.setdefault(r.student, {})[module_label(r)] = r
     head = "".join(f"<th>{_e(m)}</th>" for m in modules)
     out = ['<section id="students"><h2>Students</h2>',
-           f"<table><tr><th>student</th>{head}<th>total</th><th>flags</th></tr>"]
+           f'<div class="table-wrap"><table><tr><th>student</th>{head}<th>total</th><th>flags</th></tr>']
     for student, mods in by_student.items():
         cells = []
         for m in modules:
@@ -299,7 +300,7 @@ def _students(rows: Sequence[GradeRow], links: dict[str, str]) -> str:
         out.append(f"<tr><td>{_link(student, links)}</td>{''.join(cells)}"
                    f'<td class="num">{total:g}</td>'
                    f'<td class="bad">{_e(", ".join(flags))}</td></tr>')
-    out.append("</table></section>")
+    out.append("</table></div></section>")
     return "\n".join(out)
 
 
