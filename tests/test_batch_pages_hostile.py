@@ -278,6 +278,8 @@ def test_a_huge_notebook_does_not_swamp_similarity_or_the_resume(batch):
     assert batch["first_peak"] < PEAK_RSS_MB
     assert batch["again_wall"] < RESUME_S
     assert batch["again_peak"] < PEAK_RSS_MB
+    cache = json.loads((batch["out"] / "similarity-cache.json").read_text())
+    assert len(cache["entries"]) >= 4  # readable submissions' fingerprints, kept for the next run
 
 
 def _markdown_tokens(text: str):

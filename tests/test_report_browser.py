@@ -251,3 +251,30 @@ def test_numbers_in_the_report_never_wrap_on_a_narrow_window(report):
     assert any(" of " in text for text, _ in lines) and any(" / " in text for text, _ in lines)
     wrapped = [text for text, count in lines if count > 1]
     assert wrapped == [], wrapped
+
+
+def test_a_step_that_fails_after_grading_is_a_note_in_the_report_not_a_crash(tmp_path):
+    """The similarity cache cannot be written (a folder squats its name): the pairs are still
+    found, the report is written and says what went wrong."""
+    rows = _rows(tmp_path)
+    sources = {r.submission: Path(r.submission).read_bytes() for r in rows
+               if Path(r.submission).is_file()}
+    out = tmp_path / "out"
+    (out / "similarity-cache.json").mkdir(parents=True)
+    notes = write_outputs(rows, out, sources=sources, cache_key=b"k" * 32)
+    assert any("similarity cache" in n for n in notes), notes
+    report = (out / "report.html").read_text()
+    assert 'id="run-notes"' in report and "similarity cache" in report
+    assert report.count("largely the same code") == 2  # ann/bob in 01 and in 02
+
+
+def test_the_similarity_cache_is_used_only_when_its_signature_verifies(tmp_path):
+    from grader.classroom.similarity import load_cache, save_cache
+
+    path = tmp_path / "cache.json"
+    save_cache(path, b"key", {"d1": [1, 2, 3]})
+    assert load_cache(path, b"key") == {"d1": {1, 2, 3}}
+    assert load_cache(path, b"other key") == {}
+    forged = path.read_text().replace("[1,2,3]", "[1,2,4]")
+    path.write_text(forged)
+    assert load_cache(path, b"key") == {}

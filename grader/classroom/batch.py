@@ -456,7 +456,13 @@ def class_similarity(rows: Sequence[GradeRow], *, threshold: float,
         new[digest] = sorted(prints)
         entries.append((row.student, row.module, set(prints)))
     if cache:
-        save_cache(*cache, new)
+        try:
+            save_cache(*cache, new)
+        except OSError as exc:  # the next run recomputes; this one still has its pairs
+            if notes is not None:
+                notes.append(f"the similarity cache {cache[0].name} could not be written"
+                             f" ({exc.strerror or type(exc).__name__}); the next run computes"
+                             " every submission's fingerprints again")
     return pairs_from_fingerprints(entries, threshold=threshold)
 
 
