@@ -1,5 +1,7 @@
 """Command line: ``python -m grader {release,normalize,grade,digest,manual,export} ...``.
 
+Commands that read the course file take ``--course FILE`` (default ``./course.toml``).
+
 Exit codes: 0 success (for ``grade``: grading ran, whatever the scores), 1 ``release
 --check`` found differences, 2 usage or configuration error (bad rubric, missing file),
 130 ``grade`` interrupted with Ctrl-C (rerun the same command to resume).
@@ -14,7 +16,31 @@ from pathlib import Path
 from grader.base.errors import GraderError
 
 
+def _student_edition(args: argparse.Namespace) -> int:
+    from grader.base.course import load_course
+
+    course = load_course(args.course)  # first: a bad course file fails before any slow import
+    from grader.authoring.edition import parse_repository, write_edition
+
+    if args.repo_url is not None:
+        repo = parse_repository(args.repo_url, "--repo-url")
+    else:
+        repo = parse_repository(course.student_repo, f"{course.path}: course.student_repo")
+    changed = write_edition(args.student_edition, repo, course.name)
+    print(f"student edition in {args.student_edition} for {repo.url}: {len(changed)} file(s)"
+          " written or removed. Commit the folder to that repository and push")
+    return 0
+
+
 def _release(args: argparse.Namespace) -> int:
+    if args.student_edition is not None:
+        if args.check:
+            raise GraderError("--check and --student-edition go separately: --check compares"
+                              " notebooks/ with solutions/")
+        return _student_edition(args)
+    if args.repo_url is not None:
+        raise GraderError("--repo-url needs --student-edition DIR (it is the edition's badge"
+                          " and install address)")
     from grader.authoring.release import check_release, release
 
     if args.check:
@@ -97,12 +123,17 @@ def _grade(args: argparse.Namespace) -> int:
         summary = grade_class(submissions=args.submissions, out=args.out, jobs=args.jobs,
                               fast=args.fast, seed=args.seed, force=args.force,
                               scheduler=args.scheduler, sandbox=args.sandbox, limits=limits,
-                              **_custom_module(args))
+                              ids=args.ids, **_custom_module(args))
     except KeyboardInterrupt:
         print(f"interrupted: every result graded so far is saved in {args.out / 'results'};"
               " run the same command again to grade the rest", file=sys.stderr)
         return 130
     print(summary_line(summary))
+    if summary.problems:
+        print(f"{len(summary.problems)} student(s) not graded because their submissions could"
+              " not be told apart or told whose (error rows in grades.csv and the report):")
+        for problem in summary.problems:
+            print(f"  {problem}")
     return 0
 
 
@@ -153,6 +184,11 @@ def _export(args: argparse.Namespace) -> int:
         print(f"{len(result.unknown)} submission(s) without a roster row (left out):")
         for name in result.unknown:
             print(f"  {name}")
+    if result.conflicts:
+        print(f"{len(result.conflicts)} roster cell(s) left empty because several submissions"
+              " or roster rows share one key:")
+        for text in result.conflicts:
+            print(f"  {text}")
     if result.ungraded:
         print(f"note: {result.ungraded} written answer(s) are still ungraded and count 0;"
               " run `python -m grader manual export` first")
@@ -179,9 +215,20 @@ def build_parser() -> argparse.ArgumentParser:
         " --check found differences; 2 usage or configuration error; 130 grade interrupted"
         " (run the same command again to resume).")
     sub = parser.add_subparsers(dest="command", required=True)
-    rel = sub.add_parser("release", help="regenerate notebooks/ from solutions/")
+    rel = sub.add_parser("release", help="regenerate notebooks/ from solutions/, or write the"
+                         " student edition",
+                         description="Regenerate notebooks/ from solutions/; with"
+                         " --student-edition DIR, write a repository students may see instead.")
     rel.add_argument("--check", action="store_true",
                      help="exit 1 and name the cells when notebooks/ is out of date")
+    rel.add_argument("--student-edition", type=Path, metavar="DIR",
+                     help="write (or update) the student edition in DIR: lessons, helpers,"
+                     " self-check, README, LICENSE, pyproject.toml; no answers")
+    rel.add_argument("--repo-url", metavar="URL",
+                     help="the edition's GitHub repository, for the Colab badges and install"
+                     " cells (default: student_repo in course.toml)")
+    rel.add_argument("--course", type=Path, default=None, metavar="FILE",
+                     help="the course file (default ./course.toml; see examples/course.toml)")
     rel.set_defaults(func=_release)
     norm = sub.add_parser("normalize", help="fill in cell ids and nbgrader metadata (authors)")
     norm.add_argument("notebooks", nargs="+")
@@ -212,6 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--cell-timeout", type=_positive_int, default=None,
                        help="seconds one cell may run before it is interrupted (default 600 with"
                        " --fast, 2400 in full mode)")
+    grade.add_argument("--ids", choices=("auto", "folder", "file"), default="auto",
+                       help="where each student's name comes from: folder = the first folder"
+                       " under SUBMISSION (SUBMISSION/<student>/...; nbgrader's"
+                       " submitted/<student>/...), file = the file name (<student>_<release"
+                       " name>.ipynb, for loose files such as an LMS download), auto (default)"
+                       " = folder for files in folders, file for loose files at the top."
+                       " Two files of one student and module are an error row, never both"
+                       " graded")
     grade.add_argument("--rubric", type=Path, metavar="TOML",
                        help="grade against this rubric instead of the course's (with --solution)")
     grade.add_argument("--solution", type=Path, metavar="IPYNB",

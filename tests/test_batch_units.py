@@ -47,15 +47,61 @@ def test_find_submissions_says_what_to_fix_for_a_missing_path_or_an_empty_folder
         find_submissions([tmp_path])
 
 
-def test_two_files_for_one_student_and_module_get_distinct_keys(tmp_path):
+def test_two_files_for_one_student_and_module_are_one_error_row(tmp_path):
     for name in ("ann/01_x.ipynb", "ann/01_x_final.ipynb", "bob/01_x.ipynb"):
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("not json")
     tasks = plan_tasks(sorted(tmp_path.rglob("*.ipynb")), fast=True, seed=0)
-    assert sorted(t.student for t in tasks) == ["ann", "ann+2", "bob"]
-    assert len({t.key for t in tasks}) == 3
-    assert any("2 submissions of module 01" in n for t in tasks for n in t.notes)
+    assert sorted(t.student for t in tasks) == ["ann", "bob"]
+    (ann,) = [t for t in tasks if t.student == "ann"]
+    assert ann.identity_error and not ann.readable
+    assert ann.read_error.startswith("two submissions for module 01: ann/01_x.ipynb,"
+                                     " ann/01_x_final.ipynb; keep one")
+    (bob,) = [t for t in tasks if t.student == "bob"]
+    assert not bob.identity_error and bob.name == "bob"
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("auto", {"mallory/victim.ipynb": "mallory", "victim/01_x.ipynb": "victim",
+              "carol_01_x.ipynb": "carol", "01_x.ipynb": "<root>"}),
+    ("folder", {"mallory/victim.ipynb": "mallory", "victim/01_x.ipynb": "victim",
+                "carol_01_x.ipynb": None, "01_x.ipynb": None}),
+    ("file", {"mallory/victim.ipynb": "victim", "victim/01_x.ipynb": None,
+              "carol_01_x.ipynb": "carol", "01_x.ipynb": None}),
+])
+def test_the_student_comes_from_the_one_source_the_instructor_chose(tmp_path, mode, expected):
+    from grader.submission.validate import submission_name
+
+    stems = {"01_x": "01"}
+    for rel, student in expected.items():
+        path = tmp_path / rel
+        name, error = submission_name(path, tuple(rel.split("/")), mode, stems)
+        student = tmp_path.name if student == "<root>" else student
+        assert name == student, (mode, rel, error)
+        assert (error is None) == (student is not None), (mode, rel, error)
+
+
+def test_nbgrader_layout_and_files_named_one_by_one(tmp_path):
+    from grader.classroom.batch import find_submission_files
+    from grader.submission.validate import submission_name
+
+    files = []
+    for rel in ("course/submitted/alice/ps1/01_x.ipynb", "course/submitted/bob/ps1/01_x.ipynb"):
+        (tmp_path / rel).parent.mkdir(parents=True)
+        (tmp_path / rel).write_text("{}")
+        files.append(tmp_path / rel)
+    for root in (tmp_path / "course", tmp_path / "course" / "submitted"):
+        found = find_submission_files([root])
+        assert [submission_name(f.path, f.rel, "folder", {})[0] for f in found] == ["alice", "bob"]
+    found = find_submission_files(files)  # class/*/*.ipynb named one by one: folders count
+    assert [submission_name(f.path, f.rel, "auto", {})[0] for f in found] == ["alice", "bob"]
+    # a student cannot build the nbgrader layout inside her own folder
+    evil = tmp_path / "class" / "mallory" / "submitted" / "victim" / "ps1" / "01_x.ipynb"
+    evil.parent.mkdir(parents=True)
+    evil.write_text("{}")
+    (found,) = find_submission_files([tmp_path / "class"])
+    assert submission_name(found.path, found.rel, "auto", {})[0] == "mallory"
 
 
 def test_fingerprint_changes_with_the_submission_the_mode_and_the_seed(tmp_path):
@@ -91,13 +137,15 @@ def test_grades_json_has_the_fixed_keys(tmp_path):
             assert set(check) == {"id", "points", "max_points", "passed", "message"}
 
 
-def test_grades_csv_has_one_line_per_student_and_a_column_per_module_and_check():
+def test_grades_csv_has_a_points_row_and_one_line_per_student():
     rows = [_row("ann", "01"), _row("ann", "02", (True, True)), _row("bob", "02", (False, True))]
+    rows[0].name = "Ann A."
     table = list(csv.reader(io.StringIO(grades_csv(rows))))
-    assert table[0] == ["student", "01 total", "01.c0", "01.c1", "02 total", "02.c0", "02.c1",
-                        "total"]
-    assert table[1] == ["ann", "1", "1", "0", "3", "1", "2", "4"]
-    assert table[2] == ["bob", "", "", "", "2", "0", "2", "2"]
+    assert table[0] == ["student", "name", "01 total", "01.c0", "01.c1", "02 total", "02.c0",
+                        "02.c1", "total", "pending"]
+    assert table[1] == ["Points Possible", "", "3", "1", "2", "3", "1", "2", "6", ""]
+    assert table[2] == ["ann", "Ann A.", "1", "1", "0", "3", "1", "2", "4", "0"]
+    assert table[3] == ["bob", "", "", "", "", "2", "0", "2", "2", "0"]
 
 
 def test_write_gradebook_replaces_files_atomically(tmp_path):
@@ -180,3 +228,19 @@ def test_example_submissions_are_in_sync_with_the_solutions(tmp_path):
     stale = [str(p.relative_to(tmp_path)) for p in fresh
              if (OUT / p.relative_to(tmp_path)).read_bytes() != p.read_bytes()]
     assert stale == [], f"run `python examples/make_submissions.py`: {stale} are out of date"
+
+
+def test_csv_cells_never_start_a_formula_and_restore_exactly():
+    import random
+
+    from grader.base.csvcells import neutralise, restore
+
+    rng = random.Random(3)
+    pool = "=+-@\t\r'a1 ,\"é"
+    cases = ["", "'", "''=", "-A1-A2", "=HYPERLINK(\"x\")", "ada", "3", "'ok"]
+    cases += ["".join(rng.choice(pool) for _ in range(rng.randint(0, 6))) for _ in range(3000)]
+    for text in cases:
+        cell = neutralise(text)
+        assert not cell.startswith(tuple("=+-@\t\r")), text
+        assert restore(cell) == text, text
+    assert neutralise("-A1-A2") == "'-A1-A2" and neutralise("'ok") == "'ok"

@@ -73,7 +73,9 @@ def test_grade_lists_written_questions_as_awaiting_manual_grading(graded):
         assert check["message"] == "awaiting manual grading"
         assert "answers" not in row  # the answers stay in the signed results
     table = list(csv.DictReader(io.StringIO((graded / "grades.csv").read_text())))
-    assert {r[QUESTION] for r in table} == {"ungraded"}
+    assert table[0]["student"] == "Points Possible" and table[0][QUESTION] == "2"
+    assert {r[QUESTION] for r in table[1:]} == {""}  # pending: empty, counted apart
+    assert {r["pending"] for r in table[1:]} == {"1"}
     report = (graded / "report.html").read_text()
     assert "Written answers (graded by hand)" in report and "2 answer(s) still ungraded" in report
 
@@ -147,7 +149,8 @@ def test_import_gives_ada_full_marks_and_leaves_ben_unchanged(graded, tmp_path):
     report = (graded / "report.html").read_text()
     assert "1 answer(s) still ungraded" in report and "2.00 / 2" in report
     table = {r["student"]: r for r in csv.DictReader(io.StringIO((graded / "grades.csv").read_text()))}
-    assert table["ada"][QUESTION] == "2" and table["ben"][QUESTION] == "ungraded"
+    assert table["ada"][QUESTION] == "2" and table["ben"][QUESTION] == ""
+    assert (table["ada"]["pending"], table["ben"]["pending"]) == ("0", "1")
 
 
 def test_export_again_keeps_graded_rows_and_grading_again_keeps_the_marks(graded, data_dir,

@@ -281,15 +281,20 @@ def _check_function(spec: CheckSpec, objects: dict, ctx: Context) -> str:
     return f"`{spec.subject}` gives the expected result on {case.describe(call.inputs)}"
 
 
-def _check_experiment(spec: CheckSpec, objects: dict, ctx: Context) -> str:
-    from grader.checks.references import REFERENCES
-
+def require_filled(spec: CheckSpec, objects: dict) -> None:
+    """Raise :class:`CheckFailed` when an object of an experiment is a placeholder or empty."""
     for name in spec.objects:
         value = objects.get(name)
         if value is None or value is Ellipsis:
             raise CheckFailed(f"`{name}` is not filled in yet: complete the exercise cell")
         if hasattr(value, "__len__") and not isinstance(value, str) and len(value) == 0:
             raise CheckFailed(f"`{name}` is empty: run the exercise so it holds your results")
+
+
+def _check_experiment(spec: CheckSpec, objects: dict, ctx: Context) -> str:
+    from grader.checks.references import REFERENCES
+
+    require_filled(spec, objects)
     message = REFERENCES[spec.reference](ctx, *(objects[name] for name in spec.objects))
     if not ctx.verify and spec.points:  # 0-point checks are feedback in the kernel only
         message += ("; when grading, the grader confirms these results itself (it re-runs one"
@@ -313,9 +318,8 @@ def as_figure(value: Any, name: str) -> FigureData:
         raise CheckFailed(f"`{name}` cannot be read as a figure: {exc}") from None
 
 
-def _check_figure(spec: CheckSpec, objects: dict, ctx: Context) -> str:
-    from grader.checks.references import REFERENCES
-
+def figure_basics(spec: CheckSpec, objects: dict) -> FigureData:
+    """The figure a ``figure`` check reads, once it has plotted data and labelled axes."""
     name = spec.subject
     figure = as_figure(objects[name], name)
     drawn = [(i, ax) for i, ax in enumerate(figure.axes) if ax.has_data]
@@ -331,6 +335,13 @@ def _check_figure(spec: CheckSpec, objects: dict, ctx: Context) -> str:
             raise CheckFailed(_with_hint(
                 f"{where} has no {which} label: name what each axis shows (ax.set_xlabel,"
                 " ax.set_ylabel)", spec))
+    return figure
+
+
+def _check_figure(spec: CheckSpec, objects: dict, ctx: Context) -> str:
+    from grader.checks.references import REFERENCES
+
+    figure = figure_basics(spec, objects)
     others = [objects[n] for n in spec.objects[1:]]
     try:
         message = REFERENCES[spec.reference](ctx, figure, *others)

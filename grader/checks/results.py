@@ -1,7 +1,7 @@
 """The result of grading one submission: one row of ``grades.json``.
 
 The architecture fixes the keys ``student, module, score, max_score, error, checks``; the
-extra keys (``submission``, ``notes``, ``duration_s``, ``timings``, ``flags``) help instructors and
+extra keys (``name``, ``submission``, ``notes``, ``duration_s``, ``timings``, ``flags``) help instructors and
 the class report, and JSON readers that do not know them can ignore them.
 """
 
@@ -53,6 +53,10 @@ class GradeRow:
     answers: dict[str, str] = field(default_factory=dict)
     """Question id -> the student's written answer (Markdown), kept for manual grading; kept
     in the signed result, left out of ``grades.json``."""
+    name: str = ""
+    """The student's name as the instructor gave it (the folder or file-name key, Unicode
+    NFC); ``student`` is its file-safe id. Empty in results graded before names were kept:
+    :func:`roster_name` then falls back to the id."""
 
     def to_dict(self) -> dict:
         row = asdict(self)
@@ -66,3 +70,10 @@ class GradeRow:
                           for c in data.get("checks", [])]
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def roster_name(row: GradeRow) -> str:
+    """The key every LMS export matches a row on: the name the instructor gave the
+    submission (folder or file-name key), else (results graded before names were kept)
+    the student id."""
+    return row.name or row.student

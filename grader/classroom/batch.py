@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from grader.base.errors import GraderError
@@ -58,64 +59,156 @@ class BatchSummary:
     errors: int = 0
     rows: list[GradeRow] = field(default_factory=list)
     wall_s: float = 0.0
+    problems: list[str] = field(default_factory=list)
+    """Students whose submissions could not be told apart or whose name could not be told
+    (``student: reason``), listed in the console summary; each is also an error row."""
 
 
-def find_submissions(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Every ``.ipynb`` named or found below ``paths`` (sorted, de-duplicated).
+@dataclass(frozen=True)
+class Found:
+    """One submission file and where it lies below the SUBMISSION argument it was found under."""
+
+    path: Path
+    rel: tuple[str, ...]
+    """Path parts below that argument (``("ada", "01_x.ipynb")``); files named on the command
+    line are taken below their deepest common folder."""
+
+
+def _common_folder(files: Sequence[Path]) -> Path | None:
+    if not files:
+        return None
+    parents = [f.parent.absolute() for f in files]
+    try:
+        return Path(os.path.commonpath([str(p) for p in parents]))
+    except ValueError:  # different drives (Windows)
+        return None
+
+
+def find_submission_files(paths: Iterable[str | os.PathLike]) -> list[Found]:
+    """Every ``.ipynb`` named or found below ``paths`` (sorted by resolved path, de-duplicated),
+    with its parts below the argument that found it (what :func:`submission_name` reads).
 
     Raises
     ------
     GraderError
         When a path does not exist or nothing was found (a usage error).
     """
-    found: dict[Path, None] = {}
-    for raw in paths:
-        path = Path(raw)
+    paths = [Path(raw) for raw in paths]
+    found: dict[Path, tuple[str, ...]] = {}
+    for path in paths:
         if not path.exists():
             raise GraderError(f"submission path {str(path)!r} does not exist; expected a .ipynb"
                               " file or a folder of them. Fix: check the path.")
+    given = [p for p in paths if p.is_file()]
+    common = _common_folder(given)
+    for path in given:
+        rel = path.absolute().relative_to(common).parts if common else (path.name,)
+        found.setdefault(path.resolve(), rel)
+    for path in paths:
         if path.is_file():
-            found[path.resolve()] = None
             continue
         for nb in sorted(path.rglob("*.ipynb")):
             if ".ipynb_checkpoints" not in nb.parts and nb.is_file():
-                found[nb.resolve()] = None
+                found.setdefault(nb.resolve(), nb.relative_to(path).parts)
     if not found:
         shown = ", ".join(str(p) for p in paths) or "(none given)"
         raise GraderError(f"no .ipynb files found in {shown}; expected notebooks or folders"
                           " holding them. Fix: point the command at the submissions folder.")
-    return sorted(found)
+    return [Found(path, found[path]) for path in sorted(found)]
 
 
-def plan_tasks(paths: Sequence[Path], *, fast: bool, seed: int | None, rubric=None,
-               solution=None, sandbox: str = "") -> list[Task]:
-    """Read each submission once, identify it, and give every one a distinct id.
+def find_submissions(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """The files of :func:`find_submission_files` (sorted, de-duplicated)."""
+    return [f.path for f in find_submission_files(paths)]
 
-    The first submission of a student and module keeps the student's id; later ones get
-    ``<student>+<n>`` (``+`` never occurs in an id made from a name, so a duplicate can never
-    take another student's id). ``rubric`` and ``solution`` override the course's (tests grade
-    a tiny fixture module).
+
+@dataclass
+class _Ident:
+    found: Found
+    data: bytes
+    name: str | None
+    module: str | None
+    readable: bool
+    problem: str | None
+    identity_error: bool = False
+
+
+def _identify(found: Found, *, rubric, ids: str, stems: dict[str, str]) -> _Ident:
+    from grader.submission.validate import (
+        module_from_name,
+        read_bytes,
+        read_submission,
+        submission_name,
+    )
+
+    path = found.path
+    data, problem = read_bytes(path)
+    sub = read_submission(path, module=rubric.module if rubric is not None else None,
+                          release_name=rubric.notebook if rubric is not None else None,
+                          data=data if data is not None else b"")
+    name, id_problem = submission_name(path, found.rel, ids, stems)
+    readable = sub.error is None and problem is None and id_problem is None
+    return _Ident(found, data or b"", name, sub.module or module_from_name(path, stems),
+                  readable, id_problem or problem, id_problem is not None)
+
+
+def _collision(idents: Sequence[_Ident]) -> str:
+    module = idents[0].module or "unknown"
+    files = ", ".join(display_path(Path(*i.found.rel)) for i in idents)
+    count = {2: "two", 3: "three"}.get(len(idents), str(len(idents)))
+    return (f"{count} submissions for module {module}: {files}; keep one (move the others out"
+            " of the submissions folder) and grade again. None of them was graded")
+
+
+def plan_tasks(paths: Sequence[Path | Found], *, fast: bool, seed: int | None, rubric=None,
+               solution=None, sandbox: str = "", ids: str = "auto") -> list[Task]:
+    """Read each submission once, identify it, and give every student and module one task.
+
+    The student comes from the one source ``ids`` names (:func:`submission_name`); a bare
+    ``Path`` counts as a file named on the command line. Two or more submissions of one
+    student and module are a collision: one task whose row is an error naming every file
+    (none is graded, no one else's row moves). A file whose student cannot be told is an
+    error row under an id made from its path. ``rubric`` and ``solution`` override the
+    course's (tests grade a tiny fixture module).
     """
-    from grader.submission.validate import module_from_name, read_bytes, read_submission, unique_ids
+    from grader.submission.validate import _release_stems, safe_id
 
-    idents = []
-    for path in paths:
-        data, problem = read_bytes(path)
-        sub = read_submission(path, module=rubric.module if rubric is not None else None,
-                              release_name=rubric.notebook if rubric is not None else None,
-                              data=data if data is not None else b"")
-        readable = sub.error is None and problem is None
-        idents.append((path, data or b"", sub.student, sub.module or module_from_name(path),
-                       readable, problem))
-    ids = unique_ids([(ident[2], ident[3]) for ident in idents])
-    tasks = []
-    for (path, data, _, module, readable, problem), (student, note) in zip(idents, ids, strict=True):
-        notes = (f"{display_path(Path(path.name))}: {note}",) if note else ()
-        tasks.append(Task(path, student, module, result_key(student, module),
-                          fingerprint(path, module, fast=fast, seed=seed, rubric=rubric,
-                                      solution=solution, data=data, sandbox=sandbox),
-                          notes, readable, data, problem))
-    return tasks
+    stems = _release_stems()
+    if rubric is not None:
+        stems[Path(rubric.notebook).stem] = rubric.module
+    found = [f for f in paths if isinstance(f, Found)]
+    loose = [Path(f) for f in paths if not isinstance(f, Found)]
+    found += find_submission_files(loose) if loose else []
+    groups: dict[tuple[str, str | None], list[tuple[str, _Ident]]] = {}
+    for item in found:
+        ident = _identify(item, rubric=rubric, ids=ids, stems=stems)
+        raw = ident.name if ident.name is not None else "unidentified " + "/".join(item.rel)
+        groups.setdefault((safe_id(raw), ident.module), []).append((raw, ident))
+    fingerprint_of = partial(fingerprint, fast=fast, seed=seed, rubric=rubric, solution=solution,
+                             sandbox=sandbox)
+    return [_task(student, module, entries, fingerprint_of)
+            for (student, module), entries in sorted(groups.items(),
+                                                     key=lambda kv: (kv[0][0], kv[0][1] or ""))]
+
+
+def _task(student: str, module: str | None, entries: list[tuple[str, _Ident]],
+          fingerprint_of) -> Task:
+    """The task of one student and module: its submission, or the collision of several."""
+    import hashlib
+
+    from grader.submission.validate import shown_name
+
+    first = entries[0][1]
+    common = dict(path=first.found.path, student=student, module=module,
+                  key=result_key(student, module), name=shown_name(entries[0][0]))
+    if len(entries) == 1:
+        return Task(**common, fingerprint=fingerprint_of(first.found.path, module, data=first.data),
+                    readable=first.readable, data=first.data, read_error=first.problem,
+                    identity_error=first.identity_error)
+    digests = b"".join(hashlib.sha256(ident.data).digest() for _, ident in entries)
+    return Task(**common, fingerprint=fingerprint_of(first.found.path, module, data=digests),
+                readable=False, read_error=_collision([ident for _, ident in entries]),
+                identity_error=True)
 
 
 def _finish(task: Task, row: GradeRow, rubric=None, warning: str | None = None) -> GradeRow:
@@ -123,6 +216,7 @@ def _finish(task: Task, row: GradeRow, rubric=None, warning: str | None = None) 
     from grader.submission.validate import display_path
 
     row.student, row.module = task.student, task.module if task.module else row.module
+    row.name = task.name or row.name
     if row.error is not None and not row.checks:  # e.g. a broken file named 01_...: zero per check
         filled = error_row(task, row.error, rubric=rubric)
         row.checks, row.max_score = filled.checks, filled.max_score
@@ -137,7 +231,7 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
                 scheduler: str | None = None, limits=None, data_dir: str | None = None,
                 similarity_threshold: float | None = None, progress: bool = True,
                 rubric=None, solution=None, imports: Sequence[str] = (),
-                sandbox: str = "auto") -> BatchSummary:
+                sandbox: str = "auto", ids: str = "auto") -> BatchSummary:
     """Grade every submission into ``out`` (see the module docstring for the steps).
 
     Parameters
@@ -177,6 +271,10 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
         here and otherwise grades unsandboxed with a warning on the console, in every row's
         notes in grades.json and at the top of the report (never on the students' feedback
         pages: it is for the instructor). Dask workers use the same setting.
+    ids : {"auto", "folder", "file"}
+        Where student names come from (:func:`grader.submission.validate.submission_name`):
+        the student's folder, the file name, or (auto) the folder for files in folders and
+        the file name for loose files.
 
     Raises
     ------
@@ -196,19 +294,27 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     limits = limits or mode_limits(fast=fast)
     data_dir = data_dir if data_dir is not None else os.environ.get("DLCOURSE_DATA_DIR")
     started = time.perf_counter()
-    paths = find_submissions(submissions)
+    from grader.submission.validate import ID_MODES
+
+    if ids not in ID_MODES:
+        raise GraderError(f"expected --ids to be one of {', '.join(ID_MODES)}, got {ids!r}")
+    paths = find_submission_files(submissions)
     setting = resolve_sandbox(sandbox)
     if setting.warning:
         print(f"WARNING: {setting.warning}", file=sys.stderr)
     client = connect_dask(scheduler) if scheduler else None
     tasks = plan_tasks(paths, fast=fast, seed=seed, rubric=rubric, solution=solution,
-                       sandbox=setting.mode)
+                       sandbox=setting.mode, ids=ids)
     store = ResultStore(out)
     pending = [t for t in tasks if force or store.fingerprint(t.key) != t.fingerprint]
     if scheduler is None and pending:  # the grader provides the datasets (and carves the hold-out)
         data_dir = _provide_data(data_dir, sandboxed=setting.mode != "none")
     summary = BatchSummary(out=out, skipped=len(tasks) - len(pending))
+    summary.problems = [f"{t.name or t.student}: {t.read_error}" for t in tasks
+                        if t.identity_error]
     current = store.load()  # kept in step with results/ so each rebuild reads no files
+    _keep_names(store, current, [t for t in tasks if t not in pending])
+    _record_rubrics(out, tasks, rubric)
     if store.untrusted:
         print(f"WARNING: {len(store.untrusted)} stored result(s) in {store.dir} were not written"
               " by this grader (their signature does not verify) and are ignored; their"
@@ -272,6 +378,36 @@ def _provide_data(data_dir: str | None, *, sandboxed: bool) -> str:
         cause = exc.__cause__ or exc
         raise GraderError(f"the grader provides the datasets to every kernel and scores on them,"
                           f" and it could not get them: {cause}") from exc
+
+
+def _keep_names(store: ResultStore, current: dict[str, GradeRow], tasks: Sequence[Task]) -> None:
+    """Give up-to-date rows graded before names were kept (or under another spelling) the
+    name of this run, in memory and in their signed result."""
+    for task in tasks:
+        row = current.get(task.key)
+        if row is not None and task.name and row.name != task.name:
+            row.name = task.name
+            try:
+                store.update_row(task.key, row)
+            except GraderError:
+                continue
+
+
+def _record_rubrics(out: Path, tasks: Sequence[Task], rubric=None) -> None:
+    """Record the rubric of every module in this run (:mod:`grader.classroom.rubric_record`)."""
+    from grader.checks.rubric import load_rubric
+    from grader.classroom.rubric_record import record_rubrics
+
+    used = []
+    for module in sorted({t.module for t in tasks if t.module}):
+        if rubric is not None:
+            used.append(rubric)
+            break
+        try:
+            used.append(load_rubric(module))
+        except GraderError:
+            continue
+    record_rubrics(out, used)
 
 
 def _datasets_needed(tasks: Sequence[Task], rubric=None) -> dict[str, set[str]]:

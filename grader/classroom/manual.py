@@ -7,7 +7,8 @@ The flow (``python -m grader manual ...`` on a ``grade --out`` folder DIR):
    (``DIR/results/<key>.json``), and lists every question in the row as a check worth
    0 points so far with the message "awaiting manual grading" (:func:`attach_questions`).
 2. **manual export DIR** writes ``DIR/manual/scores.csv`` (``student,module,question,
-   max_points,points,comment``; rows already graded keep their values) and one static page
+   max_points,points,comment``; rows already graded keep their values; every cell through
+   :func:`grader.base.csvcells.neutralise`, undone on reading) and one static page
    per question (``DIR/manual/<question>.html``: the marking guide and every answer in a
    shuffled order, names hideable) plus ``index.html``.
 3. **manual import DIR SCORES.csv** validates every row first (nothing is written when one
@@ -34,6 +35,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.base.csvcells import restore, safe_row
 from grader.base.errors import GraderError
 from grader.checks.results import AWAITING, GradeRow, ManualResult
 from grader.checks.rubric import Rubric
@@ -238,8 +240,14 @@ def _trusted_rows(out: Path) -> dict[str, GradeRow]:
     return rows
 
 
-def _guides(module: str | None) -> dict[str, tuple[str, str]]:
-    """Question id -> (description, marking guide) from the course rubric, if any."""
+def _guides(module: str | None, out: Path | None = None) -> dict[str, tuple[str, str]]:
+    """Question id -> (description, marking guide) from the rubric DIR was graded with
+    (:mod:`grader.classroom.rubric_record`), else the course rubric, if any."""
+    from grader.classroom.rubric_record import load_record
+
+    record = load_record(out).get(module or "") if out is not None else None
+    if record is not None:
+        return {qid: (about[0], about[1]) for qid, about in record.guides.items()}
     try:
         from grader.checks.rubric import load_rubric
 
@@ -319,7 +327,7 @@ def _read_scores(path: Path) -> list[tuple[int, dict[str, str]]]:
         raise GraderError(f"{path}: the file is empty; expected the header"
                           f" {','.join(COLUMNS)}. Fix: start from DIR/{MANUAL_DIR}/{SCORES_NAME}"
                           ) from None
-    header = [h.strip() for h in header]
+    header = [restore(h.strip()) for h in header]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise GraderError(f"{path}: line 1: missing column(s) {', '.join(missing)}; expected"
@@ -334,7 +342,7 @@ def _read_scores(path: Path) -> list[tuple[int, dict[str, str]]]:
                 raise GraderError(f"{path}: line {reader.line_num}: expected {len(header)}"
                                   f" fields, found {len(values)}. Fix: quote comments that"
                                   ' hold commas ("...")')
-            rows.append((reader.line_num, dict(zip(header, values, strict=True))))
+            rows.append((reader.line_num, dict(zip(header, map(restore, values), strict=True))))
     except csv.Error as exc:
         raise GraderError(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from exc
     return rows
@@ -342,8 +350,11 @@ def _read_scores(path: Path) -> list[tuple[int, dict[str, str]]]:
 
 def export_manual(out: Path) -> Path:
     """Write ``DIR/manual/`` (see the module docstring); return the folder."""
+    from grader.classroom.rubric_record import graded_rubrics
+
     out = Path(out)
     rows = _trusted_rows(out)
+    graded_rubrics(out)  # warns on the console when the rubric on disk changed since grading
     folder = out / MANUAL_DIR
     scores = folder / SCORES_NAME
     kept: dict[tuple[str, str, str], tuple[str, str]] = {}
@@ -359,19 +370,19 @@ def export_manual(out: Path) -> Path:
                 by_question.setdefault((row.module or "", check.id), []).append((row, check))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(safe_row(COLUMNS))
     index = ["<h1>Written answers to grade by hand</h1>",
              f'<p>Scores: <a href="{SCORES_NAME}">{SCORES_NAME}</a>. Import them with'
              " <code>python -m grader manual import DIR SCORES.csv</code>.</p>",
              "<table><tr><th>module</th><th>question</th><th>answers</th><th>graded</th></tr>"]
     for (module, question), entries in sorted(by_question.items()):
-        about = _guides(module).get(question, ("", ""))
+        about = _guides(module, out).get(question, ("", ""))
         for row, check in entries:
             points, comment = kept.get((row.student, module, question), ("", ""))
             if not points and check.graded:
                 points, comment = _points(check.points), check.comment
-            writer.writerow([row.student, module, question, _points(check.max_points), points,
-                             comment])
+            writer.writerow(safe_row([row.student, module, question, _points(check.max_points),
+                                      points, comment]))
         name = f"{question}.html"
         atomic_write_text(folder / name, _question_page(question, module, entries, about))
         graded = sum(c.graded for _, c in entries)

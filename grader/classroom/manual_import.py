@@ -75,6 +75,8 @@ def _validate(path: Path, entries, rows: dict[str, GradeRow]) -> list[_Accepted]
         if not 0 <= points <= check.max_points:
             problems.append(f"{where}: points {raw} outside 0 to {_points(check.max_points)}")
             continue
+        if question not in row.answers and check.graded and points == check.points:
+            continue  # exported as is (e.g. 0 for a file that was no notebook): nothing to import
         if question not in row.answers:
             problems.append(f"{where}: the grader kept no answer to grade (the notebook could"
                             " not be read); leave points empty")
@@ -128,9 +130,11 @@ def rewrite_outputs(rows: Sequence[GradeRow], out: Path) -> None:
     from types import SimpleNamespace
 
     from grader.classroom.batch import write_feedback
+    from grader.classroom.rubric_record import graded_rubrics
     from grader.pages.gradebook import write_gradebook
     from grader.pages.report import write_report
 
+    _, warnings = graded_rubrics(out)
     write_gradebook(rows, out)
     links = write_feedback(rows, out)
     pairs = []
@@ -143,4 +147,5 @@ def rewrite_outputs(rows: Sequence[GradeRow], out: Path) -> None:
                                          kind=p.get("kind")))
     except (OSError, ValueError, KeyError, TypeError):
         pairs = []
-    write_report(rows, out, feedback_links=links, similar=pairs)
+    write_report(rows, out, feedback_links=links, similar=pairs,
+                 warning="; ".join(warnings) or None)

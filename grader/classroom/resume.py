@@ -43,7 +43,14 @@ class Task:
     data: bytes = field(default=b"", repr=False, compare=False)
     """The submission's bytes, read once when the batch is planned; never read again."""
     read_error: str | None = None
-    """Why the file could not be read at all (a FIFO, a device, permissions): its row's error."""
+    """Why the file could not be read at all (a FIFO, a device, permissions), or why it was
+    not graded (two submissions of one student and module): its row's error."""
+    name: str = ""
+    """The student's name as the instructor gave it (folder or file-name key, NFC): rosters
+    match on it; ``student`` is its file-safe id."""
+    identity_error: bool = False
+    """True when ``read_error`` says whose the submission is cannot be told (a collision of
+    two files, a file outside a student folder): listed in the console summary."""
 
 
 def _file_digest(path: Path) -> bytes:

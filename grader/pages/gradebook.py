@@ -5,14 +5,21 @@ module, score, max_score, error, checks``, plus extra keys readers may ignore).
 
 ``grades.csv`` has one row per student, which is what LMS gradebook imports expect::
 
-    student,01 total,01.model_params,01.test_accuracy,02 total,...,total
-    ada,5,1,4,3,...,8
+    student,name,01 total,01.model_params,01.test_accuracy,02 total,...,total,pending
+    Points Possible,,6,2,4,12,...,18,
+    ada,Ada,5,1,4,3,...,8,1
 
-A written question not graded by hand yet is ``ungraded``. A module the student did not
-hand in is an empty cell (not a zero), so an LMS import
-leaves it alone. The ``student`` column holds the submission's student name (the folder
-or file name), so name the submissions by the LMS login for a clean import. Both files are
-written atomically (temporary file + :func:`os.replace`): a reader never sees half a file.
+The first data row (``Points Possible``, as in Canvas's own export) holds each column's
+maximum, taken from the rows themselves, i.e. from the rubric the batch was graded with.
+Every score column is a number or empty: a module the student did not hand in is an empty
+cell (not a zero), so an LMS import leaves it alone; a written question not graded by hand
+yet is an empty cell too (it counts 0 in the module total) and ``pending`` says how many
+of the student's written answers await grading. ``student`` is the file-safe id (feedback
+page and result names), ``name`` the name the instructor gave the submission (folder or
+file name), which LMS rosters match on. Every cell goes through
+:func:`grader.base.csvcells.neutralise`, so no cell starts a spreadsheet formula. Both
+files are written atomically (temporary file + :func:`os.replace`): a reader never sees half
+a file.
 """
 
 from __future__ import annotations
@@ -25,11 +32,12 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from grader.base.csvcells import safe_row
 from grader.checks.results import GradeRow
 
 UNKNOWN_MODULE = "unknown"
-UNGRADED = "ungraded"
-"""A written answer not graded by hand yet (``python -m grader manual``), in ``grades.csv``."""
+POINTS_POSSIBLE = "Points Possible"
+"""The ``student`` cell of the maximum points row (Canvas's name for it)."""
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -87,8 +95,30 @@ def csv_columns(rows: Sequence[GradeRow]) -> list[tuple[str, str, str | None]]:
     return columns
 
 
+def _pending(check) -> bool:
+    return bool(getattr(check, "manual", False)) and not getattr(check, "graded", True)
+
+
+def _points_possible(rows: Sequence[GradeRow], columns) -> list[str]:
+    """The maximum of every score column, from the rows (the rubric they were graded with)."""
+    totals: dict[str, float] = {}
+    checks: dict[tuple[str, str], float] = {}
+    for row in rows:
+        module = module_label(row)
+        totals[module] = max(totals.get(module, 0.0), row.max_score)
+        for check in row.checks:
+            key = (module, check.id)
+            checks[key] = max(checks.get(key, 0.0), check.max_points)
+    line = [POINTS_POSSIBLE, ""]
+    for _, module, check_id in columns:
+        line.append(_number(totals[module] if check_id is None else checks.get((module, check_id), 0)))
+    line.append(_number(sum(totals.values())))
+    line.append("")
+    return line
+
+
 def grades_csv(rows: Sequence[GradeRow]) -> str:
-    """The ``grades.csv`` text: one line per student, a column per module total and check."""
+    """The ``grades.csv`` text: the points row, then one line per student (module doc)."""
     rows = sort_rows(rows)
     columns = csv_columns(rows)
     by_student: dict[str, dict[str, GradeRow]] = {}
@@ -96,9 +126,13 @@ def grades_csv(rows: Sequence[GradeRow]) -> str:
         by_student.setdefault(row.student, {})[module_label(row)] = row
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["student", *(header for header, _, _ in columns), "total"])
+    writer.writerow(safe_row(["student", "name", *(header for header, _, _ in columns), "total",
+                              "pending"]))
+    if rows:
+        writer.writerow(safe_row(_points_possible(rows, columns)))
     for student, modules in by_student.items():
-        line = [student]
+        name = next((r.name for r in modules.values() if r.name), "")
+        line = [student, name]
         for _, module, check_id in columns:
             row = modules.get(module)
             if row is None:
@@ -106,14 +140,12 @@ def grades_csv(rows: Sequence[GradeRow]) -> str:
             elif check_id is None:
                 line.append(_number(row.score))
             else:
-                found = {c.id: c for c in row.checks}
-                check = found.get(check_id)
-                if check is not None and getattr(check, "manual", False) and not check.graded:
-                    line.append(UNGRADED)
-                else:
-                    line.append(_number(check.points) if check is not None else "")
+                check = next((c for c in row.checks if c.id == check_id), None)
+                line.append(_number(check.points) if check is not None and not _pending(check)
+                            else "")
         line.append(_number(sum(r.score for r in modules.values())))
-        writer.writerow(line)
+        line.append(str(sum(_pending(c) for r in modules.values() for c in r.checks)))
+        writer.writerow(safe_row(line))
     return out.getvalue()
 
 

@@ -283,8 +283,10 @@ def _students(rows: Sequence[GradeRow], links: dict[str, str]) -> str:
         by_student.setdefault(r.student, {})[module_label(r)] = r
     head = "".join(f"<th>{_e(m)}</th>" for m in modules)
     out = ['<section id="students"><h2>Students</h2>',
-           f'<div class="table-wrap"><table><tr><th>student</th>{head}<th>total</th><th>flags</th></tr>']
+           f'<div class="table-wrap"><table><tr><th>student</th><th>name</th>{head}<th>total</th>'
+           "<th>flags</th></tr>"]
     for student, mods in by_student.items():
+        name = next((r.name for r in mods.values() if r.name), "")
         cells = []
         for m in modules:
             r = mods.get(m)
@@ -297,7 +299,7 @@ def _students(rows: Sequence[GradeRow], links: dict[str, str]) -> str:
                 cells.append(f'<td class="num{cls}">{r.score:g}&nbsp;/&nbsp;{r.max_score:g}{mark}</td>')
         total = sum(r.score for r in mods.values())
         flags = sorted({f"{r.module}: {f}" for r in mods.values() for f in _flags(r)})
-        out.append(f"<tr><td>{_link(student, links)}</td>{''.join(cells)}"
+        out.append(f"<tr><td>{_link(student, links)}</td><td>{_e(name)}</td>{''.join(cells)}"
                    f'<td class="num">{total:g}</td>'
                    f'<td class="bad">{_e(", ".join(flags))}</td></tr>')
     out.append("</table></div></section>")

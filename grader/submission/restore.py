@@ -5,7 +5,9 @@ Rules (only exercise cells belong to the student):
 * The result has the solution's cells in the solution's order.
 * Every protected cell (self-check, setup, instructions, parameters: every cell that is
   not an exercise) is the released version of the solution's cell, whatever the student
-  did to it. Edited protected cells and deleted protected cells are reported as notes.
+  did to it. Edited protected cells and deleted protected cells are reported as notes; a
+  cell that differs only in the repository it names (the student edition's Colab badge and
+  install cell) is not an edit.
 * Each exercise cell takes the source of the student's cell with the same nbgrader
   ``grade_id`` (falling back to the same cell id). When that ``grade_id`` occurs more than
   once (a cell copied and pasted in Jupyter keeps its metadata), the last copy is graded,
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 import nbformat
 
 from grader.authoring.cells import cell_name, cell_names, role
+from grader.authoring.edition import same_apart_from_repository
 from grader.authoring.release import student_notebook
 
 
@@ -106,7 +109,8 @@ def restore(submission, solution) -> Restored:
             continue
         if theirs is None:
             out.deleted.append(_label(sol_cell))
-        elif _source(theirs).strip() != new.source.strip():
+        elif not same_apart_from_repository(_source(theirs), new.source):
+            # the student edition's badge and install cell name its own repository
             out.edited.append(_label(sol_cell))
     added = [(n, c) for n, c in enumerate(submission.cells, 1)
              if id(c) not in used and "injected-parameters" not in _tags(c)]

@@ -5,17 +5,27 @@ A broken file is data, not an exception: :func:`read_submission` returns a
 
 Student id convention
 ---------------------
-The student id comes from the path, so instructors can grade whatever layout they
-collected:
+The student's *name* comes from ONE source the instructor chooses (``grade --ids``), never
+from a name a student picks inside her own folder (:func:`submission_name`):
 
-1. nbgrader's layout ``.../submitted/<student>/<assignment>/<file>.ipynb`` -> ``<student>``.
-2. Otherwise the file stem, with a trailing module notebook name removed:
-   ``alice.ipynb`` -> ``alice``; ``alice_01_mlp_cifar10_gray.ipynb`` -> ``alice``.
-3. When the file name is exactly a release name (``alice/01_mlp_cifar10_gray.ipynb``), the
-   parent folder -> ``alice``.
+* ``folder``: the first folder under the SUBMISSION argument (``SUBMISSION/<student>/...``);
+  nbgrader's ``submitted/<student>/<assignment>/<file>.ipynb`` -> ``<student>`` (when
+  ``submitted`` is the SUBMISSION argument or lies above it). A file directly in the
+  SUBMISSION folder is an error.
+* ``file``: the file name: ``<student>_<release name>.ipynb`` (also ``-``, space or ``.``
+  before the release name) -> ``<student>``, any other ``<name>.ipynb`` -> ``<name>``; a file
+  named exactly like a release (no student part) is an error. For loose files such as an
+  LMS's download of all submissions.
+* ``auto`` (default): ``folder`` for a file inside a folder under the SUBMISSION argument,
+  ``file`` for a loose file at its top (a file named exactly like a release then takes the
+  name of the folder the instructor put it in). Files named one by one on the command line
+  count as lying under their deepest common folder, so ``class/*/*.ipynb`` is the folder
+  layout and ``inbox/*.ipynb`` the loose one.
 
-Ids are made safe for file names by :func:`safe_id`, because feedback is written to
-``feedback/<student>.html`` and results to ``results/<student>__<module>.json``:
+So ``mallory/victim.ipynb`` is always mallory's. The name is kept as the instructor gave it
+(Unicode NFC; unprintable characters and bytes that are not UTF-8 escaped), for matching LMS
+rosters; the *id* is the name made safe for file names by :func:`safe_id`, because feedback
+is written to ``feedback/<student>.html`` and results to ``results/<student>__<module>.json``:
 
 * the name is Unicode NFC-normalised first, so the composed and the decomposed spelling of
   ``josé`` (as macOS and Windows may store it) are the same student;
@@ -30,9 +40,10 @@ Ids are made safe for file names by :func:`safe_id`, because feedback is written
 * ids are at most 80 characters and 160 UTF-8 bytes, and ``safe_id(safe_id(x)) ==
   safe_id(x)``.
 
-``+`` (:data:`DUPLICATE_MARK`) never appears in an id from :func:`safe_id`; a second upload
-of the same student and module is graded as ``bob+2`` (:func:`unique_ids`), so it never
-takes the id of a real student called ``bob_2``.
+Two submissions of the same student and module are a collision: the batch grades neither and
+gives the student one error row naming both files (``grader.classroom.batch.plan_tasks``).
+:func:`unique_ids` (``bob+2``; ``+`` never appears in an id from :func:`safe_id`) remains for
+callers that want to keep both.
 
 Two ids that differ only in letter case (``Bob``/``bob``) are different ids; on a
 case-insensitive file system (macOS, Windows) their feedback file names still collide.
@@ -229,28 +240,106 @@ def unique_ids(keys: list[tuple[str, str | None]]) -> list[tuple[str, str | None
     return out
 
 
-def student_id(path: Path, release_stems: dict[str, str] | None = None) -> str:
-    """The student id for a submission path, following the module docstring's convention.
-
-    Any path works, also one whose name is not UTF-8 (``Path(os.fsdecode(b"caf\\xe9.ipynb"))``):
-    the id comes from :func:`safe_id` and is always a safe, valid UTF-8 file name.
-    """
-    path = Path(os.fsdecode(path)) if isinstance(path, bytes) else Path(path)
-    stems = _release_stems() if release_stems is None else release_stems
-    parts = path.parts
-    if len(parts) >= 4 and parts[-4] == "submitted":
-        return safe_id(parts[-3])
+def _file_name_student(path: Path, stems: dict[str, str]) -> str | None:
+    """The student part of a file name (``alice_01_x.ipynb`` -> ``alice``, ``alice.ipynb``
+    -> ``alice``), or None when the name is exactly a release name (``01_x.ipynb``)."""
     stem = path.stem
     if stem in stems or _MODULE_PREFIX.match(stem):
-        parent = path.parent.name
-        if parent and parent not in (".", "/"):
-            return safe_id(parent)
-        return safe_id(stem)
+        return None
     for release in sorted(stems, key=len, reverse=True):
         for sep in ("_", "-", " ", "."):
             if stem.endswith(sep + release):
-                return safe_id(stem[: -len(release) - 1])
-    return safe_id(stem)
+                return stem[: -len(release) - 1]
+    return stem
+
+
+def _raw_student(path: Path, stems: dict[str, str]) -> str:
+    parts = path.parts
+    if len(parts) >= 4 and parts[-4] == "submitted":
+        return parts[-3]
+    name = _file_name_student(path, stems)
+    if name is None:
+        parent = path.parent.name
+        return parent if parent and parent not in (".", "/") else path.stem
+    return name
+
+
+def student_id(path: Path, release_stems: dict[str, str] | None = None) -> str:
+    """The student id a path alone suggests (a single file graded on its own).
+
+    nbgrader's ``submitted/<student>/...``, else the file-name pattern, else (a file named
+    like a release) its folder. Batches use :func:`submission_name` instead, which knows the
+    SUBMISSION argument. Any path works, also one whose name is not UTF-8
+    (``Path(os.fsdecode(b"caf\\xe9.ipynb"))``): the id comes from :func:`safe_id` and is
+    always a safe, valid UTF-8 file name.
+    """
+    path = Path(os.fsdecode(path)) if isinstance(path, bytes) else Path(path)
+    stems = _release_stems() if release_stems is None else release_stems
+    return safe_id(_raw_student(path, stems))
+
+
+ID_MODES = ("auto", "folder", "file")
+"""Where a batch takes student names from (``grade --ids``; see the module docstring)."""
+
+
+def shown_name(raw: str) -> str:
+    """A name as the instructor gave it, for rosters and tables: NFC, printable, valid UTF-8."""
+    return unicodedata.normalize("NFC", display_path(raw))
+
+
+def _nbgrader_student(path: Path, rel: tuple[str, ...]) -> str | None:
+    """``<student>`` of ``submitted/<student>/<assignment>/<file>`` when ``submitted`` is the
+    SUBMISSION argument, lies above it or is the first folder under it (so a student cannot
+    build the layout inside her own folder)."""
+    parts = path.parts
+    first_under_root = len(parts) - len(rel)
+    if len(parts) >= 4 and parts[-4] == "submitted" and len(parts) - 4 <= first_under_root:
+        return parts[-3]
+    return None
+
+
+def submission_name(path: Path, rel: tuple[str, ...], mode: str = "auto",
+                    release_stems: dict[str, str] | None = None) -> tuple[str | None, str | None]:
+    """The student name of one submission in a batch: ``(name, None)`` or ``(None, error)``.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    rel : tuple of str
+        Its path parts below the SUBMISSION argument it was found under (``("ada",
+        "01_x.ipynb")``; ``("01_x.ipynb",)`` for a loose file at the top).
+    mode : {"auto", "folder", "file"}
+        The instructor's choice (see the module docstring).
+
+    The name is returned raw (as on disk); make it an id with :func:`safe_id` and show it
+    with :func:`shown_name`.
+    """
+    if mode not in ID_MODES:
+        raise ValueError(f"expected an id mode in {ID_MODES}, got {mode!r}")
+    stems = _release_stems() if release_stems is None else release_stems
+    shown = display_path(Path(*rel)) if rel else display_path(path.name)
+    if mode in ("auto", "folder"):
+        nbgrader = _nbgrader_student(path, rel)
+        if nbgrader is not None:
+            return nbgrader, None
+        if len(rel) >= 2:
+            return rel[0], None
+        if mode == "folder":
+            return None, (f"{shown} lies directly in the SUBMISSION folder; expected"
+                          " <student>/<notebook>.ipynb (--ids folder takes the student from"
+                          " the folder). Fix: move it into its student's folder, or grade"
+                          " loose files with --ids file")
+    name = _file_name_student(path, stems)
+    if name is not None:
+        return name, None
+    if mode == "auto":
+        parent = path.parent.name
+        return (parent, None) if parent and parent not in (".", "/") else (path.stem, None)
+    return None, (f"{shown} is named like the released notebook, so its name holds no student;"
+                  " expected <student>_<release name>.ipynb (--ids file takes the student from"
+                  " the file name). Fix: rename it, or put it in its student's folder and grade"
+                  " with --ids folder")
 
 
 def module_from_name(path: Path, release_stems: dict[str, str] | None = None) -> str | None:
