@@ -128,16 +128,29 @@ def _grade(args: argparse.Namespace) -> int:
         print(f"interrupted: every result graded so far is saved in {args.out / 'results'};"
               " run the same command again to grade the rest", file=sys.stderr)
         return 130
-    print(f"graded {summary.graded} submission(s), {summary.skipped} already up to date,"
-          f" {summary.errors} could not be graded; {len(summary.rows)} row(s) in"
-          f" {summary.out / 'grades.csv'}; class report: {summary.out / 'report.html'}"
-          f" ({summary.wall_s:.0f} s)")
+    print(summary_line(summary))
     if summary.problems:
         print(f"{len(summary.problems)} student(s) not graded because their submissions could"
               " not be told apart or told whose (error rows in grades.csv and the report):")
         for problem in summary.problems:
             print(f"  {problem}")
     return 0
+
+
+def summary_line(summary) -> str:
+    """The console's last line: what this run did, in words that cannot contradict each other.
+
+    "graded" counts the submissions this run handled; of those, "scored" ones were executed
+    and scored, the others got a row with 0 points and the reason (not a notebook, kernel died).
+    """
+    scored = summary.graded - summary.errors
+    head = f"graded {summary.graded} submission(s), {summary.skipped} already up to date"
+    if summary.graded:
+        head += f" ({scored} scored"
+        head += (f", {summary.errors} given 0 points because they could not be run or scored:"
+                 " the reason is in their row and in the report)" if summary.errors else ")")
+    return (f"{head}; {len(summary.rows)} row(s) in {summary.out / 'grades.csv'};"
+            f" class report: {summary.out / 'report.html'} ({summary.wall_s:.0f} s)")
 
 
 def _manual(args: argparse.Namespace) -> int:
@@ -193,7 +206,14 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m grader",
+        description="Release the course notebooks, grade a class of submitted notebooks, grade"
+        " written answers by hand and export the grades. Run python -m grader COMMAND --help"
+        " for one command.",
+        epilog="Exit codes: 0 success (grade: grading ran, whatever the scores); 1 release"
+        " --check found differences; 2 usage or configuration error; 130 grade interrupted"
+        " (run the same command again to resume).")
     sub = parser.add_subparsers(dest="command", required=True)
     rel = sub.add_parser("release", help="regenerate notebooks/ from solutions/, or write the"
                          " student edition",
@@ -268,14 +288,14 @@ def build_parser() -> argparse.ArgumentParser:
                          " written question; import DIR SCORES.csv: merge the points and"
                          " comments into the gradebook, the feedback pages and the report.")
     man.add_argument("action", choices=("export", "import"))
-    man.add_argument("dir", type=Path, metavar="DIR", help="a `grade --out` folder")
+    man.add_argument("dir", type=Path, metavar="DIR", help="a folder written by grade --out")
     man.add_argument("scores", type=Path, nargs="?", metavar="SCORES.csv",
                      help="(import) the filled-in scores file")
     man.set_defaults(func=_manual)
     exp = sub.add_parser("export", help="export the gradebook for an LMS (Canvas)",
                          description="Write DIR/canvas.csv for Canvas's gradebook import: the"
                          " roster's student columns and one column per module.")
-    exp.add_argument("dir", type=Path, metavar="DIR", help="a `grade --out` folder")
+    exp.add_argument("dir", type=Path, metavar="DIR", help="a folder written by grade --out")
     exp.add_argument("--canvas", type=Path, required=True, metavar="ROSTER.csv",
                      help="the CSV of Canvas's Grades > Export (the class roster)")
     exp.add_argument("--match-column", default="SIS Login ID",

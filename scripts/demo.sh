@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh dask
-python -m grader grade examples/submissions --out grading-output --fast --jobs 2
+# DLCOURSE_JOBS=N grades N submissions at once (default 2, for a 2-core laptop).
+python -m grader grade examples/submissions --out grading-output --fast --jobs "${DLCOURSE_JOBS:-2}"
 echo "Open grading-output/report.html (class overview) and grading-output/feedback/ (per student)."

@@ -7,8 +7,17 @@ python="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[${extras}]"
+# pip's and setuptools' chatter (the "Editable installation" warning box) goes to a log shown
+# only when the install fails, so the console keeps what the grader says.
+pip_log="$(mktemp "${TMPDIR:-/tmp}/dlcourse-setup.XXXXXX")"
+if ! { .venv/bin/python -m pip install --quiet --upgrade pip \
+       && .venv/bin/python -m pip install --quiet -e ".[${extras}]"; } >"$pip_log" 2>&1; then
+  cat "$pip_log" >&2
+  echo "setup: installing dlcourse failed (pip's output above)" >&2
+  rm -f "$pip_log"
+  return 1 2>/dev/null || exit 1
+fi
+rm -f "$pip_log"
 export PATH="$PWD/.venv/bin:$PATH"
 # The grader runs every student kernel in a bubblewrap sandbox (Linux). Install it where we can.
 if [ "$(uname -s)" = Linux ] && ! command -v bwrap >/dev/null 2>&1; then

@@ -187,3 +187,94 @@ def test_report_has_the_sections_instructors_need(report):
         assert anchor in text
     assert "not valid JSON" in text and "&lt;script&gt;" in text
     assert "http://" not in text and "https://" not in text  # no external assets
+
+
+def _written_rows(*, graded: bool) -> list[GradeRow]:
+    """Two students: full automatic marks, one written answer each (graded or not), and a
+    check worth 0 points."""
+    from grader.checks.results import ManualResult
+
+    rows = []
+    for student in ("amy", "ben"):
+        checks = [CheckResult("02.model_params", 2.0, 2.0, True, "ok"),
+                  CheckResult("02.zero_point_note", 0.0, 0.0, False, "not part of the grade"),
+                  ManualResult("02.written", 3.0 if graded else 0.0, 3.0, graded,
+                               "good" if graded else "awaiting manual grading", graded=graded)]
+        rows.append(GradeRow(student=student, module="02", score=sum(c.points for c in checks),
+                             max_score=5.0, error=None, checks=checks, submission=f"{student}.ipynb"))
+    return rows
+
+
+def test_report_counts_full_marks_waiting_only_for_written_answers():
+    from grader.pages.report import render_report
+
+    text = render_report(_written_rows(graded=False))
+    assert "0 with full marks." not in text
+    assert "2 more with full marks on every automatic check" in text
+    assert "2 answer(s) still ungraded" in text
+
+
+def test_report_leaves_zero_point_checks_out_of_the_pass_rates():
+    from grader.pages.report import check_pass_rates, render_report
+
+    assert [r[0] for r in check_pass_rates(_written_rows(graded=False))] == ["02.model_params"]
+    assert "02.zero_point_note" not in render_report(_written_rows(graded=False))
+
+
+def test_report_says_every_written_answer_is_graded_when_none_is_left():
+    from grader.pages.report import render_report
+
+    text = render_report(_written_rows(graded=True))
+    assert "0 answer(s) still ungraded" not in text and "Grade them with" not in text
+    assert "Every written answer is graded" in text
+    assert "2 with full marks" in text
+
+
+def test_numbers_in_the_report_never_wrap_on_a_narrow_window(report):
+    """"33% of 3" and "2 / 4" stay on one line at a phone's width (the table scrolls instead)."""
+    chromium = _browser_or_skip()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed: the line-box check needs a scripted browser")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=ARGS)
+        page = browser.new_page(viewport={"width": 360, "height": 800})
+        page.goto(report.as_uri(), wait_until="load")
+        lines = page.eval_on_selector_all("td.num", """els => els.map(e => {
+            const r = document.createRange(); r.selectNodeContents(e);
+            const tops = new Set([...r.getClientRects()].filter(x => x.width > 0)
+                                 .map(x => Math.round(x.top)));
+            return [e.textContent, tops.size]; })""")
+        browser.close()
+    lines = [(text.replace("\xa0", " "), count) for text, count in lines]
+    assert any(" of " in text for text, _ in lines) and any(" / " in text for text, _ in lines)
+    wrapped = [text for text, count in lines if count > 1]
+    assert wrapped == [], wrapped
+
+
+def test_a_step_that_fails_after_grading_is_a_note_in_the_report_not_a_crash(tmp_path):
+    """The similarity cache cannot be written (a folder squats its name): the pairs are still
+    found, the report is written and says what went wrong."""
+    rows = _rows(tmp_path)
+    sources = {r.submission: Path(r.submission).read_bytes() for r in rows
+               if Path(r.submission).is_file()}
+    out = tmp_path / "out"
+    (out / "similarity-cache.json").mkdir(parents=True)
+    notes = write_outputs(rows, out, sources=sources, cache_key=b"k" * 32)
+    assert any("similarity cache" in n for n in notes), notes
+    report = (out / "report.html").read_text()
+    assert 'id="run-notes"' in report and "similarity cache" in report
+    assert report.count("largely the same code") == 2  # ann/bob in 01 and in 02
+
+
+def test_the_similarity_cache_is_used_only_when_its_signature_verifies(tmp_path):
+    from grader.classroom.similarity import load_cache, save_cache
+
+    path = tmp_path / "cache.json"
+    save_cache(path, b"key", {"d1": [1, 2, 3]})
+    assert load_cache(path, b"key") == {"d1": {1, 2, 3}}
+    assert load_cache(path, b"other key") == {}
+    forged = path.read_text().replace("[1,2,3]", "[1,2,4]")
+    path.write_text(forged)
+    assert load_cache(path, b"key") == {}

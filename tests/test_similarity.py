@@ -204,3 +204,52 @@ def test_winnowing_guarantee_a_shared_run_of_k_plus_w_minus_1_tokens_is_found():
     left = winnow(["a", "b", "c", *shared, "d"], k=6, window=4)
     right = winnow(["x", *shared, "y", "z", "w"], k=6, window=4)
     assert left & right
+
+
+TYPE_CONFUSED = [
+    {"cells": ["x"], "nbformat": 4},
+    {"cells": "abc"}, {"cells": 7}, {"cells": {"a": 1}}, [], "text", None, 3,
+    {"cells": [None, 1, [1], {"cell_type": 3}]},
+    {"cells": [{"cell_type": "code", "metadata": "nbgrader", "source": "x = 1"}]},
+    {"cells": [{"cell_type": "code", "metadata": {"nbgrader": "solution"}, "source": "x = 1"}]},
+    {"cells": [{"cell_type": "code", "metadata": {"nbgrader": ["solution"]}, "source": "x"}]},
+    {"cells": [{"cell_type": "code", "metadata": {"nbgrader": {"solution": True, "grade_id": 5}},
+                "source": 12, "id": ["x"]}]},
+    {"cells": [{"cell_type": "code", "metadata": {"nbgrader": {"solution": True}},
+                "source": [1, None, {"a": 2}, "y = 2\n"]}]},
+]
+
+
+@pytest.mark.parametrize("notebook", TYPE_CONFUSED, ids=range(len(TYPE_CONFUSED)))
+def test_type_confused_json_is_read_without_raising(notebook):
+    code = exercise_code(notebook, template=notebook if isinstance(notebook, dict) else None)
+    assert isinstance(code, str)
+
+
+def test_a_source_list_keeps_only_its_strings():
+    nb = TYPE_CONFUSED[-1]
+    assert exercise_code(nb) == "y = 2"
+
+
+def test_pasted_copies_count_once_and_what_is_read_is_bounded():
+    from grader.classroom.similarity import MAX_CELL_CHARS, MAX_CODE_CHARS
+
+    cell = _notebook(["x = compute(1)\n" * 50]).cells[0]
+    nb = {"cells": [cell] * 50_000}
+    assert exercise_code(nb) == exercise_code({"cells": [cell]})
+    many = {"cells": [{**cell, "id": f"c{i}", "metadata": {"nbgrader": {
+        "solution": True, "grade_id": f"g{i}"}}, "source": "y = f(2)\n" * 5000} for i in range(300)]}
+    code = exercise_code(many)
+    assert len(code) <= MAX_CODE_CHARS + MAX_CELL_CHARS
+
+
+def test_containment_is_reported_in_both_directions():
+    full = _code("full", ORIGINAL + INDEPENDENT_A)
+    part = _code("part", ORIGINAL)
+    (pair,) = similar_pairs([full, part])
+    shares = {pair.student_a: pair.a_in_b, pair.student_b: pair.b_in_a}
+    assert shares["part"] == 1.0 and shares["full"] < 0.8
+    assert pair.kind == "contained"
+    assert "of part's code is contained in full's" in pair.describe()
+    (copy_pair,) = similar_pairs([_code("ann", ORIGINAL), _code("bob", RENAMED)])
+    assert copy_pair.kind == "copy"

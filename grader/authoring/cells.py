@@ -72,6 +72,65 @@ def exercise_labels(nb) -> dict[str, str]:
     return labels
 
 
+_EXERCISE_HEADING = re.compile(r"\bExercise\s+(\d[\w.]*\w|\d)")
+
+
+def _text(cell) -> str:
+    src = cell.get("source", "") if isinstance(cell, dict) else ""
+    if isinstance(src, list):
+        src = "".join(s for s in src if isinstance(s, str))
+    return src if isinstance(src, str) else ""
+
+
+def _nbgrader_meta(cell) -> dict:
+    meta = cell.get("metadata") if isinstance(cell, dict) else None
+    meta = meta.get("nbgrader") if isinstance(meta, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def cell_names(nb) -> dict[str, str]:
+    """Cell id and grade id -> the name a student reads: ``"Exercise 2.4"``.
+
+    An exercise cell takes the name of the nearest ``Exercise N.M`` written in a Markdown
+    cell above it; when one heading covers several exercise cells, the later ones are
+    ``"Exercise N.M, cell 2"``...; an exercise with no such heading is ``"exercise cell K"``
+    (K counts the notebook's exercise cells). Every other cell is ``"cell P (after
+    Exercise N.M)"`` or ``"cell P (before the first exercise)"`` (P is its position,
+    counting from 1), so no message a student reads names an internal id.
+    """
+    cells = nb.get("cells", []) if isinstance(nb, dict) else []
+    cells = cells if isinstance(cells, list) else []
+    names: dict[str, str] = {}
+    heading, used, count, last = None, 0, 0, None
+    for position, cell in enumerate(cells, 1):
+        if not isinstance(cell, dict):
+            continue
+        meta = _nbgrader_meta(cell)
+        if meta.get("solution") is True:
+            count += 1
+            used += 1
+            if heading is None:
+                name = f"exercise cell {count}"
+            else:
+                name = heading if used == 1 else f"{heading}, cell {used}"
+            last = name
+        else:
+            name = f"cell {position} ({f'after {last}' if last else 'before the first exercise'})"
+            if cell.get("cell_type") == "markdown":
+                found = _EXERCISE_HEADING.findall(_text(cell))
+                if found:
+                    heading, used = f"Exercise {found[0]}", 0
+        for key in (cell.get("id"), meta.get("grade_id")):
+            if isinstance(key, str) and key and key not in names:
+                names[key] = name
+    return names
+
+
+def cell_name(names: dict[str, str], key: str | None) -> str:
+    """``names[key]``, or a neutral ``"a cell"`` for an id the names do not know."""
+    return names.get(key or "", "a cell")
+
+
 def checks_called(source: str) -> list[str]:
     """The check ids a cell calls, in order."""
     return _CHECK_CALL.findall(source)

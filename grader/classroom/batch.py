@@ -269,7 +269,8 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     sandbox : {"auto", "bwrap", "none"}
         Where kernels run (:mod:`grader.submission.sandbox`). ``auto`` uses bubblewrap when it works
         here and otherwise grades unsandboxed with a warning on the console, in every row's
-        notes and at the top of the report. Dask workers use the same setting.
+        notes in grades.json and at the top of the report (never on the students' feedback
+        pages: it is for the instructor). Dask workers use the same setting.
     ids : {"auto", "folder", "file"}
         Where student names come from (:func:`grader.submission.validate.submission_name`):
         the student's folder, the file name, or (auto) the folder for files in folders and
@@ -301,15 +302,13 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     setting = resolve_sandbox(sandbox)
     if setting.warning:
         print(f"WARNING: {setting.warning}", file=sys.stderr)
-    if scheduler is None:  # the grader provides the datasets (and carves the hold-out) now
-        from grader.submission.sandbox import kernel_data_dir
-
-        data_dir = kernel_data_dir(data_dir)
     client = connect_dask(scheduler) if scheduler else None
     tasks = plan_tasks(paths, fast=fast, seed=seed, rubric=rubric, solution=solution,
                        sandbox=setting.mode, ids=ids)
     store = ResultStore(out)
     pending = [t for t in tasks if force or store.fingerprint(t.key) != t.fingerprint]
+    if scheduler is None and pending:  # the grader provides the datasets (and carves the hold-out)
+        data_dir = _provide_data(data_dir, sandboxed=setting.mode != "none")
     summary = BatchSummary(out=out, skipped=len(tasks) - len(pending))
     summary.problems = [f"{t.name or t.student}: {t.read_error}" for t in tasks
                         if t.identity_error]
@@ -362,9 +361,23 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     summary.rows = list(current.values())
     sources = {display_path(t.path): t.data for t in tasks}
     write_outputs(summary.rows, out, threshold=similarity_threshold, sources=sources,
-                  warning=setting.warning)
+                  warning=setting.warning, cache_key=store.key)
     summary.wall_s = time.perf_counter() - started
     return summary
+
+
+def _provide_data(data_dir: str | None, *, sandboxed: bool) -> str:
+    """The data folder for this run's kernels and scoring (only needed when something is graded)."""
+    from grader.submission.sandbox import kernel_data_dir
+
+    try:
+        return kernel_data_dir(data_dir)
+    except GraderError as exc:
+        if sandboxed:
+            raise
+        cause = exc.__cause__ or exc
+        raise GraderError(f"the grader provides the datasets to every kernel and scores on them,"
+                          f" and it could not get them: {cause}") from exc
 
 
 def _keep_names(store: ResultStore, current: dict[str, GradeRow], tasks: Sequence[Task]) -> None:
@@ -441,23 +454,60 @@ def _progress(total: int, skipped: int, *, enabled: bool):
 
 
 def write_outputs(rows: Sequence[GradeRow], out: Path, *, threshold: float | None = None,
-                  sources: dict[str, bytes] | None = None, warning: str | None = None) -> None:
+                  sources: dict[str, bytes] | None = None, warning: str | None = None,
+                  cache_key: bytes | None = None) -> list[str]:
     """Gradebook, feedback pages, similarity flags and the class report from ``rows``.
 
     ``sources`` maps a row's ``submission`` to the bytes read when the batch was planned (the
-    similarity step never reopens a submission); ``warning`` goes at the top of the report.
+    similarity step never reopens a submission); ``warning`` goes at the top of the report;
+    ``cache_key`` signs the similarity cache (without it nothing is cached). A failure of the
+    feedback pages, the similarity pass or the report is a note (on the console and in the
+    report), never a crash: the gradebook is written first. Returns the notes.
     """
     from grader.classroom.similarity import DEFAULT_THRESHOLD
-    from grader.pages.report import write_report
 
     out = Path(out)
+    notes: list[str] = []
     write_gradebook(rows, out)
-    links = write_feedback(rows, out)
-    pairs = class_similarity(rows, threshold=threshold or DEFAULT_THRESHOLD, sources=sources or {})
+    links: dict[str, str] = {}
+    try:
+        links = write_feedback(rows, out)
+    except Exception as exc:  # noqa: BLE001 - feedback pages must not cost the report
+        notes.append(_failure_note("the feedback pages", exc))
+    threshold = threshold or DEFAULT_THRESHOLD
+    pairs: list = []
+    try:
+        pairs = class_similarity(rows, threshold=threshold, sources=sources or {},
+                                 cache=(out / SIMILARITY_CACHE, cache_key) if cache_key else None,
+                                 notes=notes)
+    except Exception as exc:  # noqa: BLE001 - a prompt to look, never a reason to stop
+        notes.append(_failure_note("the similarity check", exc))
     atomic_write_text(out / "similarity.json",
                       json.dumps([p.to_dict() for p in pairs], indent=1) + "\n")
-    write_report(rows, out, feedback_links=links, similar=pairs,
-                 threshold=threshold or DEFAULT_THRESHOLD, warning=warning)
+    _write_report_or_note(rows, out, links, pairs, threshold, warning, notes)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return notes
+
+
+SIMILARITY_CACHE = "similarity-cache.json"
+
+
+def _failure_note(what: str, exc: BaseException) -> str:
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return (f"{what} could not be completed ({type(exc).__name__}{': ' + text if text else ''});"
+            " the grades are complete and unaffected. Please report this as a grader bug.")
+
+
+def _write_report_or_note(rows, out: Path, links, pairs, threshold: float, warning, notes) -> None:
+    from grader.pages.report import minimal_report, write_report
+
+    try:
+        write_report(rows, out, feedback_links=links, similar=pairs, threshold=threshold,
+                     warning=warning, notes=notes)
+    except Exception as exc:  # noqa: BLE001 - the gradebook is written; say what went wrong
+        notes.append(_failure_note("the class report", exc))
+        atomic_write_text(out / "report.html", minimal_report(notes, warning=warning))
 
 
 def write_feedback(rows: Sequence[GradeRow], out: Path) -> dict[str, str]:
@@ -507,23 +557,65 @@ def _rubric_or_none(module: str | None):
 
 
 def class_similarity(rows: Sequence[GradeRow], *, threshold: float,
-                     sources: dict[str, bytes] | None = None):
-    """Similar pairs among the submissions of this batch (from the bytes read when planning)."""
-    from grader.classroom.similarity import StudentCode, exercise_code, read_notebook_json, similar_pairs
+                     sources: dict[str, bytes] | None = None,
+                     cache: tuple[Path, bytes] | None = None, notes: list[str] | None = None):
+    """Similar pairs among the submissions of this batch (from the bytes read when planning).
 
-    templates: dict[str | None, dict | None] = {}
-    codes = []
+    ``cache`` = (file, key): fingerprints of unchanged submissions are read from the signed
+    file instead of being computed again, and the file is rewritten with this batch's.
+    A submission whose code cannot be read is left out with a note in ``notes``.
+    """
+    from grader.classroom.similarity import load_cache, pairs_from_fingerprints, save_cache, source_digest
+
+    templates: dict[str | None, tuple[dict | None, str]] = {}
+    old = load_cache(*cache) if cache else {}
+    new: dict[str, list[int]] = {}
+    entries = []
     sources = sources or {}
     for row in rows:
         data = sources.get(row.submission)
-        nb = read_notebook_json(data) if data else None
-        if nb is None:
+        if not data:
             continue
         if row.module not in templates:
-            templates[row.module] = _template(row.module)
-        codes.append(StudentCode(row.student, row.module,
-                                 exercise_code(nb, templates[row.module])))
-    return similar_pairs(codes, threshold=threshold)
+            templates[row.module] = _template_prints(row.module)
+        template, template_id = templates[row.module]
+        digest = source_digest(data, template_id)
+        prints = old.get(digest)
+        if prints is None:
+            try:
+                prints = _submission_prints(data, template)
+            except Exception as exc:  # noqa: BLE001 - one odd file is left out, never the class
+                if notes is not None:
+                    notes.append(f"similarity: {row.student} ({row.module or '?'}) left out:"
+                                 f" {type(exc).__name__}")
+                continue
+        new[digest] = sorted(prints)
+        entries.append((row.student, row.module, set(prints)))
+    if cache:
+        try:
+            save_cache(*cache, new)
+        except OSError as exc:  # the next run recomputes; this one still has its pairs
+            if notes is not None:
+                notes.append(f"the similarity cache {cache[0].name} could not be written"
+                             f" ({exc.strerror or type(exc).__name__}); the next run computes"
+                             " every submission's fingerprints again")
+    return pairs_from_fingerprints(entries, threshold=threshold)
+
+
+def _submission_prints(data: bytes, template: dict | None) -> set[int]:
+    from grader.classroom.similarity import exercise_code, fingerprints, read_notebook_json
+
+    nb = read_notebook_json(data)
+    return set() if nb is None else fingerprints(exercise_code(nb, template))
+
+
+def _template_prints(module: str | None) -> tuple[dict | None, str]:
+    """The module's template and an id of it for the cache."""
+    import hashlib
+
+    template = _template(module)
+    text = json.dumps(template, sort_keys=True, default=str) if template else ""
+    return template, hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _template(module: str | None) -> dict | None:

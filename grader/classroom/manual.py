@@ -258,11 +258,12 @@ def _guides(module: str | None, out: Path | None = None) -> dict[str, tuple[str,
 
 def render_markdown(text: str) -> str:
     """A student's Markdown as HTML: raw HTML is shown as text, images are not loaded,
-    links are limited to safe schemes (markdown-it's defaults)."""
+    links are limited to safe schemes (markdown-it's defaults), and headings stay text (an
+    answer cannot forge a section of the page, such as another "Answer" heading)."""
     from markdown_it import MarkdownIt
 
     md = MarkdownIt("commonmark", {"html": False, "linkify": False})
-    md.disable("image")
+    md.disable(["image", "heading", "lheading"])
     return md.render(text)
 
 

@@ -142,7 +142,9 @@ def rewrite_outputs(rows: Sequence[GradeRow], out: Path) -> None:
         for p in json.loads((Path(out) / "similarity.json").read_text(encoding="utf-8")):
             pairs.append(SimpleNamespace(module=p.get("module"), student_a=p["student_a"],
                                          student_b=p["student_b"],
-                                         similarity=float(p["similarity"])))
+                                         similarity=float(p["similarity"]),
+                                         a_in_b=p.get("a_in_b"), b_in_a=p.get("b_in_a"),
+                                         kind=p.get("kind")))
     except (OSError, ValueError, KeyError, TypeError):
         pairs = []
     write_report(rows, out, feedback_links=links, similar=pairs,

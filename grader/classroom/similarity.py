@@ -57,7 +57,14 @@ class StudentCode:
 
 @dataclass(frozen=True)
 class SimilarPair:
-    """Two submissions of the same module whose code overlaps at least ``threshold``."""
+    """Two submissions of the same module whose code overlaps at least ``threshold``.
+
+    ``a_in_b`` is the share of A's fingerprints found in B's code, ``b_in_a`` the other way
+    round. ``kind`` is ``"copy"`` when both reach the threshold (the two codes are largely
+    the same), ``"contained"`` when only one does: the smaller code is (mostly) inside the
+    larger one, e.g. a partial notebook next to a finished one, which is not the same as
+    copying the whole. ``similarity`` is the larger of the two shares.
+    """
 
     module: str | None
     student_a: str
@@ -66,11 +73,27 @@ class SimilarPair:
     shared: int
     fingerprints_a: int
     fingerprints_b: int
+    a_in_b: float = 0.0
+    b_in_a: float = 0.0
+    kind: str = "copy"
 
     def to_dict(self) -> dict:
         return {"module": self.module, "student_a": self.student_a, "student_b": self.student_b,
-                "similarity": round(self.similarity, 4), "shared": self.shared,
+                "similarity": round(self.similarity, 4), "kind": self.kind,
+                "a_in_b": round(self.a_in_b, 4), "b_in_a": round(self.b_in_a, 4),
+                "shared": self.shared,
                 "fingerprints_a": self.fingerprints_a, "fingerprints_b": self.fingerprints_b}
+
+    def describe(self) -> str:
+        """One line saying which code is inside which."""
+        if self.kind == "copy":
+            return (f"largely the same code ({self.a_in_b * 100:.0f}% of {self.student_a}'s is"
+                    f" in {self.student_b}'s, {self.b_in_a * 100:.0f}% the other way)")
+        small, big, share, back = ((self.student_a, self.student_b, self.a_in_b, self.b_in_a)
+                                   if self.a_in_b >= self.b_in_a else
+                                   (self.student_b, self.student_a, self.b_in_a, self.a_in_b))
+        return (f"{share * 100:.0f}% of {small}'s code is contained in {big}'s; only"
+                f" {back * 100:.0f}% of {big}'s is in {small}'s")
 
 
 # ----------------------------------------------------------------------------------------
@@ -78,29 +101,87 @@ class SimilarPair:
 # ----------------------------------------------------------------------------------------
 
 
-def _source(cell) -> str:
+MAX_EXERCISES = 200
+"""Distinct exercise cells read per submission (by grade id); more are ignored."""
+MAX_CELL_CHARS = 20_000
+"""Characters of one exercise cell read; an exercise answer is a few hundred."""
+MAX_CODE_CHARS = 200_000
+"""Characters of exercise code read per submission in all: the cost of similarity is bounded
+whatever a notebook holds (a 50 MB file of 80,000 pasted copies reads like a normal one)."""
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _cells(notebook) -> list[dict]:
+    """The notebook's cells that are JSON objects (anything else in ``cells`` is ignored)."""
+    cells = _dict(notebook).get("cells")
+    return [c for c in cells if isinstance(c, dict)] if isinstance(cells, list) else []
+
+
+def _nbgrader(cell: dict) -> dict:
+    return _dict(_dict(cell.get("metadata")).get("nbgrader"))
+
+
+def _source(cell: dict, limit: int = MAX_CELL_CHARS) -> str:
+    """The cell's source as text (at most ``limit`` characters); a source of the wrong type
+    (a number, a list holding numbers) keeps only its strings."""
     text = cell.get("source", "")
-    return "".join(text) if isinstance(text, list) else str(text)
+    if isinstance(text, list):
+        parts, size = [], 0
+        for part in text:
+            if isinstance(part, str):
+                parts.append(part)
+                size += len(part)
+                if size >= limit:
+                    break
+        text = "".join(parts)
+    return text[:limit] if isinstance(text, str) else ""
 
 
-def _is_exercise(cell) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return cell.get("cell_type") == "code" and bool(meta.get("solution"))
+def _is_exercise(cell: dict) -> bool:
+    return cell.get("cell_type") == "code" and _nbgrader(cell).get("solution") is True
+
+
+def _exercise_key(cell: dict, index: int) -> str:
+    """What identifies an exercise cell: its grade id, else its cell id, else its position."""
+    for value in (_nbgrader(cell).get("grade_id"), cell.get("id")):
+        if isinstance(value, str) and value:
+            return value
+    return f"#{index}"
 
 
 def _template_lines(template: dict | None) -> dict[str, set[str]]:
     """Per exercise cell id, the stripped lines the released notebook already holds."""
-    if not template:
-        return {}
     lines: dict[str, set[str]] = {}
-    for cell in template.get("cells", []):
-        if _is_exercise(cell) and cell.get("id"):
-            lines[cell["id"]] = {ln.strip() for ln in _source(cell).splitlines() if ln.strip()}
+    for index, cell in enumerate(_cells(template)):
+        if _is_exercise(cell):
+            cid = cell.get("id") if isinstance(cell.get("id"), str) else _exercise_key(cell, index)
+            lines[cid] = {ln.strip() for ln in _source(cell).splitlines() if ln.strip()}
     return lines
+
+
+def graded_exercise_cells(notebook: dict) -> list[dict]:
+    """The exercise cells similarity reads: for each grade id the last copy (the one graded,
+    as :mod:`grader.submission.restore` does), at most :data:`MAX_EXERCISES` of them."""
+    last: dict[str, dict] = {}
+    for index, cell in enumerate(_cells(notebook)):
+        if _is_exercise(cell):
+            key = _exercise_key(cell, index)
+            if key in last or len(last) < MAX_EXERCISES:
+                last.pop(key, None)
+                last[key] = cell
+    return list(last.values())
 
 
 def exercise_code(notebook: dict, template: dict | None = None) -> str:
     """The student's own code: exercise cells without the lines the template gave them.
+
+    At most :data:`MAX_CELL_CHARS` per cell and :data:`MAX_CODE_CHARS` in all are read, and
+    an exercise pasted several times counts once (its last copy), so the cost is bounded
+    whatever the notebook holds. Cells, sources and metadata of the wrong JSON type are
+    skipped, never an error.
 
     Parameters
     ----------
@@ -114,15 +195,19 @@ def exercise_code(notebook: dict, template: dict | None = None) -> str:
     given = _template_lines(template)
     stub = {"# YOUR CODE HERE", "raise NotImplementedError()", "raise NotImplementedError"}
     parts: list[str] = []
-    for cell in notebook.get("cells", []):
-        if not _is_exercise(cell):
-            continue
-        skip = given.get(cell.get("id", ""), set()) | stub
-        kept = [ln for ln in _source(cell).splitlines()
+    budget = MAX_CODE_CHARS
+    for cell in graded_exercise_cells(notebook):
+        if budget <= 0:
+            break
+        cid = cell.get("id") if isinstance(cell.get("id"), str) else ""
+        skip = given.get(cid, set()) | stub
+        kept = [ln for ln in _source(cell, min(budget, MAX_CELL_CHARS)).splitlines()
                 if ln.strip() and ln.strip() not in skip and not is_stub_line(ln)
                 and not ln.lstrip().startswith(("%", "!"))]
         if kept:
-            parts.append(_dedent_block(kept))
+            block = _dedent_block(kept)
+            budget -= len(block)
+            parts.append(block)
     return "\n".join(parts)
 
 
@@ -251,7 +336,8 @@ def similar_pairs(codes: Sequence[StudentCode], *, threshold: float = DEFAULT_TH
     codes : sequence of StudentCode
         One entry per submission (see :func:`exercise_code`).
     threshold : float
-        In (0, 1]: share of the smaller fingerprint set found in the other.
+        In (0, 1]: share of one submission's fingerprints found in the other (in either
+        direction; :class:`SimilarPair` tells which).
     templates : dict, optional
         Per module, template code whose fingerprints never count (the released stubs).
 
@@ -260,30 +346,95 @@ def similar_pairs(codes: Sequence[StudentCode], *, threshold: float = DEFAULT_TH
     list of SimilarPair
         Most similar first.
     """
-    if not 0 < threshold <= 1:
-        raise ValueError(f"expected a threshold in (0, 1], got {threshold}")
     templates = templates or {}
-    by_module: dict[str | None, list[tuple[str, set[int]]]] = {}
+    prints = []
     for code in codes:
         exclude = fingerprints(templates.get(code.module, ""), k=k, window=window)
-        prints = fingerprints(code.source, k=k, window=window, exclude=exclude)
-        by_module.setdefault(code.module, []).append((code.student, prints))
+        prints.append((code.student, code.module,
+                       fingerprints(code.source, k=k, window=window, exclude=exclude)))
+    return pairs_from_fingerprints(prints, threshold=threshold)
+
+
+def pairs_from_fingerprints(entries: Sequence[tuple[str, str | None, set[int]]], *,
+                            threshold: float = DEFAULT_THRESHOLD) -> list[SimilarPair]:
+    """:func:`similar_pairs` from ``(student, module, fingerprints)`` already computed."""
+    if not 0 < threshold <= 1:
+        raise ValueError(f"expected a threshold in (0, 1], got {threshold}")
+    by_module: dict[str | None, list[tuple[str, set[int]]]] = {}
+    for student, module, prints in entries:
+        by_module.setdefault(module, []).append((student, prints))
     pairs: list[SimilarPair] = []
-    for module, entries in by_module.items():
-        counts = Counter(h for _, prints in entries for h in prints)
-        limit = max(COMMON_MIN_COUNT, COMMON_FRACTION * len(entries))
+    for module, group in by_module.items():
+        counts = Counter(h for _, prints in group for h in prints)
+        limit = max(COMMON_MIN_COUNT, COMMON_FRACTION * len(group))
         common = {h for h, n in counts.items() if n > limit}
-        kept = [(student, prints - common) for student, prints in entries]
+        kept = sorted(((student, prints - common) for student, prints in group), key=lambda e: e[0])
         for (sa, fa), (sb, fb) in combinations(kept, 2):
             if min(len(fa), len(fb)) < MIN_FINGERPRINTS:
                 continue
             shared = len(fa & fb)
-            score = shared / min(len(fa), len(fb))
+            a_in_b, b_in_a = shared / len(fa), shared / len(fb)
+            score = max(a_in_b, b_in_a)
             if score >= threshold:
-                a, b = sorted((sa, sb))
-                pairs.append(SimilarPair(module, a, b, score, shared, len(fa), len(fb)))
-    pairs.sort(key=lambda p: (-p.similarity, str(p.module), p.student_a, p.student_b))
+                kind = "copy" if min(a_in_b, b_in_a) >= threshold else "contained"
+                pairs.append(SimilarPair(module, sa, sb, score, shared, len(fa), len(fb),
+                                         a_in_b, b_in_a, kind))
+    pairs.sort(key=lambda p: (p.kind != "copy", -p.similarity, str(p.module), p.student_a,
+                              p.student_b))
     return pairs
+
+
+CACHE_VERSION = 1
+
+
+def source_digest(data: bytes, template_id: str) -> str:
+    """Cache key of one submission's fingerprints: its bytes, its template, the parameters."""
+    params = f"{CACHE_VERSION}/{DEFAULT_K}/{DEFAULT_WINDOW}/{MAX_EXERCISES}/{MAX_CELL_CHARS}/{MAX_CODE_CHARS}"
+    digest = hashlib.sha256(params.encode() + b"\0" + template_id.encode() + b"\0")
+    digest.update(data)
+    return digest.hexdigest()
+
+
+def _cache_signature(key: bytes, entries: dict) -> str:
+    import hmac
+
+    body = json.dumps(entries, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def load_cache(path: Path, key: bytes) -> dict[str, set[int]]:
+    """Fingerprints per :func:`source_digest` from a cache this grader signed; ``{}`` when the
+    file is missing, unreadable, of another version or not signed with ``key``."""
+    import hmac
+
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        entries, signature = record["entries"], record["hmac"]
+        if record.get("version") != CACHE_VERSION or not isinstance(entries, dict):
+            return {}
+        if not hmac.compare_digest(str(signature), _cache_signature(key, entries)):
+            return {}
+        return {str(d): {int(h) for h in prints} for d, prints in entries.items()
+                if isinstance(prints, list)}
+    except Exception:  # noqa: BLE001 - a bad cache only means recomputing
+        return {}
+
+
+def save_cache(path: Path, key: bytes, entries: dict[str, list[int]]) -> None:
+    """Write the signed cache atomically (only this batch's submissions are kept)."""
+    import os
+    import tempfile
+
+    record = {"version": CACHE_VERSION, "entries": entries, "hmac": _cache_signature(key, entries)}
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".similarity-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(record, handle, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_notebook_json(source: Path | bytes) -> dict | None:

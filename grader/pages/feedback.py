@@ -3,13 +3,20 @@
 Each page shows the score, one line per check (points and the message saying what was
 expected and what was found), and the grader's notes (restored cells, time-outs, the last
 lines of tracebacks). The HTML is self-contained (inline CSS, no scripts, no external
-resources) and every piece of text from the submission is escaped. Long texts are cut so
-a page stays small whatever the notebook printed.
+resources) and every piece of text from the submission is escaped. The Markdown page
+escapes it too: text from the submission (messages, errors, notes) never becomes HTML, a
+heading, a link or a table column there, and tracebacks sit in code fences longer than any
+run of backticks inside them, so no student text can close a fence or forge a section.
+Long texts are cut so a page stays small whatever the notebook printed.
+
+Notes meant for the instructor only (the no-sandbox warning) are left out of these pages:
+they are in the class report and on the console.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 
 from grader.checks.results import GradeRow
@@ -26,6 +33,36 @@ text-align:left;vertical-align:top}.pass{color:#176b2c}.fail{color:#a4161a}
 pre{background:#f6f6f6;padding:.5rem;white-space:pre-wrap;overflow-wrap:anywhere}
 .error{background:#fdecea;padding:.6rem;border-left:4px solid #a4161a}
 """
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]!|~])")  # inline markup; line starts never occur
+_BACKTICKS = re.compile(r"`+")
+
+
+def instructor_only(note: str) -> bool:
+    """A note for the instructor (report and console), not for the student's page."""
+    from grader.submission.sandbox import UNSANDBOXED_WARNING
+
+    return str(note).startswith(UNSANDBOXED_WARNING[:60])
+
+
+def student_notes(notes) -> list[str]:
+    """The notes a student's page shows (instructor-only notes left out)."""
+    return [n for n in notes if not instructor_only(n)]
+
+
+def md_text(text: object) -> str:
+    """``text`` as one line of inert Markdown: HTML escaped, Markdown punctuation
+    backslash-escaped, line breaks as spaces (so it can start no heading, list or fence)."""
+    flat = " ".join(str(text).splitlines())
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(flat, quote=False))
+
+
+def md_fence(text: str, indent: str = "") -> list[str]:
+    """``text`` as a fenced code block whose fence is longer than any backtick run inside."""
+    longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [indent + fence, *(indent + line for line in text.splitlines()), indent + fence]
 
 
 def _cut(text: str, limit: int = MAX_TEXT) -> str:
@@ -51,28 +88,29 @@ def _mark(check) -> str:
 
 
 def render_markdown(row: GradeRow, rubric: Rubric | None = None) -> str:
-    """The feedback page as Markdown."""
+    """The feedback page as Markdown (all submission text escaped or fenced)."""
     desc = _descriptions(rubric)
-    lines = [f"# Feedback: {row.student}, module {row.module or '?'}", "",
+    lines = [f"# Feedback: {md_text(row.student)}, module {md_text(row.module or '?')}", "",
              f"**Score: {_points(row.score)} / {_points(row.max_score)}**", ""]
     if row.error:
-        lines += [f"> **Not graded:** {_cut(row.error)}", ""]
+        lines += [f"> **Not graded:** {md_text(_cut(row.error))}", ""]
     if row.checks:
         lines += ["| check | points | result |", "|---|---|---|"]
         for check in row.checks:
-            name = check.id + (f" ({desc[check.id]})" if desc.get(check.id) else "")
+            name = md_text(check.id) + (f" ({md_text(desc[check.id])})" if desc.get(check.id) else "")
             mark = _mark(check)
-            message = _cut(check.message, 600).replace("|", "\\|").replace("\n", " ")
+            message = md_text(_cut(check.message, 600))
             lines.append(f"| {name} | {_points(check.points)} / {_points(check.max_points)}"
                          f" | {mark}: {message} |")
         lines.append("")
-    if row.notes:
+    notes = student_notes(row.notes)
+    if notes:
         lines += ["## Notes", ""]
-        for note in row.notes[:MAX_NOTES]:
+        for note in notes[:MAX_NOTES]:
             head, _, rest = _cut(note, 1500).partition("\n")
-            lines.append(f"- {head}")
+            lines.append(f"- {md_text(head)}")
             if rest:
-                lines += ["", "  ```", *("  " + r for r in rest.splitlines()), "  ```"]
+                lines += ["", *md_fence(rest, "  ")]
         lines.append("")
     return "\n".join(lines)
 
@@ -105,9 +143,10 @@ def render_html(row: GradeRow, rubric: Rubric | None = None) -> str:
                 f" {_points(check.max_points)}</td><td class=\"{cls}\">{mark}:"
                 f" {e(_cut(check.message, 600))}</td></tr>")
         parts.append("</table>")
-    if row.notes:
+    notes = student_notes(row.notes)
+    if notes:
         parts.append("<h2>Notes</h2><ul>")
-        for note in row.notes[:MAX_NOTES]:
+        for note in notes[:MAX_NOTES]:
             head, _, rest = _cut(note, 1500).partition("\n")
             detail = f"<pre>{e(rest)}</pre>" if rest else ""
             parts.append(f"<li>{e(head)}{detail}</li>")

@@ -39,10 +39,11 @@ h1{margin-bottom:.2rem}h2{border-bottom:2px solid #e3e7ef;padding-bottom:.3rem;m
 .card{background:#f3f5fa;border-radius:.5rem;padding:.8rem 1.2rem;min-width:9rem}
 .card b{display:block;font-size:1.6rem}table{border-collapse:collapse;width:100%;margin:.6rem 0}
 th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #e3e7ef;vertical-align:top}
-th{background:#f3f5fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f3f5fa}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .bad{color:#a4161a}.ok{color:#1b6e3a}.charts{display:flex;flex-wrap:wrap;gap:1rem}
 .charts img{max-width:100%;height:auto;border:1px solid #e3e7ef;border-radius:.4rem}
 code{background:#f3f5fa;padding:0 .2rem;border-radius:.2rem}
+.table-wrap{overflow-x:auto}.notes{background:#fff4e5;border:1px solid #d08c00;padding:.6rem 1rem}
 """
 
 
@@ -100,11 +101,13 @@ def check_pass_rates(rows: Sequence[GradeRow]) -> list[tuple[str, float, int]]:
     """``(check id, pass rate, submissions scored)`` per check, lowest pass rate first.
 
     Submissions that could not be graded at all count as failing every check of their module.
+    Checks worth no points (notes such as an ungraded extra) and written answers (their own
+    section) are left out.
     """
     ids: dict[str, None] = {}
     for row in rows:
         for check in row.checks:
-            if not getattr(check, "manual", False):  # written answers: their own section
+            if not getattr(check, "manual", False) and check.max_points > 0:
                 ids.setdefault(check.id, None)
     rates = []
     for check_id in ids:
@@ -141,20 +144,39 @@ def _module_section(module: str, rows: Sequence[GradeRow], links: dict[str, str]
     if rates:
         charts.append(_svg_img(pass_rate_chart(rates, f"Module {module}: pass rate per check"),
                                f"Pass rate per check of module {module}"))
-    full = sum(1 for r in rows if r.max_score and r.score >= r.max_score)
     lines = [f'<section id="module-{_e(module)}"><h2>Module {_e(module)}</h2>',
              f'<p>{len(rows)} submission(s); median {statistics.median(scores):.0f}%,'
-             f" mean {statistics.fmean(scores):.0f}%; {full} with full marks.</p>",
+             f" mean {statistics.fmean(scores):.0f}%; {_full_marks(rows)}.</p>",
              f'<div class="charts">{"".join(charts)}</div>']
     if rates:
-        lines.append("<table><tr><th>check</th><th>what it asks</th><th>passing</th></tr>")
+        lines.append('<div class="table-wrap"><table><tr><th>check</th><th>what it asks</th>'
+                     "<th>passing</th></tr>")
         for check_id, rate, total in rates:
             cls = "bad" if rate < 0.5 else "ok" if rate >= 0.8 else ""
             lines.append(f"<tr><td><code>{_e(check_id)}</code></td><td>{_e(desc.get(check_id, ''))}"
-                         f'</td><td class="num {cls}">{rate * 100:.0f}% of {total}</td></tr>')
-        lines.append("</table>")
+                         f'</td><td class="num {cls}">{rate * 100:.0f}%&nbsp;of&nbsp;{total}</td></tr>')
+        lines.append("</table></div>")
     lines.append("</section>")
     return "\n".join(lines)
+
+
+def _automatic_full(row: GradeRow) -> bool:
+    """Every automatic check (not a written answer) of the row has all its points."""
+    auto = [c for c in row.checks if not getattr(c, "manual", False)]
+    return row.error is None and bool(auto) and all(c.points >= c.max_points for c in auto)
+
+
+def _full_marks(rows: Sequence[GradeRow]) -> str:
+    """"N with full marks", plus those whose only missing points are ungraded written answers."""
+    full = sum(1 for r in rows if r.max_score and r.score >= r.max_score)
+    waiting = sum(1 for r in rows if not (r.max_score and r.score >= r.max_score)
+                  and _automatic_full(r)
+                  and any(getattr(c, "manual", False) and not c.graded for c in r.checks))
+    text = f"{full} with full marks"
+    if waiting:
+        text += (f"; {waiting} more with full marks on every automatic check, waiting only for"
+                 " their written answers to be graded")
+    return text
 
 
 def _problems(rows: Sequence[GradeRow], links: dict[str, str]) -> str:
@@ -174,7 +196,7 @@ def _problems(rows: Sequence[GradeRow], links: dict[str, str]) -> str:
     for r in slow:
         out.append(f"<tr><td>{_link(r.student, links)}</td><td>{_e(r.module or '?')}</td>"
                    f'<td class="num">{r.duration_s:.1f} s</td>'
-                   f'<td class="num">{r.score:g} / {r.max_score:g}</td></tr>')
+                   f'<td class="num">{r.score:g}&nbsp;/&nbsp;{r.max_score:g}</td></tr>')
     out.append("</table></section>")
     return "\n".join(out)
 
@@ -207,19 +229,51 @@ def _flagged(rows: Sequence[GradeRow], links: dict[str, str]) -> str:
 
 def _similarity(pairs: Sequence, links: dict[str, str], threshold: float) -> str:
     out = ['<section id="similarity"><h2>Similar code</h2>',
-           f'<p class="muted">Pairs whose exercise code (template removed, names and literals'
-           f" normalised) overlaps at least {threshold * 100:.0f}%. A prompt to look, not a"
-           " verdict.</p>"]
+           f'<p class="muted">Pairs where at least {threshold * 100:.0f}% of one submission\'s'
+           " exercise code (template removed, names and literals normalised) is found in the"
+           " other's, measured in both directions. <b>copy</b>: both directions are high, the"
+           " codes are largely the same; <b>contained</b>: only the smaller code is inside the"
+           " larger one (e.g. a partial notebook next to a finished one), which is not the same"
+           " as copying the whole. A prompt to look, not a verdict.</p>"]
     if not pairs:
         out.append("<p>No pair above the threshold.</p></section>")
         return "\n".join(out)
-    out.append("<table><tr><th>module</th><th>student</th><th>student</th><th>overlap</th></tr>")
+    out.append('<div class="table-wrap"><table><tr><th>module</th><th>student A</th>'
+               "<th>student B</th><th>A in B</th><th>B in A</th><th>kind</th><th>what it means"
+               "</th></tr>")
     for p in pairs:
+        a_in_b = getattr(p, "a_in_b", None)
+        b_in_a = getattr(p, "b_in_a", None)
+        kind = getattr(p, "kind", None) or "copy"
+        describe = getattr(p, "describe", None)
         out.append(f"<tr><td>{_e(p.module or '?')}</td><td>{_link(p.student_a, links)}</td>"
                    f"<td>{_link(p.student_b, links)}</td>"
-                   f'<td class="num">{p.similarity * 100:.0f}%</td></tr>')
-    out.append("</table></section>")
+                   f'<td class="num">{_share(a_in_b, p.similarity)}</td>'
+                   f'<td class="num">{_share(b_in_a, p.similarity)}</td>'
+                   f"<td>{_e(kind)}</td><td>{_e(describe() if describe else '')}</td></tr>")
+    out.append("</table></div></section>")
     return "\n".join(out)
+
+
+def _share(value: float | None, fallback: float) -> str:
+    return f"{(fallback if value is None else value) * 100:.0f}%"
+
+
+def _notes(notes: Sequence[str]) -> str:
+    if not notes:
+        return ""
+    items = "".join(f"<li>{_e(n)}</li>" for n in notes)
+    return f'<section id="run-notes" class="notes"><h2>Notes from this run</h2><ul>{items}</ul></section>'
+
+
+def minimal_report(notes: Sequence[str], *, warning: str | None = None) -> str:
+    """A bare report.html for when the full one could not be rendered: the notes, the links."""
+    warn = f'<p id="sandbox-warning"><b>WARNING: {_e(warning)}</b></p>' if warning else ""
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>Class report</title><style>{_CSS}</style></head><body>\n"
+            f"<h1>Class report</h1>{warn}{_notes(notes)}"
+            '<p><a href="grades.csv">grades.csv</a> &middot; <a href="grades.json">grades.json</a></p>'
+            "\n</body></html>\n")
 
 
 def _students(rows: Sequence[GradeRow], links: dict[str, str]) -> str:
@@ -229,7 +283,8 @@ def _students(rows: Sequence[GradeRow], links: dict[str, str]) -> str:
         by_student.setdefault(r.student, {})[module_label(r)] = r
     head = "".join(f"<th>{_e(m)}</th>" for m in modules)
     out = ['<section id="students"><h2>Students</h2>',
-           f"<table><tr><th>student</th><th>name</th>{head}<th>total</th><th>flags</th></tr>"]
+           f'<div class="table-wrap"><table><tr><th>student</th><th>name</th>{head}<th>total</th>'
+           "<th>flags</th></tr>"]
     for student, mods in by_student.items():
         name = next((r.name for r in mods.values() if r.name), "")
         cells = []
@@ -241,20 +296,22 @@ def _students(rows: Sequence[GradeRow], links: dict[str, str]) -> str:
                 cls = ' bad' if r.error else ''
                 mark = ' <span class="bad" title="saw the test set">&#9873;</span>' \
                     if _flags(r) else ''
-                cells.append(f'<td class="num{cls}">{r.score:g} / {r.max_score:g}{mark}</td>')
+                cells.append(f'<td class="num{cls}">{r.score:g}&nbsp;/&nbsp;{r.max_score:g}{mark}</td>')
         total = sum(r.score for r in mods.values())
         flags = sorted({f"{r.module}: {f}" for r in mods.values() for f in _flags(r)})
         out.append(f"<tr><td>{_link(student, links)}</td><td>{_e(name)}</td>{''.join(cells)}"
                    f'<td class="num">{total:g}</td>'
                    f'<td class="bad">{_e(", ".join(flags))}</td></tr>')
-    out.append("</table></section>")
+    out.append("</table></div></section>")
     return "\n".join(out)
 
 
 def render_report(rows: Sequence[GradeRow], *, feedback_links: dict[str, str] | None = None,
                   similar: Sequence = (), threshold: float = 0.8,
-                  generated: datetime | None = None, warning: str | None = None) -> str:
-    """The report's HTML text (see the module docstring); ``warning`` is shown first."""
+                  generated: datetime | None = None, warning: str | None = None,
+                  notes: Sequence[str] = ()) -> str:
+    """The report's HTML text (see the module docstring); ``warning`` is shown first, then
+    ``notes`` (steps of the run that failed, e.g. the similarity check)."""
     links = feedback_links or {}
     rows = sort_rows(rows)
     when = (generated or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
@@ -272,6 +329,7 @@ def render_report(rows: Sequence[GradeRow], *, feedback_links: dict[str, str] | 
             *([f'<p class="warning" id="sandbox-warning" style="background:#fde2e1;'
                f'border:2px solid #b42318;padding:.8em;font-weight:bold">'
                f'WARNING: {_e(warning)}</p>'] if warning else []),
+            *([_notes(notes)] if notes else []),
             '<div class="cards">' + "".join(f'<div class="card"><b>{_e(v)}</b>{_e(k)}</div>'
                                             for v, k in cards) + "</div>",
             '<p><a href="grades.csv">grades.csv</a> &middot; <a href="grades.json">grades.json</a>'
@@ -294,11 +352,12 @@ def render_report(rows: Sequence[GradeRow], *, feedback_links: dict[str, str] | 
 
 
 def write_report(rows: Sequence[GradeRow], out: Path, *, feedback_links: dict[str, str] | None = None,
-                 similar: Sequence = (), threshold: float = 0.8, warning: str | None = None) -> Path:
+                 similar: Sequence = (), threshold: float = 0.8, warning: str | None = None,
+                 notes: Sequence[str] = ()) -> Path:
     """Write ``out/report.html`` atomically and return its path."""
     path = Path(out) / "report.html"
     atomic_write_text(path, render_report(rows, feedback_links=feedback_links, similar=similar,
-                                          threshold=threshold, warning=warning))
+                                          threshold=threshold, warning=warning, notes=notes))
     return path
 
 
@@ -324,9 +383,10 @@ def report_section(rows: Sequence[GradeRow]) -> str:
         return ""
     e = html.escape
     waiting = sum(not c.graded for checks in stats.values() for c in checks)
-    out = ['<section id="written"><h2>Written answers (graded by hand)</h2>',
-           f"<p>{waiting} answer(s) still ungraded. Grade them with <code>python -m grader"
-           " manual export DIR</code>, then <code>manual import</code>.</p>",
+    todo = (f"<p>{waiting} answer(s) still ungraded. Grade them with <code>python -m grader"
+            " manual export DIR</code>, then <code>manual import</code>.</p>" if waiting else
+            "<p>Every written answer is graded.</p>")
+    out = ['<section id="written"><h2>Written answers (graded by hand)</h2>', todo,
            "<table><tr><th>module</th><th>question</th><th>mean of graded</th>"
            "<th>graded</th><th>ungraded</th></tr>"]
     for (module, question), checks in sorted(stats.items()):

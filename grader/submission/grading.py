@@ -25,6 +25,7 @@ from pathlib import Path
 
 import nbformat
 
+from grader.authoring.cells import cell_name, cell_names
 from grader.base.errors import GraderError
 from grader.checks.holdout import HoldoutPlan, plan_holdout, with_kernel_data
 from grader.checks.kinds import CheckResult, Context
@@ -59,23 +60,26 @@ def _tail(text: str, lines: int = 4) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def _execution_notes(execution: ExecutionResult, nb) -> list[str]:
-    kinds = {c.get("id"): c.get("metadata", {}).get("nbgrader", {}) for c in nb.cells}
+def _execution_notes(execution: ExecutionResult, nb, names: dict[str, str] | None = None) -> list[str]:
+    """Notes on errors, time-outs and cells not run; cells are named as students read them
+    (``names`` from :func:`grader.authoring.cells.cell_names`), never by internal id."""
+    names = names if names is not None else cell_names(nb)
     notes: list[str] = []
     errors = list(execution.cell_errors.items())
     for cid, text in errors[:MAX_ERROR_NOTES]:
-        what = "exercise cell" if kinds.get(cid, {}).get("solution") else "cell"
         first = text.splitlines()[0]
-        notes.append(f"{what} {cid} raised {first}\n{_tail(text)}")
+        notes.append(f"{cell_name(names, cid)} raised {first}\n{_tail(text)}")
     if len(errors) > MAX_ERROR_NOTES:
         notes.append(f"... and {len(errors) - MAX_ERROR_NOTES} more cells raised errors")
     if execution.timed_out:
-        notes.append(f"interrupted at the time limit: cell(s) {', '.join(execution.timed_out)}")
+        notes.append("interrupted at the time limit: "
+                     f"{', '.join(cell_name(names, c) for c in execution.timed_out)}")
     if execution.notebook_timed_out:
         notes.append("the notebook reached its total time limit")
     if execution.not_run:
         notes.append(f"{len(execution.not_run)} cell(s) were not run: "
-                     f"{', '.join(execution.not_run[:10])}{' ...' if len(execution.not_run) > 10 else ''}")
+                     f"{', '.join(cell_name(names, c) for c in execution.not_run[:10])}"
+                     f"{' ...' if len(execution.not_run) > 10 else ''}")
     if execution.output_truncated:
         notes.append("some output was cut: the grader keeps only the first part of long outputs")
     if execution.epilogue_error:
@@ -272,12 +276,14 @@ def _run_and_score(row: GradeRow, nb, rubric: Rubric, home: KernelHome, *, fast:
     _write_new(home.root / EXECUTED_NAME, nbformat.writes(nb))
     row.timings = {key: round(execution.durations.get(key, 0.0), 3)
                    for key in ("kernel_start", "execute", "slowest_cell", "export")}
-    row.notes.extend(_execution_notes(execution, nb))
+    # cells named as students read them (positions as in their notebook: without the injection)
+    names = cell_names({"cells": [c for c in nb.cells if c.get("id") != "injected-parameters"]})
+    row.notes.extend(_execution_notes(execution, nb, names))
     if execution.kernel_died and not execution.died_during_export:
         where = next((cid for cid, text in execution.cell_errors.items()
                       if text.startswith("KernelDied")), None)
         row.error = (f"{execution.death_reason}"
-                     f"{f' while running cell {where}' if where else ''}; nothing could be"
+                     f"{f' while running {cell_name(names, where)}' if where else ''}; nothing could be"
                      " exported, so no check was scored. Fix: run the notebook top to bottom"
                      " in a fresh kernel and make sure it finishes (watch memory use and"
                      " infinite loops).")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import nbformat
 
-from grader.authoring.cells import role
+from grader.authoring.cells import cell_name, cell_names, role
 from grader.authoring.edition import same_apart_from_repository
 from grader.authoring.release import student_notebook
 
@@ -50,6 +50,12 @@ def _source(cell) -> str:
     return "".join(src) if isinstance(src, list) else str(src)
 
 
+def _tags(cell) -> list:
+    meta = cell.get("metadata")
+    tags = meta.get("tags") if isinstance(meta, dict) else None
+    return tags if isinstance(tags, list) else []
+
+
 def _label(cell) -> str:
     return _grade_id(cell) or cell.get("id") or "?"
 
@@ -69,6 +75,7 @@ def restore(submission, solution) -> Restored:
     Restored
     """
     template = student_notebook(solution)
+    names = cell_names(solution)
     copies: dict[str, list] = {}
     by_id: dict[str, object] = {}
     for cell in submission.cells:
@@ -93,7 +100,7 @@ def restore(submission, solution) -> Restored:
             used.add(id(theirs))
         if exercise:
             if len(found) > 1:
-                duplicated.append(f"{gid} ({len(found)} copies)")
+                duplicated.append(f"{cell_name(names, gid)} ({len(found)} copies)")
                 used.update(id(c) for c in found)
             if theirs is None:
                 out.missing_exercises.append(gid or sol_cell.get("id"))
@@ -105,23 +112,32 @@ def restore(submission, solution) -> Restored:
         elif not same_apart_from_repository(_source(theirs), new.source):
             # the student edition's badge and install cell name its own repository
             out.edited.append(_label(sol_cell))
-    out.dropped = [_label(c) for c in submission.cells if id(c) not in used
-                   and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    added = [(n, c) for n, c in enumerate(submission.cells, 1)
+             if id(c) not in used and "injected-parameters" not in _tags(c)]
+    out.dropped = [_label(c) for _, c in added]
+    _notes(out, names, duplicated, [f"cell {n} of your notebook" for n, _ in added])
+    return out
+
+
+def _notes(out: Restored, names: dict[str, str], duplicated: list[str], added: list[str]) -> None:
+    """The notes a student reads: cells named as in the notebook, never by internal id."""
+    def named(ids: list[str]) -> str:
+        return ", ".join(cell_name(names, i) for i in ids)
+
     if duplicated:
         out.notes.append(f"exercise cell(s) found more than once (copied and pasted?):"
                          f" {', '.join(duplicated)}; the last copy of each was graded")
     if out.edited:
         out.notes.append(f"restored {len(out.edited)} edited protected cell(s) from the"
-                         f" course notebook: {', '.join(out.edited)}; only exercise cells are"
+                         f" course notebook: {named(out.edited)}; only exercise cells are"
                          " graded as you wrote them")
     if out.deleted:
         out.notes.append(f"restored {len(out.deleted)} deleted protected cell(s):"
-                         f" {', '.join(out.deleted)}")
+                         f" {named(out.deleted)}")
     if out.missing_exercises:
         out.notes.append(f"exercise cell(s) missing from the submission, graded as blank:"
-                         f" {', '.join(out.missing_exercises)}")
-    if out.dropped:
-        out.notes.append(f"ignored {len(out.dropped)} cell(s) you added"
-                         f" ({', '.join(out.dropped[:10])}{' ...' if len(out.dropped) > 10 else ''});"
+                         f" {named(out.missing_exercises)}")
+    if added:
+        out.notes.append(f"ignored {len(added)} cell(s) you added"
+                         f" ({', '.join(added[:10])}{' ...' if len(added) > 10 else ''});"
                          " put answers inside the exercise cells")
-    return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grader.authoring.cells import CODE_STUB, checks_called, is_stub_line, role
+from grader.authoring.cells import CODE_STUB, cell_names, checks_called, is_stub_line, role
 from grader.checks.kinds import CheckResult, Context, run_check
 from grader.checks.rubric import Rubric
 from grader.submission.execute import ExecutionResult
@@ -49,30 +49,33 @@ def exercise_problems(rubric: Rubric, nb, execution: ExecutionResult) -> dict[st
     Only ``experiment`` checks use it; computed from the executed notebook before scoring.
     """
     cells = exercise_cells_by_check(nb, rubric)
+    names = cell_names(nb)
     found = {}
     for spec in rubric.checks:
         if spec.kind == "experiment":
-            problem = _exercise_problem(cells.get(spec.id, []), execution)
+            problem = _exercise_problem(cells.get(spec.id, []), execution, names)
             if problem:
                 found[spec.id] = problem
     return found
 
 
-def _exercise_problem(cells: list, execution: ExecutionResult) -> str | None:
+def _exercise_problem(cells: list, execution: ExecutionResult,
+                      names: dict[str, str] | None = None) -> str | None:
     for cell in cells:
         cid = cell.get("id")
+        label = (names or {}).get(cid, "the exercise cell")
         if cell.cell_type == "markdown":
             continue  # written answers are graded by hand (rubric kind "manual")
         if any(is_stub_line(line) for line in cell.source.splitlines()):
-            return (f"the exercise cell {cid} still holds the placeholder `{_STUB_LINE}`:"
-                    " replace it with your code")
+            return (f"{label} still holds the placeholder `{_STUB_LINE}`: replace it"
+                    " with your code")
         if cid in execution.timed_out:
-            return f"the exercise cell {cid} ran past its time limit"
+            return f"{label} ran past its time limit"
         if cid in execution.cell_errors:
             first = execution.cell_errors[cid].splitlines()[0]
-            return f"the exercise cell {cid} raised {first}: fix the error and run it again"
+            return f"{label} raised {first}: fix the error and run it again"
         if cid in execution.not_run:
-            return f"the exercise cell {cid} was not run (an earlier problem stopped the notebook)"
+            return f"{label} was not run (an earlier problem stopped the notebook)"
     return None
 
 
