@@ -17,7 +17,8 @@ class Context:
     """What a check needs besides the objects: the mode, the dataset, where data lives.
 
     ``verify`` is set by the grader (never by the student's self-check): experiment checks
-    then re-run one configuration, chosen with ``choice_key`` (private to the grader).
+    then re-run one or more of the reported configurations, chosen with ``choice_key``
+    (private to the grader).
     """
 
     mode: str = "full"

@@ -297,8 +297,8 @@ def _check_experiment(spec: CheckSpec, objects: dict, ctx: Context) -> str:
     require_filled(spec, objects)
     message = REFERENCES[spec.reference](ctx, *(objects[name] for name in spec.objects))
     if not ctx.verify and spec.points:  # 0-point checks are feedback in the kernel only
-        message += ("; when grading, the grader confirms these results itself (it re-runs one"
-                    " configuration or measures your exported model)")
+        message += ("; when grading, the grader confirms these results itself (it re-runs some"
+                    " of your configurations or measures your exported model)")
     return message
 
 

@@ -41,7 +41,7 @@ Kind-specific fields:
   (:mod:`grader.checks.figures`); optional ``hint``.
 * ``experiment``: ``reference`` naming a function in ``grader.checks.references`` that checks the
   results of an experiment the exercise asked for (keys, types, ranges, consistency) and,
-  when the grader scores, re-runs one configuration to confirm them
+  when the grader scores, re-runs one or more of the reported configurations to confirm them
   (:mod:`grader.checks.experiments`). Its exercise cells must also have run without error.
 
 ``hint`` is one sentence on how to find the answer ("count height x width x channels"). A
