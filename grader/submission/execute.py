@@ -347,6 +347,8 @@ class _GradingClient(NotebookClient):
         monitors = getattr(self, "monitors", {})
         if not await _dropped(monitors.get(name)):
             return False
+        if not await self.km.is_alive():
+            return False  # the kernel died: its sockets closed, nothing was refused
         self.truncated = True
         self.reconnects += 1
         channel = getattr(self.kc, f"{name}_channel")
@@ -421,7 +423,7 @@ class _GradingClient(NotebookClient):
         text = (f"the cell's result was larger than {MAX_MESSAGE_BYTES // 2**20} MB and was"
                 " dropped unseen, so the grader counts the cell as failed")
         cell.outputs.append(nbformat.v4.new_output(
-            "error", ename="OutputTooLarge", evalue=text, traceback=[f"OutputTooLarge: {text}"]))
+            "error", ename="OutputTooLarge", evalue=text, traceback=[]))
         return {"parent_header": {"msg_id": msg_id}, "header": {}, "metadata": {},
                 "content": {"status": "error", "ename": "OutputTooLarge", "evalue": text,
                             "traceback": []}}
