@@ -252,7 +252,7 @@ class _GradingClient(NotebookClient):
     def process_message(self, msg, cell, cell_index):  # noqa: D401 - nbclient hook
         kind = msg.get("msg_type")
         content = msg.get("content")
-        if not isinstance(content, dict):
+        if not isinstance(content, dict) or not isinstance(kind, str):
             return None
         if kind == "status":
             return super().process_message(msg, cell, cell_index)
@@ -275,6 +275,7 @@ class _GradingClient(NotebookClient):
         display_id = transient.get("display_id") if isinstance(transient, dict) else None
         if display_id is not None and not isinstance(display_id, str):
             display_id = str(display_id)[:100]
+        content["transient"] = {"display_id": display_id} if display_id else {}
         copies = (1 if kind != "update_display_data" else 0) + self._display_targets(display_id)
         cost = size * max(1, copies)
         if cost > self._room():

@@ -246,6 +246,7 @@ def pids_cgroups_usable() -> Path | None:
     parent = _pids_hierarchy()
     if parent is None:
         return None
+    _remove_stale_cgroups(parent)
     probe = parent / f"dlcourse-probe-{os.getpid()}"
     try:
         probe.mkdir()
@@ -263,6 +264,16 @@ def pids_cgroups_usable() -> Path | None:
     finally:
         with contextlib.suppress(OSError):
             probe.rmdir()
+
+
+def _remove_stale_cgroups(parent: Path) -> None:
+    """Remove kernel cgroups left by grader processes that no longer run (killed batches)."""
+    import psutil
+
+    for folder in parent.glob("dlcourse-kernel-*"):
+        owner = folder.name.split("-")[2]
+        if owner.isdigit() and not psutil.pid_exists(int(owner)):
+            remove_cgroup(folder)
 
 
 def make_pids_cgroup() -> Path | None:
