@@ -37,14 +37,14 @@ GOOD_FUNCTION = fx.EX_FUNCTION.replace("### BEGIN SOLUTION\n", "").replace(
     "    ### END SOLUTION", "")
 GOOD_VALUE = "param_bytes = model.count_params() * 4\n"
 
-HOLD_S = 60
+HOLD_S = 120  # long enough for the victim beside it to finish even on a busy machine
 THREADS = GOOD_FUNCTION + f'''
 import threading, time
 threading.stack_size(128 * 1024)
 held, start = [], time.time()
 try:
     while len(held) < 20_000:
-        thread = threading.Thread(target=time.sleep, args=({HOLD_S + 20},), daemon=True)
+        thread = threading.Thread(target=time.sleep, args=({HOLD_S + 30},), daemon=True)
         thread.start()
         held.append(thread)
 except RuntimeError:
@@ -167,7 +167,7 @@ def _grade(root: Path, subs: Path, rubric, solution_path: Path, sandbox: str,
                                            env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     args = [python, "-m", "grader", "grade", str(subs), "--out", str(out), "--fast",
             "--jobs", "2", "--sandbox", sandbox, "--memory-mb", "3000", "--cell-timeout",
-            "120", "--rubric", str(rubric.path), "--solution", str(solution_path),
+            str(HOLD_S + 60), "--rubric", str(rubric.path), "--solution", str(solution_path),
             "--import", "helpers_notebooks"]
     start = time.time()
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -229,10 +229,10 @@ def _assert_bounded(batch) -> None:
     assert max(executed) < 50 * 2**20, max(executed)
 
 
-def _assert_quick(batch, student: str) -> None:
+def _assert_quick(batch, student: str, factor: float = 2.0, extra_s: float = 30.0) -> None:
     plain = batch["rows"]["g_plain"]["duration_s"]
     took = batch["rows"][student]["duration_s"]
-    assert took < 2 * plain + 30, (student, took, plain)
+    assert took < factor * plain + extra_s, (student, took, plain)
 
 
 def test_the_batch_exits_0_and_files_are_untouched(bwrap_batch):
@@ -278,8 +278,10 @@ def test_grader_memory_and_disk_stay_bounded_under_floods(bwrap_batch):
 
 
 def test_floods_cost_the_time_the_kernel_takes_not_a_timeout_per_cell(bwrap_batch):
-    for student in FLOODS:
+    for student in ("e_traceback", "f_oversized", "h_mixed"):
         _assert_quick(bwrap_batch, student)
+    for student in ("c_displays", "d_comms"):  # 1.2 GB and 800 MB sent through the grader
+        _assert_quick(bwrap_batch, student, factor=3.0, extra_s=60.0)
 
 
 def test_oversized_messages_without_a_sandbox(unsandboxed_batch):

@@ -14,8 +14,13 @@ With ``bwrap`` (Linux, Debian package ``bubblewrap``) every kernel gets:
 * no network (a new network namespace: only its own loopback), its own PID namespace (it
   cannot see or signal the grader or other kernels, and every process it starts dies with
   it), its own IPC and UTS namespaces, a new session (no terminal to inject into), a
-  non-root user (uid 65534; when the grader runs as root the kernel really runs as that uid
-  with no capabilities), and an environment built from an allow-list.
+  non-root user (when the grader runs as root, a uid of its own leased for this kernel, see
+  :data:`KERNEL_UID_BASE`, with no capabilities; else uid 65534 in a user namespace), at most
+  :data:`MAX_TASKS` processes and threads counted for this kernel alone (its own ``pids``
+  cgroup where one can be made, and its own uid's ``RLIMIT_NPROC``), and an environment built
+  from an allow-list;
+* the Python the grader runs and its packages mounted wherever they live, after the private
+  ``/tmp`` (a virtual environment under ``/tmp`` is not hidden).
 
 The grader talks to the kernel over ZeroMQ's ``ipc`` transport: the sockets live in a short
 private folder shared with the sandbox, so no TCP port is opened.
