@@ -152,7 +152,9 @@ class KernelHome:
 
 
 def _uid_lock_dir() -> Path:
-    folder = Path(tempfile.gettempdir()) / "dlcourse-kernel-uids"
+    """One folder per machine (``/run`` when writable, whatever ``TMPDIR`` says)."""
+    base = Path("/run") if os.access("/run", os.W_OK) else Path(tempfile.gettempdir())
+    folder = base / "dlcourse-kernel-uids"
     folder.mkdir(mode=0o700, exist_ok=True)
     info = folder.lstat()
     if not folder.is_dir() or folder.is_symlink() or info.st_uid != os.geteuid():
