@@ -175,7 +175,8 @@ def _grade(root: Path, subs: Path, rubric, solution_path: Path, sandbox: str,
     sampler = Sampler(proc, tmp)
     stdout, stderr = proc.communicate(timeout=1500)
     sampler.join()
-    rows = {r["student"]: r for r in json.loads((out / "grades.json").read_text())}
+    table = out / "grades.json"
+    rows = {r["student"]: r for r in json.loads(table.read_text())} if table.is_file() else {}
     return {"code": proc.returncode, "stdout": stdout, "stderr": stderr, "rows": rows,
             "out": out, "start": start, "peak_mb": sampler.peak_mb,
             "tmp_peak_mb": sampler.tmp_peak_mb, "max": rubric.max_score}
