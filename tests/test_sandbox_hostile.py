@@ -31,7 +31,7 @@ import psutil
 import pytest
 
 from grader.base.paths import RUBRIC_DIR
-from grader.submission.sandbox import bwrap_problem
+from grader.submission.sandbox import KERNEL_UID_BASE, KERNEL_UID_SLOTS, bwrap_problem
 
 pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("hostile")]
 
@@ -385,7 +385,9 @@ def test_killing_every_visible_process_reaches_nothing_outside_the_sandbox(batch
 def test_the_kernel_runs_as_an_unprivileged_user_with_a_task_limit(batch):
     notes = "\n".join(batch["rows"]["killer"]["notes"])
     identity = notes.split(" ID ", 1)[1].split("\n", 1)[0]
-    assert identity.startswith("(65534, 65534, (4096, 4096), '0000000000000000')"), identity
+    uid, euid = (int(x) for x in identity.strip("(").split(",")[:2])
+    assert uid == euid and KERNEL_UID_BASE <= uid < KERNEL_UID_BASE + KERNEL_UID_SLOTS, identity
+    assert identity.startswith(f"({uid}, {uid}, (4096, 4096), '0000000000000000')"), identity
 
 
 def test_secrets_of_the_graders_environment_never_reach_a_kernel(batch):

@@ -13,9 +13,12 @@ Limits (see :class:`Limits`):
   ``poll_s`` and kills the kernel above ``memory_mb`` (an address-space limit would break
   TensorFlow, which reserves far more virtual memory than it uses).
 * output: stream text beyond ``output_bytes`` per cell is cut, as nbgrader's
-  ``LimitOutput`` does, and the notebook keeps at most ``notebook_output_bytes`` in total;
-  error tracebacks are shortened too. Outputs are capped as they arrive, so a cell printing
-  100 MB never holds 100 MB in the grader.
+  ``LimitOutput`` does, and every message on the output channel (any kind, see
+  :class:`_GradingClient`) counts against one ``notebook_output_bytes`` budget per notebook,
+  measured as it arrives; what goes past it is dropped, never stored, so a cell printing or
+  displaying gigabytes never holds them in the grader. Error tracebacks are shortened too.
+  Messages larger than ZeroMQ's cap are dropped by ZeroMQ; the client reconnects and ends the
+  cell with a fence, so a flood costs the time the kernel takes to send it.
 
 After the notebook, an optional *epilogue* (the export cell) runs in the same kernel with
 its own time limit; its source is produced by a callback so that files it needs can be
@@ -25,16 +28,18 @@ written after the student's code ran.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellExecutionComplete, DeadKernelError
 
 from grader.base.processes import folder_mb, kill_tree, tree_rss_mb
 
@@ -136,6 +141,8 @@ class ExecutionResult:
     kernel_died: bool = False
     death_reason: str | None = None
     output_truncated: bool = False
+    output_dropped_bytes: int = 0
+    output_reconnects: int = 0
     died_during_export: bool = False
     epilogue_ran: bool = False
     epilogue_error: str | None = None
@@ -167,55 +174,162 @@ def _short_traceback(content: dict, lines: int = 8) -> str:
     return head + ("\n" + tail[-2000:] if tail else "")
 
 
+FENCE_AFTER_S = 0.5
+"""Seconds after a cell's reply before the grader asks the kernel for a fence (see below)."""
+FENCE_EVERY_S = 2.0
+MAX_ERROR_CHARS = 2000
+
+
+def payload_bytes(value, limit: int = 1 << 62) -> int:
+    """Size of a decoded message part (its strings and byte buffers), counted as it arrives.
+
+    Stops counting once ``limit`` is passed, so a message of a million tiny parts costs no
+    more than needed to tell it is too big.
+    """
+    total = 0
+    stack = [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, (bytes, bytearray, memoryview)):
+            total += len(item)
+        elif isinstance(item, dict):
+            total += 8 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            total += 8 * len(item)
+            stack.extend(item)
+        else:
+            total += 8
+    return total
+
+
 class _GradingClient(NotebookClient):
-    """An nbclient client that caps outputs and remembers which cells it interrupted."""
+    """An nbclient client that caps outputs and remembers which cells it interrupted.
+
+    Output budget: every message the kernel sends on its output channel (stream text,
+    display data and its updates, results, errors with their tracebacks, ``clear_output``,
+    comm messages), whichever cell it claims to belong to, is measured as it arrives and
+    counted against one budget per notebook, ``Limits.notebook_output_bytes``; what would go
+    past it is not stored (comm messages never are). Stream text is also cut per cell.
+
+    Lost output: ZeroMQ ends the output connection for good when the kernel sends a message
+    larger than :data:`grader.submission.sandbox.MAX_MESSAGE_BYTES` (and drops messages when
+    the kernel sends faster than the grader reads). The client then reconnects, and ends a
+    cell whose ``idle`` status was lost with a *fence*: a ``kernel_info_request`` on the
+    shell channel, which the kernel handles only after the cell, so its status on the output
+    channel proves the cell's output is over. A flood therefore costs the time the kernel
+    takes to send it, never a time-out per later cell.
+    """
 
     def __init__(self, nb, *, limits: Limits, **kw):
         super().__init__(nb, **kw)
         self.limits = limits
         self.cell_bytes: dict[int, int] = {}
         self.total_bytes = 0
+        self.arrived_bytes = 0
+        self.dropped_bytes = 0
+        self.reconnects = 0
         self.truncated = False
         self.interrupted_cells: set[int] = set()
         self.current_index: int | None = None
         self.interrupt_time: float | None = None
+        self.fences: set[str] = set()
+        self.messages_seen = 0
+        self.monitors: dict = {}
 
-    def output(self, outs, msg, display_id, cell_index):  # noqa: D401 - nbclient hook
-        content = msg.get("content", {})
+    # -- output budget -----------------------------------------------------------------
+    def _room(self) -> int:
+        return self.limits.notebook_output_bytes - self.total_bytes
+
+    def _drop(self, outs, size: int) -> None:
+        self.truncated = True
+        self.dropped_bytes += size
+        self._mark_truncated(outs)
+
+    def process_message(self, msg, cell, cell_index):  # noqa: D401 - nbclient hook
         kind = msg.get("msg_type")
-        if kind == "stream":
-            text = str(content.get("text", ""))
-            used = self.cell_bytes.get(cell_index, 0)
-            room = min(self.limits.output_bytes - used,
-                       self.limits.notebook_output_bytes - self.total_bytes)
-            size = len(text.encode("utf-8", "replace"))
-            self.cell_bytes[cell_index] = used + size
-            if room <= 0:
-                self.truncated = True
-                self._mark_truncated(outs)
-                return None
-            if size > room:
-                self.truncated = True
-                content["text"] = text.encode("utf-8", "replace")[:room].decode("utf-8", "ignore")
-                self.total_bytes += room
-                out = super().output(outs, msg, display_id, cell_index)
-                self._mark_truncated(outs)
-                return out
-            self.total_bytes += size
-            return super().output(outs, msg, display_id, cell_index)
-        if kind == "error":
-            content["evalue"] = str(content.get("evalue", ""))[:2000]
-            tb = [str(line)[:2000] for line in content.get("traceback", [])]
-            content["traceback"] = tb[:5] + (["..."] if len(tb) > 10 else []) + tb[-5:] \
-                if len(tb) > 10 else tb
-            return super().output(outs, msg, display_id, cell_index)
-        size = len(str(content.get("data", "")))
-        if self.total_bytes + size > self.limits.notebook_output_bytes:
-            self.truncated = True
-            self._mark_truncated(outs)
+        content = msg.get("content")
+        if not isinstance(content, dict) or not isinstance(kind, str):
             return None
+        if kind == "status":
+            return super().process_message(msg, cell, cell_index)
+        size = payload_bytes(content) + payload_bytes(msg.get("buffers") or [])
+        if kind.startswith("comm"):  # widgets are not rendered: counted, never stored
+            if size > self._room():
+                self._drop(cell.outputs, size)
+            else:
+                self.total_bytes += size
+            return None
+        if kind == "execute_input":
+            if isinstance(content.get("execution_count"), int):
+                cell["execution_count"] = content["execution_count"]
+            return None
+        if kind == "stream":
+            return self._stream(cell.outputs, msg, cell_index)
+        if kind == "error":
+            return self._error(cell.outputs, msg, cell_index, size)
+        transient = content.get("transient")
+        display_id = transient.get("display_id") if isinstance(transient, dict) else None
+        if display_id is not None and not isinstance(display_id, str):
+            display_id = str(display_id)[:100]
+        content["transient"] = {"display_id": display_id} if display_id else {}
+        copies = (1 if kind != "update_display_data" else 0) + self._display_targets(display_id)
+        cost = size * max(1, copies)
+        if cost > self._room():
+            self._drop(cell.outputs, cost)
+            return None
+        self.total_bytes += cost
+        return super().process_message(msg, cell, cell_index)
+
+    def _display_targets(self, display_id: str | None) -> int:
+        if not display_id or display_id not in self._display_id_map:
+            return 0
+        return sum(len(v) for v in self._display_id_map[display_id].values())
+
+    def _stream(self, outs, msg, cell_index):
+        content = msg["content"]
+        text = content.get("text", "")
+        text = text if isinstance(text, str) else str(text)[:MAX_ERROR_CHARS]
+        size = len(text.encode("utf-8", "replace"))
+        used = self.cell_bytes.get(cell_index, 0)
+        self.cell_bytes[cell_index] = used + size
+        room = min(self.limits.output_bytes - used, self._room())
+        if room <= 0:
+            self._drop(outs, size)
+            return None
+        if size > room:
+            content["text"] = text.encode("utf-8", "replace")[:room].decode("utf-8", "ignore")
+            self.total_bytes += room
+            out = super().output(outs, msg, None, cell_index)
+            self._drop(outs, size - room)
+            return out
+        content["text"] = text
         self.total_bytes += size
-        return super().output(outs, msg, display_id, cell_index)
+        return super().output(outs, msg, None, cell_index)
+
+    def _error(self, outs, msg, cell_index, size):
+        """Errors are always kept (their cell failed), shortened; past the budget the newest
+        replaces the cell's previous error instead of adding to it."""
+        content = msg["content"]
+        content["ename"] = str(content.get("ename", "Error"))[:200]
+        content["evalue"] = str(content.get("evalue", ""))[:MAX_ERROR_CHARS]
+        raw = content.get("traceback")
+        tb = [str(line)[:MAX_ERROR_CHARS] for line in (raw if isinstance(raw, list) else [])[:10_000]]
+        content["traceback"] = tb[:5] + ["..."] + tb[-5:] if len(tb) > 10 else tb
+        kept = payload_bytes(content)
+        if size > kept:
+            self.truncated = True
+            self.dropped_bytes += size - kept
+        if kept > self._room():
+            previous = [i for i, o in enumerate(outs) if o.get("output_type") == "error"]
+            if previous:
+                del outs[previous[-1]]
+            self.truncated = True
+        self.total_bytes += kept
+        return super().output(outs, msg, None, cell_index)
 
     @staticmethod
     def _mark_truncated(outs) -> None:
@@ -223,6 +337,145 @@ class _GradingClient(NotebookClient):
         if outs and outs[-1].get("output_type") == "stream" and outs[-1].get("text") == marker:
             return
         outs.append(nbformat.v4.new_output("stream", name="stdout", text=marker))
+
+    # -- lost messages: reconnect and fence --------------------------------------------
+    def watch_channels(self) -> None:
+        """Start watching the output and shell connections for ZeroMQ dropping them."""
+        self.monitors = {name: _drop_monitor(self, name) for name in ("iopub", "shell")}
+
+    async def _reconnect_if_dropped(self, name: str) -> bool:
+        """Reconnect channel ``name`` when ZeroMQ dropped it (True when it did)."""
+        monitors = getattr(self, "monitors", {})
+        if not await _dropped(monitors.get(name)):
+            return False
+        if not await self.km.is_alive():
+            return False  # the kernel died: its sockets closed, nothing was refused
+        self.truncated = True
+        self.reconnects += 1
+        channel = getattr(self.kc, f"{name}_channel")
+        with contextlib.suppress(Exception):  # the old socket is closed below anyway
+            channel.socket.disable_monitor()
+        if monitors.get(name) is not None:
+            monitors[name].close(linger=0)
+        channel.close()
+        setattr(self.kc, f"_{name}_channel", None)  # jupyter_client connects anew on next use
+        monitors[name] = _drop_monitor(self, name)
+        return True
+
+    async def async_execute_cell(self, cell, cell_index, *args, **kwargs):  # noqa: D102
+        self.fences = set()  # only this cell's fences can end it
+        return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+
+    def send_fence(self) -> None:
+        self.fences.add(self.kc.kernel_info())
+
+    async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):  # noqa: D102
+        while True:
+            if await self._reconnect_if_dropped("iopub"):
+                self._mark_truncated(cell.outputs)
+                self.send_fence()
+            try:
+                msg = await self.kc.iopub_channel.get_msg(timeout=0.2)
+            except Empty:
+                continue
+            self.messages_seen += 1
+            parent = msg.get("parent_header", {}).get("msg_id")
+            if parent in self.fences:
+                return  # the kernel is past the cell: its idle status was lost
+            if parent != parent_msg_id:
+                if msg.get("msg_type") != "status":  # a late or stray message: counted
+                    size = payload_bytes(msg.get("content")) + payload_bytes(msg.get("buffers") or [])
+                    if size > self._room():
+                        self.truncated = True
+                        self.dropped_bytes += size
+                    else:
+                        self.total_bytes += size
+                continue
+            try:
+                self.process_message(msg, cell, cell_index)
+            except CellExecutionComplete:
+                return
+
+    async def _next_reply(self, msg_id: str, cell, deadline: float | None):
+        """The cell's execute reply; a stand-in when ZeroMQ dropped it (too large) and a
+        fence proved the kernel is past the cell; ``Empty`` at the deadline."""
+        reply_lost = False
+        while True:
+            if await self._reconnect_if_dropped("shell"):
+                reply_lost = True
+                self.send_fence()
+            left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+            if left <= 0:
+                raise Empty
+            try:
+                msg = await self.kc.shell_channel.get_msg(timeout=left)
+            except Empty:
+                continue
+            parent = msg.get("parent_header", {}).get("msg_id")
+            if parent == msg_id:
+                return msg
+            if parent in self.fences and reply_lost:
+                return self._lost_reply(msg_id, cell)
+
+    def _lost_reply(self, msg_id: str, cell) -> dict:
+        """The cell ran, but its reply (an error with a huge message) never arrived."""
+        from grader.submission.sandbox import MAX_MESSAGE_BYTES
+
+        text = (f"the cell's result was larger than {MAX_MESSAGE_BYTES // 2**20} MB and was"
+                " dropped unseen, so the grader counts the cell as failed")
+        cell.outputs.append(nbformat.v4.new_output(
+            "error", ename="OutputTooLarge", evalue=text, traceback=[]))
+        return {"parent_header": {"msg_id": msg_id}, "header": {}, "metadata": {},
+                "content": {"status": "error", "ename": "OutputTooLarge", "evalue": text,
+                            "traceback": []}}
+
+    async def _async_poll_for_reply(self, msg_id, cell, timeout, task_poll_output_msg,
+                                    task_poll_kernel_alive):  # noqa: D102 - nbclient hook
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                msg = await self._next_reply(msg_id, cell, deadline)
+            except Empty:
+                task_poll_kernel_alive.cancel()
+                await self._async_check_alive()
+                reply = await self._async_handle_timeout(timeout, cell)
+                if reply is not None:
+                    reply["parent_header"] = {"msg_id": msg_id}
+                    msg = reply
+                else:
+                    deadline = time.monotonic() + timeout  # as nbclient: wait again
+                    continue
+            await self._output_end(task_poll_output_msg, deadline)
+            task_poll_kernel_alive.cancel()
+            return msg
+
+    async def _output_end(self, task, deadline: float | None) -> None:
+        """Wait for the cell's output to end after its reply: its idle status or a fence.
+
+        Waits while output keeps arriving (a flood is still being sent) up to the cell's
+        own deadline, and at most ``iopub_timeout`` seconds of silence.
+        """
+        now = time.monotonic()
+        quiet_until = now + self.iopub_timeout
+        limit = max(deadline or now, now) + self.iopub_timeout
+        next_fence = now + FENCE_AFTER_S
+        seen, reconnects = self.messages_seen, self.reconnects
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.1)
+            now = time.monotonic()
+            if self.messages_seen != seen:
+                seen = self.messages_seen
+                quiet_until = now + self.iopub_timeout
+            if now >= next_fence or self.reconnects != reconnects:
+                reconnects = self.reconnects
+                self.send_fence()
+                next_fence = now + FENCE_EVERY_S
+            if now >= min(quiet_until, limit):
+                self.log.warning("Timeout waiting for IOPub output")
+                task.cancel()
+                break
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()
 
     async def _async_handle_timeout(self, timeout, cell=None):
         if self.current_index is not None:
@@ -232,13 +485,14 @@ class _GradingClient(NotebookClient):
         return await super()._async_handle_timeout(timeout, cell)
 
 
-def _drop_monitor(client):
-    """A monitor of the output channel: ZeroMQ drops the connection when the kernel sends a
+def _drop_monitor(client, name: str = "iopub"):
+    """A monitor of a channel's connection: ZeroMQ drops it for good when the kernel sends a
     message over the grader's size limit (:data:`grader.submission.sandbox.MAX_MESSAGE_BYTES`)."""
     import zmq
 
     try:
-        return client.kc.iopub_channel.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        socket = getattr(client.kc, f"{name}_channel").socket
+        return socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
     except (AttributeError, zmq.ZMQError):
         return None
 
@@ -339,7 +593,7 @@ async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
         result.durations["kernel_start"] = time.perf_counter() - t0
         pid = client.km.provisioner.pid
         dog = asyncio.ensure_future(watchdog(pid))
-        monitor = _drop_monitor(client)
+        client.watch_channels()
         t1 = time.perf_counter()
         start_budget[0] = time.monotonic() + limits.notebook_timeout_s
         hard_deadline[0] = start_budget[0] + limits.kill_grace_s + 5
@@ -359,9 +613,6 @@ async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
                 result.durations["slowest_cell"] = max(result.durations.get("slowest_cell", 0.0),
                                                        time.perf_counter() - cell_start)
                 client.interrupt_time = None
-                if await _dropped(monitor):
-                    client.truncated = True
-                    client._mark_truncated(cell.outputs)
                 errors = [o for o in cell.outputs if o.get("output_type") == "error"]
                 if index in client.interrupted_cells:
                     result.timed_out.append(cid)
@@ -416,6 +667,8 @@ async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
             stop.set()
             await dog
             result.output_truncated = client.truncated
+            result.output_dropped_bytes = client.dropped_bytes
+            result.output_reconnects = client.reconnects
             kill_tree(pid)  # before anything the kernel wrote is read: no process of it is left
 
 

@@ -60,6 +60,22 @@ def _tail(text: str, lines: int = 4) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+def _output_note(execution: ExecutionResult) -> str:
+    """What the row and the feedback say about output the grader did not keep."""
+    from grader.submission.sandbox import MAX_MESSAGE_BYTES
+
+    note = "some output was cut: the grader keeps only the first part of long outputs"
+    dropped = execution.output_dropped_bytes
+    if dropped >= 1_000_000:
+        note += f" ({dropped / 1e6:,.0f} MB more output was dropped)"
+    elif dropped > 0:
+        note += f" ({dropped:,} bytes more output were dropped)"
+    if execution.output_reconnects:
+        note += (f"; messages larger than {MAX_MESSAGE_BYTES // 2**20} MB were dropped unseen"
+                 " (print less, or save large results to a file)")
+    return note
+
+
 def _execution_notes(execution: ExecutionResult, nb, names: dict[str, str] | None = None) -> list[str]:
     """Notes on errors, time-outs and cells not run; cells are named as students read them
     (``names`` from :func:`grader.authoring.cells.cell_names`), never by internal id."""
@@ -81,7 +97,7 @@ def _execution_notes(execution: ExecutionResult, nb, names: dict[str, str] | Non
                      f"{', '.join(cell_name(names, c) for c in execution.not_run[:10])}"
                      f"{' ...' if len(execution.not_run) > 10 else ''}")
     if execution.output_truncated:
-        notes.append("some output was cut: the grader keeps only the first part of long outputs")
+        notes.append(_output_note(execution))
     if execution.epilogue_error:
         notes.append(f"exporting your objects failed: {_tail(execution.epilogue_error)}")
     return notes

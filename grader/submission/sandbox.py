@@ -14,8 +14,13 @@ With ``bwrap`` (Linux, Debian package ``bubblewrap``) every kernel gets:
 * no network (a new network namespace: only its own loopback), its own PID namespace (it
   cannot see or signal the grader or other kernels, and every process it starts dies with
   it), its own IPC and UTS namespaces, a new session (no terminal to inject into), a
-  non-root user (uid 65534; when the grader runs as root the kernel really runs as that uid
-  with no capabilities), and an environment built from an allow-list.
+  non-root user (when the grader runs as root, a uid of its own leased for this kernel, see
+  :data:`KERNEL_UID_BASE`, with no capabilities; else uid 65534 in a user namespace), at most
+  :data:`MAX_TASKS` processes and threads counted for this kernel alone (its own ``pids``
+  cgroup where one can be made, and its own uid's ``RLIMIT_NPROC``), and an environment built
+  from an allow-list;
+* the Python the grader runs and its packages mounted wherever they live, after the private
+  ``/tmp`` (a virtual environment under ``/tmp`` is not hidden).
 
 The grader talks to the kernel over ZeroMQ's ``ipc`` transport: the sockets live in a short
 private folder shared with the sandbox, so no TCP port is opened.
@@ -29,7 +34,9 @@ whatever the grader's user can.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -44,11 +51,17 @@ MODES = ("auto", "bwrap", "none")
 SANDBOX_UID = 65534
 SANDBOX_HOME = "/home/student"
 SANDBOX_DATA = "/data"
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Largest message the grader accepts from a kernel; bigger ones are dropped by ZeroMQ before
 they reach the grader's memory (a cell printing a 1 GB string in one go is never seen;
-smaller floods are cut by the output limits as they stream in)."""
+smaller floods are cut by the output limits as they stream in). A notebook keeps at most a
+few MB of output, so nothing a grader needs is ever this large."""
+RECEIVE_QUEUE = 16
+"""Messages ZeroMQ may hold for the grader before it reads them (its receive high-water mark):
+with :data:`MAX_MESSAGE_BYTES` this bounds what a kernel flooding its output channel can make
+the grader hold in memory (16 x 16 MB); the kernel's side drops what does not fit."""
 
+PYTHON_PROBLEM = "bubblewrap works here, but not with the grader's Python"
 UNSANDBOXED_WARNING = (
     "graded WITHOUT a sandbox: the student's kernel ran as the grader's own user, with its"
     " files, its network and its other processes in reach; grades are still decided outside"
@@ -60,8 +73,16 @@ TMPFS_BYTES = {"/dev/shm": 512 * 2**20, "/tmp": 1024 * 2**20, SANDBOX_HOME: 256 
 """Sizes of the sandbox's in-memory folders: files there take RAM that no process's resident
 memory shows, so they are capped instead."""
 MAX_TASKS = 4096
-"""Processes and threads the sandbox user may have at once when the grader runs as root (a
-fork bomb stops there; TensorFlow needs about a hundred threads per kernel)."""
+"""Processes and threads one kernel may have at once (a fork bomb stops there; TensorFlow needs
+about a hundred threads per kernel). Each kernel has its own count: see :class:`KernelHome`."""
+KERNEL_UID_BASE = 63000
+KERNEL_UID_SLOTS = 500
+"""When the grader runs as root, each sandboxed kernel runs as its own uid, leased from
+``KERNEL_UID_BASE`` .. ``KERNEL_UID_BASE + KERNEL_UID_SLOTS - 1`` for the kernel's lifetime
+(a lock file per uid, shared by every grader process on the machine: local workers, Dask
+workers, concurrent batches). The kernel's task limit (``RLIMIT_NPROC``) counts the tasks of
+its real uid, so a kernel holding thousands of threads exhausts only its own limit. Uids of
+accounts in the password database are skipped."""
 
 INHERITED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 """Variables a kernel inherits from the grader (locale, and the OpenBLAS settings some
@@ -88,6 +109,12 @@ class KernelHome:
     ``scratch`` is the kernel's writable working folder, ``inbox`` holds files the grader
     hands to the kernel (read-only inside the sandbox), ``sockets`` the connection file and
     the ZeroMQ ``ipc`` sockets, ``home`` the kernel's home when it is not sandboxed.
+
+    ``uid`` is the user the sandboxed kernel runs as: a uid leased for this kernel alone when
+    the grader runs as root (:data:`KERNEL_UID_BASE`), else :data:`SANDBOX_UID` inside a user
+    namespace. ``cgroup`` is the kernel's own control group with ``pids.max`` =
+    :data:`MAX_TASKS` where the machine lets the grader create one (cgroup v2 or v1 ``pids``
+    controller, writable), else ``None``.
     """
 
     root: Path
@@ -95,6 +122,9 @@ class KernelHome:
     inbox: Path
     sockets: Path
     home: Path
+    uid: int = SANDBOX_UID
+    cgroup: Path | None = None
+    lease: int | None = None
 
     @classmethod
     def create(cls, root: Path) -> KernelHome:
@@ -105,14 +135,187 @@ class KernelHome:
         # ipc socket paths must stay short (108 bytes on Linux): a folder of its own in /tmp
         sockets = Path(tempfile.mkdtemp(prefix="dlk-"))
         os.chmod(inbox, 0o755)  # read-only inside the sandbox, readable by its user
+        uid, lease = SANDBOX_UID, None
         if os.geteuid() == 0:
+            uid, lease = lease_kernel_uid()
             for folder in (scratch, sockets, home):
-                os.chown(folder, SANDBOX_UID, SANDBOX_UID)
-        write_identity(root / "etc")
-        return cls(root, scratch, inbox, sockets, home)
+                os.chown(folder, uid, uid)
+        write_identity(root / "etc", uid)
+        return cls(root, scratch, inbox, sockets, home, uid, make_pids_cgroup(), lease)
 
     def remove(self) -> None:
         shutil.rmtree(self.sockets, ignore_errors=True)
+        if self.cgroup is not None:
+            remove_cgroup(self.cgroup)
+        if self.lease is not None:
+            os.close(self.lease)  # releases the uid's lock
+
+
+def _uid_lock_dir() -> Path:
+    """One folder per machine (``/run`` when writable, whatever ``TMPDIR`` says)."""
+    base = Path("/run") if os.access("/run", os.W_OK) else Path(tempfile.gettempdir())
+    folder = base / "dlcourse-kernel-uids"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.lstat()
+    if not folder.is_dir() or folder.is_symlink() or info.st_uid != os.geteuid():
+        raise GraderError(f"{folder} is not a folder owned by the grader's user, so kernel uids"
+                          " cannot be leased safely. Fix: remove it and rerun.")
+    return folder
+
+
+def _uid_in_use(uid: int) -> bool:
+    import pwd
+
+    import psutil
+
+    try:
+        pwd.getpwuid(uid)
+        return True  # an account of this machine
+    except KeyError:
+        pass
+    for proc in psutil.process_iter(["uids"]):
+        uids = proc.info.get("uids")
+        if uids is not None and uid in (uids.real, uids.effective):
+            return True  # a kernel of a grader that died without its lock
+    return False
+
+
+def lease_kernel_uid(wait_s: float = 600.0) -> tuple[int, int]:
+    """A uid no other kernel on this machine uses, and the open lock file that holds it.
+
+    Closing the returned descriptor (or the process ending) releases the uid.
+    """
+    import fcntl
+    import time
+
+    folder = _uid_lock_dir()
+    deadline = time.monotonic() + wait_s
+    while True:
+        for uid in range(KERNEL_UID_BASE, KERNEL_UID_BASE + KERNEL_UID_SLOTS):
+            fd = os.open(folder / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            if _uid_in_use(uid):
+                os.close(fd)
+                continue
+            return uid, fd
+        if time.monotonic() > deadline:
+            raise GraderError(f"all {KERNEL_UID_SLOTS} kernel uids from {KERNEL_UID_BASE} are in"
+                              " use on this machine. Fix: grade with fewer --jobs or wait for"
+                              " other batches to finish.")
+        time.sleep(0.5)
+
+
+def _pids_hierarchy() -> Path | None:
+    """The grader's own cgroup folder in a hierarchy with the ``pids`` controller."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return None
+    own = {}
+    for line in lines:
+        number, controllers, path = line.split(":", 2)
+        own["v2" if number == "0" else controllers] = path
+    for mount in mounts:
+        fields = mount.split()
+        if " - " not in mount:
+            continue
+        point, (fstype, _source, options) = fields[4], mount.split(" - ", 1)[1].split()[:3]
+        if fstype == "cgroup" and "pids" in options.split(","):
+            key = next((k for k in own if "pids" in k.split(",")), None)
+        elif fstype == "cgroup2":
+            key = "v2"
+        else:
+            continue
+        if key is None:
+            continue
+        folder = Path(point) / own[key].lstrip("/")
+        if (fstype == "cgroup" or "pids" in _read(folder / "cgroup.controllers").split()) \
+                and os.access(folder, os.W_OK):
+            return folder
+    return None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+@cache
+def pids_cgroups_usable() -> Path | None:
+    """Where per-kernel ``pids`` cgroups can be made here (tried once), else ``None``."""
+    parent = _pids_hierarchy()
+    if parent is None:
+        return None
+    _remove_stale_cgroups(parent)
+    probe = parent / f"dlcourse-probe-{os.getpid()}"
+    try:
+        probe.mkdir()
+    except OSError:
+        return None
+    try:
+        if not (probe / "pids.max").exists():  # cgroup v2: enable the controller below us
+            (parent / "cgroup.subtree_control").write_text("+pids")
+        (probe / "pids.max").write_text(str(MAX_TASKS))
+        moved = subprocess.run([*cgroup_prefix(probe), "/bin/true"], capture_output=True,
+                               timeout=30)  # moving a process in must work too
+        return parent if moved.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.rmdir()
+
+
+def _remove_stale_cgroups(parent: Path) -> None:
+    """Remove kernel cgroups left by grader processes that no longer run (killed batches)."""
+    import psutil
+
+    for folder in parent.glob("dlcourse-kernel-*"):
+        owner = folder.name.split("-")[2]
+        if owner.isdigit() and not psutil.pid_exists(int(owner)):
+            remove_cgroup(folder)
+
+
+def make_pids_cgroup() -> Path | None:
+    """A fresh cgroup with ``pids.max`` = :data:`MAX_TASKS` for one kernel, or ``None``."""
+    parent = pids_cgroups_usable()
+    if parent is None:
+        return None
+    folder = parent / f"dlcourse-kernel-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        folder.mkdir()
+        (folder / "pids.max").write_text(str(MAX_TASKS))
+    except OSError:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        return None
+    return folder
+
+
+def remove_cgroup(folder: Path) -> None:
+    """Kill whatever is left in a kernel's cgroup and remove it."""
+    import signal
+    import time
+
+    for _ in range(50):
+        pids = [int(p) for p in _read(folder / "cgroup.procs").split() if p.isdigit()]
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            folder.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.1)
 
 
 def kernel_environment(*, fast: bool, data_dir: str | None, threads: int | None,
@@ -153,17 +356,43 @@ def _package_dirs() -> list[Path]:
     return [PACKAGE_DIR, Path(helpers.__file__).resolve().parent]
 
 
-def _python_dirs() -> list[Path]:
-    """The Python installation and environment the kernel needs (resolved, de-duplicated)."""
-    found: list[Path] = []
-    for raw in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-                os.path.realpath(sys.executable) + "/../.."):
-        path = Path(os.path.realpath(raw))
-        if path == Path("/") or str(path).startswith("/usr/"):
-            continue  # a system Python lives in /usr, which is mounted anyway
-        if not any(path == p or p in path.parents for p in found):
-            found = [p for p in found if path not in p.parents] + [path]
-    return found
+def _python_needs() -> list[Path]:
+    """Paths the grader's Python needs to start and import its packages: the environment and
+    the installation it comes from, its site-packages folders and what their ``.pth`` files
+    add (editable installs). Not the current folder and not ``PYTHONPATH``: a kernel gets
+    neither."""
+    import site
+
+    skip = {os.path.realpath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
+    skip.add(os.path.realpath(os.getcwd()))
+    raw = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+           os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))),
+           os.path.dirname(os.path.abspath(sys.executable)), *site.getsitepackages()]
+    raw += [p for p in sys.path[1:] if p and os.path.realpath(p) not in skip]
+    return [Path(os.path.abspath(p)) for p in raw if os.path.isdir(p)]
+
+
+def _python_binds() -> list[tuple[Path, Path]]:
+    """``(source, target)`` read-only mounts for :func:`_python_needs`: each at its resolved
+    path and, when reached through symbolic links, at the path the grader uses too."""
+    binds: list[tuple[Path, Path]] = []
+    for path in _python_needs():
+        real = Path(os.path.realpath(path))
+        for target in dict.fromkeys((real, path)):
+            if target == Path("/") or target == Path("/usr") or Path("/usr") in target.parents:
+                continue  # /usr is mounted anyway
+            if any(_covers(src, dst, real, target) for src, dst in binds):
+                continue
+            binds = [(s, d) for s, d in binds if not _covers(real, target, s, d)]
+            binds.append((real, target))
+    return sorted(binds, key=lambda b: (len(b[1].parts), str(b[1])))
+
+
+def _covers(src: Path, dst: Path, inner_src: Path, inner_dst: Path) -> bool:
+    """True when mounting ``src`` at ``dst`` already shows ``inner_src`` at ``inner_dst``."""
+    if inner_dst != dst and dst not in inner_dst.parents:
+        return False
+    return src / inner_dst.relative_to(dst) == inner_src
 
 
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "fonts", "localtime", "alternatives",
@@ -188,9 +417,9 @@ def bwrap_args(home: KernelHome, *, data_dir: str | None, env: dict[str, str]) -
     root_as_user = os.geteuid() != 0
     if root_as_user:  # an unprivileged grader needs a user namespace; map it to uid 65534
         args += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
-    ro = [Path("/usr"), *_python_dirs(), *_package_dirs()]
+    binds = [*_python_binds(), *((p, p) for p in _package_dirs())]
     rw = [home.scratch, home.sockets]
-    mounts = [*ro, *rw, home.inbox]
+    mounts = [Path("/usr"), *(target for _, target in binds), *rw, home.inbox]
     for folder in _ancestors(mounts):  # those under /tmp come after the private /tmp below
         if folder in ("/tmp", "/usr", "/home") or folder.startswith(("/usr/", "/tmp/")):
             continue
@@ -208,20 +437,20 @@ def bwrap_args(home: KernelHome, *, data_dir: str | None, env: dict[str, str]) -
             args += ["--ro-bind", str(path), str(path)]
     args += ["--ro-bind", str(identity / "passwd"), "/etc/passwd",
              "--ro-bind", str(identity / "group"), "/etc/group"]
-    for path in ro[1:]:
-        args += ["--ro-bind", str(path), str(path)]
-    for package in _package_dirs():  # rubric sources stay out of the kernel's reach
-        rubrics = package / "checks" / "rubrics"
-        if rubrics.is_dir():
-            args += ["--tmpfs", str(rubrics)]
     args += ["--proc", "/proc", "--dev", "/dev"]
     for folder in ("/dev/shm", "/tmp"):
         args += ["--size", str(TMPFS_BYTES[folder]), "--perms", "1777", "--tmpfs", folder]
     args += ["--perms", "0755", "--dir", "/home",
              "--size", str(TMPFS_BYTES[SANDBOX_HOME]), "--perms", "1777", "--tmpfs", SANDBOX_HOME]
-    for folder in _ancestors([home.scratch, home.sockets, home.inbox]):
+    for folder in _ancestors(mounts):  # after the private /tmp, which would hide them
         if folder.startswith("/tmp/"):
             args += ["--perms", "0755", "--dir", folder]
+    for source, target in binds:  # Python and the course packages, wherever they live
+        args += ["--ro-bind", str(source), str(target)]
+    for package in _package_dirs():  # rubric sources stay out of the kernel's reach
+        rubrics = package / "checks" / "rubrics"
+        if rubrics.is_dir():
+            args += ["--tmpfs", str(rubrics)]
     args += ["--bind", str(home.scratch), str(home.scratch),
              "--bind", str(home.sockets), str(home.sockets),
              "--ro-bind", str(home.inbox), str(home.inbox)]
@@ -233,18 +462,18 @@ def bwrap_args(home: KernelHome, *, data_dir: str | None, env: dict[str, str]) -
     args.append("--")
     if not root_as_user:  # really drop root: uid 65534, no capabilities, no new privileges
         args += ["prlimit", f"--nproc={MAX_TASKS}:{MAX_TASKS}", "--",
-                 "setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
+                 "setpriv", f"--reuid={home.uid}", f"--regid={home.uid}", "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
     return args
 
 
-def write_identity(folder: Path) -> Path:
-    """``passwd`` and ``group`` files naming only root and the sandbox user."""
+def write_identity(folder: Path, uid: int = SANDBOX_UID) -> Path:
+    """``passwd`` and ``group`` files naming only root and the sandbox user (``uid``)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "passwd").write_text(
         "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-        f"student:x:{SANDBOX_UID}:{SANDBOX_UID}:student:{SANDBOX_HOME}:/usr/sbin/nologin\n")
-    (folder / "group").write_text(f"root:x:0:\nstudent:x:{SANDBOX_UID}:\n")
+        f"student:x:{uid}:{uid}:student:{SANDBOX_HOME}:/usr/sbin/nologin\n")
+    (folder / "group").write_text(f"root:x:0:\nstudent:x:{uid}:\n")
     for name in ("passwd", "group"):
         os.chmod(folder / name, 0o644)
     return folder
@@ -269,6 +498,7 @@ def make_kernel_manager(sockets: Path, *, wrap=None):
         def client(self, **kwargs):  # noqa: D102 - every client socket refuses huge messages
             context = zmq.asyncio.Context()
             context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+            context.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE)
             kwargs.setdefault("context", context)
             return super().client(**kwargs)
 
@@ -278,13 +508,22 @@ def make_kernel_manager(sockets: Path, *, wrap=None):
     return km
 
 
+def cgroup_prefix(cgroup: Path | None) -> list[str]:
+    """A command prefix that moves itself into ``cgroup`` before starting the rest, so the
+    sandbox and everything it starts count against that cgroup's ``pids.max``."""
+    if cgroup is None:
+        return []
+    script = 'echo $$ > "$1/cgroup.procs" || exit 125; shift; exec "$@"'
+    return ["/bin/sh", "-c", script, "sh", str(cgroup)]
+
+
 def sandboxed_kernel_manager(home: KernelHome, *, data_dir: str | None, env: dict[str, str]):
     """A kernel manager whose kernel starts inside a bubblewrap sandbox (see module docstring)."""
 
     def wrap(km, cmd: list[str]) -> list[str]:
         if os.geteuid() == 0:  # the kernel runs as the sandbox user and must read this file
-            os.chown(km.connection_file, SANDBOX_UID, SANDBOX_UID)
-        return [*bwrap_args(home, data_dir=data_dir, env=env), *cmd]
+            os.chown(km.connection_file, home.uid, home.uid)
+        return [*cgroup_prefix(home.cgroup), *bwrap_args(home, data_dir=data_dir, env=env), *cmd]
 
     km = make_kernel_manager(home.sockets, wrap=wrap)
     # bwrap does not pass signals on to the kernel: interrupt it with a control message
@@ -347,8 +586,14 @@ def bwrap_problem() -> str | None:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"starting bwrap failed: {exc}"
-        if done.returncode != 0 or done.stdout.strip() != str(SANDBOX_UID):
+        if done.returncode != 0 or done.stdout.strip() != str(home.uid):
             detail = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
+            bare = subprocess.run([*bwrap_args(home, data_dir=None, env=env), "/bin/true"],
+                                  capture_output=True, timeout=60)
+            if bare.returncode == 0:
+                return (f"{PYTHON_PROBLEM}: the grader's Python ({sys.executable}) did not run"
+                        f" inside the sandbox (exit code {done.returncode}: {detail}); mounted"
+                        f" for it: {', '.join(str(t) for _, t in _python_binds())}")
             return f"a test sandbox did not start (exit code {done.returncode}: {detail})"
         return None
     finally:
@@ -372,6 +617,12 @@ def resolve_sandbox(requested: str) -> SandboxSetting:
     problem = bwrap_problem()
     if problem is None:
         return SandboxSetting("bwrap")
+    if problem.startswith(PYTHON_PROBLEM):
+        fix = (" Fix: report this as a grader bug with the message above; meanwhile install the"
+               " grader into an environment outside /tmp, or pass --sandbox none.")
+        if requested == "bwrap":
+            raise GraderError(f"--sandbox bwrap: {problem}.{fix}")
+        return SandboxSetting("none", f"{UNSANDBOXED_WARNING} (no sandbox: {problem}.{fix})")
     if requested == "bwrap":
         raise GraderError(f"--sandbox bwrap: {problem}. Fix: on Debian/Ubuntu `apt-get install"
                           " bubblewrap` (and allow unprivileged user namespaces when not"
