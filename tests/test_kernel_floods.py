@@ -29,8 +29,6 @@ import helpers_notebooks as fx
 import psutil
 import pytest
 
-from grader.submission.sandbox import bwrap_problem
-
 pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("floods")]
 
 GOOD_FUNCTION = fx.EX_FUNCTION.replace("### BEGIN SOLUTION\n", "").replace(
@@ -148,15 +146,6 @@ def _folder_mb(folder: Path) -> float:
     return total / 2**20
 
 
-def _require_sandbox() -> None:
-    problem = bwrap_problem()
-    if problem is not None:
-        message = f"these tests need bubblewrap: {problem} (CI installs it)"
-        if os.environ.get("DLCOURSE_REQUIRE_SANDBOX") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 def _grade(root: Path, subs: Path, rubric, solution_path: Path, sandbox: str,
            python: str = sys.executable) -> dict:
     out, tmp = root / "out", root / "tmp"
@@ -190,8 +179,7 @@ def _setup(root: Path):
 
 
 @pytest.fixture(scope="module")
-def bwrap_batch(tmp_path_factory, data_dir):
-    _require_sandbox()
+def bwrap_batch(tmp_path_factory, data_dir, bwrap_required):
     root = tmp_path_factory.mktemp("floods")
     rubric, solution, solution_path = _setup(root)
     subs = root / "submissions"
@@ -317,8 +305,8 @@ def _venv_under_tmp(root: Path) -> str:
     return python
 
 
-def test_a_grader_python_under_tmp_still_grades_sandboxed(tmp_path_factory, data_dir):
-    _require_sandbox()
+def test_a_grader_python_under_tmp_still_grades_sandboxed(tmp_path_factory, data_dir,
+                                                          bwrap_required):
     root = Path(tmp_path_factory.mktemp("tmpvenv"))
     assert str(root).startswith("/tmp/"), root  # the case: the private /tmp would hide it
     python = _venv_under_tmp(root)
