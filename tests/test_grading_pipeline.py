@@ -13,6 +13,7 @@ import helpers_notebooks as fx
 import nbformat
 import pytest
 
+from grader.authoring.cells import cell_names
 from grader.pages.feedback import write_feedback
 from grader.submission.execute import Limits
 from grader.submission.grading import EXECUTED_NAME, grade_submission
@@ -71,7 +72,9 @@ def test_when_self_check_edited_to_print_correct_then_restored_and_no_effect(
     row = grade(module, tmp_path, nb, data_dir=data_dir)
     assert points(row)["01.fx_params"] == 0
     assert "8" in next(c.message for c in row.checks if c.id == "01.fx_params")
-    assert any("edited protected" in n and "check_01_fx_params" in n for n in row.notes)
+    name = cell_names(module[1])["check-params"]  # students read names, never internal ids
+    assert any("edited protected" in n and name in n and "check-params" not in n
+               for n in row.notes), row.notes
     text = executed(tmp_path).read_text()
     assert 'check(\\"01.fx_params\\", model=model)' in text  # the course's cell ran, not theirs
 
@@ -82,7 +85,9 @@ def test_when_protected_cells_deleted_then_restored_and_noted(module, tmp_path, 
     row = grade(module, tmp_path, nb, data_dir=data_dir)
     assert row.score == 7, [c.message for c in row.checks]
     note = next(n for n in row.notes if "deleted protected" in n)
-    assert "locked_setup" in note and "check_01_fx_params" in note
+    names = cell_names(module[1])
+    assert names["setup"] in note and names["check-params"] in note, note
+    assert "locked_setup" not in note and "check_01_fx_params" not in note, note
 
 
 PATCHES = '''
@@ -152,7 +157,8 @@ def test_when_cell_loops_forever_then_limit_hits_and_later_checks_still_score(
     limits = Limits(cell_timeout_s=25, notebook_timeout_s=300, export_timeout_s=60)
     row = grade(module, tmp_path, nb, data_dir=data_dir, limits=limits)
     assert row.error is None
-    assert any("time limit" in n and "ex-value" in n for n in row.notes), row.notes
+    name = cell_names(module[1])["ex-value"]
+    assert any("time limit" in n and name in n for n in row.notes), row.notes
     got = points(row)
     assert got["01.fx_accuracy"] == 2 and got["01.fx_done"] == 1, row.checks
     assert got["01.fx_value"] == 1  # assigned before the loop: the artifact counts
@@ -171,7 +177,8 @@ def test_when_one_cell_has_a_syntax_error_then_later_checks_still_score(
 def test_when_kernel_exits_then_error_row_says_so(module, tmp_path, data_dir):
     nb = fx.submission(module[1], model="import os\nos._exit(1)")
     row = grade(module, tmp_path, nb, data_dir=data_dir)
-    assert row.error is not None and "died" in row.error and "ex-model" in row.error
+    name = cell_names(module[1])["ex-model"]
+    assert row.error is not None and "died" in row.error and name in row.error, row.error
     assert row.score == 0 and len(row.checks) == 5
 
 
