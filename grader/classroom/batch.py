@@ -171,9 +171,9 @@ def plan_tasks(paths: Sequence[Path | Found], *, fast: bool, seed: int | None, r
     error row under an id made from its path. ``rubric`` and ``solution`` override the
     course's (tests grade a tiny fixture module).
     """
-    from grader.submission.validate import _release_stems, safe_id
+    from grader.submission.validate import course_release_stems, safe_id
 
-    stems = _release_stems()
+    stems = course_release_stems()
     if rubric is not None:
         stems[Path(rubric.notebook).stem] = rubric.module
     found = [f for f in paths if isinstance(f, Found)]

@@ -14,11 +14,11 @@ from grader.classroom.manual import (
     MAX_COMMENT,
     Mark,
     MarkStore,
-    _points,
-    _read_scores,
-    _trusted_rows,
     answer_digest,
     apply_marks,
+    points_text,
+    read_scores,
+    trusted_rows,
 )
 
 # ----------------------------------------------------------------------------------------
@@ -69,10 +69,10 @@ def _validate(path: Path, entries, rows: dict[str, GradeRow]) -> list[_Accepted]
             points = float(raw)
         except ValueError:
             problems.append(f"{where}: points {raw!r} is not a number; expected 0 to"
-                            f" {_points(check.max_points)}")
+                            f" {points_text(check.max_points)}")
             continue
         if not 0 <= points <= check.max_points:
-            problems.append(f"{where}: points {raw} outside 0 to {_points(check.max_points)}")
+            problems.append(f"{where}: points {raw} outside 0 to {points_text(check.max_points)}")
             continue
         if question not in row.answers and check.graded and points == check.points:
             continue  # exported as is (e.g. 0 for a file that was no notebook): nothing to import
@@ -103,8 +103,8 @@ def import_scores(out: Path, scores: Path) -> ImportSummary:
     from grader.classroom.resume import ResultStore
 
     out, scores = Path(out), Path(scores)
-    rows = _trusted_rows(out)
-    accepted = _validate(scores, _read_scores(scores), rows)
+    rows = trusted_rows(out)
+    accepted = _validate(scores, read_scores(scores), rows)
     store = MarkStore(out)
     marks = store.load(strict=True)
     touched: dict[str, GradeRow] = {}

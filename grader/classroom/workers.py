@@ -27,7 +27,7 @@ before the batch gives up on a worker (a grader hang, never a student's loop).""
 
 def error_row(task: Task, message: str, duration: float = 0.0, rubric=None) -> GradeRow:
     """A row for a submission the batch could not get a result for (never a student's fault)."""
-    from grader.checks.kinds import CheckResult
+    from grader.checks.results import CheckResult
 
     row = GradeRow(student=task.student, module=task.module, score=0.0, max_score=0.0,
                    error=message, submission=str(task.path), duration_s=round(duration, 3))

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from grader.base.processes import kill_tree, over_limits, thread_environment
-from grader.checks.kinds import CheckResult, Context
+from grader.checks.kinds import Context
+from grader.checks.results import CheckResult
 from grader.checks.rubric import Rubric
 
 
@@ -57,7 +58,7 @@ def reference_modules() -> list[str]:
     return sorted(found)
 
 
-def _score(rubric: Rubric, artifacts: str, inputs: dict, ctx: Context,
+def score_in_child(rubric: Rubric, artifacts: str, inputs: dict, ctx: Context,
            problems: dict[str, str], unfinished: dict[str, str], modules: list[str],
            threads: int | None) -> tuple:
     """The child's work: import reference modules, load the artifacts, run the checks."""
@@ -89,7 +90,7 @@ def main() -> None:
 
     sys.path[:] = json.loads(sys.stdin.buffer.readline())
     args = pickle.loads(sys.stdin.buffer.read())
-    result = _score(*args)
+    result = score_in_child(*args)
     with os.fdopen(int(sys.argv[1]), "wb") as out:
         pickle.dump(result, out)
 
@@ -97,7 +98,7 @@ def main() -> None:
 def score_arguments(rubric: Rubric, artifacts: Path, inputs: dict[str, Any], ctx: Context, *,
                     problems: dict[str, str], unfinished: dict[str, str],
                     threads: int | None) -> tuple:
-    """The arguments of :func:`_score`, as a scoring process receives them."""
+    """The arguments of :func:`score_in_child`, as a scoring process receives them."""
     return (rubric, str(artifacts), inputs, ctx, problems, unfinished, reference_modules(),
             threads)
 

@@ -188,7 +188,7 @@ def request(handle: ScorerHandle, payload: tuple, *, timeout_s: float, memory_mb
     Returns
     -------
     ("result", value)
-        The server's answer (what :func:`grader.submission.score_process._score` returns).
+        The server's answer (what :func:`grader.submission.score_process.score_in_child` returns).
     ("failure", message)
         The server broke a limit or died while scoring: it has been killed.
     ("unavailable", message)
@@ -299,7 +299,7 @@ def serve() -> None:
 
     from grader.submission.export import load_artifacts  # noqa: F401 - imported ahead of the first request
     from grader.submission.score import score_checks  # noqa: F401
-    from grader.submission.score_process import _score
+    from grader.submission.score_process import score_in_child
 
     for module in config["modules"]:
         importlib.import_module(module)
@@ -316,7 +316,7 @@ def serve() -> None:
         except (EOFError, OSError):
             conn.close()
             continue
-        result = _score(*args)
+        result = score_in_child(*args)
         uses += 1
         keras.backend.clear_session()
         gc.collect()
