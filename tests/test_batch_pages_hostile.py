@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -342,3 +343,29 @@ def test_containment_is_reported_with_its_direction(batch):
     assert pair["kind"] == "contained"
     report = (batch["out"] / "report.html").read_text()
     assert "partial" in report and "contained in" in report
+
+
+def test_manual_import_keeps_the_no_sandbox_warning_and_the_similar_pairs(batch, tmp_path):
+    """``manual export`` + ``manual import`` rewrite the outputs with the writer ``grade`` uses
+    (issue 21, 4): the no-sandbox warning and the similar pairs stay in report.html."""
+    out = tmp_path / "out"
+    shutil.copytree(batch["out"], out)
+    before = (out / "report.html").read_text()
+    assert 'id="sandbox-warning"' in before and "WITHOUT a sandbox" in before
+    grades = (out / "grades.json").read_text()
+    similarity = (out / "similarity.json").read_text()
+    env = {**os.environ, "DLCOURSE_KEY_FILE": str(batch["root"] / "key"),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    for args in (["export", str(out)], ["import", str(out), str(out / "manual" / "scores.csv")]):
+        (out / "report.html").unlink()
+        proc = subprocess.run([sys.executable, "-m", "grader", "manual", *args], cwd=REPO_ROOT,
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        if args[0] == "export":  # export writes manual/ only: restore the report it removed
+            assert not (out / "report.html").exists()
+            (out / "report.html").write_text(before)
+    report = (out / "report.html").read_text()
+    assert 'id="sandbox-warning"' in report and "WITHOUT a sandbox" in report
+    assert "partial" in report and "contained in" in report
+    assert (out / "grades.json").read_text() == grades
+    assert (out / "similarity.json").read_text() == similarity

@@ -29,13 +29,13 @@ from typing import Any
 
 from grader.checks.context import CheckFailed
 from grader.checks.kinds import (
-    CheckResult,
     Context,
-    _show,
     figure_basics,
     require_filled,
     run_check,
+    show_value,
 )
+from grader.checks.results import CheckResult
 from grader.checks.rubric import CheckSpec, Rubric, find_check
 
 SELF_CHECK_DATA = Path(__file__).resolve().parents[1] / "selfcheck.json"
@@ -137,7 +137,7 @@ def _check_without_reference(spec: CheckSpec, found: dict[str, Any]) -> CheckRes
             if subject is None or subject is Ellipsis:
                 raise CheckFailed(f"`{spec.subject}` is still a placeholder: compute it in the"
                                   " exercise")
-            done = f"`{spec.subject}` = {_show(subject)}"
+            done = f"`{spec.subject}` = {show_value(subject)}"
     except CheckFailed as exc:
         return CheckResult(spec.id, 0.0, spec.points, False, str(exc))
     return CheckResult(spec.id, spec.points, spec.points, True,

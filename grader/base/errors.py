@@ -17,6 +17,3 @@ class RubricError(GraderError):
 class NotebookFormatError(GraderError):
     """A solution notebook breaks the cell conventions (metadata, markers, ids)."""
 
-
-class ReleaseOutOfDateError(GraderError):
-    """``notebooks/`` differs from what ``python -m grader release`` would write."""

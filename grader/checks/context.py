@@ -82,7 +82,7 @@ class CheckFailed(Exception):
 # ----------------------------------------------------------------------------------------
 
 
-def _require_model(obj: Any, name: str):
+def require_model(obj: Any, name: str):
     if obj is None or obj is Ellipsis:
         raise CheckFailed(f"`{name}` is still a placeholder: build the model in the exercise cell")
     if not (hasattr(obj, "trainable_weights") and hasattr(obj, "layers")
@@ -100,11 +100,11 @@ def _layer_kind(layer) -> str:
     return type(layer).__name__
 
 
-def _dense_units(model) -> list[int]:
+def dense_units(model) -> list[int]:
     return [int(layer.units) for layer in model.layers if _layer_kind(layer) == "Dense"]
 
 
-def _output_activation(model) -> str:
+def model_output_activation(model) -> str:
     for layer in reversed(model.layers):
         kind = _layer_kind(layer)
         if kind == "Dropout":
@@ -121,14 +121,14 @@ _ACTIVATION_ALIASES = {"softmax_v2": "softmax"}
 """Other spellings of the same activation (``tf.nn.softmax`` is named ``softmax_v2``)."""
 
 
-def _input_shape(model) -> tuple:
+def model_input_shape(model) -> tuple:
     shape = model.input_shape
     if isinstance(shape, list):
         raise CheckFailed(f"expected a model with one input, found {len(shape)} inputs")
     return tuple(shape[1:])
 
 
-def _output_units(model) -> int | None:
+def model_output_units(model) -> int | None:
     shape = model.output_shape
     if isinstance(shape, list):
         raise CheckFailed(f"expected a model with one output, found {len(shape)} outputs")
@@ -143,7 +143,7 @@ def prepare_inputs(images: np.ndarray, model, how: str = "auto") -> np.ndarray:
     """
     from helpers.data import flatten, scale, to_grayscale
 
-    want = _input_shape(model)
+    want = model_input_shape(model)
     per_image = int(np.prod(images.shape[1:]))
     if how == "auto":
         if len(want) == 1 and images.ndim == 4 and want[0] == per_image // images.shape[-1]:
@@ -192,7 +192,7 @@ def model_accuracy(model, ctx: Context, *, inputs: str = "auto",
     if split not in ("public", "private"):
         raise ValueError(f"expected split 'public' or 'private', got {split!r}")
     x_raw, y = ctx.raw_test_split(dataset) if split == "public" else ctx.private_split(dataset)
-    classes = _output_units(model)
+    classes = model_output_units(model)
     if classes != 10:
         raise CheckFailed(f"expected 10 output units (one per class), found {classes}")
     x = prepare_inputs(x_raw, model, inputs)

@@ -10,7 +10,7 @@ decides a grade.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,40 +19,18 @@ from grader.checks import answers
 from grader.checks.context import (  # noqa: F401 (CheckFailed, Context, model_accuracy, prepare_inputs: re-exported)
     CheckFailed,
     Context,
-    _dense_units,
-    _input_shape,
-    _output_activation,
-    _output_units,
-    _require_model,
+    dense_units,
     model_accuracy,
+    model_input_shape,
+    model_output_activation,
+    model_output_units,
     prepare_inputs,
+    require_model,
     trainable_parameters,
 )
 from grader.checks.figures import FigureData
+from grader.checks.results import CheckResult  # noqa: F401 - re-exported (it lives with the other result types)
 from grader.checks.rubric import CheckSpec
-
-
-@dataclass
-class CheckResult:
-    """One scored check, in the shape ``grades.json`` stores."""
-
-    id: str
-    points: float
-    max_points: float
-    passed: bool
-    message: str
-    flag: str | None = None
-    """Why the grader distrusts this result (``"saw_test_set"``); ``None`` when it does not."""
-    details: dict | None = None
-    """Measurements behind the result (accuracy checks: private and public accuracy)."""
-
-    def to_dict(self) -> dict:
-        """The ``grades.json`` shape; ``flag`` and ``details`` only when set."""
-        data = asdict(self)
-        for extra in ("flag", "details"):
-            if data[extra] is None:
-                del data[extra]
-        return data
 
 
 @dataclass
@@ -73,19 +51,19 @@ class FunctionOutput:
 
 
 def _check_param_count(spec: CheckSpec, objects: dict, ctx: Context) -> str:
-    model = _require_model(objects[spec.subject], spec.subject)
-    if spec.input_shape is not None and _input_shape(model) != spec.input_shape:
-        raise CheckFailed(f"expected input shape {spec.input_shape}, found {_input_shape(model)}")
-    if spec.units is not None and tuple(_dense_units(model)) != spec.units:
+    model = require_model(objects[spec.subject], spec.subject)
+    if spec.input_shape is not None and model_input_shape(model) != spec.input_shape:
+        raise CheckFailed(f"expected input shape {spec.input_shape}, found {model_input_shape(model)}")
+    if spec.units is not None and tuple(dense_units(model)) != spec.units:
         raise CheckFailed(
-            f"expected Dense layers with {list(spec.units)} units, found {_dense_units(model)}"
+            f"expected Dense layers with {list(spec.units)} units, found {dense_units(model)}"
         )
-    if spec.output_units is not None and _output_units(model) != spec.output_units:
+    if spec.output_units is not None and model_output_units(model) != spec.output_units:
         raise CheckFailed(
-            f"expected {spec.output_units} output units, found {_output_units(model)}"
+            f"expected {spec.output_units} output units, found {model_output_units(model)}"
         )
     if spec.output_activation is not None:
-        act = _output_activation(model)
+        act = model_output_activation(model)
         if act != spec.output_activation:
             raise CheckFailed(f"expected a {spec.output_activation} output, found {act}")
     count = trainable_parameters(model)
@@ -103,8 +81,8 @@ def _check_accuracy(spec: CheckSpec, objects: dict, ctx: Context) -> str | tuple
     if ctx.holdout is not None:
         from grader.checks.leakage import score_with_holdout
 
-        return score_with_holdout(spec, _require_model(objects[spec.subject], spec.subject), ctx)
-    model = _require_model(objects[spec.subject], spec.subject)
+        return score_with_holdout(spec, require_model(objects[spec.subject], spec.subject), ctx)
+    model = require_model(objects[spec.subject], spec.subject)
     acc = model_accuracy(model, ctx, inputs=spec.inputs, dataset=spec.dataset)
     need = spec.threshold[ctx.mode]
     if acc < need:
@@ -137,7 +115,7 @@ def _same(found: Any, expected: Any, tolerance: float) -> bool:
     return found == expected
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     if isinstance(value, (float, np.floating)):
         return f"{float(value):.4g}"
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -177,7 +155,7 @@ def _show_found(value: Any) -> str:
     """A student's wrong value, in full: rounding could print a number equal to the answer."""
     if isinstance(value, (float, np.floating)):
         return repr(float(value))
-    return _show(value)
+    return show_value(value)
 
 
 def _entries(name: str, positions: list[int]) -> str:
@@ -255,7 +233,7 @@ def _check_value(spec: CheckSpec, objects: dict, ctx: Context) -> str:
         problem = _value_problem(spec, found, expected)
     if problem:
         raise CheckFailed(_with_hint(problem, spec))
-    return f"`{spec.subject}` = {_show(found)}"
+    return f"`{spec.subject}` = {show_value(found)}"
 
 
 def _check_function(spec: CheckSpec, objects: dict, ctx: Context) -> str:

@@ -1,4 +1,6 @@
-"""The result of grading one submission: one row of ``grades.json``.
+"""The result types: one scored check (:class:`CheckResult`, :class:`ManualResult`) and the
+result of grading one submission, one row of ``grades.json`` (:class:`GradeRow`). A types
+module: it imports no check logic, so the pages read results without pulling in the checks.
 
 The architecture fixes the keys ``student, module, score, max_score, error, checks``; the
 extra keys (``name``, ``submission``, ``notes``, ``duration_s``, ``timings``, ``flags``) help instructors and
@@ -9,9 +11,30 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from grader.checks.kinds import CheckResult
-
 AWAITING = "awaiting manual grading"
+
+
+@dataclass
+class CheckResult:
+    """One scored check, in the shape ``grades.json`` stores."""
+
+    id: str
+    points: float
+    max_points: float
+    passed: bool
+    message: str
+    flag: str | None = None
+    """Why the grader distrusts this result (``"saw_test_set"``); ``None`` when it does not."""
+    details: dict | None = None
+    """Measurements behind the result (accuracy checks: private and public accuracy)."""
+
+    def to_dict(self) -> dict:
+        """The ``grades.json`` shape; ``flag`` and ``details`` only when set."""
+        data = asdict(self)
+        for extra in ("flag", "details"):
+            if data[extra] is None:
+                del data[extra]
+        return data
 
 
 @dataclass

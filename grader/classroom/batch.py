@@ -171,9 +171,9 @@ def plan_tasks(paths: Sequence[Path | Found], *, fast: bool, seed: int | None, r
     error row under an id made from its path. ``rubric`` and ``solution`` override the
     course's (tests grade a tiny fixture module).
     """
-    from grader.submission.validate import _release_stems, safe_id
+    from grader.submission.validate import course_release_stems, safe_id
 
-    stems = _release_stems()
+    stems = course_release_stems()
     if rubric is not None:
         stems[Path(rubric.notebook).stem] = rubric.module
     found = [f for f in paths if isinstance(f, Found)]
@@ -360,8 +360,8 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
             kernel_copy.remove()
     summary.rows = list(current.values())
     sources = {display_path(t.path): t.data for t in tasks}
-    write_outputs(summary.rows, out, threshold=similarity_threshold, sources=sources,
-                  warning=setting.warning, cache_key=store.key)
+    record_batch(out, warning=setting.warning, threshold=similarity_threshold)
+    write_outputs(summary.rows, out, sources=sources, cache_key=store.key)
     summary.wall_s = time.perf_counter() - started
     return summary
 
@@ -453,41 +453,84 @@ def _progress(total: int, skipped: int, *, enabled: bool):
                 dynamic_ncols=True, smoothing=0.1)
 
 
-def write_outputs(rows: Sequence[GradeRow], out: Path, *, threshold: float | None = None,
-                  sources: dict[str, bytes] | None = None, warning: str | None = None,
-                  cache_key: bytes | None = None) -> list[str]:
-    """Gradebook, feedback pages, similarity flags and the class report from ``rows``.
+def write_outputs(rows: Sequence[GradeRow], out: Path, *, sources: dict[str, bytes] | None = None,
+                  cache_key: bytes | None = None, similar: Sequence | None = None,
+                  announce: bool = False) -> list[str]:
+    """Gradebook, feedback pages, similarity flags and the class report from ``rows``: the one
+    writer of the class outputs (``grade``, its resume and ``manual import`` all call it).
 
-    ``sources`` maps a row's ``submission`` to the bytes read when the batch was planned (the
-    similarity step never reopens a submission); ``warning`` goes at the top of the report;
-    ``cache_key`` signs the similarity cache (without it nothing is cached). A failure of the
+    Everything else it needs is read from ``out``: the no-sandbox warning and the similarity
+    threshold of the last ``grade`` (:func:`load_batch_record`) and the rubric warnings of
+    :mod:`grader.classroom.rubric_record` (printed when ``announce``), all at the top of the
+    report. ``sources`` maps a row's ``submission`` to the bytes read when the batch was planned
+    (the similarity step never reopens a submission); ``cache_key`` signs the similarity cache
+    (without it nothing is cached). ``similar`` = pairs already found (``manual import`` keeps
+    the last grade's ``similarity.json``; it is not recomputed or rewritten). A failure of the
     feedback pages, the similarity pass or the report is a note (on the console and in the
     report), never a crash: the gradebook is written first. Returns the notes.
     """
-    from grader.classroom.similarity import DEFAULT_THRESHOLD
+    from grader.classroom.rubric_record import graded_rubrics
 
     out = Path(out)
     notes: list[str] = []
+    sandbox_warning, threshold = load_batch_record(out, rows)
+    _, rubric_warnings = graded_rubrics(out, warn=announce)
+    warning = "; ".join(w for w in (sandbox_warning, *rubric_warnings) if w) or None
     write_gradebook(rows, out)
     links: dict[str, str] = {}
     try:
         links = write_feedback(rows, out)
     except Exception as exc:  # noqa: BLE001 - feedback pages must not cost the report
         notes.append(_failure_note("the feedback pages", exc))
-    threshold = threshold or DEFAULT_THRESHOLD
-    pairs: list = []
-    try:
-        pairs = class_similarity(rows, threshold=threshold, sources=sources or {},
-                                 cache=(out / SIMILARITY_CACHE, cache_key) if cache_key else None,
-                                 notes=notes)
-    except Exception as exc:  # noqa: BLE001 - a prompt to look, never a reason to stop
-        notes.append(_failure_note("the similarity check", exc))
-    atomic_write_text(out / "similarity.json",
-                      json.dumps([p.to_dict() for p in pairs], indent=1) + "\n")
+    pairs: list = list(similar) if similar is not None else []
+    if similar is None:
+        try:
+            pairs = class_similarity(rows, threshold=threshold, sources=sources or {},
+                                     cache=(out / SIMILARITY_CACHE, cache_key) if cache_key else None,
+                                     notes=notes)
+        except Exception as exc:  # noqa: BLE001 - a prompt to look, never a reason to stop
+            notes.append(_failure_note("the similarity check", exc))
+        atomic_write_text(out / "similarity.json",
+                          json.dumps([p.to_dict() for p in pairs], indent=1) + "\n")
     _write_report_or_note(rows, out, links, pairs, threshold, warning, notes)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     return notes
+
+
+BATCH_RECORD = "batch.json"
+"""``DIR/batch.json``: the no-sandbox warning and similarity threshold of the last ``grade``,
+so outputs rewritten later (``manual import``) say what ``grade`` said. Plain JSON: it holds
+no points, and whoever can edit it can edit ``report.html`` too."""
+
+
+def record_batch(out: Path, *, warning: str | None, threshold: float | None) -> None:
+    """Write :data:`BATCH_RECORD` for this run (``threshold`` None: the default)."""
+    from grader.classroom.similarity import DEFAULT_THRESHOLD
+
+    record = {"schema": 1, "sandbox_warning": warning,
+              "similarity_threshold": threshold or DEFAULT_THRESHOLD}
+    atomic_write_text(Path(out) / BATCH_RECORD, json.dumps(record, indent=1) + "\n")
+
+
+def load_batch_record(out: Path, rows: Sequence[GradeRow] = ()) -> tuple[str | None, float]:
+    """(no-sandbox warning, similarity threshold) of the last ``grade`` into ``out``.
+
+    A folder graded before the record existed (or whose record is unreadable) gets the
+    default threshold and the warning ``grade`` put first in its rows' notes, if any.
+    """
+    from grader.classroom.similarity import DEFAULT_THRESHOLD
+    from grader.submission.sandbox import UNSANDBOXED_WARNING
+
+    try:
+        record = json.loads((Path(out) / BATCH_RECORD).read_text(encoding="utf-8"))
+        warning, threshold = record["sandbox_warning"], float(record["similarity_threshold"])
+        if warning is None or isinstance(warning, str):
+            return warning, threshold
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    noted = (n for r in rows for n in r.notes[:1] if n.startswith(UNSANDBOXED_WARNING))
+    return next(noted, None), DEFAULT_THRESHOLD
 
 
 SIMILARITY_CACHE = "similarity-cache.json"

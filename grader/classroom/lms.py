@@ -163,10 +163,10 @@ def export_canvas(roster: Path, out: Path, *, match: str = DEFAULT_MATCH,
                   dest: Path | None = None) -> CanvasExport:
     """Write ``DIR/canvas.csv`` (or ``dest``) from the roster and the graded results."""
     from grader.checks.results import ManualResult
-    from grader.classroom.manual import _trusted_rows
+    from grader.classroom.manual import trusted_rows
 
     out = Path(out)
-    rows = list(_trusted_rows(out).values())
+    rows = list(trusted_rows(out).values())
     columns, students = read_roster(Path(roster), match)
     modules = sorted({r.module for r in rows if r.module})
     scores, clashes = _scores_by_key(rows)

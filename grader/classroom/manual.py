@@ -153,7 +153,7 @@ class MarkStore:
         atomic_write_text(self.path, json.dumps(record, indent=1, ensure_ascii=False) + "\n")
 
 
-def _points(value: float) -> str:
+def points_text(value: float) -> str:
     return f"{value:g}"
 
 
@@ -173,7 +173,7 @@ def apply_marks(row: GradeRow, marks: dict[tuple[str, str, str], Mark]) -> Grade
             continue
         check.points, check.graded, check.comment = float(mark.points), True, mark.comment
         check.passed = check.points >= check.max_points
-        check.message = f"graded by hand: {_points(check.points)} / {_points(check.max_points)}"
+        check.message = f"graded by hand: {points_text(check.points)} / {points_text(check.max_points)}"
         if mark.comment:
             check.message += f". Comment: {mark.comment}"
     row.score = float(sum(c.points for c in row.checks))
@@ -224,7 +224,7 @@ def attach_questions(row: GradeRow, data: bytes, rubric: Rubric | None, out: Pat
 # ----------------------------------------------------------------------------------------
 
 
-def _trusted_rows(out: Path) -> dict[str, GradeRow]:
+def trusted_rows(out: Path) -> dict[str, GradeRow]:
     from grader.classroom.resume import ResultStore
 
     out = Path(out)
@@ -290,7 +290,7 @@ def _question_page(question: str, module: str, entries: list[tuple[GradeRow, Man
     order = sorted(entries, key=lambda pair: pair[0].student)
     rng.shuffle(order)
     max_points = entries[0][1].max_points if entries else 0.0
-    parts = [f"<h1>Question {e(question)} (module {e(module)}, {_points(max_points)} points)</h1>",
+    parts = [f"<h1>Question {e(question)} (module {e(module)}, {points_text(max_points)} points)</h1>",
              f"<p>{e(description)}</p>" if description else "",
              f'<div class="guide"><strong>Marking guide:</strong> {e(guide)}</div>' if guide else "",
              '<p class="muted">Answers in a shuffled order. Enter points and comments in'
@@ -301,7 +301,7 @@ def _question_page(question: str, module: str, entries: list[tuple[GradeRow, Man
     for number, (row, check) in enumerate(order, 1):
         answer = row.answers.get(question, "")
         shown = render_markdown(answer) if answer else '<p class="muted">(no answer)</p>'
-        state = (f"graded: {_points(check.points)} / {_points(check.max_points)}"
+        state = (f"graded: {points_text(check.points)} / {points_text(check.max_points)}"
                  + (f" &mdash; {e(check.comment)}" if check.comment else "")
                  if check.graded else "not graded yet")
         parts.append(f'<article id="answer-{number}"><h2>Answer {number}'
@@ -311,7 +311,7 @@ def _question_page(question: str, module: str, entries: list[tuple[GradeRow, Man
     return _page(f"Question {question}", "\n".join(parts))
 
 
-def _read_scores(path: Path) -> list[tuple[int, dict[str, str]]]:
+def read_scores(path: Path) -> list[tuple[int, dict[str, str]]]:
     """(line number, row) of a scores CSV; a :class:`GraderError` for a malformed file."""
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
@@ -353,13 +353,13 @@ def export_manual(out: Path) -> Path:
     from grader.classroom.rubric_record import graded_rubrics
 
     out = Path(out)
-    rows = _trusted_rows(out)
+    rows = trusted_rows(out)
     graded_rubrics(out)  # warns on the console when the rubric on disk changed since grading
     folder = out / MANUAL_DIR
     scores = folder / SCORES_NAME
     kept: dict[tuple[str, str, str], tuple[str, str]] = {}
     if scores.exists():
-        for _, entry in _read_scores(scores):
+        for _, entry in read_scores(scores):
             if entry["points"].strip():
                 kept[entry["student"], entry["module"], entry["question"]] = (
                     entry["points"].strip(), entry["comment"])
@@ -380,8 +380,8 @@ def export_manual(out: Path) -> Path:
         for row, check in entries:
             points, comment = kept.get((row.student, module, question), ("", ""))
             if not points and check.graded:
-                points, comment = _points(check.points), check.comment
-            writer.writerow(safe_row([row.student, module, question, _points(check.max_points),
+                points, comment = points_text(check.points), check.comment
+            writer.writerow(safe_row([row.student, module, question, points_text(check.max_points),
                                       points, comment]))
         name = f"{question}.html"
         atomic_write_text(folder / name, _question_page(question, module, entries, about))

@@ -5,7 +5,6 @@ imports, does not import the batch back)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +14,11 @@ from grader.classroom.manual import (
     MAX_COMMENT,
     Mark,
     MarkStore,
-    _points,
-    _read_scores,
-    _trusted_rows,
     answer_digest,
     apply_marks,
+    points_text,
+    read_scores,
+    trusted_rows,
 )
 
 # ----------------------------------------------------------------------------------------
@@ -70,10 +69,10 @@ def _validate(path: Path, entries, rows: dict[str, GradeRow]) -> list[_Accepted]
             points = float(raw)
         except ValueError:
             problems.append(f"{where}: points {raw!r} is not a number; expected 0 to"
-                            f" {_points(check.max_points)}")
+                            f" {points_text(check.max_points)}")
             continue
         if not 0 <= points <= check.max_points:
-            problems.append(f"{where}: points {raw} outside 0 to {_points(check.max_points)}")
+            problems.append(f"{where}: points {raw} outside 0 to {points_text(check.max_points)}")
             continue
         if question not in row.answers and check.graded and points == check.points:
             continue  # exported as is (e.g. 0 for a file that was no notebook): nothing to import
@@ -100,11 +99,12 @@ def import_scores(out: Path, scores: Path) -> ImportSummary:
         When any row is wrong (unknown student or question, points outside 0..max, not a
         number, a malformed file): every problem is named with its line; nothing is written.
     """
+    from grader.classroom.batch import write_outputs
     from grader.classroom.resume import ResultStore
 
     out, scores = Path(out), Path(scores)
-    rows = _trusted_rows(out)
-    accepted = _validate(scores, _read_scores(scores), rows)
+    rows = trusted_rows(out)
+    accepted = _validate(scores, read_scores(scores), rows)
     store = MarkStore(out)
     marks = store.load(strict=True)
     touched: dict[str, GradeRow] = {}
@@ -118,34 +118,18 @@ def import_scores(out: Path, scores: Path) -> ImportSummary:
     for key, row in touched.items():
         apply_marks(row, marks)
         results.update_row(key, row)
-    rewrite_outputs(list(rows.values()), out)
+    write_outputs(list(rows.values()), out, similar=_kept_pairs(out), announce=True)
     ungraded = sum(1 for r in rows.values() for c in r.checks
                    if isinstance(c, ManualResult) and not c.graded)
     return ImportSummary(imported=len(accepted), ungraded=ungraded)
 
 
-def rewrite_outputs(rows: Sequence[GradeRow], out: Path) -> None:
-    """Gradebook, feedback pages and report from ``rows``; the similarity flags of the last
-    ``grade`` run are kept (``similarity.json`` is read, not recomputed)."""
-    from types import SimpleNamespace
+def _kept_pairs(out: Path) -> list:
+    """The similar pairs of the last ``grade`` (``similarity.json``); none when unreadable."""
+    from grader.classroom.similarity import SimilarPair
 
-    from grader.classroom.batch import write_feedback
-    from grader.classroom.rubric_record import graded_rubrics
-    from grader.pages.gradebook import write_gradebook
-    from grader.pages.report import write_report
-
-    _, warnings = graded_rubrics(out)
-    write_gradebook(rows, out)
-    links = write_feedback(rows, out)
-    pairs = []
     try:
-        for p in json.loads((Path(out) / "similarity.json").read_text(encoding="utf-8")):
-            pairs.append(SimpleNamespace(module=p.get("module"), student_a=p["student_a"],
-                                         student_b=p["student_b"],
-                                         similarity=float(p["similarity"]),
-                                         a_in_b=p.get("a_in_b"), b_in_a=p.get("b_in_a"),
-                                         kind=p.get("kind")))
-    except (OSError, ValueError, KeyError, TypeError):
-        pairs = []
-    write_report(rows, out, feedback_links=links, similar=pairs,
-                 warning="; ".join(warnings) or None)
+        return [SimilarPair.from_dict(p) for p in
+                json.loads((Path(out) / "similarity.json").read_text(encoding="utf-8"))]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []

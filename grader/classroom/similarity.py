@@ -84,6 +84,17 @@ class SimilarPair:
                 "shared": self.shared,
                 "fingerprints_a": self.fingerprints_a, "fingerprints_b": self.fingerprints_b}
 
+    @classmethod
+    def from_dict(cls, entry: dict) -> SimilarPair:
+        """The pair :meth:`to_dict` wrote (counts missing in older files read as 0)."""
+        return cls(module=entry.get("module"), student_a=entry["student_a"],
+                   student_b=entry["student_b"], similarity=float(entry["similarity"]),
+                   shared=int(entry.get("shared") or 0),
+                   fingerprints_a=int(entry.get("fingerprints_a") or 0),
+                   fingerprints_b=int(entry.get("fingerprints_b") or 0),
+                   a_in_b=float(entry.get("a_in_b") or 0.0), b_in_a=float(entry.get("b_in_a") or 0.0),
+                   kind=entry.get("kind") or "copy")
+
     def describe(self) -> str:
         """One line saying which code is inside which."""
         if self.kind == "copy":

@@ -10,7 +10,6 @@ each result through a callback the moment it arrives.
 from __future__ import annotations
 
 import os
-import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -28,7 +27,7 @@ before the batch gives up on a worker (a grader hang, never a student's loop).""
 
 def error_row(task: Task, message: str, duration: float = 0.0, rubric=None) -> GradeRow:
     """A row for a submission the batch could not get a result for (never a student's fault)."""
-    from grader.checks.kinds import CheckResult
+    from grader.checks.results import CheckResult
 
     row = GradeRow(student=task.student, module=task.module, score=0.0, max_score=0.0,
                    error=message, submission=str(task.path), duration_s=round(duration, 3))
@@ -76,14 +75,10 @@ def grade_warm(path: str, imports: Sequence[str] = (), **kwargs) -> GradeRow:
 
 def _child(conn, path: str, kwargs: dict, parent: int, imports: Sequence[str] = ()) -> None:
     """Worker process body: grade one submission and send the row back."""
-    def orphan_guard() -> None:  # the batch was killed: stop this grading and its kernel
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
-                _kill_children()
-                os._exit(3)
+    from grader.base.processes import exit_when_orphaned
 
-    threading.Thread(target=orphan_guard, daemon=True).start()
+    # the batch was killed: stop this grading and its kernel
+    exit_when_orphaned(parent, code=3, kill_children=True)
     try:
         row = grade_with_imports(path, imports, **kwargs)
         conn.send(("ok", row.to_dict()))
@@ -91,21 +86,6 @@ def _child(conn, path: str, kwargs: dict, parent: int, imports: Sequence[str] = 
         conn.send(("error", traceback.format_exc(limit=6)))
     finally:
         conn.close()
-
-
-def _kill_children(pid: int | None = None) -> None:
-    import psutil
-
-    try:
-        proc = psutil.Process(pid or os.getpid())
-        children = proc.children(recursive=True)
-    except psutil.Error:
-        return
-    for child in children:
-        try:
-            child.kill()
-        except psutil.Error:
-            continue
 
 
 def grade_isolated(task: Task, kwargs: dict, *, timeout_s: float,
@@ -116,6 +96,8 @@ def grade_isolated(task: Task, kwargs: dict, *, timeout_s: float,
     it, so a worker process would only add start-up time.
     """
     import multiprocessing as mp
+
+    from grader.base.processes import kill_tree
 
     kwargs = {**kwargs, "data": task.data}
     if task.read_error is not None:
@@ -132,7 +114,7 @@ def grade_isolated(task: Task, kwargs: dict, *, timeout_s: float,
     send.close()
     try:
         if not recv.poll(timeout_s):
-            _kill_children(proc.pid)
+            kill_tree(proc.pid, root=False)
             proc.kill()
             return error_row(task, f"grading did not finish within {timeout_s:.0f} s and was"
                               " stopped; the other submissions were not affected",

@@ -28,9 +28,9 @@ import nbformat
 from grader.authoring.cells import cell_name, cell_names
 from grader.base.errors import GraderError
 from grader.checks.holdout import HoldoutPlan, plan_holdout, with_kernel_data
-from grader.checks.kinds import CheckResult, Context
+from grader.checks.kinds import Context
 from grader.checks.leakage import flag_leaks
-from grader.checks.results import GradeRow
+from grader.checks.results import CheckResult, GradeRow
 from grader.checks.rubric import Rubric, load_rubric
 from grader.submission.execute import ExecutionResult, Limits, execute_notebook, mode_limits
 from grader.submission.export import collect_artifacts, export_source, write_function_inputs

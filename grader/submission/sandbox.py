@@ -46,6 +46,7 @@ from functools import cache
 from pathlib import Path
 
 from grader.base.errors import GraderError
+from grader.base.processes import thread_environment
 
 MODES = ("auto", "bwrap", "none")
 SANDBOX_UID = 65534
@@ -343,9 +344,7 @@ def kernel_environment(*, fast: bool, data_dir: str | None, threads: int | None,
     if threads is not None:
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise ValueError(f"expected threads >= 1, got {threads!r}")
-        env["OMP_NUM_THREADS"] = str(threads)
-        env["TF_NUM_INTRAOP_THREADS"] = str(threads)
-        env["TF_NUM_INTEROP_THREADS"] = str(min(threads, 2))
+        env.update(thread_environment(threads))
     return env
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from grader.authoring.cells import CODE_STUB, cell_names, checks_called, is_stub_line, role
-from grader.checks.kinds import CheckResult, Context, run_check
+from grader.checks.kinds import Context, run_check
+from grader.checks.results import CheckResult
 from grader.checks.rubric import Rubric
 from grader.submission.execute import ExecutionResult
 

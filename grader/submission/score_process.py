@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.base.processes import kill_tree, tree_rss_mb
-from grader.checks.kinds import CheckResult, Context
+from grader.base.processes import kill_tree, over_limits, thread_environment
+from grader.checks.kinds import Context
+from grader.checks.results import CheckResult
 from grader.checks.rubric import Rubric
 
 
@@ -57,15 +58,13 @@ def reference_modules() -> list[str]:
     return sorted(found)
 
 
-def _score(rubric: Rubric, artifacts: str, inputs: dict, ctx: Context,
+def score_in_child(rubric: Rubric, artifacts: str, inputs: dict, ctx: Context,
            problems: dict[str, str], unfinished: dict[str, str], modules: list[str],
            threads: int | None) -> tuple:
     """The child's work: import reference modules, load the artifacts, run the checks."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if threads:
-        for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
-            os.environ[name] = str(threads)
-        os.environ["TF_NUM_INTEROP_THREADS"] = str(min(threads, 2))
+        os.environ.update(thread_environment(threads))
     try:
         import importlib
 
@@ -91,7 +90,7 @@ def main() -> None:
 
     sys.path[:] = json.loads(sys.stdin.buffer.readline())
     args = pickle.loads(sys.stdin.buffer.read())
-    result = _score(*args)
+    result = score_in_child(*args)
     with os.fdopen(int(sys.argv[1]), "wb") as out:
         pickle.dump(result, out)
 
@@ -99,7 +98,7 @@ def main() -> None:
 def score_arguments(rubric: Rubric, artifacts: Path, inputs: dict[str, Any], ctx: Context, *,
                     problems: dict[str, str], unfinished: dict[str, str],
                     threads: int | None) -> tuple:
-    """The arguments of :func:`_score`, as a scoring process receives them."""
+    """The arguments of :func:`score_in_child`, as a scoring process receives them."""
     return (rubric, str(artifacts), inputs, ctx, problems, unfinished, reference_modules(),
             threads)
 
@@ -121,6 +120,20 @@ def finish(rubric: Rubric, result: tuple | None,
         return checks, [f"scoring stopped: {failure}", *extra]
     _, rows, notes = result
     return [CheckResult(**c) for c in rows], list(notes)
+
+
+def limit_failure(pid: int, *, memory_mb: int, timeout_s: float, deadline: float) -> str | None:
+    """What the scoring process ``pid`` broke (memory, then time), said to the student; None
+    when it is within both limits (one look of the watch loops here and in
+    :mod:`grader.submission.scoring_server`)."""
+    broken = over_limits(pid, memory_mb=memory_mb, deadline=deadline)
+    if broken is None:
+        return None
+    kind, rss = broken
+    if kind == "memory":
+        return (f"loading and scoring your exported objects used {rss:,.0f} MB, more"
+                f" than the grader's {memory_mb:,} MB limit")
+    return f"loading and scoring your exported objects took longer than {timeout_s:g} s"
 
 
 def _kill(proc) -> None:
@@ -167,13 +180,8 @@ def score_isolated(rubric: Rubric, artifacts: Path, inputs: dict[str, Any], ctx:
         pass  # the child died at once: reported below
     deadline = time.monotonic() + limits.timeout_s
     while proc.poll() is None:
-        rss = tree_rss_mb(proc.pid)
-        if rss > limits.memory_mb:
-            failure = (f"loading and scoring your exported objects used {rss:,.0f} MB, more"
-                       f" than the grader's {limits.memory_mb:,} MB limit")
-        elif time.monotonic() > deadline:
-            failure = (f"loading and scoring your exported objects took longer than"
-                       f" {limits.timeout_s:g} s")
+        failure = limit_failure(proc.pid, memory_mb=limits.memory_mb, timeout_s=limits.timeout_s,
+                                deadline=deadline)
         if failure:
             _kill(proc)
             break

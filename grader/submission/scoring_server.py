@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.base.processes import tree_rss_mb
+from grader.base.processes import exit_when_orphaned, thread_environment, tree_rss_mb
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ def request(handle: ScorerHandle, payload: tuple, *, timeout_s: float, memory_mb
     Returns
     -------
     ("result", value)
-        The server's answer (what :func:`grader.submission.score_process._score` returns).
+        The server's answer (what :func:`grader.submission.score_process.score_in_child` returns).
     ("failure", message)
         The server broke a limit or died while scoring: it has been killed.
     ("unavailable", message)
@@ -197,6 +197,7 @@ def request(handle: ScorerHandle, payload: tuple, *, timeout_s: float, memory_mb
     from multiprocessing.connection import AuthenticationError, Client
 
     from grader.base.processes import kill_tree
+    from grader.submission.score_process import limit_failure
 
     connect_until = time.monotonic() + connect_s
     conn = None
@@ -224,14 +225,9 @@ def request(handle: ScorerHandle, payload: tuple, *, timeout_s: float, memory_mb
                 except (EOFError, OSError):
                     failure = "the grader's scoring process died"
                 break
-            rss = tree_rss_mb(handle.pid)
-            if rss > memory_mb:
-                failure = (f"loading and scoring your exported objects used {rss:,.0f} MB,"
-                           f" more than the grader's {memory_mb:,} MB limit")
-            elif time.monotonic() > deadline:
-                failure = (f"loading and scoring your exported objects took longer than"
-                           f" {timeout_s:g} s")
-            elif not _alive(handle.pid):
+            failure = limit_failure(handle.pid, memory_mb=memory_mb, timeout_s=timeout_s,
+                                    deadline=deadline)
+            if failure is None and not _alive(handle.pid):
                 failure = "the grader's scoring process died"
             if failure:
                 break
@@ -297,23 +293,13 @@ def serve() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     threads = config.get("threads")
     if threads:
-        for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
-            os.environ[name] = str(threads)
-        os.environ["TF_NUM_INTEROP_THREADS"] = str(min(threads, 2))
-    parent = int(config["parent"])
-
-    def orphan_guard() -> None:  # the batch is gone: so is its scorer
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
-                os._exit(0)
-
-    threading.Thread(target=orphan_guard, daemon=True).start()
+        os.environ.update(thread_environment(threads))
+    exit_when_orphaned(int(config["parent"]), code=0)  # the batch is gone: so is its scorer
     import keras  # the point of a warm process: pay for these once
 
     from grader.submission.export import load_artifacts  # noqa: F401 - imported ahead of the first request
     from grader.submission.score import score_checks  # noqa: F401
-    from grader.submission.score_process import _score
+    from grader.submission.score_process import score_in_child
 
     for module in config["modules"]:
         importlib.import_module(module)
@@ -330,7 +316,7 @@ def serve() -> None:
         except (EOFError, OSError):
             conn.close()
             continue
-        result = _score(*args)
+        result = score_in_child(*args)
         uses += 1
         keras.backend.clear_session()
         gc.collect()

@@ -99,7 +99,7 @@ class Submission:
     notes: list[str] = field(default_factory=list)
 
 
-def _release_stems() -> dict[str, str]:
+def course_release_stems() -> dict[str, str]:
     """Stem of each module's release notebook -> module, for the rubrics that exist."""
     from grader.checks.rubric import load_rubric
 
@@ -274,7 +274,7 @@ def student_id(path: Path, release_stems: dict[str, str] | None = None) -> str:
     always a safe, valid UTF-8 file name.
     """
     path = Path(os.fsdecode(path)) if isinstance(path, bytes) else Path(path)
-    stems = _release_stems() if release_stems is None else release_stems
+    stems = course_release_stems() if release_stems is None else release_stems
     return safe_id(_raw_student(path, stems))
 
 
@@ -317,7 +317,7 @@ def submission_name(path: Path, rel: tuple[str, ...], mode: str = "auto",
     """
     if mode not in ID_MODES:
         raise ValueError(f"expected an id mode in {ID_MODES}, got {mode!r}")
-    stems = _release_stems() if release_stems is None else release_stems
+    stems = course_release_stems() if release_stems is None else release_stems
     shown = display_path(Path(*rel)) if rel else display_path(path.name)
     if mode in ("auto", "folder"):
         nbgrader = _nbgrader_student(path, rel)
@@ -344,7 +344,7 @@ def submission_name(path: Path, rel: tuple[str, ...], mode: str = "auto",
 
 def module_from_name(path: Path, release_stems: dict[str, str] | None = None) -> str | None:
     """The module a file name points to, or None."""
-    stems = _release_stems() if release_stems is None else release_stems
+    stems = course_release_stems() if release_stems is None else release_stems
     name = Path(path).stem
     for release, module in sorted(stems.items(), key=lambda kv: -len(kv[0])):
         if release in name:
@@ -513,7 +513,7 @@ def read_submission(path: Path, *, module: str | None = None, release_name: str 
         When ``data`` is given but is not bytes-like (a programming error, not a bad file).
     """
     path = Path(os.fsdecode(path)) if isinstance(path, bytes) else Path(path)
-    stems = _release_stems()
+    stems = course_release_stems()
     if release_name is not None and module is not None:
         stems[Path(release_name).stem] = module
     sub = Submission(path=path, student=student_id(path, stems), module=module)

@@ -27,10 +27,10 @@ def _colors_help(ctx, color_model, model) -> bool:
     Both accuracies are computed here, from the exported models: ``color_model`` on flattened
     RGB vectors (3,072 values), ``model`` on flattened grayscale vectors (1,024 values).
     """
-    from grader.checks.context import _require_model, model_accuracy
+    from grader.checks.context import model_accuracy, require_model
 
-    color = model_accuracy(_require_model(color_model, "color_model"), ctx, inputs="flat")
-    gray = model_accuracy(_require_model(model, "model"), ctx, inputs="gray_flat")
+    color = model_accuracy(require_model(color_model, "color_model"), ctx, inputs="flat")
+    gray = model_accuracy(require_model(model, "model"), ctx, inputs="gray_flat")
     return bool(color > gray)
 
 

@@ -47,10 +47,10 @@ MAX_ARCH_UNITS = 2048
 
 
 def _fashion_test(ctx, model):
-    from grader.checks.context import _require_model, predict_scores, prepare_inputs
+    from grader.checks.context import predict_scores, prepare_inputs, require_model
 
     x_raw, y = ctx.raw_test_split("fashion_mnist")
-    model = _require_model(model, "fashion_model")
+    model = require_model(model, "fashion_model")
     probs = predict_scores(model, prepare_inputs(x_raw, model, "flat"))
     if probs.shape != (len(y), 10) or not np.all(np.isfinite(probs)):
         raise CheckFailed("`fashion_model` should output 10 finite probabilities per image")

@@ -72,10 +72,10 @@ def sgd_setup(ctx, model) -> str:
     them), so there the check only confirms that the model exists; the trained model's
     accuracy (``03.sgd_accuracy``) is what the grader scores.
     """
-    from grader.checks.context import _require_model
+    from grader.checks.context import require_model
     from helpers.training import compile_summary
 
-    settings = compile_summary(_require_model(model, "model"))
+    settings = compile_summary(require_model(model, "model"))
     if settings is None:
         if ctx.verify:
             return ("compile settings are checked in your notebook; the grader scores the"

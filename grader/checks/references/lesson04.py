@@ -342,14 +342,14 @@ def activation_results(ctx, activation_results, best_dropout_rate) -> str:
 def best_model_choice(ctx, val_scores, best_model, intro_model, dropout_model,
                       tuned_model) -> str:
     """Exercise 4.12: validation accuracy of each candidate, and the best one chosen."""
-    from grader.checks.context import _require_model
+    from grader.checks.context import require_model
 
     found = keyed(val_scores, "val_scores", CANDIDATES)
     values = {c: fraction(found[c], f"val_scores[{c!r}]") for c in CANDIDATES}
-    models = {"intro": _require_model(intro_model, "intro_model"),
-              "dropout": _require_model(dropout_model, "dropout_model"),
-              "tuned": _require_model(tuned_model, "tuned_model")}
-    chosen = _require_model(best_model, "best_model")
+    models = {"intro": require_model(intro_model, "intro_model"),
+              "dropout": require_model(dropout_model, "dropout_model"),
+              "tuned": require_model(tuned_model, "tuned_model")}
+    chosen = require_model(best_model, "best_model")
     _, x_val, _, y_val = _split(ctx)
     top = max(values, key=values.get)
     sample = x_val[:256]
@@ -388,10 +388,10 @@ def compile_settings(ctx, intro_model) -> str:
     model exists; 04.intro_training checks the compile through the training history (its
     loss and accuracy are recomputed by the grader).
     """
-    from grader.checks.context import _require_model
+    from grader.checks.context import require_model
     from helpers.training import compile_summary
 
-    settings = compile_summary(_require_model(intro_model, "intro_model"))
+    settings = compile_summary(require_model(intro_model, "intro_model"))
     if settings is None:
         if ctx.verify:
             return ("compile settings are checked in your notebook; the grader checks their"
@@ -421,12 +421,12 @@ def intro_training(ctx, intro_history, intro_model) -> str:
     validation accuracy and loss must be what that model scores (which also confirms the
     compile of Exercise 4.3: categorical cross-entropy, accuracy).
     """
-    from grader.checks.context import _require_model
+    from grader.checks.context import require_model
 
     epochs = INTRO_EPOCHS[ctx.mode]
     found = experiments.history(intro_history, "intro_history", epochs=epochs,
                                 metrics=("loss", "accuracy", "val_loss", "val_accuracy"))
-    model = _require_model(intro_model, "intro_model")
+    model = require_model(intro_model, "intro_model")
     message = f"a validated history of {epochs} epochs"
     if not ctx.verify:
         return message
@@ -452,9 +452,9 @@ def intro_training(ctx, intro_history, intro_model) -> str:
 
 def _test_predictions(ctx, model) -> tuple[np.ndarray, np.ndarray]:
     """The grader's predicted classes of ``model`` on this mode's test split, and the labels."""
-    from grader.checks.context import _require_model, prepare_inputs
+    from grader.checks.context import prepare_inputs, require_model
 
-    model = _require_model(model, "intro_model")
+    model = require_model(model, "intro_model")
     images, labels = ctx.raw_test_split("cifar10")
     scores = predict_scores(model, prepare_inputs(images, model, "image"))
     return scores.argmax(axis=1), labels
@@ -562,10 +562,10 @@ def confusion_image(ctx, figure, intro_model) -> str:
 @reference("lesson04_save_load")
 def save_load(ctx, loaded_model, best_model) -> str:
     """Exercise 4.13: the model loaded from the file predicts exactly like ``best_model``."""
-    from grader.checks.context import _require_model, prepare_inputs
+    from grader.checks.context import prepare_inputs, require_model
 
-    loaded = _require_model(loaded_model, "loaded_model")
-    original = _require_model(best_model, "best_model")
+    loaded = require_model(loaded_model, "loaded_model")
+    original = require_model(best_model, "best_model")
     if loaded is original:
         raise CheckFailed("`loaded_model` is `best_model` itself: load it from the saved"
                           " file with keras.models.load_model")

@@ -45,6 +45,6 @@ class FunctionCase:
 @reference("model_accuracy")
 def _model_accuracy(ctx, model) -> float:
     """Accuracy of the exported ``model`` on this mode's test split."""
-    from grader.checks.context import _require_model, model_accuracy
+    from grader.checks.context import model_accuracy, require_model
 
-    return model_accuracy(_require_model(model, "model"), ctx)
+    return model_accuracy(require_model(model, "model"), ctx)
