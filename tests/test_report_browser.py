@@ -21,7 +21,7 @@ import pytest
 
 from grader.checks.kinds import CheckResult
 from grader.checks.results import GradeRow
-from grader.classroom.batch import write_outputs
+from grader.classroom.batch import record_batch, write_outputs
 from grader.submission.sandbox import UNSANDBOXED_WARNING
 
 CHROMIUM = os.environ.get("DLCOURSE_CHROMIUM", "/usr/bin/chromium")
@@ -91,7 +91,8 @@ def report(tmp_path_factory) -> Path:
     rows = _rows(out)
     sources = {r.submission: Path(r.submission).read_bytes() for r in rows
                if Path(r.submission).is_file()}  # what the batch read when planning
-    write_outputs(rows, out / "out", sources=sources, warning=UNSANDBOXED_WARNING)
+    record_batch(out / "out", warning=UNSANDBOXED_WARNING, threshold=None)  # as grade does
+    write_outputs(rows, out / "out", sources=sources)
     return out / "out" / "report.html"
 
 

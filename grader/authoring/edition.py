@@ -43,6 +43,7 @@ GRADER_MODULES = (
     "checks/context.py",
     "checks/figures.py",
     "checks/kinds.py",
+    "checks/results.py",
     "checks/rubric.py",
 )
 """The grader modules the self-check imports, copied as they are (paths under ``grader/``)."""

@@ -12,7 +12,7 @@ from grader.checks.experiments import (
     keyed,
     positive,
     rerun_checked,
-    rerun_timing,
+    rerun_timed,
     seed_for,
     train_and_validate,
     verdict,
@@ -143,8 +143,9 @@ def batch_timing(ctx, batch_seconds) -> str:
         return message
     reruns = []
     for size in choose_many(ctx, BATCH_SIZES, "batch_timing", BATCH_RERUNS[ctx.mode]):
-        measured = time_batch_size(ctx, size, seed_for(ctx, f"batch_timing|{size}"))
-        reruns.append(rerun_timing(f"batch size {size}", seconds[size], measured, TIMING_FACTOR))
+        seed = seed_for(ctx, f"batch_timing|{size}")
+        reruns.append(rerun_timed(f"batch size {size}", seconds[size], TIMING_FACTOR,
+                                  lambda size=size, seed=seed: time_batch_size(ctx, size, seed)))
     return verdict(message, reruns, f"The grader timed them on the same machine: store the"
                    f" EpochTimer's median_seconds of each run (within a factor of"
                    f" {TIMING_FACTOR:g})")
