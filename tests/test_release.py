@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nbformat
 import pytest
 
-from grader.authoring.cells import CODE_STUB, normalize, student_cell, validate
+from grader.authoring.cells import (
+    CODE_STUB,
+    cell_names,
+    exercise_labels,
+    normalize,
+    student_cell,
+    validate,
+)
 from grader.authoring.release import check_release, release, student_notebook, write_text
 from grader.base.errors import NotebookFormatError
 from grader.checks.rubric import parse_rubric
@@ -121,3 +130,16 @@ def test_inject_parameters_goes_after_the_parameters_cell(rubric):
     assert sum("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
     with pytest.raises(ValueError, match="literal value"):
         inject_parameters(nb, FAST=[1])
+
+
+@pytest.mark.parametrize("path", sorted(Path("solutions").glob("0*.ipynb")), ids=lambda p: p.name)
+def test_feedback_names_the_exercise_the_placeholder_names(path):
+    """A student reads one name per exercise: the placeholder's ("Exercise 4.13: replace this
+    line") and the feedback's (cell_names) agree, also below a text that mentions another
+    exercise (lesson 04's Step 10 speaks of Exercise 4.12 before Exercise 4.13)."""
+    nb = nbformat.read(path, as_version=4)
+    labels, names = exercise_labels(nb), cell_names(nb)
+    assert labels
+    for cid, label in labels.items():
+        assert names[cid] == f"Exercise {label}" or names[cid].startswith(f"Exercise {label}, "), \
+            (cid, label, names[cid])

@@ -72,7 +72,10 @@ def exercise_labels(nb) -> dict[str, str]:
     return labels
 
 
-_EXERCISE_HEADING = re.compile(r"\bExercise\s+(\d[\w.]*\w|\d)")
+_EXERCISE_HEADING = re.compile(r"\*\*Exercise\s+(\d[\w.]*\w|\d)")
+"""A bold exercise label, as :func:`exercise_labels` reads it (there with a dotted number only);
+the last one in a cell names the exercise, so a sentence that mentions another exercise
+("the split Exercise 4.12 uses") never renames the cells below it."""
 
 
 def _text(cell) -> str:
@@ -91,12 +94,13 @@ def _nbgrader_meta(cell) -> dict:
 def cell_names(nb) -> dict[str, str]:
     """Cell id and grade id -> the name a student reads: ``"Exercise 2.4"``.
 
-    An exercise cell takes the name of the nearest ``Exercise N.M`` written in a Markdown
-    cell above it; when one heading covers several exercise cells, the later ones are
-    ``"Exercise N.M, cell 2"``...; an exercise with no such heading is ``"exercise cell K"``
-    (K counts the notebook's exercise cells). Every other cell is ``"cell P (after
-    Exercise N.M)"`` or ``"cell P (before the first exercise)"`` (P is its position,
-    counting from 1), so no message a student reads names an internal id.
+    An exercise cell takes the name of the last bold ``**Exercise N.M**`` in the nearest
+    Markdown cell above it that has one (the label the placeholder names, too); when one
+    heading covers several exercise cells, the later ones are ``"Exercise N.M, cell 2"``...;
+    an exercise with no such heading is ``"exercise cell K"`` (K counts the notebook's
+    exercise cells). Every other cell is ``"cell P (after Exercise N.M)"`` or ``"cell P
+    (before the first exercise)"`` (P is its position, counting from 1), so no message a
+    student reads names an internal id.
     """
     cells = nb.get("cells", []) if isinstance(nb, dict) else []
     cells = cells if isinstance(cells, list) else []
@@ -119,7 +123,7 @@ def cell_names(nb) -> dict[str, str]:
             if cell.get("cell_type") == "markdown":
                 found = _EXERCISE_HEADING.findall(_text(cell))
                 if found:
-                    heading, used = f"Exercise {found[0]}", 0
+                    heading, used = f"Exercise {found[-1]}", 0
         for key in (cell.get("id"), meta.get("grade_id")):
             if isinstance(key, str) and key and key not in names:
                 names[key] = name
