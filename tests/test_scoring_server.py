@@ -152,3 +152,50 @@ def test_an_unreachable_server_falls_back_to_a_fresh_child(setup):
         result = score_warm(handle, setup["rubric"], setup["good"], {}, setup["ctx"],
                             limits=ScoreLimits(), **setup["kwargs"])
     assert _rows(result) == _rows(setup["cold"])
+
+
+def test_a_frozen_server_is_given_up_and_a_fresh_child_scores(setup):
+    """Alive but not answering (SIGSTOP after its first submission): the handshake has a
+    deadline, the frozen server is killed and the submission is scored cold, same points."""
+    import os
+    import signal
+    import time
+
+    with WarmScorer() as scorer:
+        handle = scorer.handle()
+        score_warm(handle, setup["rubric"], setup["good"], {}, setup["ctx"],
+                   limits=ScoreLimits(), **setup["kwargs"])
+        os.kill(handle.pid, signal.SIGSTOP)
+        start = time.monotonic()
+        from grader.submission.scoring_server import request
+
+        status, message = request(handle, ("not sent",), timeout_s=60, memory_mb=6000,
+                                  handshake_s=2.0)
+        assert status == "unavailable" and "did not answer within 2 s" in message
+        assert time.monotonic() - start < 30
+        assert not _alive(handle.pid)  # killed, not left stopped
+        fresh = scorer.handle()
+        assert fresh.pid != handle.pid
+        result = score_warm(fresh, setup["rubric"], setup["good"], {}, setup["ctx"],
+                            limits=ScoreLimits(), **setup["kwargs"])
+    assert _rows(result) == _rows(setup["cold"])
+
+
+def test_a_stranger_holding_the_server_does_not_hang_the_grader(setup):
+    """A client that connects and then says nothing keeps the server in its half of the
+    handshake; the grader's own request gives up on time and scores cold, same points."""
+    import socket
+
+    with WarmScorer() as scorer:
+        handle = scorer.handle()
+        score_warm(handle, setup["rubric"], setup["good"], {}, setup["ctx"],
+                   limits=ScoreLimits(), **setup["kwargs"])
+        silent = socket.socket(socket.AF_UNIX)
+        silent.connect(handle.address)  # accepted; never answers the challenge
+        try:
+            result = score_warm(handle, setup["rubric"], setup["good"], {}, setup["ctx"],
+                                limits=ScoreLimits(), **setup["kwargs"])
+        finally:
+            silent.close()
+        assert not _alive(handle.pid)
+    assert _rows(result) == _rows(setup["cold"])

@@ -182,7 +182,7 @@ def thread_scorer(threads: int | None = None, log: Path | None = None) -> Scorer
 
 
 def request(handle: ScorerHandle, payload: tuple, *, timeout_s: float, memory_mb: int,
-            poll_s: float = 0.2, connect_s: float = 120.0):
+            poll_s: float = 0.2, connect_s: float = 120.0, handshake_s: float = 10.0):
     """Send one scoring request to a warm server and wait for its answer within the limits.
 
     Returns
@@ -194,7 +194,7 @@ def request(handle: ScorerHandle, payload: tuple, *, timeout_s: float, memory_mb
     ("unavailable", message)
         No server could be reached (gone before the request was sent): score cold instead.
     """
-    from multiprocessing.connection import AuthenticationError, Client
+    from multiprocessing.connection import AuthenticationError
 
     from grader.base.processes import kill_tree
     from grader.submission.score_process import limit_failure
@@ -205,7 +205,11 @@ def request(handle: ScorerHandle, payload: tuple, *, timeout_s: float, memory_mb
         if not _alive(handle.pid):
             return "unavailable", "the warm scoring process is gone"
         try:
-            conn = Client(handle.address, family="AF_UNIX", authkey=handle.authkey)
+            conn = _handshake(handle, timeout_s=handshake_s)
+        except TimeoutError:  # alive but not answering (stopped, or held by a stranger)
+            kill_tree(handle.pid)
+            return "unavailable", (f"the warm scoring process did not answer within "
+                                   f"{handshake_s:g} s")
         except (FileNotFoundError, ConnectionRefusedError):
             if time.monotonic() > connect_until:
                 kill_tree(handle.pid)
@@ -243,6 +247,35 @@ def request(handle: ScorerHandle, payload: tuple, *, timeout_s: float, memory_mb
     if closing:  # it exits after this answer: let it go before the owner looks again
         _wait_gone(handle.pid, 10.0)
     return "result", result
+
+
+def _handshake(handle: ScorerHandle, *, timeout_s: float):
+    """Connect and authenticate within ``timeout_s``.
+
+    ``multiprocessing.connection.Client`` blocks without a limit in its HMAC handshake, so a
+    server that is alive but not answering would hold the batch worker for ever. The handshake
+    runs in a thread; past the limit this raises :class:`TimeoutError` (the caller kills the
+    server, which ends the thread's wait). Connection errors are raised as ``Client`` raises them.
+    """
+    import threading
+    from multiprocessing.connection import Client
+
+    box: dict = {}
+
+    def attempt() -> None:
+        try:
+            box["conn"] = Client(handle.address, family="AF_UNIX", authkey=handle.authkey)
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    thread = threading.Thread(target=attempt, name="warm-scorer-handshake", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise TimeoutError(f"no handshake within {timeout_s:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["conn"]
 
 
 def score_warm(handle: ScorerHandle, rubric, artifacts: Path, inputs: dict, ctx, *,
