@@ -99,7 +99,7 @@ def import_scores(out: Path, scores: Path) -> ImportSummary:
         When any row is wrong (unknown student or question, points outside 0..max, not a
         number, a malformed file): every problem is named with its line; nothing is written.
     """
-    from grader.classroom.batch import write_outputs
+    from grader.classroom.outputs import write_outputs
     from grader.classroom.resume import ResultStore
 
     out, scores = Path(out), Path(scores)
