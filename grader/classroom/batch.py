@@ -172,7 +172,8 @@ def plan_tasks(paths: Sequence[Path | Found], *, fast: bool, seed: int | None, r
     error row under an id made from its path. ``rubric`` and ``solution`` override the
     course's (tests grade a tiny fixture module).
     """
-    from grader.submission.validate import course_release_stems, safe_id
+    from grader.base.ids import safe_id
+    from grader.submission.validate import course_release_stems
 
     stems = course_release_stems()
     if rubric is not None:

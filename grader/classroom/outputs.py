@@ -126,10 +126,10 @@ def write_feedback(rows: Sequence[GradeRow], out: Path) -> dict[str, str]:
     A student graded in several modules gets one page holding every module, in order.
     Returns student -> link relative to ``out``.
     """
+    from grader.base.ids import safe_id
     from grader.pages.feedback import render_html, render_markdown
     from grader.pages.feedback import write_feedback as write_page
     from grader.pages.gradebook import sort_rows
-    from grader.submission.validate import safe_id
 
     folder = Path(out) / "feedback"
     folder.mkdir(parents=True, exist_ok=True)
