@@ -1,6 +1,6 @@
 """``python -m grader manual import``: validate the scores, store the marks, rewrite the
-outputs (moved from :mod:`grader.classroom.manual` so that module, which :mod:`grader.classroom.batch`
-imports, does not import the batch back)."""
+outputs with :func:`grader.classroom.outputs.write_outputs`, the writer ``grade`` uses (kept
+apart from :mod:`grader.classroom.manual`, which the batch imports for the written questions)."""
 
 from __future__ import annotations
 
