@@ -88,7 +88,9 @@ def _validate_arrays(name: str, arrays: dict[str, np.ndarray], source: str) -> N
             )
 
 
-def _read_npz(name: str, path: Path) -> dict[str, np.ndarray]:
+def read_npz(name: str, path: Path) -> dict[str, np.ndarray]:
+    """The arrays of dataset ``name`` from the ``.npz`` file ``path``, checked (keys, shapes,
+    dtypes); :class:`MalformedDatasetError` says what is wrong. Never cached."""
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [k for k in _KEYS if k not in data.files]
@@ -139,7 +141,7 @@ def _load_full(name: str, data_dir: str | None) -> dict[str, np.ndarray]:
     if data_dir:
         path = Path(data_dir).expanduser() / f"{name}.npz"
         if path.exists():
-            return _read_npz(name, path)
+            return read_npz(name, path)
     return _download(name, timeout=10.0)
 
 

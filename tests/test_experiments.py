@@ -17,6 +17,8 @@ from grader.checks.experiments import (
     MISMATCH,
     choose,
     choose_many,
+    confirm,
+    confirm_accuracy,
     fraction,
     history,
     keyed,
@@ -104,6 +106,49 @@ def test_verdict_names_no_configuration_to_the_student():
         verdict("5 rates", [agree, differ], "Report your own numbers")
     assert "0.1" not in str(failed.value) and MISMATCH in str(failed.value)
     assert failed.value.details["reruns"] == [agree, differ]
+
+
+def test_confirm_runs_nothing_in_the_self_check_and_the_chosen_ones_when_grading():
+    """The shared last steps (issue 21, 8): no re-run without ``verify``; with it, ``first``
+    then the privately chosen options, each with its own salt, and the verdict's outcome."""
+    ran: list[tuple] = []
+
+    def rerun(option, salt):
+        ran.append((option, salt))
+        return rerun_accuracy(f"rate {option}", 0.5, 0.5, 0.05)
+
+    options = [0.1, 0.01, 1e-3, 1e-4]
+    assert confirm(Context(mode="fast"), "4 rates", options=options, count=2, salt="s",
+                   rerun=rerun, advice="") == "4 rates"
+    assert ran == []
+    ctx = Context(mode="fast", verify=True, choice_key="k")
+    message, details = confirm(ctx, "4 rates", options=options, count=2, salt="s", rerun=rerun,
+                               advice="", first=[7])
+    chosen = choose_many(ctx, options, "s", 2)
+    assert ran == [(7, "s|7"), *((o, f"s|{o:g}") for o in chosen)]
+    assert len(details["reruns"]) == 3 and "re-ran 3 of your" in message
+    ran.clear()
+    confirm(ctx, "4 rates", options=options, count=1, salt="s", rerun=rerun, advice="",
+            first=[7], salt_by_position=True)
+    assert [salt for _, salt in ran] == ["s|0", "s|1"]
+
+
+def test_confirm_accuracy_gives_a_disagreement_a_second_seed_and_then_fails():
+    ctx = Context(mode="fast", verify=True, choice_key="k")
+    seeds: list[int] = []
+
+    def run(option, seed):
+        seeds.append(seed)
+        return 0.9  # the grader's runs all land far from the reported 0.5
+
+    with pytest.raises(CheckFailed) as failed:
+        confirm_accuracy(ctx, "2 rates", options=["a", "b"], count=1, salt="s",
+                         describe=lambda o: f"rate {o}", reported={"a": 0.5, "b": 0.5},
+                         tolerance={"a": 0.05, "b": 0.05}, run=run, advice="Report yours")
+    (record,) = failed.value.details["reruns"]
+    assert len(seeds) == 2 and seeds[0] != seeds[1]  # confirmed with another seed
+    assert not record["agrees"] and record["first_rerun"] == 0.9
+    assert "rate a" not in str(failed.value) and MISMATCH in str(failed.value)
 
 
 # ----------------------------------------------------------------------------------------

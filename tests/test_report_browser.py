@@ -21,7 +21,7 @@ import pytest
 
 from grader.checks.kinds import CheckResult
 from grader.checks.results import GradeRow
-from grader.classroom.batch import record_batch, write_outputs
+from grader.classroom.outputs import record_batch, write_outputs
 from grader.submission.sandbox import UNSANDBOXED_WARNING
 
 CHROMIUM = os.environ.get("DLCOURSE_CHROMIUM", "/usr/bin/chromium")

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from grader.base.ids import MAX_ID_BYTES, MAX_ID_CHARS, safe_id
 from grader.submission.validate import (
     DUPLICATE_MARK,
-    MAX_ID_BYTES,
-    MAX_ID_CHARS,
     display_path,
-    safe_id,
     student_id,
     unique_ids,
 )

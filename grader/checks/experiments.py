@@ -11,7 +11,8 @@ message the student can act on. The functions here are its building blocks:
 * **confirmation**: when the grader scores (``ctx.verify``), it re-runs one or more
   configurations itself, chosen among *all* the reported ones with the grader's private key
   (:func:`choose_many`), and compares each (:func:`rerun_accuracy`, :func:`rerun_timing`, :func:`rerun_timed`,
-  :func:`verdict`). Values of the right shape that no training produced lose the points.
+  :func:`verdict`); :func:`confirm` and :func:`confirm_accuracy` are these steps in one call,
+  the way every experiment check ends. Values of the right shape that no training produced lose the points.
   Which configurations were re-run, and their numbers, go to ``grades.json`` (the check's
   ``details``) only: the message a student reads names none of them, so a student who sees
   one grade cannot learn which values the grader trusts.
@@ -232,6 +233,53 @@ def verdict(message: str, reruns: Sequence[dict], advice: str) -> tuple[str, dic
     count = len({r["configuration"] for r in reruns})  # a row re-run and re-timed is one
     return (f"{message}; the grader re-ran {count} of your configurations and they match",
             details)
+
+
+def confirm(ctx: Context, message: str, *, options: Sequence[Any], count: int, salt: str,
+            rerun: Callable[[Any, str], dict | list[dict]], advice: str, first: Sequence[Any] = (),
+            salt_by_position: bool = False) -> str | tuple[str, dict]:
+    """The last steps every experiment check shares: verify, choose, re-run, confirm.
+
+    In the student's self-check (``ctx.verify`` false) the shape and consistency checks that
+    ran before are all there is: ``message`` is returned as is. When the grader scores,
+    ``first`` (always re-run) and ``count`` of ``options`` chosen with the private key
+    (:func:`choose_many` with ``salt``) are re-run in that order: ``rerun(option, run_salt)``
+    returns one record (:func:`rerun_checked`, :func:`rerun_timed`) or a list of them, where
+    ``run_salt`` is ``"salt|<option>"`` (numbers as ``{:g}``), or ``"salt|<position>"`` among
+    the re-run ones with ``salt_by_position``. The outcome is :func:`verdict`'s.
+    """
+    if not ctx.verify:
+        return message
+    chosen = [*first, *choose_many(ctx, options, salt, count)]
+    reruns: list[dict] = []
+    for index, option in enumerate(chosen):
+        tag = index if salt_by_position else _salt_label(option)
+        done = rerun(option, f"{salt}|{tag}")
+        reruns.extend(done if isinstance(done, list) else [done])
+    return verdict(message, reruns, advice)
+
+
+def confirm_accuracy(ctx: Context, message: str, *, options: Sequence[Any], count: int,
+                     salt: str, describe: Callable[[Any], str], reported: Mapping[Any, float],
+                     tolerance: float | Mapping[Any, float], run: Callable[[Any, int], float],
+                     advice: str) -> str | tuple[str, dict]:
+    """:func:`confirm` for the common case: each chosen option's ``reported[option]`` against
+    the grader's ``run(option, seed)`` within ``tolerance`` (one number, or one per option),
+    through :func:`rerun_checked` (a second seed when they disagree)."""
+    def one(option: Any, run_salt: str) -> dict:
+        allowed = tolerance[option] if isinstance(tolerance, Mapping) else tolerance
+        return rerun_checked(ctx, describe(option), reported[option], allowed,
+                             lambda seed: run(option, seed), run_salt)
+
+    return confirm(ctx, message, options=options, count=count, salt=salt, rerun=one,
+                   advice=advice)
+
+
+def _salt_label(option: Any) -> str:
+    """How an option is named in a re-run's salt (numbers as ``{:g}``: ``1e-05``, ``0.2``)."""
+    if isinstance(option, float):
+        return f"{option:g}"
+    return f"{option}"
 
 
 def seed_for(ctx: Context, salt: str) -> int:

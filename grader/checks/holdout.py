@@ -200,9 +200,9 @@ def require_datasets(source_dir: str, needed: dict[str, set[str]]) -> None:
 
 
 def _kernel_arrays(source_dir: str, name: str, mode: str, seed: int) -> dict[str, np.ndarray]:
-    from helpers.data import FAST_SUBSET_SEED, FAST_TEST_SIZE, _read_npz, stratified_indices
+    from helpers.data import FAST_SUBSET_SEED, FAST_TEST_SIZE, read_npz, stratified_indices
 
-    arrays = _read_npz(name, Path(source_dir) / f"{name}.npz")  # not cached: read, cut, drop
+    arrays = read_npz(name, Path(source_dir) / f"{name}.npz")  # not cached: read, cut, drop
     kernel, _ = split_indices(arrays["y_train"], name=name, mode=mode, seed=seed)
     out = {"x_train": arrays["x_train"][kernel], "y_train": arrays["y_train"][kernel]}
     if mode == "fast":

@@ -1,1 +1,2 @@
-"""Level 5, a whole class: batch grading, workers, resume, similarity, manual marks, LMS export."""
+"""Level 5, a whole class: batch grading, workers, resume, the class outputs, similarity,
+manual marks, LMS export."""

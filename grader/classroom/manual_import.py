@@ -1,6 +1,6 @@
 """``python -m grader manual import``: validate the scores, store the marks, rewrite the
-outputs (moved from :mod:`grader.classroom.manual` so that module, which :mod:`grader.classroom.batch`
-imports, does not import the batch back)."""
+outputs with :func:`grader.classroom.outputs.write_outputs`, the writer ``grade`` uses (kept
+apart from :mod:`grader.classroom.manual`, which the batch imports for the written questions)."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def import_scores(out: Path, scores: Path) -> ImportSummary:
         When any row is wrong (unknown student or question, points outside 0..max, not a
         number, a malformed file): every problem is named with its line; nothing is written.
     """
-    from grader.classroom.batch import write_outputs
+    from grader.classroom.outputs import write_outputs
     from grader.classroom.resume import ResultStore
 
     out, scores = Path(out), Path(scores)

@@ -95,7 +95,7 @@ def fingerprint(path: Path, module: str | None, *, fast: bool, seed: int | None,
 
 def result_key(student: str, module: str | None) -> str:
     """File-name-safe key of one (student, module) result."""
-    from grader.submission.validate import safe_id
+    from grader.base.ids import safe_id
 
     return f"{safe_id(student)}__{module or 'unknown'}"
 

@@ -19,9 +19,9 @@ import html
 import re
 from pathlib import Path
 
+from grader.base.ids import safe_id
 from grader.checks.results import GradeRow
 from grader.checks.rubric import Rubric
-from grader.submission.validate import safe_id
 
 MAX_TEXT = 4000
 MAX_NOTES = 30

@@ -24,21 +24,9 @@ from a name a student picks inside her own folder (:func:`submission_name`):
 
 So ``mallory/victim.ipynb`` is always mallory's. The name is kept as the instructor gave it
 (Unicode NFC; unprintable characters and bytes that are not UTF-8 escaped), for matching LMS
-rosters; the *id* is the name made safe for file names by :func:`safe_id`, because feedback
-is written to ``feedback/<student>.html`` and results to ``results/<student>__<module>.json``:
-
-* the name is Unicode NFC-normalised first, so the composed and the decomposed spelling of
-  ``josé`` (as macOS and Windows may store it) are the same student;
-* letters and digits of any script (``str.isalnum``), combining marks (so names in scripts
-  such as Devanagari keep their vowel signs), ``.``, ``_`` and ``-`` are kept; every run of
-  other characters (space, ``/``, ``+``, ``~``, control characters, bytes that are not UTF-8)
-  becomes one ``_``; leading and trailing ``.``/``_`` are dropped;
-* when anything was replaced, dropped or cut, ``-`` and 8 hex digits of the SHA-256 of the
-  (normalised) name are appended, so ``a b`` -> ``a_b-<hash>`` never equals the real
-  ``a_b``; an empty name becomes ``unknown-<hash>``; Windows device names (``con``,
-  ``nul``, ``com1``...) get the suffix too;
-* ids are at most 80 characters and 160 UTF-8 bytes, and ``safe_id(safe_id(x)) ==
-  safe_id(x)``.
+rosters; the *id* is the name made safe for file names by
+:func:`grader.base.ids.safe_id` (the rule is there), because feedback is written to
+``feedback/<student>.html`` and results to ``results/<student>__<module>.json``.
 
 Two submissions of the same student and module are a collision: the batch grades neither and
 gives the student one error row naming both files (``grader.classroom.batch.plan_tasks``).
@@ -56,7 +44,6 @@ name: a ``0N_`` prefix, or a rubric's notebook name inside the file name.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -66,6 +53,7 @@ from pathlib import Path
 
 import nbformat
 
+from grader.base.ids import safe_id, text_bytes
 from grader.base.paths import MODULES
 
 _MODULE_PREFIX = re.compile(r"^(0[1-9])_")
@@ -74,18 +62,9 @@ MAX_JSON_DEPTH = 100
 """Deepest nesting of JSON arrays/objects accepted in a notebook. Real notebooks nest about
 ten levels; nbformat, jsonschema and ``json`` recurse once per level, so a notebook nested
 hundreds of levels deep would crash them later instead of failing here with a message."""
-MAX_ID_CHARS = 80
-MAX_ID_BYTES = 160
 DUPLICATE_MARK = "+"
 """Joins a student id and a number for a second upload (``bob+2``). :func:`safe_id` never
 keeps a ``+``, so ``bob+2`` cannot be a real student's id (a real ``bob_2`` stays ``bob_2``)."""
-
-_HASH_CHARS = 8
-_KEEP = frozenset("._-")
-_WINDOWS_DEVICES = frozenset(
-    ["CON", "PRN", "AUX", "NUL"]
-    + [f"{dev}{n}" for dev in ("COM", "LPT") for n in (*"0123456789", "\u00b9", "\u00b2", "\u00b3")])
-
 
 @dataclass
 class Submission:
@@ -112,69 +91,6 @@ def course_release_stems() -> dict[str, str]:
     return stems
 
 
-def _text_bytes(text: str) -> bytes:
-    """``text`` as the bytes it came from: file-name bytes that are not UTF-8 come back."""
-    try:
-        return text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte (e.g. from JSON)
-        return text.encode("utf-8", "surrogatepass")
-
-
-def _short_hash(text: str) -> str:
-    return hashlib.sha256(_text_bytes(text)).hexdigest()[:_HASH_CHARS]
-
-
-def _id_char_ok(ch: str) -> bool:
-    return ch.isalnum() or ch in _KEEP or unicodedata.category(ch).startswith("M")
-
-
-def _fits(text: str) -> bool:
-    return len(text) <= MAX_ID_CHARS and len(text.encode("utf-8")) <= MAX_ID_BYTES
-
-
-def safe_id(text: str) -> str:
-    """``text`` as a student id that is a safe file name on Linux, macOS and Windows.
-
-    The rule (see the module docstring): NFC-normalise; keep letters and digits of any
-    script, combining marks, ``.``, ``_``, ``-``; every run of other characters becomes
-    ``_``; drop leading/trailing ``.``/``_``; when anything was changed (or the result is
-    empty, too long or a Windows device name) append ``-`` and 8 hex digits of the SHA-256
-    of the normalised text, so distinct names stay distinct ids.
-
-    Examples
-    --------
-    >>> safe_id("alice_01"), safe_id("a.b-c"), safe_id("jos\u00e9")
-    ('alice_01', 'a.b-c', 'jos\u00e9')
-    >>> safe_id("a b") == safe_id("a_b")
-    False
-
-    The result is never empty, holds no surrogate (it is valid UTF-8), has at most
-    :data:`MAX_ID_CHARS` characters and :data:`MAX_ID_BYTES` UTF-8 bytes, and
-    ``safe_id(safe_id(x)) == safe_id(x)``.
-    """
-    text = unicodedata.normalize("NFC", str(text))
-    parts: list[str] = []
-    for ch in text:
-        if _id_char_ok(ch):
-            parts.append(ch)
-        elif not parts or parts[-1] != "\x00":
-            parts.append("\x00")  # one placeholder per run, so "_" stays a kept character
-    cleaned = "".join(parts).replace("\x00", "_").strip("._")
-    changed = cleaned != text
-    if not cleaned:
-        return f"unknown-{_short_hash(text)}"
-    if cleaned.split(".", 1)[0].upper() in _WINDOWS_DEVICES:  # "con", "CON.txt"
-        cleaned, changed = cleaned.replace(".", "_", 1), True
-    if not changed and _fits(cleaned):
-        return cleaned
-    suffix = "-" + _short_hash(text)
-    cleaned = cleaned[:MAX_ID_CHARS]
-    while not _fits(cleaned + suffix):
-        # a cut NFC string is NFC again in practice; normalising keeps it so for sure
-        cleaned = unicodedata.normalize("NFC", cleaned[:-1]).rstrip("._")
-    return (cleaned or "unknown") + suffix
-
-
 def display_path(path: str | os.PathLike | bytes) -> str:
     """``path`` as printable, valid UTF-8 text for messages, reports and JSON.
 
@@ -183,9 +99,9 @@ def display_path(path: str | os.PathLike | bytes) -> str:
     ``\\uNNNN`` escapes; everything else is shown as is.
     """
     try:
-        raw = os.fsencode(path) if isinstance(path, bytes) else _text_bytes(os.fspath(path))
+        raw = os.fsencode(path) if isinstance(path, bytes) else text_bytes(os.fspath(path))
     except TypeError:
-        raw = _text_bytes(str(path))
+        raw = text_bytes(str(path))
     text = raw.decode("utf-8", "backslashreplace")
     return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
 

@@ -6,16 +6,15 @@ import numpy as np
 
 from grader.checks.context import CheckFailed
 from grader.checks.experiments import (
-    choose_many,
+    confirm,
+    confirm_accuracy,
     fraction,
     history,
     keyed,
     positive,
-    rerun_checked,
     rerun_timed,
     seed_for,
     train_and_validate,
-    verdict,
 )
 from grader.checks.references.registry import reference
 
@@ -102,16 +101,12 @@ def lr_sweep(ctx, lr_results, lr_histories) -> str:
             raise CheckFailed(f"lr_results[{lr:g}] = {best:.4f} is not the best validation"
                               f" accuracy of lr_histories[{lr:g}] ({max(curve):.4f})")
     message = f"{len(LEARNING_RATES)} learning rates, each with a {epochs}-epoch history"
-    if not ctx.verify:
-        return message
     tolerance = LR_TOLERANCE[ctx.mode]
-    reruns = []
-    for lr in choose_many(ctx, list(tolerance), "lr_sweep", LR_RERUNS[ctx.mode]):
-        reruns.append(rerun_checked(ctx, f"learning rate {lr:g}", results[lr], tolerance[lr],
-                                    lambda seed, lr=lr: rerun_lr(ctx, lr, seed),
-                                    f"lr_sweep|{lr:g}"))
-    return verdict(message, reruns, "Store the best validation accuracy of your own run for"
-                   " every learning rate")
+    return confirm_accuracy(
+        ctx, message, options=list(tolerance), count=LR_RERUNS[ctx.mode], salt="lr_sweep",
+        describe=lambda lr: f"learning rate {lr:g}", reported=results, tolerance=tolerance,
+        run=lambda lr, seed: rerun_lr(ctx, lr, seed),
+        advice="Store the best validation accuracy of your own run for every learning rate")
 
 
 def rerun_lr(ctx, lr: float, seed: int) -> float:
@@ -139,16 +134,16 @@ def batch_timing(ctx, batch_seconds) -> str:
             " Time each run with training.EpochTimer"
         )
     message = f"seconds per epoch for {len(BATCH_SIZES)} batch sizes"
-    if not ctx.verify:
-        return message
-    reruns = []
-    for size in choose_many(ctx, BATCH_SIZES, "batch_timing", BATCH_RERUNS[ctx.mode]):
-        seed = seed_for(ctx, f"batch_timing|{size}")
-        reruns.append(rerun_timed(f"batch size {size}", seconds[size], TIMING_FACTOR,
-                                  lambda size=size, seed=seed: time_batch_size(ctx, size, seed)))
-    return verdict(message, reruns, f"The grader timed them on the same machine: store the"
-                   f" EpochTimer's median_seconds of each run (within a factor of"
-                   f" {TIMING_FACTOR:g})")
+
+    def retime(size: int, salt: str) -> dict:
+        seed = seed_for(ctx, salt)
+        return rerun_timed(f"batch size {size}", seconds[size], TIMING_FACTOR,
+                           lambda: time_batch_size(ctx, size, seed))
+
+    return confirm(ctx, message, options=BATCH_SIZES, count=BATCH_RERUNS[ctx.mode],
+                   salt="batch_timing", rerun=retime,
+                   advice=f"The grader timed them on the same machine: store the EpochTimer's"
+                          f" median_seconds of each run (within a factor of {TIMING_FACTOR:g})")
 
 
 def time_batch_size(ctx, size: int, seed: int) -> float:

@@ -14,12 +14,10 @@ import numpy as np
 
 from grader.checks.context import CheckFailed
 from grader.checks.experiments import (
-    choose_many,
+    confirm_accuracy,
     fraction,
     keyed,
-    rerun_checked,
     train_and_validate,
-    verdict,
 )
 from grader.checks.references.registry import reference
 
@@ -176,17 +174,13 @@ def fashion_architectures(ctx, fashion_architectures) -> str:
     for key, value in fashion_architectures.items():
         fraction(value, f"fashion_architectures[{key!r}]")
     message = f"{len(fashion_architectures)} architectures"
-    if not ctx.verify:
-        return message
-    reruns = []
-    for key in choose_many(ctx, sorted(fashion_architectures, key=str), "fashion_architectures",
-                           ARCH_RERUNS[ctx.mode]):
-        reruns.append(rerun_checked(
-            ctx, f"architecture {key}", float(fashion_architectures[key]),
-            ARCH_TOLERANCE[ctx.mode], lambda seed, key=key: rerun_architecture(
-                ctx, list(sizes[key]), seed), f"fashion_architectures|{key}"))
-    return verdict(message, reruns, "Store the best validation accuracy of your own run of"
-                   " each architecture")
+    return confirm_accuracy(
+        ctx, message, options=sorted(fashion_architectures, key=str), count=ARCH_RERUNS[ctx.mode],
+        salt="fashion_architectures", describe=lambda key: f"architecture {key}",
+        reported={key: float(value) for key, value in fashion_architectures.items()},
+        tolerance=ARCH_TOLERANCE[ctx.mode],
+        run=lambda key, seed: rerun_architecture(ctx, list(sizes[key]), seed),
+        advice="Store the best validation accuracy of your own run of each architecture")
 
 
 def rerun_architecture(ctx, hidden: list[int], seed: int) -> float:

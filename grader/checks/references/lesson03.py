@@ -9,7 +9,8 @@ import numpy as np
 
 from grader.checks.context import CheckFailed
 from grader.checks.experiments import (
-    choose_many,
+    confirm,
+    confirm_accuracy,
     fraction,
     history,
     keyed,
@@ -18,7 +19,6 @@ from grader.checks.experiments import (
     rerun_timed,
     seed_for,
     train_and_validate,
-    verdict,
 )
 from grader.checks.references.registry import FunctionCase, reference
 
@@ -223,16 +223,13 @@ def lr_histories(ctx, lr_histories) -> str:
             " flat. Train a fresh make_mlp() for every rate and store what fit_model returns"
         )
     message = f"{len(LEARNING_RATES)} histories of {epochs} epochs"
-    if not ctx.verify:
-        return message
     tolerance = LR_TOLERANCE[ctx.mode]
-    reruns = []
-    for lr in choose_many(ctx, list(tolerance), "lr_histories", LR_RERUNS[ctx.mode]):
-        reruns.append(rerun_checked(ctx, f"learning rate {lr:g}", curves[lr]["val_accuracy"][-1],
-                                    tolerance[lr],
-                                    lambda seed, lr=lr: rerun_learning_rate(ctx, lr, seed),
-                                    f"lr_histories|{lr:g}"))
-    return verdict(message, reruns, "Store the history fit_model returns for every rate")
+    return confirm_accuracy(
+        ctx, message, options=list(tolerance), count=LR_RERUNS[ctx.mode], salt="lr_histories",
+        describe=lambda lr: f"learning rate {lr:g}",
+        reported={lr: curve["val_accuracy"][-1] for lr, curve in curves.items()},
+        tolerance=tolerance, run=lambda lr, seed: rerun_learning_rate(ctx, lr, seed),
+        advice="Store the history fit_model returns for every rate")
 
 
 def rerun_learning_rate(ctx, lr: float, seed: int) -> float:
@@ -292,16 +289,12 @@ def sweep_results(ctx, sweep_results) -> str:
         raise CheckFailed(f"the table should hold at least {MIN_CONFIGS} different"
                           f" configurations, found {len(configs)}")
     message = f"{len(rows)} configurations"
-    if not ctx.verify:
-        return message
     best = max(rows, key=lambda r: r["val_accuracy"])
-    others = [r for r in rows if r is not best]
-    chosen = [best] + choose_many(ctx, others, "sweep_results", SWEEP_EXTRA_RERUNS[ctx.mode])
-    reruns = []
-    for index, row in enumerate(chosen):
-        reruns += _rerun_row(ctx, row, f"sweep_results|{index}")
-    return verdict(message, reruns, "Store the val_accuracy and seconds_per_epoch that"
-                   " fit_model returned for each configuration")
+    return confirm(ctx, message, first=[best], options=[r for r in rows if r is not best],
+                   count=SWEEP_EXTRA_RERUNS[ctx.mode], salt="sweep_results", salt_by_position=True,
+                   rerun=lambda row, salt: _rerun_row(ctx, row, salt),
+                   advice="Store the val_accuracy and seconds_per_epoch that fit_model returned"
+                          " for each configuration")
 
 
 def _rerun_row(ctx, row: dict[str, Any], salt: str) -> list[dict]:

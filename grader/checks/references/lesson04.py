@@ -11,11 +11,9 @@ import numpy as np
 from grader.checks import experiments
 from grader.checks.context import CheckFailed, predict_scores
 from grader.checks.experiments import (
-    choose_many,
+    confirm_accuracy,
     fraction,
     keyed,
-    rerun_checked,
-    verdict,
 )
 from grader.checks.references.registry import FunctionCase, reference
 
@@ -237,16 +235,12 @@ def dropout_results(ctx, dropout_results, best_dropout_rate) -> str:
     values = {r: fraction(found[r], f"dropout_results[{r:g}]") for r in DROPOUT_RATES}
     _best_key(values, best_dropout_rate, "best_dropout_rate", "dropout_results")
     message = f"{len(DROPOUT_RATES)} dropout rates, best {float(best_dropout_rate):g}"
-    if not ctx.verify:
-        return message
-    reruns = []
-    for rate in choose_many(ctx, DROPOUT_RATES, "dropout_results", TUNE_RERUNS[ctx.mode]):
-        reruns.append(rerun_checked(
-            ctx, f"dropout rate {rate:g}", values[rate], TUNE_TOLERANCE[ctx.mode],
-            lambda seed, rate=rate: rerun_tuning(ctx, rate, "relu", seed)[-1],
-            f"dropout_results|{rate:g}"))
-    return verdict(message, reruns, "Store the validation accuracy of your own run of every"
-                   " dropout rate")
+    return confirm_accuracy(
+        ctx, message, options=DROPOUT_RATES, count=TUNE_RERUNS[ctx.mode], salt="dropout_results",
+        describe=lambda rate: f"dropout rate {rate:g}", reported=values,
+        tolerance=TUNE_TOLERANCE[ctx.mode],
+        run=lambda rate, seed: rerun_tuning(ctx, rate, "relu", seed)[-1],
+        advice="Store the validation accuracy of your own run of every dropout rate")
 
 
 def rerun_tuning(ctx, rate: float, activation: str, seed: int) -> list[float]:
@@ -267,17 +261,11 @@ def optimizer_search(ctx, search_results, best_optimizer) -> str:
     values = {o: fraction(found[o], f"search_results[{o!r}]") for o in OPTIMIZERS}
     _best_key(values, best_optimizer, "best_optimizer", "search_results")
     message = f"{len(OPTIMIZERS)} optimizers, best {best_optimizer}"
-    if not ctx.verify:
-        return message
-    tolerance = GRID_TOLERANCE[ctx.mode]
-    reruns = []
-    for name in choose_many(ctx, OPTIMIZERS, "optimizer_search", SEARCH_RERUNS[ctx.mode]):
-        reruns.append(rerun_checked(ctx, f"the {CV}-fold search for {name}", values[name],
-                                    tolerance[name],
-                                    lambda seed, name=name: rerun_search(ctx, name, seed),
-                                    f"optimizer_search|{name}"))
-    return verdict(message, reruns, "Store the mean cross-validated accuracy of your own"
-                   " search for every optimizer")
+    return confirm_accuracy(
+        ctx, message, options=OPTIMIZERS, count=SEARCH_RERUNS[ctx.mode], salt="optimizer_search",
+        describe=lambda name: f"the {CV}-fold search for {name}", reported=values,
+        tolerance=GRID_TOLERANCE[ctx.mode], run=lambda name, seed: rerun_search(ctx, name, seed),
+        advice="Store the mean cross-validated accuracy of your own search for every optimizer")
 
 
 def rerun_search(ctx, optimizer: str, seed: int) -> float:
@@ -325,17 +313,13 @@ def activation_results(ctx, activation_results, best_dropout_rate) -> str:
         raise CheckFailed(f"`best_dropout_rate` = {best_dropout_rate!r} is not one of"
                           f" DROPOUT_RATES; run Exercise 4.9 first")
     message = f"{len(ACTIVATIONS)} activations, {epochs} epoch(s) each"
-    if not ctx.verify:
-        return message
-    reruns = []
-    for name in choose_many(ctx, RERUN_ACTIVATIONS[ctx.mode], "activation_results",
-                            ACTIVATION_RERUNS[ctx.mode]):
-        reruns.append(rerun_checked(
-            ctx, f"activation {name} (dropout {rate:g})", curves[name][-1],
-            TUNE_TOLERANCE[ctx.mode], lambda seed, name=name: rerun_tuning(ctx, rate, name, seed)[-1],
-            f"activation_results|{name}"))
-    return verdict(message, reruns, "Store the per-epoch validation accuracies of your own run"
-                   " of every activation")
+    return confirm_accuracy(
+        ctx, message, options=RERUN_ACTIVATIONS[ctx.mode], count=ACTIVATION_RERUNS[ctx.mode],
+        salt="activation_results", describe=lambda name: f"activation {name} (dropout {rate:g})",
+        reported={name: curve[-1] for name, curve in curves.items()},
+        tolerance=TUNE_TOLERANCE[ctx.mode],
+        run=lambda name, seed: rerun_tuning(ctx, rate, name, seed)[-1],
+        advice="Store the per-epoch validation accuracies of your own run of every activation")
 
 
 @reference("lesson04_best_model_choice")
