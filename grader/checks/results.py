@@ -80,6 +80,12 @@ class GradeRow:
     """The student's name as the instructor gave it (the folder or file-name key, Unicode
     NFC); ``student`` is its file-safe id. Empty in results graded before names were kept:
     :func:`roster_name` then falls back to the id."""
+    raw_score: float | None = None
+    """The score before the late penalty (``grader.classroom.late``); set in the outputs,
+    ``None`` in stored results (they always hold the raw score in ``score``)."""
+    late: dict | None = None
+    """The late-work line (``submitted_at, due_at, seconds_late, days_late, penalty,
+    deducted, flag, source``) or ``None``: on time, or no time known."""
 
     def to_dict(self) -> dict:
         row = asdict(self)
