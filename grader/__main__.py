@@ -148,6 +148,9 @@ def _canvas_intake(args: argparse.Namespace, rubric) -> tuple[list, object]:
     from grader.classroom.late import pulled_times, record_from_pulls, save_record
 
     course = load_course(args.course)
+    if args.out.exists() and not args.out.is_dir():
+        raise GraderError(f"--out {str(args.out)!r} is a file; expected a folder (it is created"
+                          " if missing). Fix: choose another --out.")
     submissions, intake = list(args.submissions), None
     if args.roster is not None:
         from grader.classroom.canvas_zip import stage_download

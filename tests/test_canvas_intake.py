@@ -252,3 +252,15 @@ def test_a_semicolon_roster_with_decimal_commas_is_read(tmp_path):
     assert [s["SIS Login ID"] for s in roster.students] == ["ana.alvarez", "ben.baker", "cora.cruz"]
     assert roster.assignment_columns() == {99: "Quiz 1 (99)", 4321: "Module 01 (4321)"}
     assert roster.number(5.6) == "5,6"
+
+
+def test_an_edited_late_record_is_ignored_with_a_warning(tmp_path, monkeypatch, capsys):
+    from grader.classroom.late import LateRecord, load_record, save_record
+
+    monkeypatch.setenv("DLCOURSE_KEY_FILE", str(tmp_path / "key"))
+    save_record(tmp_path, LateRecord(lines={"ana": {"01": {"penalty": 0.2}}}))
+    assert load_record(tmp_path).line("ANA", "01") == {"penalty": 0.2}
+    path = tmp_path / "late.json"
+    path.write_text(path.read_text().replace("0.2", "0.0"))
+    assert load_record(tmp_path).lines == {}
+    assert "not signed by this grader" in capsys.readouterr().err
