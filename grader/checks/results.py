@@ -9,6 +9,7 @@ the class report, and JSON readers that do not know them can ignore them.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict, dataclass, field
 
 AWAITING = "awaiting manual grading"
@@ -106,3 +107,13 @@ def roster_name(row: GradeRow) -> str:
     submission (folder or file-name key), else (results graded before names were kept)
     the student id."""
     return row.name or row.student
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def match_key(text: str) -> str:
+    """The one normalisation roster matching uses: NFC, outer white space removed, ``A-Z``
+    lower-cased, nothing else (so no two different non-ASCII names ever merge). (Moved from
+    :mod:`grader.classroom.lms`, which re-exports it, so the late record can use it.)"""
+    return unicodedata.normalize("NFC", str(text)).strip().translate(_ASCII_LOWER)

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from grader.base.course import Course, LatePolicy
-from grader.checks.results import GradeRow
+from grader.checks.results import GradeRow, match_key
 
 DAY = 86400
 LATE_RECORD = "late.json"
@@ -122,8 +122,6 @@ class LateRecord:
     a submission), ``older`` (resubmissions superseded by a later file), as lists of text."""
 
     def line(self, key: str, module: str | None) -> dict | None:
-        from grader.classroom.lms import match_key
-
         own = self.lines.get(match_key(key), {})
         return own.get(module or "", own.get("*"))
 
@@ -152,8 +150,6 @@ def pulled_times(folder: Path) -> dict | None:
 
 def record_from_pulls(course: Course, pulls: Sequence[dict], intake: dict | None = None) -> LateRecord:
     """The late lines of every submission the pulls (``canvas-pull.json`` contents) name."""
-    from grader.classroom.lms import match_key
-
     record = LateRecord(intake=dict(intake or {}))
     for pull in pulls:
         pulled_due = {m: t for m, info in pull.get("modules", {}).items()

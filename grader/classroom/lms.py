@@ -32,13 +32,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.base.csvcells import safe_row
 from grader.base.errors import GraderError
-from grader.checks.results import GradeRow, roster_name
+from grader.checks.results import GradeRow, match_key, roster_name
 from grader.pages.gradebook import atomic_write_text
 
 STUDENT_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Integration ID", "Section")
@@ -63,15 +62,6 @@ class CanvasExport:
     """Cells left empty because two submissions (or two roster rows) share one key."""
     warnings: list[str] = field(default_factory=list)
     """The rubric on disk differs from the one graded (points come from the graded one)."""
-
-
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
-def match_key(text: str) -> str:
-    """The one normalisation roster matching uses: NFC, outer white space removed, ``A-Z``
-    lower-cased, nothing else (so no two different non-ASCII names ever merge)."""
-    return unicodedata.normalize("NFC", str(text)).strip().translate(_ASCII_LOWER)
 
 
 def _module_maxima(rows: list[GradeRow], out: Path) -> tuple[dict[str, float], list[str]]:
