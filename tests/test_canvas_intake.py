@@ -142,6 +142,24 @@ def test_a_hostile_zip_writes_nothing_outside_its_folder(zipped, setup):
     assert zipped["rows"]["ana.alvarez"]["score"] == AUTO  # the victim's row is intact
 
 
+def test_the_unpacked_folder_is_the_same_class(zipped, setup):
+    """Canvas's zip unpacked by hand: same students, same files, so nothing is graded again."""
+    folder = setup["root"] / "unpacked"
+    folder.mkdir()
+    with zipfile.ZipFile(setup["root"] / "submissions.zip") as z:
+        for info in z.infolist():
+            if "/" not in info.filename and info.file_size < MAX_FILE_BYTES:
+                (folder / info.filename).write_bytes(z.read(info))
+    proc = run(setup["env"], "grade", str(folder), "--roster", str(setup["roster"]),
+               "--out", str(zipped["out"]), *setup["common"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "graded 0 submission(s), 2 already up to date" in proc.stdout
+    assert "superseded by bakerben_LATE_102_5551299_01_fixture-1.ipynb" in proc.stdout
+    rows = {r["name"]: r for r in json.loads((zipped["out"] / "grades.json").read_text())}
+    assert rows["ben.baker"]["late"]["flag"] == "late_marker_without_time"
+    assert rows["ana.alvarez"]["score"] == AUTO
+
+
 def _table(path: Path, sep: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(path.read_text(encoding="utf-8")), delimiter=sep))
 
