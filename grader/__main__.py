@@ -119,11 +119,13 @@ def _grade(args: argparse.Namespace) -> int:
     from grader.submission.execute import mode_limits
 
     limits = mode_limits(fast=args.fast, memory_mb=args.memory_mb, cell_timeout_s=args.cell_timeout)
+    custom = _custom_module(args)
+    submissions, intake = _canvas_intake(args, custom.get("rubric"))  # issue 23
     try:
-        summary = grade_class(submissions=args.submissions, out=args.out, jobs=args.jobs,
+        summary = grade_class(submissions=submissions, out=args.out, jobs=args.jobs,
                               fast=args.fast, seed=args.seed, force=args.force,
                               scheduler=args.scheduler, sandbox=args.sandbox, limits=limits,
-                              ids=args.ids, **_custom_module(args))
+                              ids=args.ids, **custom)
     except KeyboardInterrupt:
         print(f"interrupted: every result graded so far is saved in {args.out / 'results'};"
               " run the same command again to grade the rest", file=sys.stderr)
@@ -134,7 +136,52 @@ def _grade(args: argparse.Namespace) -> int:
               " not be told apart or told whose (error rows in grades.csv and the report):")
         for problem in summary.problems:
             print(f"  {problem}")
+    _print_intake(intake)  # issue 23
     return 0
+
+
+# --- issue 23: Canvas download intake and late-work record (grader.classroom.canvas_zip, late)
+def _canvas_intake(args: argparse.Namespace, rubric) -> tuple[list, object]:
+    """The folders to grade (a Canvas download staged when ``--roster`` is given) and the
+    intake; writes ``OUT/late.json`` from every ``canvas-pull.json`` and the course file."""
+    from grader.base.course import load_course
+    from grader.classroom.late import pulled_times, record_from_pulls, save_record
+
+    course = load_course(args.course)
+    if args.out.exists() and not args.out.is_dir():
+        raise GraderError(f"--out {str(args.out)!r} is a file; expected a folder (it is created"
+                          " if missing). Fix: choose another --out.")
+    submissions, intake = list(args.submissions), None
+    if args.roster is not None:
+        from grader.classroom.canvas_zip import stage_download
+        from grader.submission.validate import course_release_stems, module_from_name
+
+        if len(submissions) != 1:
+            raise GraderError("--roster reads one Canvas download: pass one zip or folder"
+                              f" (got {len(submissions)} paths)")
+        stems = course_release_stems()
+        if rubric is not None:
+            stems[Path(rubric.notebook).stem] = rubric.module
+        intake = stage_download(Path(submissions[0]), args.roster, args.out, course=course,
+                                module_of=lambda name: module_from_name(Path(name), stems))
+        submissions = [intake.folder]
+    pulls = [p for s in submissions if Path(s).is_dir() and (p := pulled_times(Path(s)))]
+    save_record(args.out, record_from_pulls(course, pulls, intake.lists() if intake else None))
+    return submissions, intake
+
+
+def _print_intake(intake) -> None:
+    if intake is None:
+        return
+    heads = {"unknown": "file(s) of users not on the roster (not graded)",
+             "missing": "roster student(s) without a submission",
+             "older": "older submission(s) superseded by a resubmission (the latest counts)",
+             "refused": "file(s) or roster row(s) refused"}
+    for kind, lines in intake.lists().items():
+        if lines:
+            print(f"{len(lines)} {heads[kind]}:")
+            for line in lines:
+                print(f"  {line}")
 
 
 def summary_line(summary) -> str:
@@ -172,9 +219,12 @@ def _manual(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from grader.base.course import load_course
     from grader.classroom.lms import export_canvas
 
-    result = export_canvas(args.canvas, args.dir, match=args.match_column, dest=args.output)
+    course = load_course(args.course)  # issue 23: [canvas] assignments name the columns
+    result = export_canvas(args.canvas, args.dir, match=args.match_column, course=course,
+                           dest=args.output)
     print(f"wrote {result.path}: {result.matched} roster student(s) with a submission")
     if result.missing:
         print(f"{len(result.missing)} roster student(s) without a submission (left empty):")
@@ -274,6 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                        help="import MODULE first (it registers references a custom rubric names);"
                        " repeatable")
+    grade.add_argument("--roster", type=Path, metavar="ROSTER.csv",
+                       help="read SUBMISSION as Canvas's Download Submissions zip (or its"
+                       " unpacked folder): files are mapped to students by the Canvas user id"
+                       " in their names and this roster's ID column (Grades > Export)")
+    grade.add_argument("--course", type=Path, default=None, metavar="FILE",
+                       help="the course file: deadlines, late policy, [canvas] student_key"
+                       " (default ./course.toml)")
     grade.set_defaults(func=_grade)
     dig = sub.add_parser("digest", help="print the answer_sha256 of a by-hand answer (maintainers)",
                          description="Print the rubric line answer_sha256 = ... for CHECK_ID's"
@@ -294,12 +351,17 @@ def build_parser() -> argparse.ArgumentParser:
     man.set_defaults(func=_manual)
     exp = sub.add_parser("export", help="export the gradebook for an LMS (Canvas)",
                          description="Write DIR/canvas.csv for Canvas's gradebook import: the"
-                         " roster's student columns and one column per module.")
+                         " roster's identity columns and each module's final score in the"
+                         " roster's own assignment column (the one whose title ends in the"
+                         " module's Canvas assignment id, from [canvas] assignments).")
     exp.add_argument("dir", type=Path, metavar="DIR", help="a folder written by grade --out")
     exp.add_argument("--canvas", type=Path, required=True, metavar="ROSTER.csv",
                      help="the CSV of Canvas's Grades > Export (the class roster)")
-    exp.add_argument("--match-column", default="SIS Login ID",
-                     help="roster column holding the grader's student ids (default SIS Login ID)")
+    exp.add_argument("--match-column", default=None,
+                     help="roster column holding the grader's student ids (default: the one"
+                     " [canvas] student_key names, SIS Login ID unless set)")
+    exp.add_argument("--course", type=Path, default=None, metavar="FILE",
+                     help="the course file (default ./course.toml; see examples/course.toml)")
     exp.add_argument("--output", type=Path, default=None,
                      help="where to write the CSV (default DIR/canvas.csv)")
     exp.set_defaults(func=_export)

@@ -214,20 +214,23 @@ def test_manual_scores_are_neutralised_and_import_back(batch, tmp_path):
     assert line[0] == "'-A1-A2"
 
 
-ROSTER = ("Student,ID,SIS User ID,SIS Login ID,Section\n"
-          "    Points Possible,,,,\n"
-          "Ana,1,s1,ana@uni.edu,A\n"
-          "Ben,2,s2,ben smith,A\n"
-          "Sam,3,s3,Sam,A\n"
-          "Tom,4,s4,tom,A\n"
-          "Victim,5,s5,victim,A\n"
-          "Formula,6,s6,-A1-A2,A\n")
+ROSTER = ("Student,ID,SIS User ID,SIS Login ID,Section,Lesson 1 (4320)\n"
+          "    Points Possible,,,,,9\n"
+          "Ana,1,s1,ana@uni.edu,A,\n"
+          "Ben,2,s2,ben smith,A,\n"
+          "Sam,3,s3,Sam,A,\n"
+          "Tom,4,s4,tom,A,\n"
+          "Victim,5,s5,victim,A,\n"
+          "Formula,6,s6,-A1-A2,A,\n")
 
 
 def _canvas(batch: dict, tmp_path: Path) -> tuple[subprocess.CompletedProcess, dict, list]:
     roster = tmp_path / "roster.csv"
     roster.write_text(ROSTER, encoding="utf-8")
-    proc = cli(batch, "export", "--canvas", str(roster), str(batch["out"]))
+    course = tmp_path / "course.toml"
+    course.write_text('[canvas]\nassignments = { "01" = 4320 }\n', encoding="utf-8")
+    proc = cli(batch, "export", "--canvas", str(roster), str(batch["out"]), "--course",
+               str(course))
     assert proc.returncode == 0, proc.stderr
     lines = table(batch["out"] / "canvas.csv")
     return proc, {line[0]: line[-1] for line in lines[2:]}, lines
@@ -235,7 +238,7 @@ def _canvas(batch: dict, tmp_path: Path) -> tuple[subprocess.CompletedProcess, d
 
 def test_canvas_matches_the_names_the_instructor_gave(batch, tmp_path):
     proc, cells, lines = _canvas(batch, tmp_path)
-    assert lines[0][-1] == "dlcourse module 01"
+    assert lines[0][-1] == "Lesson 1 (4320)"
     full = {"Victim", "Sam"}  # honest notebooks: automatic points in full
     assert {s: cells[s] for s in full} == dict.fromkeys(full, f"{RUBRIC_TOTAL - 2:g}")
     rows = {r["student"]: r for r in json.loads((batch["out"] / "grades.json").read_text())}

@@ -174,17 +174,19 @@ def test_export_again_keeps_graded_rows_and_grading_again_keeps_the_marks(graded
 
 def test_canvas_export_matches_the_roster(graded, tmp_path):
     roster = tmp_path / "roster.csv"
-    roster.write_text("Student,ID,SIS User ID,SIS Login ID,Section,Quiz 1 (101)\n"
-                      "    Points Possible,,,,,10\n"
-                      "\"Lovelace, Ada\",11,s11,ADA,A,9\n"
-                      "\"Young, Cyd\",13,s13,cyd,A,7\n")
-    proc = run("export", "--canvas", str(roster), str(graded))
+    roster.write_text("Student,ID,SIS User ID,SIS Login ID,Section,Quiz 1 (101),Module 2 (4321)\n"
+                      "    Points Possible,,,,,10,12\n"
+                      "\"Lovelace, Ada\",11,s11,ADA,A,9,\n"
+                      "\"Young, Cyd\",13,s13,cyd,A,7,\n")
+    course = tmp_path / "course.toml"
+    course.write_text('[canvas]\nassignments = { "02" = 4321 }\n')
+    proc = run("export", "--canvas", str(roster), str(graded), "--course", str(course))
     assert proc.returncode == 0, proc.stderr
     assert "Young, Cyd" in proc.stdout and "without a submission" in proc.stdout
     assert "ben" in proc.stdout.split("without a roster row")[1]
     lines = list(csv.reader(io.StringIO((graded / "canvas.csv").read_text())))
     assert lines[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section",
-                        "dlcourse module 02"]
+                        "Module 2 (4321)"]  # the roster's own column; Quiz 1 left out
     total = load_rubric("02").total_points
     assert lines[1][0] == "Points Possible" and lines[1][-1] == f"{total:g}"
     ada = rows(graded)["ada"]

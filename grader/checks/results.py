@@ -9,6 +9,7 @@ the class report, and JSON readers that do not know them can ignore them.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict, dataclass, field
 
 AWAITING = "awaiting manual grading"
@@ -80,6 +81,12 @@ class GradeRow:
     """The student's name as the instructor gave it (the folder or file-name key, Unicode
     NFC); ``student`` is its file-safe id. Empty in results graded before names were kept:
     :func:`roster_name` then falls back to the id."""
+    raw_score: float | None = None
+    """The score before the late penalty (``grader.classroom.late``); set in the outputs,
+    ``None`` in stored results (they always hold the raw score in ``score``)."""
+    late: dict | None = None
+    """The late-work line (``submitted_at, due_at, seconds_late, days_late, penalty,
+    deducted, flag, source``) or ``None``: on time, or no time known."""
 
     def to_dict(self) -> dict:
         row = asdict(self)
@@ -100,3 +107,13 @@ def roster_name(row: GradeRow) -> str:
     submission (folder or file-name key), else (results graded before names were kept)
     the student id."""
     return row.name or row.student
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def match_key(text: str) -> str:
+    """The one normalisation roster matching uses: NFC, outer white space removed, ``A-Z``
+    lower-cased, nothing else (so no two different non-ASCII names ever merge). (Moved from
+    :mod:`grader.classroom.lms`, which re-exports it, so the late record can use it.)"""
+    return unicodedata.normalize("NFC", str(text)).strip().translate(_ASCII_LOWER)

@@ -1,49 +1,49 @@
-"""LMS export: a CSV that Canvas's gradebook import accepts.
+"""LMS export: a CSV that Canvas's gradebook import takes into its EXISTING assignments.
 
 ``python -m grader export --canvas ROSTER.csv DIR`` reads the roster (the CSV Canvas's
 *Grades > Export* gives: ``Student, ID, SIS User ID, SIS Login ID, [Integration ID,]
-Section`` and one column per assignment, possibly a ``Points Possible`` row) and the signed
-results in DIR, and writes ``DIR/canvas.csv``: the roster's student columns, then one column
-per module (``dlcourse module 02``) holding the module's score, written answers included
-(an ungraded one counts 0 until it is imported). A ``Points Possible`` row gives each
-module's maximum, so Canvas can create the assignments.
+Section``, one column per assignment titled ``<name> (<assignment id>)``, possibly a ``Points
+Possible`` row; ``,`` or ``;`` separated, decimal point or comma) and the signed results in
+DIR, and writes ``DIR/canvas.csv`` in the roster's own dialect: the roster's identity
+columns, then each graded module's score in the assignment column whose title ends in the
+module's Canvas assignment id (``[canvas] assignments`` in ``course.toml``). The roster's
+other columns are left out (Canvas leaves them alone) and a new column is never added (Canvas
+would import it as a new assignment): a module without its column is an error listing the
+columns found. The score is the final one (late penalty applied, :mod:`grader.classroom.late`),
+written answers included (an ungraded one counts 0 until it is imported).
 
 Students are matched by the name the instructor gave each submission (the student's folder
 or the file-name key, :func:`grader.checks.results.roster_name`; never the file-safe id, so
-``ana@uni.edu`` and ``ben smith`` match) against one roster column, ``SIS Login ID`` by
-default, after one normalisation on both sides (:func:`match_key`): Unicode NFC, white space
-at either end removed, ASCII letters ``A-Z`` lower-cased; every other character must be
-equal (``ſam`` with U+017F is not ``sam``). Roster students without a submission get an
-empty cell (Canvas leaves it alone) and are listed; submissions without a roster row are
-listed and left out. Two submissions of one module whose names match one roster row (``Tom``
-and ``tom``), or two roster rows with the same key, are a conflict: the cell stays empty and
-both are listed, the export never picks one. The maximum of each module comes from the
-rubric the batch was graded with (:mod:`grader.classroom.rubric_record`). Every cell is
-written through :func:`grader.base.csvcells.neutralise`.
+``ana@uni.edu`` and ``ben smith`` match) against one roster column, chosen by ``[canvas]
+student_key`` (``SIS Login ID`` by default), after one normalisation on both sides
+(:func:`match_key`): Unicode NFC, white space at either end removed, ASCII letters ``A-Z``
+lower-cased; every other character must be equal (``ſam`` with U+017F is not ``sam``).
+Roster students without a submission get an empty cell (Canvas leaves it alone) and are
+listed; submissions without a roster row are listed and left out. Two submissions of one
+module whose names match one roster row (``Tom`` and ``tom``), or two roster rows with the
+same key, are a conflict: the cell stays empty and both are listed, the export never picks
+one. The ``Points Possible`` row holds each module's maximum from the rubric the batch was
+graded with (:mod:`grader.classroom.rubric_record`). Every cell is written through
+:func:`grader.base.csvcells.neutralise`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import unicodedata
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.base.csvcells import safe_row
 from grader.base.errors import GraderError
-from grader.checks.results import GradeRow, roster_name
+from grader.checks.results import GradeRow, match_key, roster_name
 from grader.pages.gradebook import atomic_write_text
 
 STUDENT_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Integration ID", "Section")
 POINTS_POSSIBLE = "Points Possible"
 DEFAULT_MATCH = "SIS Login ID"
 CANVAS_NAME = "canvas.csv"
-
-
-def assignment_column(module: str) -> str:
-    """The Canvas column (assignment name) of a module."""
-    return f"dlcourse module {module}"
 
 
 @dataclass
@@ -62,15 +62,6 @@ class CanvasExport:
     """Cells left empty because two submissions (or two roster rows) share one key."""
     warnings: list[str] = field(default_factory=list)
     """The rubric on disk differs from the one graded (points come from the graded one)."""
-
-
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
-def match_key(text: str) -> str:
-    """The one normalisation roster matching uses: NFC, outer white space removed, ``A-Z``
-    lower-cased, nothing else (so no two different non-ASCII names ever merge)."""
-    return unicodedata.normalize("NFC", str(text)).strip().translate(_ASCII_LOWER)
 
 
 def _module_maxima(rows: list[GradeRow], out: Path) -> tuple[dict[str, float], list[str]]:
@@ -103,8 +94,50 @@ def _scores_by_key(rows: list[GradeRow]) -> tuple[dict[str, dict[str, float]],
     return scores, clashes
 
 
-def read_roster(path: Path, match: str = DEFAULT_MATCH) -> tuple[list[str], list[dict[str, str]]]:
-    """The roster's student columns (in its order) and its student rows.
+KEY_COLUMNS = {"login": "SIS Login ID", "sis": "SIS User ID", "id": "ID"}
+"""``[canvas] student_key`` -> the roster column that names a student."""
+_ASSIGNMENT_ID = re.compile(r"\((\d+)\)\s*$")
+
+
+@dataclass
+class Roster:
+    """A Canvas gradebook export as read: its header, student rows and its CSV dialect."""
+
+    header: list[str]
+    students: list[dict[str, str]]
+    delimiter: str = ","
+    decimal_comma: bool = False
+
+    @property
+    def columns(self) -> list[str]:
+        """The identity columns (:data:`STUDENT_COLUMNS`) in the roster's order."""
+        return [h for h in self.header if h in STUDENT_COLUMNS]
+
+    def assignment_columns(self) -> dict[int, str]:
+        """Canvas assignment id -> column, from titles such as ``Module 02 (4321)``."""
+        found = {}
+        for title in self.header:
+            match = _ASSIGNMENT_ID.search(title)
+            if match and title not in STUDENT_COLUMNS:
+                found.setdefault(int(match.group(1)), title)
+        return found
+
+    def number(self, value: float) -> str:
+        """``value`` as this roster writes numbers (``8,5`` with decimal commas)."""
+        text = f"{value:g}"
+        return text.replace(".", ",") if self.decimal_comma else text
+
+
+def _delimiter(first_line: str) -> str:
+    """``;`` when the header splits into more fields on it than on ``,`` (Excel in many
+    European locales), else ``,``."""
+    def fields(sep: str) -> int:
+        return len(next(csv.reader([first_line], delimiter=sep), []))
+    return ";" if fields(";") > fields(",") else ","
+
+
+def read_roster_table(path: Path, match: str = DEFAULT_MATCH) -> Roster:
+    """Read a roster exported from Canvas (``,`` or ``;`` separated, decimal point or comma).
 
     Raises :class:`GraderError` naming the problem when the file is not a Canvas roster.
     """
@@ -113,20 +146,20 @@ def read_roster(path: Path, match: str = DEFAULT_MATCH) -> tuple[list[str], list
     except (OSError, UnicodeDecodeError) as exc:
         raise GraderError(f"cannot read the roster {str(path)!r}: {exc}; expected the CSV of"
                           " Canvas's Grades > Export") from exc
+    delimiter = _delimiter(text.splitlines()[0] if text.strip() else "")
     try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:
         raise GraderError(f"the roster {path} is not valid CSV: {exc}") from exc
     if not rows:
         raise GraderError(f"the roster {path} is empty; expected a header starting with"
                           " Student,ID,...")
     header = [h.strip() for h in rows[0]]
-    columns = [h for h in header if h in STUDENT_COLUMNS]
     if "Student" not in header or match not in header:
         raise GraderError(f"the roster {path} has the columns {', '.join(header)}; expected at"
                           f" least Student and {match} (Canvas: Grades > Export). Fix: export"
-                          " the gradebook again or pass --match-column with the column that"
-                          " holds the grader's student ids")
+                          " the gradebook again, or set [canvas] student_key in course.toml"
+                          " (or pass --match-column) to the column that names each student")
     students = []
     for number, values in enumerate(rows[1:], start=2):
         if not any(v.strip() for v in values):
@@ -138,7 +171,16 @@ def read_roster(path: Path, match: str = DEFAULT_MATCH) -> tuple[list[str], list
         if entry["Student"].strip() in (POINTS_POSSIBLE, "Student, Test"):
             continue  # Canvas's points row and its test student
         students.append(entry)
-    return columns, students
+    decimal_comma = delimiter == ";" and any(
+        re.fullmatch(r"-?\d+,\d+", v.strip()) for row in rows[1:] for v in row)
+    return Roster(header, students, delimiter, decimal_comma)
+
+
+def read_roster(path: Path, match: str = DEFAULT_MATCH) -> tuple[list[str], list[dict[str, str]]]:
+    """The roster's student columns (in its order) and its student rows (see
+    :func:`read_roster_table`)."""
+    roster = read_roster_table(path, match)
+    return roster.columns, roster.students
 
 
 def _without_conflicts(own: dict[str, float], key: str, who: str, roster_rows: int,
@@ -159,16 +201,55 @@ def _without_conflicts(own: dict[str, float], key: str, who: str, roster_rows: i
     return own
 
 
-def export_canvas(roster: Path, out: Path, *, match: str = DEFAULT_MATCH,
+def _module_columns(roster: Roster, modules: list[str], course, path: Path) -> dict[str, str]:
+    """Module -> the roster's existing assignment column, by the Canvas assignment id in its
+    title; a :class:`GraderError` listing the columns found when any module has none."""
+    by_id = roster.assignment_columns()
+    found = ", ".join(repr(h) for h in roster.header if h not in STUDENT_COLUMNS) or "none"
+    assignments = course.canvas.assignments if course is not None else {}
+    if course is None or course.path is None:
+        raise GraderError(
+            f"export --canvas writes each module into the roster's own assignment column, found"
+            f" by the Canvas assignment id in its title (e.g. 'Module 02 (4321)'), and needs the"
+            f" course file to know those ids; no course file was found. The roster {path} has"
+            f" the columns: {found}. Fix: write course.toml with [canvas] assignments ="
+            f" {{ \"02\" = 4321 }} (module -> the number in brackets; examples/course.toml),"
+            " then pass --course FILE or run from its folder")
+    columns, problems = {}, []
+    for module in modules:
+        aid = assignments.get(module)
+        if aid is None:
+            problems.append(f"module {module} has no Canvas assignment id in {course.path}"
+                            f" ([canvas] assignments)")
+        elif aid not in by_id:
+            problems.append(f"module {module} is assignment {aid}, but no column of the roster"
+                            f" ends in ({aid})")
+        else:
+            columns[module] = by_id[aid]
+    if problems:
+        raise GraderError(
+            f"cannot place every graded module in {path}: {'; '.join(problems)}. The roster's"
+            f" columns are: {found}. Fix: create the assignment in Canvas and export the"
+            f" gradebook again, or correct [canvas] assignments in {course.path}; a new column"
+            " is never added (Canvas would import it as a new assignment)")
+    return columns
+
+
+def export_canvas(roster: Path, out: Path, *, match: str | None = None, course=None,
                   dest: Path | None = None) -> CanvasExport:
-    """Write ``DIR/canvas.csv`` (or ``dest``) from the roster and the graded results."""
+    """Write ``DIR/canvas.csv`` (or ``dest``): the roster's identity columns and, in each
+    graded module's own assignment column, its final score (late penalty applied)."""
     from grader.checks.results import ManualResult
+    from grader.classroom.late import apply_record, load_record
     from grader.classroom.manual import trusted_rows
 
     out = Path(out)
-    rows = list(trusted_rows(out).values())
-    columns, students = read_roster(Path(roster), match)
+    match = match or KEY_COLUMNS[course.canvas.student_key if course is not None else "login"]
+    rows = apply_record(list(trusted_rows(out).values()), load_record(out))
+    table = read_roster_table(Path(roster), match)
     modules = sorted({r.module for r in rows if r.module})
+    targets = _module_columns(table, modules, course, Path(roster))
+    columns, students = table.columns, table.students
     scores, clashes = _scores_by_key(rows)
     maxima, warnings = _module_maxima(rows, out)
     summary = CanvasExport(path=Path(dest) if dest else out / CANVAS_NAME, warnings=warnings)
@@ -178,10 +259,10 @@ def export_canvas(roster: Path, out: Path, *, match: str = DEFAULT_MATCH,
     for entry in students:
         roster_keys[match_key(entry[match])] = roster_keys.get(match_key(entry[match]), 0) + 1
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(safe_row([*columns, *(assignment_column(m) for m in modules)]))
+    writer = csv.writer(buffer, lineterminator="\n", delimiter=table.delimiter)
+    writer.writerow(safe_row([*columns, *(targets[m] for m in modules)]))
     writer.writerow(safe_row([POINTS_POSSIBLE if c == "Student" else "" for c in columns]
-                             + [f"{maxima.get(m, 0):g}" for m in modules]))
+                             + [table.number(maxima.get(m, 0)) for m in modules]))
     seen: set[str] = set()
     for entry in students:
         key = match_key(entry[match])
@@ -194,7 +275,8 @@ def export_canvas(roster: Path, out: Path, *, match: str = DEFAULT_MATCH,
             own = _without_conflicts(own, key, who, roster_keys[key], clashes, summary, match)
             summary.matched += bool(own)
         writer.writerow(safe_row([entry[c] for c in columns]
-                                 + [f"{own[m]:g}" if own and m in own else "" for m in modules]))
+                                 + [table.number(own[m]) if own and m in own else ""
+                                    for m in modules]))
     summary.unknown = sorted({roster_name(r) for r in rows if match_key(roster_name(r)) not in seen})
     atomic_write_text(summary.path, buffer.getvalue())
     return summary

@@ -36,10 +36,13 @@ def write_outputs(rows: Sequence[GradeRow], out: Path, *, sources: dict[str, byt
     feedback pages, the similarity pass or the report is a note (on the console and in the
     report), never a crash: the gradebook is written first. Returns the notes.
     """
+    from grader.classroom.late import apply_record, load_record
     from grader.classroom.rubric_record import graded_rubrics
 
     out = Path(out)
     notes: list[str] = []
+    late_record = load_record(out)  # the late penalty, its own line, recomputed from raw_score
+    rows = apply_record(rows, late_record)
     sandbox_warning, threshold = load_batch_record(out, rows)
     _, rubric_warnings = graded_rubrics(out, warn=announce)
     warning = "; ".join(w for w in (sandbox_warning, *rubric_warnings) if w) or None
@@ -59,7 +62,8 @@ def write_outputs(rows: Sequence[GradeRow], out: Path, *, sources: dict[str, byt
             notes.append(_failure_note("the similarity check", exc))
         atomic_write_text(out / "similarity.json",
                           json.dumps([p.to_dict() for p in pairs], indent=1) + "\n")
-    _write_report_or_note(rows, out, links, pairs, threshold, warning, notes)
+    _write_report_or_note(rows, out, links, pairs, threshold, warning, notes,
+                          intake=late_record.intake)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     return notes
@@ -109,12 +113,13 @@ def _failure_note(what: str, exc: BaseException) -> str:
             " the grades are complete and unaffected. Please report this as a grader bug.")
 
 
-def _write_report_or_note(rows, out: Path, links, pairs, threshold: float, warning, notes) -> None:
+def _write_report_or_note(rows, out: Path, links, pairs, threshold: float, warning, notes,
+                          intake: dict | None = None) -> None:
     from grader.pages.report import minimal_report, write_report
 
     try:
         write_report(rows, out, feedback_links=links, similar=pairs, threshold=threshold,
-                     warning=warning, notes=notes)
+                     warning=warning, notes=notes, intake=intake)
     except Exception as exc:  # noqa: BLE001 - the gradebook is written; say what went wrong
         notes.append(_failure_note("the class report", exc))
         atomic_write_text(out / "report.html", minimal_report(notes, warning=warning))

@@ -22,6 +22,7 @@ from pathlib import Path
 from grader.base.ids import safe_id
 from grader.checks.results import GradeRow
 from grader.checks.rubric import Rubric
+from grader.pages.gradebook import late_sentence
 
 MAX_TEXT = 4000
 MAX_NOTES = 30
@@ -92,6 +93,9 @@ def render_markdown(row: GradeRow, rubric: Rubric | None = None) -> str:
     desc = _descriptions(rubric)
     lines = [f"# Feedback: {md_text(row.student)}, module {md_text(row.module or '?')}", "",
              f"**Score: {_points(row.score)} / {_points(row.max_score)}**", ""]
+    if row.late:  # issue 23
+        lines += [f"**Late:** {md_text(late_sentence(row.late))}"
+                  f" (score before: {_points(row.raw_score or 0)})", ""]
     if row.error:
         lines += [f"> **Not graded:** {md_text(_cut(row.error))}", ""]
     if row.checks:
@@ -124,6 +128,10 @@ def render_html(row: GradeRow, rubric: Rubric | None = None) -> str:
              f"<style>{_CSS}</style></head><body>",
              f"<h1>Feedback: {e(row.student)}, module {e(str(row.module or '?'))}</h1>",
              f"<p><strong>Score: {_points(row.score)} / {_points(row.max_score)}</strong></p>"]
+    if row.late:  # issue 23
+        parts.append(f'<p class="late" id="late"><strong>Late:</strong>'
+                     f" {e(late_sentence(row.late))} (score before:"
+                     f" {_points(row.raw_score or 0)})</p>")
     if row.error:
         parts.append(f'<p class="error"><strong>Not graded:</strong> {e(_cut(row.error))}</p>')
     flagged = [c.id for c in row.checks if getattr(c, "flag", None) == "saw_test_set"]

@@ -36,6 +36,8 @@ from grader.base.csvcells import safe_row
 from grader.checks.results import GradeRow
 
 UNKNOWN_MODULE = "unknown"
+RAW, PENALTY = "\0raw", "\0penalty"
+"""Pseudo check ids of the late columns (``02 raw``, ``02 late penalty``)."""
 POINTS_POSSIBLE = "Points Possible"
 """The ``student`` cell of the maximum points row (Canvas's name for it)."""
 
@@ -89,10 +91,40 @@ def csv_columns(rows: Sequence[GradeRow]) -> list[tuple[str, str, str | None]]:
             if check.id not in ids:
                 ids.append(check.id)
     columns: list[tuple[str, str, str | None]] = []
+    late = _late_columns(rows)
     for module in sorted(checks_by_module, key=lambda m: (m == UNKNOWN_MODULE, m)):
         columns.append((f"{module} total", module, None))
+        if module in late:  # issue 23: the total is final; raw and penalty beside it
+            columns += [(f"{module} raw", module, RAW), (f"{module} late penalty", module, PENALTY)]
         columns.extend((check_id, module, check_id) for check_id in checks_by_module[module])
     return columns
+
+
+def _duration(seconds: int) -> str:
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    parts = [(days, "day"), (hours, "hour")] if days or hours else [(max(1, rest // 60), "minute")]
+    return " ".join(f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n)
+
+
+def late_sentence(late: dict | None) -> str:
+    """The late-work line of a feedback page and the report (issue 23), or ``""``:
+    ``submitted 1 day 23 hours late: -20 %``."""
+    if not late:
+        return ""
+    if late.get("flag") == "late_marker_without_time":
+        return ("Canvas marked this submission late, but its submission time is not known"
+                " here: flagged, no late penalty applied")
+    text = f"submitted {_duration(late.get('seconds_late') or 0)} late"
+    penalty = float(late.get("penalty") or 0)
+    if not penalty:
+        return text + ": within the grace period, no penalty"
+    return text + f": -{penalty * 100:g} % (-{_number(late.get('deducted') or 0)} points)"
+
+
+def _late_columns(rows: Sequence[GradeRow]) -> set[str]:
+    """Modules where some row carries a late line: they get raw and penalty columns."""
+    return {module_label(r) for r in rows if r.late}
 
 
 def _pending(check) -> bool:
@@ -111,7 +143,11 @@ def _points_possible(rows: Sequence[GradeRow], columns) -> list[str]:
             checks[key] = max(checks.get(key, 0.0), check.max_points)
     line = [POINTS_POSSIBLE, ""]
     for _, module, check_id in columns:
-        line.append(_number(totals[module] if check_id is None else checks.get((module, check_id), 0)))
+        if check_id == PENALTY:
+            line.append("")
+            continue
+        line.append(_number(totals[module] if check_id in (None, RAW)
+                            else checks.get((module, check_id), 0)))
     line.append(_number(sum(totals.values())))
     line.append("")
     return line
@@ -139,6 +175,10 @@ def grades_csv(rows: Sequence[GradeRow]) -> str:
                 line.append("")
             elif check_id is None:
                 line.append(_number(row.score))
+            elif check_id == RAW:
+                line.append(_number(row.raw_score if row.raw_score is not None else row.score))
+            elif check_id == PENALTY:
+                line.append(_number(row.late.get("penalty") or 0) if row.late else "")
             else:
                 check = next((c for c in row.checks if c.id == check_id), None)
                 line.append(_number(check.points) if check is not None and not _pending(check)

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from grader.checks.results import GradeRow, ManualResult
-from grader.pages.gradebook import atomic_write_text, module_label, sort_rows
+from grader.pages.gradebook import atomic_write_text, late_sentence, module_label, sort_rows
 
 SLOWEST = 10
 
@@ -284,7 +284,7 @@ def _students(rows: Sequence[GradeRow], links: dict[str, str]) -> str:
     head = "".join(f"<th>{_e(m)}</th>" for m in modules)
     out = ['<section id="students"><h2>Students</h2>',
            f'<div class="table-wrap"><table><tr><th>student</th><th>name</th>{head}<th>total</th>'
-           "<th>flags</th></tr>"]
+           "<th>flags</th><th>late</th></tr>"]
     for student, mods in by_student.items():
         name = next((r.name for r in mods.values() if r.name), "")
         cells = []
@@ -299,17 +299,38 @@ def _students(rows: Sequence[GradeRow], links: dict[str, str]) -> str:
                 cells.append(f'<td class="num{cls}">{r.score:g}&nbsp;/&nbsp;{r.max_score:g}{mark}</td>')
         total = sum(r.score for r in mods.values())
         flags = sorted({f"{r.module}: {f}" for r in mods.values() for f in _flags(r)})
+        late = "; ".join(f"{r.module}: {late_sentence(r.late)}" for r in mods.values() if r.late)
         out.append(f"<tr><td>{_link(student, links)}</td><td>{_e(name)}</td>{''.join(cells)}"
                    f'<td class="num">{total:g}</td>'
-                   f'<td class="bad">{_e(", ".join(flags))}</td></tr>')
+                   f'<td class="bad">{_e(", ".join(flags))}</td><td class="late">{_e(late)}</td></tr>')
     out.append("</table></div></section>")
+    return "\n".join(out)
+
+
+_INTAKE_HEADS = {"unknown": "Files of users not on the roster (not graded)",
+                 "missing": "Roster students without a submission",
+                 "older": "Older submissions superseded by a resubmission (the latest counts)",
+                 "refused": "Files or roster rows refused"}
+
+
+def _intake(intake: dict | None) -> str:
+    """Issue 23: what the Canvas download intake could not place, one list each."""
+    if not intake or not any(intake.get(k) for k in _INTAKE_HEADS):
+        return ""
+    out = ['<section id="canvas-intake"><h2>Canvas download</h2>']
+    for kind, head in _INTAKE_HEADS.items():
+        lines = intake.get(kind) or []
+        if lines:
+            items = "".join(f"<li>{_e(line)}</li>" for line in lines)
+            out.append(f'<h3>{_e(head)}: {len(lines)}</h3><ul id="intake-{kind}">{items}</ul>')
+    out.append("</section>")
     return "\n".join(out)
 
 
 def render_report(rows: Sequence[GradeRow], *, feedback_links: dict[str, str] | None = None,
                   similar: Sequence = (), threshold: float = 0.8,
                   generated: datetime | None = None, warning: str | None = None,
-                  notes: Sequence[str] = ()) -> str:
+                  notes: Sequence[str] = (), intake: dict | None = None) -> str:
     """The report's HTML text (see the module docstring); ``warning`` is shown first, then
     ``notes`` (steps of the run that failed, e.g. the similarity check)."""
     links = feedback_links or {}
@@ -333,7 +354,8 @@ def render_report(rows: Sequence[GradeRow], *, feedback_links: dict[str, str] | 
             '<div class="cards">' + "".join(f'<div class="card"><b>{_e(v)}</b>{_e(k)}</div>'
                                             for v, k in cards) + "</div>",
             '<p><a href="grades.csv">grades.csv</a> &middot; <a href="grades.json">grades.json</a>'
-            ' &middot; <a href="similarity.json">similarity.json</a></p>']
+            ' &middot; <a href="similarity.json">similarity.json</a></p>',
+            _intake(intake)]
     if not rows:
         body.append("<p>No submissions have been graded yet.</p>")
     for module in sorted(by_module, key=lambda m: (m == "unknown", m)):
@@ -353,11 +375,12 @@ def render_report(rows: Sequence[GradeRow], *, feedback_links: dict[str, str] | 
 
 def write_report(rows: Sequence[GradeRow], out: Path, *, feedback_links: dict[str, str] | None = None,
                  similar: Sequence = (), threshold: float = 0.8, warning: str | None = None,
-                 notes: Sequence[str] = ()) -> Path:
+                 notes: Sequence[str] = (), intake: dict | None = None) -> Path:
     """Write ``out/report.html`` atomically and return its path."""
     path = Path(out) / "report.html"
     atomic_write_text(path, render_report(rows, feedback_links=feedback_links, similar=similar,
-                                          threshold=threshold, warning=warning, notes=notes))
+                                          threshold=threshold, warning=warning, notes=notes,
+                                          intake=intake))
     return path
 
 
