@@ -226,6 +226,8 @@ def _canvas(args: argparse.Namespace) -> int:
               f" {number(item.new)}\t{words[item.action]}")
     for line in plan.unmatched:
         print(f"  not sent: {line}")
+    for line in plan.notes:
+        print(f"note: {line}")
     if not args.apply:
         todo = sum(i.action == "send" or args.force and i.action == "changed" for i in plan.items)
         print(f"dry run: nothing sent; {todo} grade(s) would be sent. Run again with --apply")

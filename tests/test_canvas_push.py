@@ -86,6 +86,20 @@ def test_push_without_apply_prints_the_change_and_sends_nothing(loop):
     assert [r for r in requests if r["method"] != "GET"] == []
     assert not (loop["out"] / "canvas-push.json").exists()
     assert all(s["score"] is None for s in loop["canvas"].submissions[4321].values())
+    assert "scaled" not in proc.stdout
+
+
+def test_push_scales_to_the_points_the_canvas_assignment_is_worth(loop):
+    canvas = loop["canvas"]
+    canvas.assignments[4321]["points_possible"] = ada_max = 2 * loop["rows"]["ada"]["max_score"]
+    try:
+        proc, requests = push(loop)
+    finally:
+        canvas.assignments[4321]["points_possible"] = loop["rows"]["ada"]["max_score"]
+    (ada_line,) = [line for line in proc.stdout.splitlines() if line.startswith("ada\t")]
+    assert f"new {2 * loop['rows']['ada']['score']:g}\t" in ada_line, ada_line
+    assert f"is worth {ada_max:g} points" in proc.stdout and "scaled" in proc.stdout
+    assert [r for r in requests if r["method"] != "GET"] == []
 
 
 def test_push_apply_sends_each_grade_once_with_a_comment_through_a_429(loop):
@@ -131,6 +145,27 @@ def test_a_grade_changed_in_canvas_is_kept_unless_force(loop):
     assert canvas.submissions[4321][102]["score"] == pytest.approx(ben["score"])
     log = json.loads((loop["out"] / "canvas-push.json").read_text())["sent"]
     assert len(log) == 3 and log[-1]["forced"] is True and log[-1]["previous_score"] == 1.5
+
+
+def test_a_500_on_one_put_is_listed_not_logged_and_sent_by_the_next_push(loop, tmp_path):
+    """A copy of the graded folder without its push log: Canvas already holds its grades, so
+    both are sent (to post the comment); ada's PUT fails once with 500 (not retried: the
+    comment may have been posted), ben's goes through; the next push sends ada's only."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(loop["out"], out, ignore=shutil.ignore_patterns("canvas-push.json*",
+                                                                   ".canvas-push.json*"))
+    canvas = loop["canvas"]
+    canvas.fail("/submissions/101", 500, method="PUT")
+    copy = {**loop, "out": out}
+    proc, requests = push(copy, "--apply")
+    assert list(sent(requests)) == [102]
+    assert [r["injected"] for r in requests if r["method"] == "PUT"].count(500) == 1
+    assert "failed: ada (module 02): Canvas answered 500" in proc.stdout, proc.stdout
+    assert [e["user_id"] for e in json.loads((out / "canvas-push.json").read_text())["sent"]] == [102]
+    proc, requests = push(copy, "--apply")
+    assert list(sent(requests)) == [101]
 
 
 def test_the_token_is_in_no_output_and_no_file(loop):

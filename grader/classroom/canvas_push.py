@@ -7,14 +7,17 @@ name (:func:`grader.classroom.lms.match_key` on both sides) or its file-safe id 
 key's (:func:`grader.submission.validate.safe_id`, the folder ``canvas pull`` made). Rows
 that could not be graded (``error``) are listed and never sent.
 
-Per student the plan is one of: ``send`` (new grade), ``same`` (Canvas already holds what the
-last push sent: nothing to send), ``changed`` (the grade in Canvas is not the one the last
-push left, or Canvas has a grade and nothing was ever pushed: someone graded by hand;
-refused unless ``--force``). Without ``--apply`` the plan is printed and nothing is sent.
-With it each ``send`` is one ``PUT .../submissions/:user_id`` with ``submission[posted_grade]``
-(points) and ``comment[text_comment]`` (score and one line per check), logged at once in
-``DIR/canvas-push.json`` (a list of what was sent, appended under a lock and rewritten
-atomically), so a push stopped halfway resumes without sending anything twice.
+Per student the plan is one of: ``send`` (a new grade, or no push yet and Canvas has no
+grade or this one), ``same`` (Canvas holds what the last push sent and the grade did not
+change: nothing to send), ``changed`` (the grade in Canvas is not the one the last push left,
+or nothing was pushed yet and Canvas has another grade: someone graded by hand; refused
+unless ``--force``). Without ``--apply`` the plan is printed and nothing is sent. With it
+each ``send`` is one ``PUT .../submissions/:user_id`` with ``submission[posted_grade]``
+(points: the row's ``score``, scaled by ``points_possible / max_score`` with a note when
+the Canvas assignment is worth other points than the rubric) and ``comment[text_comment]``
+(score and one line per check), logged at once in ``DIR/canvas-push.json`` (a list of what
+was sent, appended under a lock and rewritten atomically), so a push stopped halfway
+resumes without sending anything twice.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ class PushPlan:
 
     items: list[Planned] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """One line per module whose Canvas assignment has other points than the rubric."""
 
 
 def number(value: float | None) -> str:
@@ -163,6 +168,21 @@ def _users(client: CanvasClient, course: Course, module: str, aid: int) -> dict[
     return found
 
 
+def _scale(client: CanvasClient, course: Course, module: str, aid: int, max_score: float,
+           plan: PushPlan) -> float:
+    """Canvas points per grader point: 1, unless the assignment's ``points_possible`` differs
+    from the rubric's ``max_score`` (then the grade is scaled, and a note says so)."""
+    what = f"assignment {aid} (module {module}) of course {course.canvas.course_id}"
+    possible = client.get(f"/api/v1/courses/{course.canvas.course_id}/assignments/{aid}", what)
+    possible = possible.get("points_possible") if isinstance(possible, dict) else None
+    if not isinstance(possible, (int, float)) or possible <= 0 or max_score <= 0 \
+            or _same(float(possible), max_score):
+        return 1.0
+    plan.notes.append(f"module {module}: Canvas assignment {aid} is worth {number(possible)} points,"
+                      f" the rubric {number(max_score)}: grades are scaled to Canvas's points")
+    return float(possible) / max_score
+
+
 def _match(users: dict, row: GradeRow) -> tuple[dict | None, str]:
     """The one Canvas submission a row belongs to (by name, else by file-safe id), or why not."""
     found = users.get(("key", match_key(roster_name(row)))) or users.get(("id", row.student)) or []
@@ -179,6 +199,7 @@ def plan_push(course: Course, out: Path, client: CanvasClient) -> PushPlan:
     last = {(e.get("assignment_id"), e.get("user_id")): e for e in read_log(out)}
     plan = PushPlan()
     users: dict[str, dict] = {}
+    scale: dict[str, float] = {}
     for row in sorted(read_rows(out), key=lambda r: (r.module or "", roster_name(r))):
         aid = course.canvas.assignments.get(row.module or "")
         name = f"{roster_name(row)} (module {row.module})"
@@ -191,15 +212,15 @@ def plan_push(course: Course, out: Path, client: CanvasClient) -> PushPlan:
             continue
         if row.module not in users:
             users[row.module] = _users(client, course, row.module, aid)
+            scale[row.module] = _scale(client, course, row.module, aid, row.max_score, plan)
         sub, why = _match(users[row.module], row)
         if sub is None:
             plan.unmatched.append(f"{name}: {why} ({course.canvas.student_key})")
             continue
-        now = _score(sub)
+        now, new = _score(sub), round(float(row.score) * scale[row.module], 2)
         plan.items.append(Planned(key=sub["_key"], module=row.module, assignment_id=aid,
-                                  user_id=sub.get("user_id"), now=now, new=float(row.score),
-                                  action=_action(now, float(row.score),
-                                                 last.get((aid, sub.get("user_id")))),
+                                  user_id=sub.get("user_id"), now=now, new=new,
+                                  action=_action(now, new, last.get((aid, sub.get("user_id")))),
                                   comment=comment_text(row)))
     return _drop_shared(plan)
 
