@@ -20,15 +20,22 @@ Canvas LMS REST API documentation, the pages these answers follow:
 
 It runs ``http.server`` in a thread, records every request (method, path, query, form,
 whether the ``Authorization`` header held the right token) and can be told to answer some
-requests with an error first (``fail(path_part, status, times, headers)``).
+requests with an error first (``fail(path_part, status, times, headers)``). At the end, the
+helpers the Canvas tests share: the token, the users, the course file, the CLI call.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from grader.base.paths import REPO_ROOT
 
 
 class FakeCanvas:
@@ -203,3 +210,42 @@ def _handler(canvas: FakeCanvas) -> type[BaseHTTPRequestHandler]:
             self._send(200, answer)
 
     return Handler
+
+
+# -- shared by the Canvas CLI tests ------------------------------------------------------
+
+TOKEN = "7~SeCrEtTokenValue0123456789abcdefXYZ"
+EXAMPLES = REPO_ROOT / "examples" / "submissions"
+USERS = {
+    "ada": {"id": 101, "name": "Ada Alvarez", "sortable_name": "Alvarez, Ada", "short_name": "Ada",
+            "login_id": "ada", "sis_user_id": "S101"},
+    "ben": {"id": 102, "name": "Ben Baker", "sortable_name": "Baker, Ben", "short_name": "Ben",
+            "login_id": "ben.baker", "sis_user_id": "S102"},
+    "cal": {"id": 103, "name": "Cal Chen", "sortable_name": "Chen, Cal", "short_name": "Cal",
+            "login_id": "cal@uni.edu", "sis_user_id": "S103"},
+    "dee": {"id": 104, "name": "Dee Diaz", "sortable_name": "Diaz, Dee", "short_name": "Dee",
+            "login_id": "dee", "sis_user_id": "S104"},
+    "eve": {"id": 105, "name": "Eve Evans", "sortable_name": "Evans, Eve", "short_name": "Eve",
+            "login_id": "eve", "sis_user_id": "S105"},
+}
+
+
+def notebook(student: str, module: str) -> bytes:
+    stem = {"01": "01_mlp_cifar10_gray", "02": "02_dense_mnist_fashion"}[module]
+    return (EXAMPLES / student / f"{stem}.ipynb").read_bytes()
+
+
+def course_file(folder: Path, url: str, assignments: str = '{ "01" = 4320, "02" = 4321 }',
+                key: str = "login") -> Path:
+    path = folder / "course.toml"
+    path.write_text(f'[canvas]\nbase_url = "{url}"\ncourse_id = 7\nassignments = {assignments}\n'
+                    f'student_key = "{key}"\n', encoding="utf-8")
+    return path
+
+
+def run(*args: str, token: str | None = TOKEN, timeout: int = 120) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "CANVAS_TOKEN"}
+    if token is not None:
+        env["CANVAS_TOKEN"] = token
+    return subprocess.run([sys.executable, "-m", "grader", "canvas", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)

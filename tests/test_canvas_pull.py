@@ -9,51 +9,10 @@ submissions" with ``include[]=user`` (paginated by ``Link``), the Files API atta
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from canvas_server import FakeCanvas
-
-from grader.base.paths import REPO_ROOT
-
-TOKEN = "7~SeCrEtTokenValue0123456789abcdefXYZ"
-EXAMPLES = REPO_ROOT / "examples" / "submissions"
-USERS = {
-    "ada": {"id": 101, "name": "Ada Alvarez", "sortable_name": "Alvarez, Ada", "short_name": "Ada",
-            "login_id": "ada", "sis_user_id": "S101"},
-    "ben": {"id": 102, "name": "Ben Baker", "sortable_name": "Baker, Ben", "short_name": "Ben",
-            "login_id": "ben.baker", "sis_user_id": "S102"},
-    "cal": {"id": 103, "name": "Cal Chen", "sortable_name": "Chen, Cal", "short_name": "Cal",
-            "login_id": "cal@uni.edu", "sis_user_id": "S103"},
-    "dee": {"id": 104, "name": "Dee Diaz", "sortable_name": "Diaz, Dee", "short_name": "Dee",
-            "login_id": "dee", "sis_user_id": "S104"},
-    "eve": {"id": 105, "name": "Eve Evans", "sortable_name": "Evans, Eve", "short_name": "Eve",
-            "login_id": "eve", "sis_user_id": "S105"},
-}
-
-
-def notebook(student: str, module: str) -> bytes:
-    stem = {"01": "01_mlp_cifar10_gray", "02": "02_dense_mnist_fashion"}[module]
-    return (EXAMPLES / student / f"{stem}.ipynb").read_bytes()
-
-
-def course_file(folder: Path, url: str, assignments: str = '{ "01" = 4320, "02" = 4321 }',
-                key: str = "login") -> Path:
-    path = folder / "course.toml"
-    path.write_text(f'[canvas]\nbase_url = "{url}"\ncourse_id = 7\nassignments = {assignments}\n'
-                    f'student_key = "{key}"\n', encoding="utf-8")
-    return path
-
-
-def run(*args: str, token: str | None = TOKEN, timeout: int = 120) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "CANVAS_TOKEN"}
-    if token is not None:
-        env["CANVAS_TOKEN"] = token
-    return subprocess.run([sys.executable, "-m", "grader", "canvas", *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+from canvas_server import TOKEN, USERS, FakeCanvas, course_file, notebook, run
 
 
 def class_of_five(canvas: FakeCanvas) -> None:
@@ -227,3 +186,14 @@ def test_hostile_keys_and_file_names_stay_inside_dir(tmp_path):
     assert not any(s.startswith(("..", "/", "victim/", "tmp/")) for s in saved), saved
     assert "mal" in proc.stdout and "big" in proc.stdout and "over the" in proc.stdout, proc.stdout
     assert len(downloads) == 2  # the oversize file was never requested
+
+
+def test_student_key_sis_names_the_folders_by_sis_user_id(tmp_path):
+    with FakeCanvas(TOKEN) as canvas:
+        class_of_five(canvas)
+        dest = tmp_path / "pulled"
+        proc = run("pull", str(dest), "--course", str(course_file(tmp_path, canvas.url, key="sis")))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in dest.iterdir() if p.is_dir()) == ["S101", "S102", "S103"]
+    record = json.loads((dest / "canvas-pull.json").read_text())["submissions"]
+    assert record["S102"]["02"]["key"] == "S102" and record["S102"]["02"]["user_id"] == 102

@@ -14,8 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
-from canvas_server import FakeCanvas
-from test_canvas_pull import EXAMPLES, TOKEN, USERS, course_file, run
+from canvas_server import EXAMPLES, TOKEN, USERS, FakeCanvas, course_file, run
 
 from grader.base.paths import REPO_ROOT
 
