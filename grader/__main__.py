@@ -1,4 +1,4 @@
-"""Command line: ``python -m grader {release,normalize,grade,digest,manual,export} ...``.
+"""Command line: ``python -m grader {release,normalize,grade,digest,manual,export,canvas} ...``.
 
 Commands that read the course file take ``--course FILE`` (default ``./course.toml``).
 
@@ -245,6 +245,53 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _canvas(args: argparse.Namespace) -> int:
+    from grader.base.course import load_course
+    from grader.classroom.canvas_api import CanvasClient, token_from_env
+    from grader.classroom.canvas_pull import require_canvas
+
+    if args.action == "pull" and (args.apply or args.force):
+        raise GraderError("--apply and --force go with canvas push; canvas pull changes nothing"
+                          " in Canvas")
+    course = load_course(args.course)
+    require_canvas(course)
+    client = CanvasClient(course.canvas.base_url, token_from_env())
+    if args.action == "pull":
+        from grader.classroom.canvas_pull import pull
+
+        summary = pull(course, args.dir, client)
+        print(f"pulled {summary.saved} notebook(s) into {args.dir}; submission times in"
+              f" {summary.path}; {summary.no_submission} student(s) have not submitted")
+        for line in summary.skipped:
+            print(f"  skipped: {line}")
+        return 0
+    from grader.classroom.canvas_push import apply_push, number, plan_push
+
+    plan = plan_push(course, args.dir, client)
+    words = {"send": "send", "same": "already in Canvas",
+             "changed": "changed in Canvas since the last push: " + ("overwrite (--force)"
+                                                                    if args.force else "kept")}
+    for item in plan.items:
+        print(f"{item.key}\tmodule {item.module}\tCanvas now {number(item.now)}\tnew"
+              f" {number(item.new)}\t{words[item.action]}")
+    for line in plan.unmatched:
+        print(f"  not sent: {line}")
+    for line in plan.notes:
+        print(f"note: {line}")
+    if not args.apply:
+        todo = sum(i.action == "send" or args.force and i.action == "changed" for i in plan.items)
+        print(f"dry run: nothing sent; {todo} grade(s) would be sent. Run again with --apply")
+        return 0
+    sent, failures = apply_push(course, args.dir, client, plan, force=args.force)
+    for line in failures:
+        print(f"  failed: {line}")
+    kept = sum(i.action == "changed" for i in plan.items) if not args.force else 0
+    print(f"sent {sent} grade(s) with a comment each; logged in {args.dir / 'canvas-push.json'}"
+          + (f"; {kept} changed in Canvas kept (--force overwrites)" if kept else "")
+          + (f"; {len(failures)} failed" if failures else ""))
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -365,6 +412,21 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--output", type=Path, default=None,
                      help="where to write the CSV (default DIR/canvas.csv)")
     exp.set_defaults(func=_export)
+    can = sub.add_parser("canvas", help="pull submissions from / push grades to Canvas (REST API)",
+                         description="pull DIR: every module of [canvas] assignments into"
+                         " DIR/<student key>/ with DIR/canvas-pull.json (submission times)."
+                         " push DIR: the grades of a grade --out folder back to Canvas, a dry"
+                         " run unless --apply. The token comes from CANVAS_TOKEN.")
+    can.add_argument("action", choices=("pull", "push"))
+    can.add_argument("dir", type=Path, metavar="DIR",
+                     help="pull: where the notebooks go; push: a folder written by grade --out")
+    can.add_argument("--apply", action="store_true", help="(push) send the grades; without it"
+                     " only print what would change")
+    can.add_argument("--force", action="store_true", help="(push) overwrite grades changed in"
+                     " Canvas since the last push")
+    can.add_argument("--course", type=Path, default=None, metavar="FILE",
+                     help="the course file (default ./course.toml; see examples/course.toml)")
+    can.set_defaults(func=_canvas)
     return parser
 
 

@@ -1,0 +1,271 @@
+"""``python -m grader canvas push DIR [--apply] [--force]``: grades and comments back to Canvas.
+
+DIR is a ``grade --out`` folder. Each ``grades.json`` row of a module in ``[canvas]
+assignments`` is matched to a Canvas user by listing the assignment's submissions with
+``include[]=user`` and comparing the user's key (``[canvas] student_key``) with the row's
+name (:func:`grader.classroom.lms.match_key` on both sides) or its file-safe id with the
+key's (:func:`grader.submission.validate.safe_id`, the folder ``canvas pull`` made). Rows
+that could not be graded (``error``) are listed and never sent.
+
+Per student the plan is one of: ``send`` (a new grade, or no push yet and Canvas has no
+grade or this one), ``same`` (Canvas holds what the last push sent and the grade did not
+change: nothing to send), ``changed`` (the grade in Canvas is not the one the last push left,
+or nothing was pushed yet and Canvas has another grade: someone graded by hand; refused
+unless ``--force``). Without ``--apply`` the plan is printed and nothing is sent. With it
+each ``send`` is one ``PUT .../submissions/:user_id`` with ``submission[posted_grade]``
+(points: the row's ``score``, scaled by ``points_possible / max_score`` with a note when
+the Canvas assignment is worth other points than the rubric) and ``comment[text_comment]``
+(score and one line per check), logged at once in ``DIR/canvas-push.json`` (a list of what
+was sent, appended under a lock and rewritten atomically), so a push stopped halfway
+resumes without sending anything twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from grader.base.course import Course
+from grader.base.errors import GraderError
+from grader.checks.results import GradeRow, roster_name
+from grader.classroom.canvas_api import CanvasClient, CanvasError
+from grader.classroom.canvas_pull import require_canvas, student_key
+from grader.classroom.lms import match_key
+from grader.pages.gradebook import atomic_write_text
+from grader.submission.validate import safe_id
+
+PUSH_LOG = "canvas-push.json"
+TOLERANCE = 1e-6
+MAX_COMMENT_LINES = 40
+
+
+@dataclass
+class Planned:
+    """One student's grade for one module and what push does with it."""
+
+    key: str
+    module: str
+    assignment_id: int
+    user_id: int
+    now: float | None
+    new: float
+    action: str  # "send", "same", "changed"
+    comment: str = ""
+
+
+@dataclass
+class PushPlan:
+    """Every matched row's plan, and the rows that cannot be pushed (one line each)."""
+
+    items: list[Planned] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """One line per module whose Canvas assignment has other points than the rubric."""
+
+
+def number(value: float | None) -> str:
+    """A grade as Canvas shows points: ``8.5``, ``10``; ``-`` when there is none."""
+    if value is None:
+        return "-"
+    text = f"{float(value):.4f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def comment_text(row: GradeRow) -> str:
+    """The text comment: the module's score, then one line per check (points and message)."""
+    lines = [f"dlcourse module {row.module}: {number(row.score)} / {number(row.max_score)} points"]
+    for check in row.checks[:MAX_COMMENT_LINES]:
+        message = " ".join(str(check.message).split())
+        message = message if len(message) <= 160 else message[:157] + "..."
+        lines.append(f"- {check.id}: {number(check.points)} / {number(check.max_points)}"
+                     + (f" ({message})" if message else ""))
+    if len(row.checks) > MAX_COMMENT_LINES:
+        lines.append(f"- ... {len(row.checks) - MAX_COMMENT_LINES} more on the feedback page")
+    return "\n".join(lines)
+
+
+def read_rows(out: Path) -> list[GradeRow]:
+    """The rows of ``out/grades.json``, or a :class:`GraderError` naming the fix."""
+    path = Path(out) / "grades.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return [GradeRow.from_dict(r) for r in data]
+    except FileNotFoundError:
+        raise GraderError(f"{path}: no such file; expected DIR to be a folder written by"
+                          " `python -m grader grade ... --out DIR`") from None
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise GraderError(f"{path}: cannot read the gradebook ({type(exc).__name__}). Fix: grade"
+                          " again into DIR") from None
+
+
+@contextmanager
+def _locked(out: Path):
+    with open(Path(out) / f".{PUSH_LOG}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_log(out: Path) -> list[dict]:
+    """Every entry ``canvas push`` logged in ``out``, oldest first."""
+    try:
+        data = json.loads((Path(out) / PUSH_LOG).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise GraderError(f"{Path(out) / PUSH_LOG}: unreadable ({type(exc).__name__}); it is the"
+                          " record of earlier pushes. Fix: restore it, or move it away and push"
+                          " with --force") from None
+    return [e for e in data.get("sent", []) if isinstance(e, dict)] if isinstance(data, dict) else []
+
+
+def append_log(out: Path, entry: dict) -> None:
+    """Add one sent grade to ``out/canvas-push.json`` (locked, rewritten atomically)."""
+    with _locked(out):
+        entries = read_log(out)
+        entries.append(entry)
+        atomic_write_text(Path(out) / PUSH_LOG, json.dumps({"sent": entries}, indent=2,
+                                                           ensure_ascii=False) + "\n")
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    return a is None and b is None or a is not None and b is not None and abs(a - b) <= TOLERANCE
+
+
+def _score(sub: dict) -> float | None:
+    value = sub.get("score")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _action(now: float | None, new: float, last: dict | None) -> str:
+    if last is None:
+        return "send" if now is None or _same(now, new) else "changed"  # else graded by hand
+    if not _same(now, last.get("canvas_score")):
+        return "changed"
+    return "same" if _same(new, last.get("posted_grade")) else "send"
+
+
+def _users(client: CanvasClient, course: Course, module: str, aid: int) -> dict[str, dict]:
+    """The submissions (with their users) of one assignment, indexed for :func:`_match`:
+    ``("key", match_key(key))`` and ``("id", safe_id(key))`` -> list of submissions."""
+    what = f"the submissions of assignment {aid} (module {module}) of course {course.canvas.course_id}"
+    subs = client.get_all(f"/api/v1/courses/{course.canvas.course_id}/assignments/{aid}/submissions",
+                          what, {"include[]": "user"})
+    found: dict = {}
+    for sub in subs:
+        key = student_key(sub.get("user") or {}, course.canvas.student_key) if isinstance(sub, dict) \
+            else None
+        if key is not None:
+            entry = {**sub, "_key": key}
+            found.setdefault(("key", match_key(key)), []).append(entry)
+            found.setdefault(("id", safe_id(key)), []).append(entry)
+    return found
+
+
+def _scale(client: CanvasClient, course: Course, module: str, aid: int, max_score: float,
+           plan: PushPlan) -> float:
+    """Canvas points per grader point: 1, unless the assignment's ``points_possible`` differs
+    from the rubric's ``max_score`` (then the grade is scaled, and a note says so)."""
+    what = f"assignment {aid} (module {module}) of course {course.canvas.course_id}"
+    possible = client.get(f"/api/v1/courses/{course.canvas.course_id}/assignments/{aid}", what)
+    possible = possible.get("points_possible") if isinstance(possible, dict) else None
+    if not isinstance(possible, (int, float)) or possible <= 0 or max_score <= 0 \
+            or _same(float(possible), max_score):
+        return 1.0
+    plan.notes.append(f"module {module}: Canvas assignment {aid} is worth {number(possible)} points,"
+                      f" the rubric {number(max_score)}: grades are scaled to Canvas's points")
+    return float(possible) / max_score
+
+
+def _match(users: dict, row: GradeRow) -> tuple[dict | None, str]:
+    """The one Canvas submission a row belongs to (by name, else by file-safe id), or why not."""
+    found = users.get(("key", match_key(roster_name(row)))) or users.get(("id", row.student)) or []
+    if len(found) == 1:
+        return found[0], ""
+    if not found:
+        return None, "no Canvas user of the assignment has this key"
+    return None, "several Canvas users have this key: " + ", ".join(str(s.get("user_id")) for s in found)
+
+
+def plan_push(course: Course, out: Path, client: CanvasClient) -> PushPlan:
+    """What a push would send for every row of ``out/grades.json`` (nothing is sent)."""
+    require_canvas(course)
+    last = {(e.get("assignment_id"), e.get("user_id")): e for e in read_log(out)}
+    plan = PushPlan()
+    users: dict[str, dict] = {}
+    scale: dict[str, float] = {}
+    for row in sorted(read_rows(out), key=lambda r: (r.module or "", roster_name(r))):
+        aid = course.canvas.assignments.get(row.module or "")
+        name = f"{roster_name(row)} (module {row.module})"
+        if aid is None:
+            plan.unmatched.append(f"{name}: the module has no Canvas assignment in"
+                                  " canvas.assignments")
+            continue
+        if row.error is not None:
+            plan.unmatched.append(f"{name}: could not be graded ({row.error})")
+            continue
+        if row.module not in users:
+            users[row.module] = _users(client, course, row.module, aid)
+            scale[row.module] = _scale(client, course, row.module, aid, row.max_score, plan)
+        sub, why = _match(users[row.module], row)
+        if sub is None:
+            plan.unmatched.append(f"{name}: {why} ({course.canvas.student_key})")
+            continue
+        now, new = _score(sub), round(float(row.score) * scale[row.module], 2)
+        plan.items.append(Planned(key=sub["_key"], module=row.module, assignment_id=aid,
+                                  user_id=sub.get("user_id"), now=now, new=new,
+                                  action=_action(now, new, last.get((aid, sub.get("user_id")))),
+                                  comment=comment_text(row)))
+    return _drop_shared(plan)
+
+
+def _drop_shared(plan: PushPlan) -> PushPlan:
+    """Two rows of one module that match one Canvas user (folders ``Tom`` and ``tom``): neither
+    is sent, both are listed (push never picks one)."""
+    count: dict[tuple, int] = {}
+    for item in plan.items:
+        count[(item.assignment_id, item.user_id)] = count.get((item.assignment_id, item.user_id), 0) + 1
+    kept = []
+    for item in plan.items:
+        if count[(item.assignment_id, item.user_id)] > 1:
+            plan.unmatched.append(f"{item.key} (module {item.module}): several graded rows match"
+                                  " this Canvas user; rename the folders so one does, grade again")
+        else:
+            kept.append(item)
+    plan.items = kept
+    return plan
+
+
+def apply_push(course: Course, out: Path, client: CanvasClient, plan: PushPlan,
+               force: bool = False) -> tuple[int, list[str]]:
+    """Send every ``send`` (and with ``force`` every ``changed``) item; (sent, failures)."""
+    sent, failures = 0, []
+    for item in plan.items:
+        if not (item.action == "send" or force and item.action == "changed"):
+            continue
+        path = (f"/api/v1/courses/{course.canvas.course_id}/assignments/{item.assignment_id}"
+                f"/submissions/{item.user_id}")
+        try:
+            answer = client.put_form(path, f"the grade of {item.key} (module {item.module})",
+                                     {"submission[posted_grade]": number(item.new),
+                                      "comment[text_comment]": item.comment})
+        except CanvasError as exc:
+            if exc.status in (401, 403):
+                raise
+            failures.append(f"{item.key} (module {item.module}): {exc}")
+            continue
+        canvas_score = _score(answer) if isinstance(answer, dict) else None
+        append_log(out, {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                         "key": item.key, "module": item.module,
+                         "assignment_id": item.assignment_id, "user_id": item.user_id,
+                         "previous_score": item.now, "posted_grade": item.new,
+                         "canvas_score": canvas_score if canvas_score is not None else item.new,
+                         "comment": item.comment, "forced": item.action == "changed"})
+        sent += 1
+    return sent, failures

@@ -1,0 +1,251 @@
+"""A local stand-in for Canvas: the REST endpoints the grader calls, with the documented shapes.
+
+Canvas LMS REST API documentation, the pages these answers follow:
+
+* Assignments API, "Get a single assignment"
+  (``GET /api/v1/courses/:course_id/assignments/:id``): the Assignment object (``id``,
+  ``name``, ``due_at``, ``points_possible``, ``course_id``, ...).
+* Submissions API, "List assignment submissions"
+  (``GET /api/v1/courses/:course_id/assignments/:assignment_id/submissions``, ``include[]=user``):
+  Submission objects (``assignment_id``, ``user_id``, ``submitted_at``, ``score``, ``grade``,
+  ``late``, ``seconds_late``, ``workflow_state``, ``attachments``, and with ``include[]=user``
+  the User object: ``id``, ``name``, ``sortable_name``, ``login_id``, ``sis_user_id``).
+* Pagination: the ``Link`` header (``<...>; rel="current"``, ``rel="next"``, ``rel="first"``,
+  ``rel="last"``), ``per_page``.
+* Submissions API, "Grade or comment on a submission"
+  (``PUT /api/v1/courses/:course_id/assignments/:assignment_id/submissions/:user_id``,
+  form fields ``submission[posted_grade]``, ``comment[text_comment]``): the Submission.
+* Files API, the File (attachment) object: ``id``, ``display_name``, ``filename``,
+  ``content-type``, ``size``, ``url`` (a download address carrying a ``verifier``).
+
+It runs ``http.server`` in a thread, records every request (method, path, query, form,
+whether the ``Authorization`` header held the right token) and can be told to answer some
+requests with an error first (``fail(path_part, status, times, headers)``). At the end, the
+helpers the Canvas tests share: the token, the users, the course file, the CLI call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from grader.base.paths import REPO_ROOT
+
+
+class FakeCanvas:
+    """State of one course; ``url`` is the ``base_url`` to give the grader."""
+
+    def __init__(self, token: str, course_id: int = 7, per_page_cap: int = 2) -> None:
+        self.token = token
+        self.course_id = course_id
+        self.per_page_cap = per_page_cap  # small, so a class of three needs two pages
+        self.assignments: dict[int, dict] = {}
+        self.submissions: dict[int, dict[int, dict]] = {}  # assignment -> user id -> submission
+        self.files: dict[int, bytes] = {}
+        self.comments: dict[tuple[int, int], list[str]] = {}
+        self.requests: list[dict] = []
+        self.failures: list[dict] = []
+        self.lock = threading.Lock()
+        self._next_file = 900
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeCanvas:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- set-up ---------------------------------------------------------------------------
+    def add_assignment(self, aid: int, name: str, due_at: str | None, points: float = 10) -> None:
+        self.assignments[aid] = {"id": aid, "name": name, "due_at": due_at, "points_possible": points,
+                                 "course_id": self.course_id, "submission_types": ["online_upload"],
+                                 "allowed_extensions": ["ipynb"], "published": True}
+        self.submissions.setdefault(aid, {})
+
+    def add_submission(self, aid: int, user: dict, *, files: list[tuple[str, bytes]] = (),
+                       submitted_at: str | None = None, seconds_late: int = 0,
+                       score: float | None = None) -> None:
+        attachments = []
+        for name, data in files:
+            self._next_file += 1
+            fid = self._next_file
+            self.files[fid] = data
+            attachments.append({"id": fid, "uuid": f"u{fid}", "folder_id": 1, "display_name": name,
+                                "filename": name, "content-type": "application/x-ipynb+json",
+                                "size": len(data), "created_at": f"2027-02-2{fid % 10}T10:00:00Z",
+                                "updated_at": f"2027-02-2{fid % 10}T10:00:00Z", "locked": False,
+                                "url": f"{self.url}/files/{fid}/download?download_frd=1&verifier=v{fid}"})
+        self.submissions[aid][user["id"]] = {
+            "id": 5000 + user["id"], "assignment_id": aid, "user_id": user["id"],
+            "submission_type": "online_upload" if files else None, "attempt": 1 if files else None,
+            "submitted_at": submitted_at, "score": score, "grade": None if score is None else str(score),
+            "entered_score": score, "late": seconds_late > 0, "seconds_late": seconds_late,
+            "missing": False, "excused": False, "late_policy_status": None,
+            "workflow_state": ("graded" if score is not None else
+                               "submitted" if submitted_at else "unsubmitted"),
+            "attachments": attachments, "user": dict(user)}
+
+    def fail(self, path_part: str, status: int, times: int = 1, headers: dict | None = None,
+             method: str | None = None) -> None:
+        """Answer the next ``times`` requests whose path holds ``path_part`` with ``status``."""
+        self.failures.append({"part": path_part, "status": status, "times": times,
+                              "headers": headers or {}, "method": method})
+
+    def set_score(self, aid: int, user_id: int, score: float) -> None:
+        """A teacher changes the grade in Canvas's gradebook."""
+        sub = self.submissions[aid][user_id]
+        sub.update(score=score, grade=str(score), entered_score=score, workflow_state="graded")
+
+    def puts(self) -> list[dict]:
+        """The ``PUT`` requests the server carried out (injected errors left out)."""
+        return [r for r in self.requests if r["method"] == "PUT" and r["injected"] is None]
+
+
+def _handler(canvas: FakeCanvas) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # quiet
+            pass
+
+        def _send(self, status: int, body, headers: dict | None = None) -> None:
+            data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8"
+                             if not isinstance(body, bytes) else "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _record(self, form: dict) -> tuple[str, dict]:
+            parts = urllib.parse.urlsplit(self.path)
+            query = urllib.parse.parse_qs(parts.query)
+            auth = self.headers.get("Authorization")
+            with canvas.lock:
+                canvas.requests.append({"method": self.command, "path": parts.path, "query": query,
+                                        "form": form, "authorized": auth == f"Bearer {canvas.token}",
+                                        "auth_sent": auth is not None, "injected": None})
+            return parts.path, query
+
+        def _injected(self, path: str) -> bool:
+            with canvas.lock:
+                for rule in canvas.failures:
+                    if rule["times"] > 0 and rule["part"] in path and rule["method"] in (None, self.command):
+                        rule["times"] -= 1
+                        canvas.requests[-1]["injected"] = rule["status"]
+                        self._send(rule["status"], {"errors": [{"message": "injected"}]}, rule["headers"])
+                        return True
+            return False
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            path, query = self._record({})
+            if self._injected(path):
+                return
+            parts = path.strip("/").split("/")
+            if parts[:1] == ["files"] and len(parts) == 3 and parts[2] == "download":
+                fid = int(parts[1])
+                ok = query.get("verifier") == [f"v{fid}"] and fid in canvas.files
+                return self._send(200, canvas.files[fid]) if ok else self._send(404, {"errors": []})
+            if self.headers.get("Authorization") != f"Bearer {canvas.token}":
+                return self._send(401, {"errors": [{"message": "Invalid access token."}]},
+                                  {"WWW-Authenticate": 'Bearer realm="canvas-lms"'})
+            if parts[:3] != ["api", "v1", "courses"] or len(parts) < 6 or parts[3] != str(canvas.course_id):
+                return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+            aid = int(parts[5]) if parts[5].isdigit() else -1
+            if aid not in canvas.assignments or parts[4] != "assignments":
+                return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+            if len(parts) == 6:
+                return self._send(200, canvas.assignments[aid])
+            if parts[6:] == ["submissions"]:
+                return self._page(path, query, aid)
+            return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+
+        def _page(self, path: str, query: dict, aid: int) -> None:
+            with_user = "user" in query.get("include[]", [])
+            subs = [dict(s) for _, s in sorted(canvas.submissions[aid].items())]
+            for sub in subs:
+                if not with_user:
+                    sub.pop("user", None)
+            per_page = min(int(query.get("per_page", ["10"])[0]), canvas.per_page_cap)
+            page = int(query.get("page", ["1"])[0])
+            last = max(1, -(-len(subs) // per_page))
+
+            def link(n: int, rel: str) -> str:
+                q = {"include[]": query.get("include[]", []), "page": n, "per_page": per_page}
+                return f'<{canvas.url}{path}?{urllib.parse.urlencode(q, doseq=True)}>; rel="{rel}"'
+
+            links = [link(page, "current")] + ([link(page + 1, "next")] if page < last else [])
+            links += [link(1, "first"), link(last, "last")]
+            self._send(200, subs[(page - 1) * per_page: page * per_page], {"Link": ",".join(links)})
+
+        def do_PUT(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length") or 0)
+            form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+            path, _ = self._record(form)
+            if self._injected(path):
+                return
+            if self.headers.get("Authorization") != f"Bearer {canvas.token}":
+                return self._send(401, {"errors": [{"message": "Invalid access token."}]})
+            parts = path.strip("/").split("/")
+            try:
+                aid, uid = int(parts[5]), int(parts[7])
+                sub = canvas.submissions[aid][uid]
+            except (IndexError, ValueError, KeyError):
+                return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+            if "submission[posted_grade]" in form:
+                canvas.set_score(aid, uid, float(form["submission[posted_grade]"][0]))
+            if "comment[text_comment]" in form:
+                canvas.comments.setdefault((aid, uid), []).append(form["comment[text_comment]"][0])
+            answer = {k: v for k, v in sub.items() if k != "user"}
+            self._send(200, answer)
+
+    return Handler
+
+
+# -- shared by the Canvas CLI tests ------------------------------------------------------
+
+TOKEN = "7~SeCrEtTokenValue0123456789abcdefXYZ"
+EXAMPLES = REPO_ROOT / "examples" / "submissions"
+USERS = {
+    "ada": {"id": 101, "name": "Ada Alvarez", "sortable_name": "Alvarez, Ada", "short_name": "Ada",
+            "login_id": "ada", "sis_user_id": "S101"},
+    "ben": {"id": 102, "name": "Ben Baker", "sortable_name": "Baker, Ben", "short_name": "Ben",
+            "login_id": "ben.baker", "sis_user_id": "S102"},
+    "cal": {"id": 103, "name": "Cal Chen", "sortable_name": "Chen, Cal", "short_name": "Cal",
+            "login_id": "cal@uni.edu", "sis_user_id": "S103"},
+    "dee": {"id": 104, "name": "Dee Diaz", "sortable_name": "Diaz, Dee", "short_name": "Dee",
+            "login_id": "dee", "sis_user_id": "S104"},
+    "eve": {"id": 105, "name": "Eve Evans", "sortable_name": "Evans, Eve", "short_name": "Eve",
+            "login_id": "eve", "sis_user_id": "S105"},
+}
+
+
+def notebook(student: str, module: str) -> bytes:
+    stem = {"01": "01_mlp_cifar10_gray", "02": "02_dense_mnist_fashion"}[module]
+    return (EXAMPLES / student / f"{stem}.ipynb").read_bytes()
+
+
+def course_file(folder: Path, url: str, assignments: str = '{ "01" = 4320, "02" = 4321 }',
+                key: str = "login") -> Path:
+    path = folder / "course.toml"
+    path.write_text(f'[canvas]\nbase_url = "{url}"\ncourse_id = 7\nassignments = {assignments}\n'
+                    f'student_key = "{key}"\n', encoding="utf-8")
+    return path
+
+
+def run(*args: str, token: str | None = TOKEN, timeout: int = 120) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "CANVAS_TOKEN"}
+    if token is not None:
+        env["CANVAS_TOKEN"] = token
+    return subprocess.run([sys.executable, "-m", "grader", "canvas", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,176 @@
+"""The whole Canvas loop through the real CLI: ``canvas pull``, ``grade --fast``, ``canvas push``.
+
+A local stand-in for Canvas (:mod:`tests.canvas_server`; Submissions API "List assignment
+submissions" with ``include[]=user`` and "Grade or comment on a submission", the ``PUT``
+with ``submission[posted_grade]`` and ``comment[text_comment]``) holds two students of
+module 02 (``examples/submissions``: ada, and ben whose login ``Ben.Baker@uni.edu`` is not a
+safe file name). They are pulled, graded once in fast mode (module-scoped), then pushed: the
+tests run in file order and share the server's state, so they stay in one xdist group.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from canvas_server import EXAMPLES, TOKEN, USERS, FakeCanvas, course_file, run
+
+from grader.base.paths import REPO_ROOT
+
+pytestmark = [pytest.mark.notebook, pytest.mark.slow, pytest.mark.xdist_group("canvas-push")]
+
+BEN = {**USERS["ben"], "login_id": "Ben.Baker@uni.edu"}
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory, data_dir):
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("canvas")
+    with FakeCanvas(TOKEN) as canvas:
+        canvas.add_assignment(4321, "Module 02 (Dense)", "2027-03-01T23:59:00Z", points=13)
+        for user, student in ((USERS["ada"], "ada"), (BEN, "ben")):
+            data = (EXAMPLES / student / "02_dense_mnist_fashion.ipynb").read_bytes()
+            canvas.add_submission(4321, user, files=[("02_dense_mnist_fashion.ipynb", data)],
+                                  submitted_at="2027-03-01T20:00:00Z")
+        canvas.add_submission(4321, USERS["eve"])  # enrolled, never submitted
+        course = course_file(root, canvas.url, '{ "02" = 4321 }')
+        outputs: list[str] = []
+        proc = run("pull", str(root / "subs"), "--course", str(course))
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(proc.stdout + proc.stderr)
+        graded = subprocess.run([sys.executable, "-m", "grader", "grade", str(root / "subs"),
+                                 "--out", str(root / "out"), "--fast"], cwd=REPO_ROOT,
+                                capture_output=True, text=True, timeout=1500)
+        assert graded.returncode == 0, graded.stderr[-2000:]
+        rows = {r["name"]: r for r in json.loads((root / "out" / "grades.json").read_text())}
+        yield {"canvas": canvas, "out": root / "out", "course": course, "rows": rows,
+               "outputs": outputs, "root": root}
+
+
+def push(loop, *flags: str):
+    canvas = loop["canvas"]
+    before = len(canvas.requests)
+    proc = run("push", str(loop["out"]), "--course", str(loop["course"]), *flags)
+    loop["outputs"].append(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, proc.stderr
+    return proc, canvas.requests[before:]
+
+
+def sent(requests: list[dict]) -> dict[int, list[dict]]:
+    """User id -> the PUT forms the server carried out."""
+    found: dict[int, list[dict]] = {}
+    for r in requests:
+        if r["method"] == "PUT" and r["injected"] is None:
+            found.setdefault(int(r["path"].rsplit("/", 1)[1]), []).append(r["form"])
+    return found
+
+
+def test_pull_then_grade_names_rows_by_the_canvas_keys(loop):
+    rows = loop["rows"]
+    assert set(rows) == {"ada", next(n for n in rows if n.startswith("Ben.Baker_uni.edu-"))}
+    assert all(r["module"] == "02" and r["error"] is None for r in rows.values())
+
+
+def test_push_without_apply_prints_the_change_and_sends_nothing(loop):
+    proc, requests = push(loop)
+    ada = loop["rows"]["ada"]
+    lines = proc.stdout.splitlines()
+    (ada_line,) = [line for line in lines if line.startswith("ada\t")]
+    assert f"Canvas now -\tnew {ada['score']:g}" in ada_line, ada_line
+    assert any(line.startswith("Ben.Baker@uni.edu\t") for line in lines), proc.stdout
+    assert "dry run: nothing sent; 2 grade(s) would be sent" in proc.stdout
+    assert [r for r in requests if r["method"] != "GET"] == []
+    assert not (loop["out"] / "canvas-push.json").exists()
+    assert all(s["score"] is None for s in loop["canvas"].submissions[4321].values())
+    assert "scaled" not in proc.stdout
+
+
+def test_push_scales_to_the_points_the_canvas_assignment_is_worth(loop):
+    canvas = loop["canvas"]
+    canvas.assignments[4321]["points_possible"] = ada_max = 2 * loop["rows"]["ada"]["max_score"]
+    try:
+        proc, requests = push(loop)
+    finally:
+        canvas.assignments[4321]["points_possible"] = loop["rows"]["ada"]["max_score"]
+    (ada_line,) = [line for line in proc.stdout.splitlines() if line.startswith("ada\t")]
+    assert f"new {2 * loop['rows']['ada']['score']:g}\t" in ada_line, ada_line
+    assert f"is worth {ada_max:g} points" in proc.stdout and "scaled" in proc.stdout
+    assert [r for r in requests if r["method"] != "GET"] == []
+
+
+def test_push_apply_sends_each_grade_once_with_a_comment_through_a_429(loop):
+    canvas = loop["canvas"]
+    canvas.fail("/submissions/101", 429, headers={"Retry-After": "1"}, method="PUT")
+    proc, requests = push(loop, "--apply")
+    forms = sent(requests)
+    assert sorted(forms) == [101, 102] and all(len(f) == 1 for f in forms.values()), forms
+    assert any(r["injected"] == 429 for r in requests)  # the 429 was answered, then retried
+    rows = {101: loop["rows"]["ada"], 102: next(r for n, r in loop["rows"].items() if n != "ada")}
+    for uid, row in rows.items():
+        (form,) = forms[uid]
+        assert float(form["submission[posted_grade]"][0]) == pytest.approx(row["score"])
+        (comment,) = form["comment[text_comment]"]
+        assert comment.startswith(f"dlcourse module 02: {row['score']:g} / {row['max_score']:g} points")
+        assert all(f"- {c['id']}: " in comment for c in row["checks"])
+        assert canvas.submissions[4321][uid]["score"] == pytest.approx(row["score"])
+        assert canvas.comments[(4321, uid)] == [comment]
+    log = json.loads((loop["out"] / "canvas-push.json").read_text())["sent"]
+    assert sorted(e["user_id"] for e in log) == [101, 102]
+    assert "sent 2 grade(s) with a comment each" in proc.stdout
+
+
+def test_a_second_push_sends_nothing_new(loop):
+    proc, requests = push(loop, "--apply")
+    assert sent(requests) == {}
+    assert "sent 0 grade(s)" in proc.stdout and proc.stdout.count("already in Canvas") == 2
+    assert len(json.loads((loop["out"] / "canvas-push.json").read_text())["sent"]) == 2
+
+
+def test_a_grade_changed_in_canvas_is_kept_unless_force(loop):
+    canvas = loop["canvas"]
+    canvas.set_score(4321, 102, 1.5)  # a teacher regrades ben by hand in Canvas
+    proc, requests = push(loop, "--apply")
+    assert sent(requests) == {}, "a grade changed in Canvas was overwritten"
+    assert canvas.submissions[4321][102]["score"] == 1.5
+    (ben_line,) = [line for line in proc.stdout.splitlines() if line.startswith("Ben.Baker@uni.edu")]
+    assert "Canvas now 1.5" in ben_line and "changed in Canvas since the last push: kept" in ben_line
+    assert "1 changed in Canvas kept (--force overwrites)" in proc.stdout
+    proc, requests = push(loop, "--apply", "--force")
+    ben = next(r for n, r in loop["rows"].items() if n != "ada")
+    assert list(sent(requests)) == [102]
+    assert canvas.submissions[4321][102]["score"] == pytest.approx(ben["score"])
+    log = json.loads((loop["out"] / "canvas-push.json").read_text())["sent"]
+    assert len(log) == 3 and log[-1]["forced"] is True and log[-1]["previous_score"] == 1.5
+
+
+def test_a_500_on_one_put_is_listed_not_logged_and_sent_by_the_next_push(loop, tmp_path):
+    """A copy of the graded folder without its push log: Canvas already holds its grades, so
+    both are sent (to post the comment); ada's PUT fails once with 500 (not retried: the
+    comment may have been posted), ben's goes through; the next push sends ada's only."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(loop["out"], out, ignore=shutil.ignore_patterns("canvas-push.json*",
+                                                                   ".canvas-push.json*"))
+    canvas = loop["canvas"]
+    canvas.fail("/submissions/101", 500, method="PUT")
+    copy = {**loop, "out": out}
+    proc, requests = push(copy, "--apply")
+    assert list(sent(requests)) == [102]
+    assert [r["injected"] for r in requests if r["method"] == "PUT"].count(500) == 1
+    assert "failed: ada (module 02): Canvas answered 500" in proc.stdout, proc.stdout
+    assert [e["user_id"] for e in json.loads((out / "canvas-push.json").read_text())["sent"]] == [102]
+    proc, requests = push(copy, "--apply")
+    assert list(sent(requests)) == [101]
+
+
+def test_the_token_is_in_no_output_and_no_file(loop):
+    assert len(loop["outputs"]) >= 6
+    assert not any(TOKEN in text for text in loop["outputs"])
+    for path in Path(loop["root"]).rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+    assert all(r["authorized"] for r in loop["canvas"].requests if r["path"].startswith("/api/"))
