@@ -131,7 +131,18 @@ def test_compile_check_reads_the_settings_in_the_kernel_only():
     assert _run("04.compile", {"intro_model": good}).passed
     sparse = model(optimizer=keras.optimizers.Adam(learning_rate=0.001),
                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    assert "categorical cross-entropy" in _run("04.compile", {"intro_model": sparse}).message
+    binary = model(optimizer=keras.optimizers.Adam(learning_rate=0.001),
+                   loss=keras.losses.BinaryCrossentropy(), metrics=["accuracy"])
+    for wrong, name in ((sparse, "sparse_categorical_crossentropy"),
+                        (binary, "binary_crossentropy")):
+        result = _run("04.compile", {"intro_model": wrong})
+        # Exercise 4.3 asks the student to choose the loss: the message names what was found
+        # and where to look, never the loss to choose.
+        assert not result.passed and repr(name) in result.message, result.message
+        assert "prepare_dataset" in result.message
+        assert not any(answer in result.message.lower().replace(repr(name), "")
+                       for answer in ("categorical cross-entropy", "categoricalcrossentropy",
+                                      "categorical_crossentropy"))
     unnamed = model(optimizer=keras.optimizers.Adam(learning_rate=0.001),
                     loss="categorical_crossentropy",
                     metrics=[keras.metrics.CategoricalAccuracy()])

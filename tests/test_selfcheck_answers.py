@@ -29,7 +29,8 @@ RGB_INPUT_DIM = 28 * 28 * 3
 LESSON03_LAYERS = _dense_counts([784, 128, 200, 256, 10])
 N_PARAMS_BY_HAND = sum(LESSON03_LAYERS)
 PARAM_BYTES = 4 * N_PARAMS_BY_HAND
-DEEP_LAYER_PARAMS = _dense_counts([784, 256, 64, 64, 32, 10])
+#: Exercise 2.4: LeNet-300-100, a network lesson 02 describes but never builds.
+DEEP_LAYER_PARAMS = _dense_counts([784, 300, 100, 10])
 ONE_HOT_LABEL = 6
 ONE_HOT_ROW = [1 if k == ONE_HOT_LABEL else 0 for k in range(10)]
 #: ceil(0.8 * n_train / 64) * epochs: full mode 60,000 images, 10 epochs; fast 6,000 and 3.
@@ -45,7 +46,7 @@ BY_HAND_NUMBERS = sorted({RGB_INPUT_DIM, N_PARAMS_BY_HAND, PARAM_BYTES, *DEEP_LA
 
 def test_the_first_principles_are_what_the_issue_reports():
     assert (RGB_INPUT_DIM, N_PARAMS_BY_HAND, PARAM_BYTES) == (2352, 180306, 721224)
-    assert DEEP_LAYER_PARAMS[0] == 200960 and sum(DEEP_LAYER_PARAMS) == 223978
+    assert DEEP_LAYER_PARAMS == [235500, 30100, 1010] and sum(DEEP_LAYER_PARAMS) == 266610
 
 
 def _spellings(value) -> set[str]:
@@ -126,8 +127,7 @@ WRONG = {
                                 "color_model": _StubModel(3072, COLOR_PREDICTED),
                                 "model": _StubModel(1024, GRAY_PREDICTED)}, [True], "fast"),
     "02.one_hot_row": (lambda: {"one_hot_row": [0.0] * 10}, [ONE_HOT_ROW, ONE_HOT_LABEL], "fast"),
-    "02.deep_layer_params": (lambda: {"deep_layer_params": [784 * 256, 256 * 64, 64 * 64, 64 * 32,
-                                                            32 * 10]},
+    "02.deep_layer_params": (lambda: {"deep_layer_params": [784 * 300, 300 * 100, 100 * 10]},
                              [DEEP_LAYER_PARAMS, *DEEP_LAYER_PARAMS], "fast"),
     "03.rgb_input_dim": (lambda: {"rgb_input_dim": 28 * 28}, [RGB_INPUT_DIM], "fast"),
     "03.n_params_by_hand": (lambda: {"n_params_by_hand": N_PARAMS_BY_HAND - 10},

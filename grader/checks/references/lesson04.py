@@ -389,8 +389,9 @@ def compile_settings(ctx, intro_model) -> str:
         raise CheckFailed("the learning rate is not the one the cell passes: compile with the"
                           " `optimizer` argument of compile_model, not a new optimizer")
     if settings["loss"] != "categorical_crossentropy":
-        raise CheckFailed(f"expected categorical cross-entropy (the labels are one-hot rows),"
-                          f" found {settings['loss']!r}")
+        raise CheckFailed(f"the loss {settings['loss']!r} does not fit our labels: look at what"
+                          " prepare_dataset made of them (integers or one-hot rows) and at the"
+                          " last layer, then choose again from Step 5's list")
     if "accuracy" not in settings["metrics"]:
         raise CheckFailed(f"expected a metric named \"accuracy\" (so the history has the keys"
                           f" accuracy and val_accuracy), found {settings['metrics']!r}")
