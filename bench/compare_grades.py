@@ -1,12 +1,13 @@
 """Compare two gradings' grades.json (before and after a change that must not change grades).
 
-    python bench/compare_grades.py BEFORE/grades.json AFTER/grades.json [--md FILE]
+    python bench/compare_grades.py BEFORE/grades.json AFTER/grades.json
 
 Rows are matched by (student, module). Ignored: each row's ``timings`` and ``duration_s``
-(wall-clock seconds). Everything else is compared and every difference is listed, in two
-groups: *grade* differences (score, max score, error, a check's points, maximum or pass) and
-*text* differences (notes, check messages and details). Exit status 0 when there are no grade
-differences, 1 when there are, 2 for unreadable input.
+and, inside a check's ``details``, keys ending in ``_seconds`` (wall-clock seconds measured
+while grading, e.g. a timing re-run's epoch times). Everything else is compared and every
+difference is listed, in two groups: *grade* differences (score, max score, error, a check's
+points, maximum or pass) and *text* differences (notes, check messages and details).
+Exit status 0 when there are no grade differences, 1 when there are, 2 for unreadable input.
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ def load_rows(path: Path) -> dict[tuple[str, str], dict]:
     return {(r["student"], str(r.get("module"))): r for r in rows}
 
 
+def _without_seconds(value):
+    """``value`` with every dict key ending in ``_seconds`` left out (recursively)."""
+    if isinstance(value, dict):
+        return {k: _without_seconds(v) for k, v in value.items() if not k.endswith("_seconds")}
+    if isinstance(value, list):
+        return [_without_seconds(v) for v in value]
+    return value
+
+
 def _check_diffs(key, before: dict, after: dict) -> tuple[list[str], list[str]]:
     grade, text = [], []
     old = {c["id"]: c for c in before.get("checks", [])}
@@ -41,7 +51,7 @@ def _check_diffs(key, before: dict, after: dict) -> tuple[list[str], list[str]]:
             if old[cid].get(name) != new[cid].get(name):
                 grade.append(f"{key} {cid}.{name}: {old[cid].get(name)!r} -> {new[cid].get(name)!r}")
         for name in sorted((set(old[cid]) | set(new[cid])) - set(CHECK_GRADE_FIELDS) - {"id"}):
-            if old[cid].get(name) != new[cid].get(name):
+            if _without_seconds(old[cid].get(name)) != _without_seconds(new[cid].get(name)):
                 text.append(f"{key} {cid}.{name}: {old[cid].get(name)!r} -> {new[cid].get(name)!r}")
     return grade, text
 
@@ -78,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}; expected two grades.json files written by `grade`", file=sys.stderr)
         return 2
     grade, text = compare(before, after)
-    print(f"{len(before)} rows before, {len(after)} after; ignored: {', '.join(IGNORED)}")
+    print(f"{len(before)} rows before, {len(after)} after; ignored: {', '.join(IGNORED)}"
+          " and details' *_seconds")
     print(f"grade differences: {len(grade)}")
     for line in grade:
         print(f"  {line}")
