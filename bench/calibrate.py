@@ -55,7 +55,7 @@ def grade_one(module: str, seed: int, data_dir: str, sandbox: str, threads: int,
     from grader.checks.holdout import KernelData, plan_holdout
     from grader.checks.rubric import load_rubric
     from grader.submission.execute import Limits
-    from grader.submission.grading import grade_submission
+    from grader.submission.grading import GradingOptions, grade_submission
 
     rubric = load_rubric(module)
     plan = plan_holdout(data_dir, fast=fast, key=calibration_key(seed))
@@ -65,9 +65,10 @@ def grade_one(module: str, seed: int, data_dir: str, sandbox: str, threads: int,
                     score_timeout_s=1800)
     t0 = time.perf_counter()
     try:
-        row = grade_submission(solution_path(rubric), fast=fast, seed=seed, data_dir=data_dir,
-                               holdout=replace(plan, kernel_dir=str(copy.path)),
-                               sandbox=sandbox, threads=threads, limits=limits)
+        options = GradingOptions.resolve(
+            fast=fast, seed=seed, data_dir=data_dir, sandbox=sandbox, threads=threads,
+            limits=limits, holdout=replace(plan, kernel_dir=str(copy.path)))
+        row = grade_submission(solution_path(rubric), options, rubric=rubric)
     finally:
         copy.remove()
     checks = {c.id: {"passed": c.passed, "points": c.points, "max_points": c.max_points,

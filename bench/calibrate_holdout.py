@@ -51,7 +51,7 @@ def grade_solutions(modules: list[str], seeds: list[int], data_dir: str, store: 
     from grader.authoring.release import solution_path
     from grader.checks.holdout import KernelData, plan_holdout
     from grader.checks.rubric import load_rubric
-    from grader.submission.grading import grade_submission
+    from grader.submission.grading import GradingOptions, grade_submission
 
     done = json.loads(store.read_text()) if store.exists() else {"runs": {}}
     base = plan_holdout(data_dir, fast=True, key=calibration_key(seeds[0]))
@@ -66,8 +66,9 @@ def grade_solutions(modules: list[str], seeds: list[int], data_dir: str, store: 
                 plan = replace(plan_holdout(data_dir, fast=True, key=calibration_key(seed)),
                                kernel_dir=str(copy.path))
                 t0 = time.perf_counter()
-                row = grade_submission(solution_path(rubric), fast=True, seed=seed,
-                                       data_dir=data_dir, holdout=plan, sandbox=sandbox)
+                options = GradingOptions.resolve(fast=True, seed=seed, data_dir=data_dir,
+                                                 holdout=plan, sandbox=sandbox)
+                row = grade_submission(solution_path(rubric), options, rubric=rubric)
                 checks = {c.id: {"passed": c.passed, "flag": c.flag, **(c.details or {})}
                           for c in row.checks if c.details}
                 done["runs"][name] = {"module": module, "seed": seed, "score": row.score,

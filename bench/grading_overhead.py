@@ -39,7 +39,7 @@ from grader.base.paths import SOLUTIONS_DIR
 from grader.checks.holdout import plan_holdout, with_kernel_data
 from grader.checks.rubric import load_rubric
 from grader.submission.execute import kernel_env
-from grader.submission.grading import grade_submission
+from grader.submission.grading import GradingOptions, grade_submission
 from grader.submission.parameters import inject_parameters
 from grader.submission.scoring_server import WarmScorer
 
@@ -62,8 +62,8 @@ def bench_module(module: str, repeats: int, data_dir: str | None, scorer: WarmSc
     rows, plains = [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        row = grade_submission(path, fast=True, seed=0, data_dir=data_dir, holdout=holdout,
-                               scorer=scorer.handle())
+        options = GradingOptions.resolve(fast=True, seed=0, data_dir=data_dir, holdout=holdout)
+        row = grade_submission(path, options, scorer=scorer.handle())
         wall = time.perf_counter() - start
         rows.append((wall, row))
         plains.append(plain_run(path, seed=0, data_dir=data_dir))

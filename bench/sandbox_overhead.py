@@ -32,7 +32,7 @@ import nbformat
 from grader.base.paths import SOLUTIONS_DIR
 from grader.checks.rubric import load_rubric
 from grader.submission.execute import Limits, execute_notebook
-from grader.submission.grading import grade_submission
+from grader.submission.grading import GradingOptions, grade_submission
 from grader.submission.sandbox import (
     KernelHome,
     kernel_environment,
@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.gradings):
         for mode in (("bwrap", "none") if i % 2 == 0 else ("none", "bwrap")):
             t0 = time.perf_counter()
-            row = grade_submission(path, fast=True, seed=0, data_dir=data_dir, sandbox=mode)
+            options = GradingOptions.resolve(fast=True, seed=0, data_dir=data_dir, sandbox=mode)
+            row = grade_submission(path, options)
             gradings[mode].append((time.perf_counter() - t0, row))
             print(f"grading {mode}: {gradings[mode][-1][0]:.1f} s {row.timings}"
                   f" {row.score}/{row.max_score}", flush=True)

@@ -28,6 +28,7 @@ from grader.authoring.release import available_modules, load_solution
 from grader.base.paths import MODULES, NOTEBOOKS_DIR, REPO_ROOT, SOLUTIONS_DIR
 from grader.checks.rubric import load_rubric
 from grader.submission.grading import EXECUTED_NAME, grade_submission
+from grader.submission.options import GradingOptions
 
 FOUND = available_modules()
 
@@ -48,8 +49,8 @@ def graded(tmp_path_factory, data_dir):
             rubric = load_rubric(module)
             source = (SOLUTIONS_DIR if kind == "solution" else NOTEBOOKS_DIR) / rubric.notebook
             scratch = tmp_path_factory.mktemp(f"{kind}-{module}")
-            row = grade_submission(source, fast=True, seed=0, scratch_root=scratch,
-                                   data_dir=data_dir)
+            options = GradingOptions.resolve(fast=True, seed=0, data_dir=data_dir)
+            row = grade_submission(source, options, scratch_root=scratch)
             (executed,) = scratch.glob(f"*/{EXECUTED_NAME}")
             cache[module, kind] = row, nbformat.read(str(executed), as_version=4)
         return cache[module, kind]

@@ -17,6 +17,7 @@ from grader.authoring.cells import cell_names
 from grader.pages.feedback import write_feedback
 from grader.submission.execute import Limits
 from grader.submission.grading import EXECUTED_NAME, grade_submission
+from grader.submission.options import GradingOptions
 
 pytestmark = pytest.mark.notebook  # each test runs one kernel: let xdist spread them
 
@@ -34,8 +35,9 @@ def grade(module, tmp_path: Path, nb, name: str = "alice.ipynb", limits: Limits 
           data_dir: str | None = None, **kw):
     rubric, solution = module
     path = fx.write(nb, tmp_path / "submissions" / name)
-    return grade_submission(path, fast=True, rubric=rubric, solution=solution, limits=limits,
-                            scratch_root=tmp_path / "scratch", data_dir=data_dir, **kw)
+    options = GradingOptions.resolve(fast=True, rubric=rubric, solution=solution, limits=limits,
+                                     data_dir=data_dir, **kw)
+    return grade_submission(path, options, scratch_root=tmp_path / "scratch")
 
 
 def points(row) -> dict[str, float]:

@@ -13,6 +13,7 @@ import pytest
 
 import grader.submission.validate as validate
 from grader.submission.grading import grade_submission
+from grader.submission.options import GradingOptions
 from grader.submission.validate import (
     MAX_JSON_DEPTH,
     display_path,
@@ -69,7 +70,7 @@ def test_when_file_is_broken_then_error_row_not_exception(module, tmp_path, name
     path = tmp_path / "alice.ipynb"
     path.write_bytes(content)
     rubric, solution = module
-    row = grade_submission(path, fast=True, rubric=rubric, solution=solution)
+    row = grade_submission(path, GradingOptions.resolve(fast=True, rubric=rubric, solution=solution))
     assert row.error is not None and phrase in row.error, row.error
     assert row.student == "alice" and row.module == "01"
     assert row.score == 0 and row.max_score == 7
@@ -80,7 +81,7 @@ def test_when_module_unknown_then_error_row(tmp_path):
     nb = nbformat.v4.new_notebook()
     path = tmp_path / "alice.ipynb"
     nbformat.write(nb, str(path))
-    row = grade_submission(path, fast=True)
+    row = grade_submission(path, GradingOptions.resolve(fast=True))
     assert row.error is not None and "which module" in row.error and row.module is None
 
 

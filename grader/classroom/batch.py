@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -39,14 +39,16 @@ from grader.classroom.manual import attach_questions
 from grader.classroom.outputs import record_batch, write_outputs
 from grader.classroom.resume import ResultStore, Task, fingerprint, result_key
 from grader.classroom.workers import (
+    DaskExecutor,
+    Executor,
+    LocalExecutor,
     connect_dask,
     dask_threads,
     error_row,
     kernel_threads,
-    run_dask,
-    run_local,
 )
 from grader.pages.gradebook import write_gradebook
+from grader.submission.options import GradingOptions
 from grader.submission.validate import display_path
 
 
@@ -132,6 +134,7 @@ class _Ident:
     readable: bool
     problem: str | None
     identity_error: bool = False
+    parsed: object = None
 
 
 def _identify(found: Found, *, rubric, ids: str, stems: dict[str, str]) -> _Ident:
@@ -150,7 +153,7 @@ def _identify(found: Found, *, rubric, ids: str, stems: dict[str, str]) -> _Iden
     name, id_problem = submission_name(path, found.rel, ids, stems)
     readable = sub.error is None and problem is None and id_problem is None
     return _Ident(found, data or b"", name, sub.module or module_from_name(path, stems),
-                  readable, id_problem or problem, id_problem is not None)
+                  readable, id_problem or problem, id_problem is not None, parsed=sub)
 
 
 def _collision(idents: Sequence[_Ident]) -> str:
@@ -188,13 +191,32 @@ def plan_tasks(paths: Sequence[Path | Found], *, fast: bool, seed: int | None, r
         groups.setdefault((safe_id(raw), ident.module), []).append((raw, ident))
     fingerprint_of = partial(fingerprint, fast=fast, seed=seed, rubric=rubric, solution=solution,
                              sandbox=sandbox)
-    return [_task(student, module, entries, fingerprint_of)
+    rubrics = module_rubrics({module for _, module in groups}, rubric)
+    return [_task(student, module, entries, fingerprint_of, rubrics.get(module))
             for (student, module), entries in sorted(groups.items(),
                                                      key=lambda kv: (kv[0][0], kv[0][1] or ""))]
 
 
+def module_rubrics(modules: Iterable[str | None], rubric=None) -> dict[str | None, object]:
+    """Module -> the rubric its tasks are graded against, each loaded once: the custom
+    ``rubric`` for every module when given, else the module's own (``None`` when the grader
+    has none: such rows get their own error)."""
+    from grader.checks.rubric import load_rubric
+
+    found: dict[str | None, object] = {}
+    for module in modules:
+        if rubric is not None or module is None:
+            found[module] = rubric
+            continue
+        try:
+            found[module] = load_rubric(module)
+        except GraderError:
+            found[module] = None
+    return found
+
+
 def _task(student: str, module: str | None, entries: list[tuple[str, _Ident]],
-          fingerprint_of) -> Task:
+          fingerprint_of, rubric=None) -> Task:
     """The task of one student and module: its submission, or the collision of several."""
     import hashlib
 
@@ -202,25 +224,25 @@ def _task(student: str, module: str | None, entries: list[tuple[str, _Ident]],
 
     first = entries[0][1]
     common = dict(path=first.found.path, student=student, module=module,
-                  key=result_key(student, module), name=shown_name(entries[0][0]))
+                  key=result_key(student, module), name=shown_name(entries[0][0]), rubric=rubric)
     if len(entries) == 1:
         return Task(**common, fingerprint=fingerprint_of(first.found.path, module, data=first.data),
                     readable=first.readable, data=first.data, read_error=first.problem,
-                    identity_error=first.identity_error)
+                    identity_error=first.identity_error, parsed=first.parsed)
     digests = b"".join(hashlib.sha256(ident.data).digest() for _, ident in entries)
     return Task(**common, fingerprint=fingerprint_of(first.found.path, module, data=digests),
                 readable=False, read_error=_collision([ident for _, ident in entries]),
                 identity_error=True)
 
 
-def _finish(task: Task, row: GradeRow, rubric=None, warning: str | None = None) -> GradeRow:
+def _finish(task: Task, row: GradeRow, warning: str | None = None) -> GradeRow:
     """The batch's identity wins (it de-duplicates names); batch notes come first."""
     from grader.submission.validate import display_path
 
     row.student, row.module = task.student, task.module if task.module else row.module
     row.name = task.name or row.name
     if row.error is not None and not row.checks:  # e.g. a broken file named 01_...: zero per check
-        filled = error_row(task, row.error, rubric=rubric)
+        filled = error_row(task, row.error)
         row.checks, row.max_score = filled.checks, filled.max_score
     notes = [n for n in row.notes if n != warning]
     row.notes = [*([warning] if warning else []), *task.notes, *notes]
@@ -245,34 +267,21 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
         ``results/`` (one file per graded submission, used to resume).
     jobs : int
         Submissions graded at once on this machine (ignored with ``scheduler``).
-    fast : bool
-        Grade in fast mode (small data, few epochs, fast-mode thresholds).
-    seed : int, optional
-        ``SEED`` injected into every notebook; ``None`` keeps each lesson's own.
+    fast, seed, limits, data_dir, sandbox, rubric, solution, imports
+        Resolved once into the batch's :class:`grader.submission.options.GradingOptions`
+        (see there); ``limits`` default to the mode's, ``data_dir`` to
+        ``$DLCOURSE_DATA_DIR``. ``sandbox="auto"`` without bubblewrap grades unsandboxed with
+        a warning on the console, in every row's notes in grades.json and at the top of the
+        report (never on the students' feedback pages). Dask workers use the same setting.
     force : bool
         Regrade even submissions whose result is up to date.
     scheduler : str, optional
         Address of a Dask scheduler (``tcp://host:8786``) to grade on instead.
-    limits : grader.submission.execute.Limits, optional
-        Time, memory and output limits per notebook; by default those of the mode
-        (:func:`grader.submission.execute.mode_limits`).
-    data_dir : str, optional
-        Folder with the datasets; defaults to ``$DLCOURSE_DATA_DIR``.
     similarity_threshold : float, optional
         Pairs at or above it are flagged in the report (default
         :data:`grader.classroom.similarity.DEFAULT_THRESHOLD`).
     progress : bool
         Show a progress bar on stderr.
-    rubric, solution : optional
-        Grade every submission against this rubric and solution notebook instead of the
-        course's (tests use a tiny fixture module).
-    imports : sequence of str
-        Modules each worker imports before grading (ones registering extra references).
-    sandbox : {"auto", "bwrap", "none"}
-        Where kernels run (:mod:`grader.submission.sandbox`). ``auto`` uses bubblewrap when it works
-        here and otherwise grades unsandboxed with a warning on the console, in every row's
-        notes in grades.json and at the top of the report (never on the students' feedback
-        pages: it is for the instructor). Dask workers use the same setting.
     ids : {"auto", "folder", "file"}
         Where student names come from (:func:`grader.submission.validate.submission_name`):
         the student's folder, the file name, or (auto) the folder for files in folders and
@@ -284,8 +293,66 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
         For usage and configuration errors (nothing to grade, bad ``jobs``, bad ``out``,
         unreachable scheduler). Student failures never raise.
     """
-    from grader.submission.execute import mode_limits
-    from grader.submission.sandbox import resolve_sandbox
+    _check_usage(jobs, out, ids)
+    out = Path(out)
+    started = time.perf_counter()
+    paths = find_submission_files(submissions)
+    options = _batch_options(fast=fast, seed=seed, limits=limits, sandbox=sandbox,
+                             data_dir=data_dir, rubric=rubric, solution=solution,
+                             imports=tuple(imports))
+    client = connect_dask(scheduler) if scheduler else None
+    tasks = plan_tasks(paths, fast=fast, seed=seed, rubric=rubric, solution=solution,
+                       sandbox=options.sandbox, ids=ids)
+    store = ResultStore(out)
+    pending = [t for t in tasks if force or store.fingerprint(t.key) != t.fingerprint]
+    if scheduler is None and pending:  # the grader provides the datasets (and carves the hold-out)
+        options = replace(options, data_dir=_provide_data(options.data_dir,
+                                                          sandboxed=options.sandboxed))
+    summary = BatchSummary(out=out, skipped=len(tasks) - len(pending))
+    summary.problems = [f"{t.name or t.student}: {t.read_error}" for t in tasks
+                        if t.identity_error]
+    current = store.load()  # kept in step with results/ so each rebuild reads no files
+    _keep_names(store, current, [t for t in tasks if t not in pending])
+    _record_rubrics(out, tasks)
+    _warn_untrusted(store)
+    write_gradebook(list(current.values()), out)
+    bar = _progress(len(pending), summary.skipped, enabled=progress)
+    on_result = _collector(store, current, summary, bar, options)
+    try:
+        if pending:
+            executor = LocalExecutor(jobs) if client is None else DaskExecutor(client)
+            _grade_pending(executor, pending, options, on_result, store.key, out)
+    finally:
+        bar.close()
+        if client is not None:
+            client.close()
+    summary.rows = list(current.values())
+    sources = {display_path(t.path): t.data for t in tasks}
+    record_batch(out, warning=options.sandbox_warning, threshold=similarity_threshold)
+    write_outputs(summary.rows, out, sources=sources, cache_key=store.key)
+    summary.wall_s = time.perf_counter() - started
+    return summary
+
+
+def _warn_untrusted(store: ResultStore) -> None:
+    if store.untrusted:
+        print(f"WARNING: {len(store.untrusted)} stored result(s) in {store.dir} were not written"
+              " by this grader (their signature does not verify) and are ignored; their"
+              f" submissions are graded again: {', '.join(store.untrusted[:5])}", file=sys.stderr)
+
+
+def _batch_options(**given) -> GradingOptions:
+    """The batch's options, resolved here once (the data folder is provided later, only when
+    something is graded locally); the no-sandbox warning is printed."""
+    options = GradingOptions.resolve(**given, provide_data=False)
+    if options.sandbox_warning:
+        print(f"WARNING: {options.sandbox_warning}", file=sys.stderr)
+    return options
+
+
+def _check_usage(jobs, out, ids: str) -> None:
+    """Refuse a bad ``jobs``, an ``out`` that is a file, an unknown ``ids`` (usage errors)."""
+    from grader.submission.validate import ID_MODES
 
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise GraderError(f"expected --jobs to be a whole number >= 1, got {jobs!r}")
@@ -293,41 +360,20 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     if out.exists() and not out.is_dir():
         raise GraderError(f"--out {str(out)!r} is a file; expected a folder (it is created if"
                           " missing). Fix: choose another --out.")
-    limits = limits or mode_limits(fast=fast)
-    data_dir = data_dir if data_dir is not None else os.environ.get("DLCOURSE_DATA_DIR")
-    started = time.perf_counter()
-    from grader.submission.validate import ID_MODES
-
     if ids not in ID_MODES:
         raise GraderError(f"expected --ids to be one of {', '.join(ID_MODES)}, got {ids!r}")
-    paths = find_submission_files(submissions)
-    setting = resolve_sandbox(sandbox)
-    if setting.warning:
-        print(f"WARNING: {setting.warning}", file=sys.stderr)
-    client = connect_dask(scheduler) if scheduler else None
-    tasks = plan_tasks(paths, fast=fast, seed=seed, rubric=rubric, solution=solution,
-                       sandbox=setting.mode, ids=ids)
-    store = ResultStore(out)
-    pending = [t for t in tasks if force or store.fingerprint(t.key) != t.fingerprint]
-    if scheduler is None and pending:  # the grader provides the datasets (and carves the hold-out)
-        data_dir = _provide_data(data_dir, sandboxed=setting.mode != "none")
-    summary = BatchSummary(out=out, skipped=len(tasks) - len(pending))
-    summary.problems = [f"{t.name or t.student}: {t.read_error}" for t in tasks
-                        if t.identity_error]
-    current = store.load()  # kept in step with results/ so each rebuild reads no files
-    _keep_names(store, current, [t for t in tasks if t not in pending])
-    _record_rubrics(out, tasks, rubric)
-    if store.untrusted:
-        print(f"WARNING: {len(store.untrusted)} stored result(s) in {store.dir} were not written"
-              " by this grader (their signature does not verify) and are ignored; their"
-              f" submissions are graded again: {', '.join(store.untrusted[:5])}", file=sys.stderr)
-    write_gradebook(list(current.values()), out)
+
+
+def _collector(store: ResultStore, current: dict[str, GradeRow], summary: BatchSummary, bar,
+               options: GradingOptions):
+    """The ``on_result`` of the executors: finish the row, save it, rebuild the gradebook."""
     lock = threading.Lock()
-    bar = _progress(len(pending), summary.skipped, enabled=progress)
+    out = summary.out
 
     def on_result(task: Task, row: GradeRow) -> None:
-        row = _finish(task, row, rubric, setting.warning)
-        row = attach_questions(row, task.data, rubric, out)  # written answers (grader.classroom.manual)
+        row = _finish(task, row, options.sandbox_warning)
+        # written answers (grader.classroom.manual)
+        row = attach_questions(row, task.data, task.rubric, out)
         with lock:
             store.save(task, row)
             current[task.key] = row
@@ -338,34 +384,25 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
                                 f" {row.score:g}/{row.max_score:g}", refresh=False)
             bar.update(1)
 
-    kwargs = {"fast": fast, "seed": seed, "limits": limits, "data_dir": data_dir,
-              "sandbox": setting.mode}
-    kernel_copy = None
-    if rubric is not None or solution is not None:
-        kwargs.update(rubric=rubric, solution=solution)
+    return on_result
+
+
+def _grade_pending(executor: Executor, pending: Sequence[Task], options: GradingOptions,
+                   on_result, key: bytes, out: Path) -> None:
+    """Complete the options for ``executor`` (hold-out plan and its kernel copy, threads, the
+    log file) and grade ``pending`` with it."""
+    holdout, kernel_copy = _kernel_data(options.data_dir, fast=options.fast, key=key,
+                                        needed=_datasets_needed(pending))
     try:
-        if pending:
-            kwargs["holdout"], kernel_copy = _kernel_data(
-                data_dir, fast=fast, key=store.key, needed=_datasets_needed(pending, rubric))
-            if client is not None:  # workers keep their own logs
-                kwargs["threads"] = dask_threads(client)
-                run_dask(pending, kwargs, client, on_result, imports)
-            else:  # kernels' and scoring processes' own output: not the console
-                kwargs["threads"] = kernel_threads(jobs)
-                kwargs["log_path"] = str(Path(out) / "grading.log")
-                run_local(pending, kwargs, jobs, on_result, imports)
+        if isinstance(executor, DaskExecutor):  # workers keep their own logs
+            options = replace(options, holdout=holdout, threads=dask_threads(executor.client))
+        else:  # kernels' and scoring processes' own output: not the console
+            options = replace(options, holdout=holdout, threads=kernel_threads(executor.jobs),
+                              log_path=str(Path(out) / "grading.log"))
+        executor.run(pending, options, on_result)
     finally:
-        bar.close()
-        if client is not None:
-            client.close()
         if kernel_copy is not None:
             kernel_copy.remove()
-    summary.rows = list(current.values())
-    sources = {display_path(t.path): t.data for t in tasks}
-    record_batch(out, warning=setting.warning, threshold=similarity_threshold)
-    write_outputs(summary.rows, out, sources=sources, cache_key=store.key)
-    summary.wall_s = time.perf_counter() - started
-    return summary
 
 
 def _provide_data(data_dir: str | None, *, sandboxed: bool) -> str:
@@ -395,32 +432,25 @@ def _keep_names(store: ResultStore, current: dict[str, GradeRow], tasks: Sequenc
                 continue
 
 
-def _record_rubrics(out: Path, tasks: Sequence[Task], rubric=None) -> None:
-    """Record the rubric of every module in this run (:mod:`grader.classroom.rubric_record`)."""
-    from grader.checks.rubric import load_rubric
+def _record_rubrics(out: Path, tasks: Sequence[Task]) -> None:
+    """Record the rubric of every module in this run (:mod:`grader.classroom.rubric_record`):
+    the tasks' own, loaded when they were planned (a custom rubric once)."""
     from grader.classroom.rubric_record import record_rubrics
 
-    used = []
+    used: list = []
     for module in sorted({t.module for t in tasks if t.module}):
-        if rubric is not None:
+        rubric = next(t.rubric for t in tasks if t.module == module)
+        if rubric is not None and all(rubric is not u for u in used):
             used.append(rubric)
-            break
-        try:
-            used.append(load_rubric(module))
-        except GraderError:
-            continue
     record_rubrics(out, used)
 
 
-def _datasets_needed(tasks: Sequence[Task], rubric=None) -> dict[str, set[str]]:
+def _datasets_needed(tasks: Sequence[Task]) -> dict[str, set[str]]:
     """Dataset name -> modules of ``tasks`` whose rubric scores on it."""
-    from grader.checks.rubric import load_rubric
-
     needed: dict[str, set[str]] = {}
     for module in sorted({t.module for t in tasks if t.module}):
-        try:
-            own = rubric if rubric is not None else load_rubric(module)
-        except GraderError:
+        own = next(t.rubric for t in tasks if t.module == module)
+        if own is None:
             continue  # such rows get their own error
         for name in {own.dataset, *(c.dataset for c in own.checks if c.kind == "accuracy")}:
             if name:

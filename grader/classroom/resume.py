@@ -19,6 +19,7 @@ import hmac
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from grader.base.errors import GraderError
 from grader.base.keys import load_result_key
@@ -51,6 +52,12 @@ class Task:
     identity_error: bool = False
     """True when ``read_error`` says whose the submission is cannot be told (a collision of
     two files, a file outside a student folder): listed in the console summary."""
+    rubric: Any = field(default=None, repr=False, compare=False)
+    """The rubric the task is graded against, loaded once when the batch is planned (the
+    custom one, else its module's; ``None`` when there is none)."""
+    parsed: Any = field(default=None, repr=False, compare=False)
+    """The submission as read when the batch was planned
+    (:class:`grader.submission.validate.Submission`): graded without parsing the file again."""
 
 
 def _file_digest(path: Path) -> bytes:

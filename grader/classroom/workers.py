@@ -4,7 +4,8 @@ Locally, each submission is graded by :func:`grader.submission.grading.grade_sub
 worker process (``spawn``) that starts its own kernel, so a crash, a loop or a memory hog
 never touches another submission, and whatever goes wrong in a worker becomes that
 submission's row. On Dask, the same function is submitted to the cluster. Both report
-each result through a callback the moment it arrives.
+each result through a callback the moment it arrives, behind one interface
+(:class:`Executor`: ``run(tasks, options, on_result)``).
 """
 
 from __future__ import annotations
@@ -15,28 +16,26 @@ import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Protocol
 
 from grader.base.errors import GraderError
 from grader.checks.results import GradeRow
 from grader.classroom.resume import Task
+from grader.submission.options import GradingOptions
 
 SCORING_ALLOWANCE_S = 900.0
 """Seconds allowed on top of the notebook limits for kernel start-up, export and scoring
 before the batch gives up on a worker (a grader hang, never a student's loop)."""
 
 
-def error_row(task: Task, message: str, duration: float = 0.0, rubric=None) -> GradeRow:
-    """A row for a submission the batch could not get a result for (never a student's fault)."""
+def error_row(task: Task, message: str, duration: float = 0.0) -> GradeRow:
+    """A row for a submission the batch could not get a result for (never a student's fault);
+    every check of the task's rubric (loaded once when the batch was planned) at zero."""
     from grader.checks.results import CheckResult
 
     row = GradeRow(student=task.student, module=task.module, score=0.0, max_score=0.0,
                    error=message, submission=str(task.path), duration_s=round(duration, 3))
-    try:
-        from grader.checks.rubric import load_rubric
-
-        rubric = rubric or (load_rubric(task.module) if task.module else None)
-    except GraderError:
-        rubric = None
+    rubric = task.rubric
     if rubric is not None:
         row.max_score = rubric.max_score
         row.checks = [CheckResult(c.id, 0.0, c.points, False, "not graded: " + message)
@@ -51,36 +50,36 @@ def _import_all(imports: Sequence[str]) -> None:
         importlib.import_module(name)
 
 
-def grade_with_imports(path: str, imports: Sequence[str] = (), **kwargs) -> GradeRow:
-    """:func:`grader.submission.grading.grade_submission` after importing ``imports`` (Dask task body).
-
-    ``imports`` are modules that register extra references (tests' fixture module); the
-    course's own references register themselves.
-    """
+def grade_task(task: Task, options: GradingOptions, scorer=None) -> GradeRow:
+    """:func:`grader.submission.grading.grade_submission` of ``task`` with its rubric, after
+    importing ``options.imports`` (modules registering a custom rubric's references; the
+    course's own references register themselves)."""
     from grader.submission.grading import grade_submission
 
-    _import_all(imports)
-    return grade_submission(path, **kwargs)
+    _import_all(options.imports)
+    return grade_submission(task, options, rubric=task.rubric, scorer=scorer)
 
 
-def grade_warm(path: str, imports: Sequence[str] = (), **kwargs) -> GradeRow:
-    """:func:`grade_with_imports` with the calling thread's warm scoring process (Dask workers
-    keep one per worker thread for their whole life)."""
+def grade_warm(task: Task, options: GradingOptions) -> GradeRow:
+    """The Dask task body: :func:`grade_task` on this worker's machine (its sandbox checked,
+    its data folder found: :meth:`GradingOptions.on_this_host`) with the calling thread's warm
+    scoring process (Dask workers keep one per worker thread for their whole life)."""
     from grader.submission.scoring_server import thread_scorer
 
-    log = kwargs.get("log_path")
-    handle = thread_scorer(kwargs.get("threads"), Path(log) if log else None)
-    return grade_with_imports(path, imports, **kwargs, scorer=handle)
+    options = options.on_this_host()
+    log = options.log_path
+    handle = thread_scorer(options.threads, Path(log) if log else None)
+    return grade_task(task, options, scorer=handle)
 
 
-def _child(conn, path: str, kwargs: dict, parent: int, imports: Sequence[str] = ()) -> None:
+def _child(conn, task: Task, options: GradingOptions, parent: int, scorer=None) -> None:
     """Worker process body: grade one submission and send the row back."""
     from grader.base.processes import exit_when_orphaned
 
     # the batch was killed: stop this grading and its kernel
     exit_when_orphaned(parent, code=3, kill_children=True)
     try:
-        row = grade_with_imports(path, imports, **kwargs)
+        row = grade_task(task, options, scorer=scorer)
         conn.send(("ok", row.to_dict()))
     except BaseException:  # noqa: BLE001 - a grader bug, reported as this submission's error
         conn.send(("error", traceback.format_exc(limit=6)))
@@ -88,27 +87,30 @@ def _child(conn, path: str, kwargs: dict, parent: int, imports: Sequence[str] = 
         conn.close()
 
 
-def grade_isolated(task: Task, kwargs: dict, *, timeout_s: float,
-                   imports: Sequence[str] = ()) -> GradeRow:
+def grade_isolated(task: Task, options: GradingOptions, *, timeout_s: float,
+                   scorer=None) -> GradeRow:
     """Grade ``task`` in a fresh worker process; whatever happens there becomes a row.
 
     A file that is not a notebook at all is graded here instead: no kernel is started for
     it, so a worker process would only add start-up time.
     """
+    if task.read_error is not None:
+        return error_row(task, task.read_error)
+    if not task.readable:
+        return grade_task(task, options)
+    return _in_worker_process(task, options, timeout_s, scorer)
+
+
+def _in_worker_process(task: Task, options: GradingOptions, timeout_s: float,
+                       scorer) -> GradeRow:
     import multiprocessing as mp
 
     from grader.base.processes import kill_tree
 
-    kwargs = {**kwargs, "data": task.data}
-    if task.read_error is not None:
-        return error_row(task, task.read_error, rubric=kwargs.get("rubric"))
-    if not task.readable:
-        return grade_with_imports(str(task.path), imports, **kwargs)
-
     ctx = mp.get_context("spawn")
     start = time.perf_counter()
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(send, str(task.path), kwargs, os.getpid(), tuple(imports)),
+    proc = ctx.Process(target=_child, args=(send, task, options, os.getpid(), scorer),
                        name=f"grade-{task.key}", daemon=False)
     proc.start()
     send.close()
@@ -118,13 +120,13 @@ def grade_isolated(task: Task, kwargs: dict, *, timeout_s: float,
             proc.kill()
             return error_row(task, f"grading did not finish within {timeout_s:.0f} s and was"
                               " stopped; the other submissions were not affected",
-                              time.perf_counter() - start, kwargs.get("rubric"))
+                              time.perf_counter() - start)
         status, payload = recv.recv()
     except (EOFError, OSError):
         proc.join(10)
         return error_row(task, f"the grading process for this submission died (exit code"
                           f" {proc.exitcode}); the other submissions were not affected",
-                          time.perf_counter() - start, kwargs.get("rubric"))
+                          time.perf_counter() - start)
     finally:
         recv.close()
         proc.join(30)
@@ -132,7 +134,7 @@ def grade_isolated(task: Task, kwargs: dict, *, timeout_s: float,
             proc.kill()
     if status != "ok":
         row = error_row(task, "internal grader error; the traceback is in this row's notes",
-                         time.perf_counter() - start, kwargs.get("rubric"))
+                         time.perf_counter() - start)
         row.notes.append(payload)
         return row
     return GradeRow.from_dict(payload)
@@ -153,42 +155,56 @@ def kernel_threads(jobs: int, cores: int | None = None) -> int:
 OnResult = Callable[[Task, GradeRow], None]
 
 
-def run_local(tasks: Sequence[Task], kwargs: dict, jobs: int, on_result: OnResult,
-               imports: Sequence[str] = ()) -> None:
-    limits = kwargs["limits"]
-    timeout = (limits.kernel_start_timeout_s + limits.notebook_timeout_s + limits.export_timeout_s
-               + 3 * limits.kill_grace_s
-               + SCORING_ALLOWANCE_S)
-    from grader.submission.scoring_server import ScorerPool
+class Executor(Protocol):
+    """Where a batch's submissions are graded: :class:`LocalExecutor` or :class:`DaskExecutor`."""
 
-    if not tasks:
-        return
-    log = kwargs.get("log_path")
-    scorers = ScorerPool(min(jobs, max(1, len(tasks))), threads=kwargs.get("threads"),
-                         log=Path(log) if log else None)
+    def run(self, tasks: Sequence[Task], options: GradingOptions, on_result: OnResult) -> None:
+        """Grade ``tasks`` with ``options``; call ``on_result`` with each row as it arrives."""
 
-    def grade(task: Task) -> GradeRow:
-        with scorers.lease() as handle:
-            return grade_isolated(task, {**kwargs, "scorer": handle}, timeout_s=timeout,
-                                  imports=imports)
 
-    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="grade")
-    try:
-        futures = {pool.submit(grade, t): t for t in tasks}
-        for future in as_completed(futures):
-            task = futures[future]
-            try:
-                row = future.result()
-            except Exception as exc:  # noqa: BLE001 - never lose the batch to one submission
-                row = error_row(task, f"internal grader error: {type(exc).__name__}: {exc}",
-                                 rubric=kwargs.get("rubric"))
-            on_result(task, row)
-    except BaseException:  # Ctrl-C: start nothing new; what is saved stays saved
-        pool.shutdown(wait=False, cancel_futures=True)
+def local_timeout(limits) -> float:
+    """Seconds the batch waits for one worker process before it stops it."""
+    return (limits.kernel_start_timeout_s + limits.notebook_timeout_s + limits.export_timeout_s
+            + 3 * limits.kill_grace_s + SCORING_ALLOWANCE_S)
+
+
+class LocalExecutor:
+    """``jobs`` submissions at once on this machine, each in its own worker process, with a
+    pool of warm scoring processes (one per job)."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+
+    def run(self, tasks: Sequence[Task], options: GradingOptions, on_result: OnResult) -> None:
+        from grader.submission.scoring_server import ScorerPool
+
+        if not tasks:
+            return
+        timeout = local_timeout(options.limits)
+        log = options.log_path
+        scorers = ScorerPool(min(self.jobs, max(1, len(tasks))), threads=options.threads,
+                             log=Path(log) if log else None)
+
+        def grade(task: Task) -> GradeRow:
+            with scorers.lease() as handle:
+                return grade_isolated(task, options, timeout_s=timeout, scorer=handle)
+
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="grade")
+        try:
+            futures = {pool.submit(grade, t): t for t in tasks}
+            for future in as_completed(futures):
+                task = futures[future]
+                try:
+                    row = future.result()
+                except Exception as exc:  # noqa: BLE001 - never lose the batch to one submission
+                    row = error_row(task, f"internal grader error: {type(exc).__name__}: {exc}")
+                on_result(task, row)
+        except BaseException:  # Ctrl-C: start nothing new; what is saved stays saved
+            pool.shutdown(wait=False, cancel_futures=True)
+            scorers.close()
+            raise
+        pool.shutdown(wait=True)
         scorers.close()
-        raise
-    pool.shutdown(wait=True)
-    scorers.close()
 
 
 def connect_dask(address: str):
@@ -229,24 +245,30 @@ def _takes_n_workers(client) -> bool:
     return "n_workers" in inspect.signature(client.scheduler_info).parameters
 
 
-def run_dask(tasks: Sequence[Task], kwargs: dict, client, on_result: OnResult,
-              imports: Sequence[str] = ()) -> None:
-    from distributed import as_completed as dask_completed
+class DaskExecutor:
+    """The submissions as tasks on a Dask cluster (``client``); workers keep their own logs
+    and warm scoring processes."""
 
-    futures = {}
-    for task in tasks:
-        if task.read_error is not None:
-            on_result(task, error_row(task, task.read_error, rubric=kwargs.get("rubric")))
-            continue
-        future = client.submit(grade_warm, str(task.path), tuple(imports), **kwargs,
-                               data=task.data, pure=False, key=f"grade-{task.key}-{task.fingerprint[:12]}")
-        futures[future.key] = (future, task)
-    for future in dask_completed([f for f, _ in futures.values()]):
-        task = futures[future.key][1]
-        try:
-            row = future.result()
-        except Exception as exc:  # noqa: BLE001 - a lost worker, a grader bug: one row's error
-            row = error_row(task, f"grading failed on the Dask cluster: {type(exc).__name__}:"
-                             f" {exc}", rubric=kwargs.get("rubric"))
-        on_result(task, row)
-        future.release()
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def run(self, tasks: Sequence[Task], options: GradingOptions, on_result: OnResult) -> None:
+        from distributed import as_completed as dask_completed
+
+        futures = {}
+        for task in tasks:
+            if task.read_error is not None:
+                on_result(task, error_row(task, task.read_error))
+                continue
+            future = self.client.submit(grade_warm, task, options, pure=False,
+                                        key=f"grade-{task.key}-{task.fingerprint[:12]}")
+            futures[future.key] = (future, task)
+        for future in dask_completed([f for f, _ in futures.values()]):
+            task = futures[future.key][1]
+            try:
+                row = future.result()
+            except Exception as exc:  # noqa: BLE001 - a lost worker, a grader bug: one row's error
+                row = error_row(task, f"grading failed on the Dask cluster: {type(exc).__name__}:"
+                                 f" {exc}")
+            on_result(task, row)
+            future.release()

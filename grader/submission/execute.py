@@ -524,147 +524,189 @@ def _exit_status(client) -> str:
     return f"exit code {code}"
 
 
+@dataclass
+class _RunState:
+    """What the parts of one run share: the time budgets, the cells the budget cut short,
+    the watchdog's stop signal and the phase (``notebook`` or ``export``)."""
+
+    limits: Limits
+    client: _GradingClient | None = None
+    budget_end: float = field(default_factory=lambda: time.monotonic() + 1e9)
+    """When the current phase's time is spent (set when the first cell starts)."""
+    hard_deadline: float = float("inf")
+    """When the watchdog stops the kernel whatever it does."""
+    budget_limited: set[int] = field(default_factory=set)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    phase: str = "notebook"
+    started: float = 0.0
+    """``perf_counter`` when the current phase started."""
+
+    def cell_timeout(self, cell) -> int:
+        """nbclient's ``timeout_func``: the cell's limit, cut to what is left of the budget."""
+        remaining = self.budget_end - time.monotonic()
+        if remaining < self.limits.cell_timeout_s and self.client.current_index is not None:
+            self.budget_limited.add(self.client.current_index)
+        return max(1, math.ceil(min(self.limits.cell_timeout_s, remaining)))
+
+    def start_phase(self, phase: str, seconds: float) -> None:
+        self.phase = phase
+        self.started = time.perf_counter()
+        self.budget_end = time.monotonic() + seconds
+        self.hard_deadline = self.budget_end + self.limits.kill_grace_s + 5
+
+
+def _over_limit(pid: int, state: _RunState, result: ExecutionResult, watched,
+                check_disk: bool) -> str | None:
+    """Why the kernel must be stopped now (disk, memory, an ignored interrupt, the notebook's
+    time), or ``None``. Records the peak memory."""
+    limits = state.limits
+    if check_disk:
+        used = sum(folder_mb(folder) for folder in watched if folder is not None)
+        if used > limits.disk_mb:
+            shown = "more than 20,000 files" if used == float("inf") else f"{used:,.0f} MB of files"
+            return (f"the notebook wrote {shown} to its folder (limit:"
+                    f" {limits.disk_mb:,} MB), so the kernel was stopped")
+    rss = tree_rss_mb(pid)
+    result.peak_memory_mb = max(result.peak_memory_mb, rss)
+    if rss > limits.memory_mb:
+        return (f"the kernel used {rss:,.0f} MB, more than the"
+                f" {limits.memory_mb:,} MB limit, and was stopped")
+    now = time.monotonic()
+    interrupted = state.client.interrupt_time
+    if interrupted is not None and now - interrupted > limits.kill_grace_s:
+        return (f"a cell ran past its time limit and ignored the"
+                f" interrupt for {limits.kill_grace_s:g} s, so the"
+                " kernel was stopped")
+    if now > state.hard_deadline:
+        return "the notebook ran past its time limit and was stopped"
+    return None
+
+
+async def _watchdog(pid: int, state: _RunState, result: ExecutionResult, watched) -> None:
+    """Sample the kernel every ``poll_s`` (its files every 2 s); stop it over a limit."""
+    next_disk_check = 0.0
+    while not state.stop.is_set():
+        check_disk = time.monotonic() >= next_disk_check
+        if check_disk:
+            next_disk_check = time.monotonic() + 2.0
+        reason = _over_limit(pid, state, result, watched, check_disk)
+        if reason is not None:
+            result.death_reason = reason
+            kill_tree(pid)
+            return
+        try:
+            await asyncio.wait_for(state.stop.wait(), state.limits.poll_s)
+        except asyncio.TimeoutError:
+            pass
+
+
+def _cell_id(index: int, cell) -> str:
+    return cell.get("id") or str(index)
+
+
+async def _run_cells(client: _GradingClient, code_cells, state: _RunState,
+                     result: ExecutionResult) -> None:
+    """Run the code cells in order within the notebook's budget; record each one's fate."""
+    for pos, (index, cell) in enumerate(code_cells):
+        cid = _cell_id(index, cell)
+        if time.monotonic() >= state.budget_end:
+            result.notebook_timed_out = True
+            result.not_run.extend(_cell_id(i, c) for i, c in code_cells[pos:])
+            break
+        client.current_index = index
+        client.interrupt_time = None
+        cell_start = time.perf_counter()
+        await client.async_execute_cell(cell, index, execution_count=pos + 1)
+        result.durations["slowest_cell"] = max(result.durations.get("slowest_cell", 0.0),
+                                               time.perf_counter() - cell_start)
+        client.interrupt_time = None
+        errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+        if index in client.interrupted_cells:
+            result.timed_out.append(cid)
+            if index in state.budget_limited:
+                state.budget_end = time.monotonic()  # the notebook's budget is spent
+        if errors:
+            result.cell_errors[cid] = _short_traceback(errors[-1])
+        elif cell.source.strip():
+            result.ok.append(cid)
+    result.durations["execute"] = time.perf_counter() - state.started
+
+
+async def _run_epilogue(client: _GradingClient, nb, source: str,
+                        result: ExecutionResult) -> None:
+    """Run the export cell after the notebook, in the same kernel (not kept in ``nb``)."""
+    cell = nbformat.v4.new_code_cell(source)
+    client.current_index = len(nb.cells)
+    client.interrupt_time = None
+    nb.cells.append(cell)  # nbclient writes the cell back by index
+    try:
+        await client.async_execute_cell(cell, len(nb.cells) - 1, store_history=False)
+    finally:
+        nb.cells.pop()
+    result.epilogue_ran = True
+    errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+    if len(nb.cells) in client.interrupted_cells:
+        result.epilogue_error = "the export ran past its time limit"
+    elif errors:
+        result.epilogue_error = _short_traceback(errors[-1])
+
+
+def _after_death(client: _GradingClient, code_cells, state: _RunState,
+                 result: ExecutionResult) -> None:
+    """Record a dead kernel: why, the cell it died in, the cells never run."""
+    result.kernel_died = True
+    if result.death_reason is None:
+        result.death_reason = ("the kernel died (the process exited: a crash, os._exit"
+                               " or the operating system stopping it for memory;"
+                               f" {_exit_status(client)})")
+    if state.phase == "export":
+        result.died_during_export = True
+        result.epilogue_error = f"the kernel died during the export: {result.death_reason}"
+        result.durations["export"] = time.perf_counter() - state.started
+        return
+    done = set(result.ok) | set(result.cell_errors)
+    current = client.current_index
+    for i, c in code_cells:
+        cid = _cell_id(i, c)
+        if i == current:
+            result.cell_errors.setdefault(cid, f"KernelDied: {result.death_reason}")
+        elif cid not in done and i > (current if current is not None else -1):
+            result.not_run.append(cid)
+    result.durations.setdefault("execute", time.perf_counter() - state.started)
+
+
 async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
                epilogue: Callable[[], str] | None, result: ExecutionResult, km,
                log=None) -> None:
-    start_budget = [time.monotonic() + 1e9]  # replaced when the first cell starts
-
-    budget_limited: set[int] = set()
-
-    def cell_timeout(cell) -> int:
-        remaining = start_budget[0] - time.monotonic()
-        if remaining < limits.cell_timeout_s and client.current_index is not None:
-            budget_limited.add(client.current_index)
-        return max(1, math.ceil(min(limits.cell_timeout_s, remaining)))
-
-    client = _GradingClient(
-        nb, km=km, limits=limits, timeout_func=cell_timeout, interrupt_on_timeout=True,
+    state = _RunState(limits)
+    client = state.client = _GradingClient(
+        nb, km=km, limits=limits, timeout_func=state.cell_timeout, interrupt_on_timeout=True,
         allow_errors=True, kernel_name="python3", record_timing=False,
         iopub_timeout=10, shutdown_kernel="immediate", store_widget_state=False,
         startup_timeout=math.ceil(limits.kernel_start_timeout_s),
         resources={"metadata": {"path": str(workdir)}},
     )
-    hard_deadline = [float("inf")]
-    stop = asyncio.Event()
-
     # what the kernel can write to on disk: its working folder and its socket folder
     watched = {Path(workdir), Path(km.connection_file).parent if km.connection_file else None}
-
-    async def watchdog(pid: int) -> None:
-        next_disk_check = 0.0
-        while not stop.is_set():
-            if time.monotonic() >= next_disk_check:
-                next_disk_check = time.monotonic() + 2.0
-                used = sum(folder_mb(folder) for folder in watched if folder is not None)
-                if used > limits.disk_mb:
-                    shown = ("more than 20,000 files" if used == float("inf")
-                             else f"{used:,.0f} MB of files")
-                    result.death_reason = (f"the notebook wrote {shown} to its folder (limit:"
-                                           f" {limits.disk_mb:,} MB), so the kernel was stopped")
-                    kill_tree(pid)
-                    return
-            rss = tree_rss_mb(pid)
-            result.peak_memory_mb = max(result.peak_memory_mb, rss)
-            if rss > limits.memory_mb:
-                result.death_reason = (f"the kernel used {rss:,.0f} MB, more than the"
-                                       f" {limits.memory_mb:,} MB limit, and was stopped")
-                kill_tree(pid)
-                return
-            now = time.monotonic()
-            interrupted = client.interrupt_time
-            if interrupted is not None and now - interrupted > limits.kill_grace_s:
-                result.death_reason = (f"a cell ran past its time limit and ignored the"
-                                       f" interrupt for {limits.kill_grace_s:g} s, so the"
-                                       " kernel was stopped")
-                kill_tree(pid)
-                return
-            if now > hard_deadline[0]:
-                result.death_reason = "the notebook ran past its time limit and was stopped"
-                kill_tree(pid)
-                return
-            try:
-                await asyncio.wait_for(stop.wait(), limits.poll_s)
-            except asyncio.TimeoutError:
-                pass
-
     t0 = time.perf_counter()
     streams = {} if log is None else {"stdout": log, "stderr": log}
     async with client.async_setup_kernel(env=env, cwd=str(workdir), **streams):
         result.durations["kernel_start"] = time.perf_counter() - t0
         pid = client.km.provisioner.pid
-        dog = asyncio.ensure_future(watchdog(pid))
+        dog = asyncio.ensure_future(_watchdog(pid, state, result, watched))
         client.watch_channels()
-        t1 = time.perf_counter()
-        start_budget[0] = time.monotonic() + limits.notebook_timeout_s
-        hard_deadline[0] = start_budget[0] + limits.kill_grace_s + 5
         code_cells = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-        phase = "notebook"
         try:
-            for pos, (index, cell) in enumerate(code_cells):
-                cid = cell.get("id") or str(index)
-                if time.monotonic() >= start_budget[0]:
-                    result.notebook_timed_out = True
-                    result.not_run.extend(c.get("id") or str(i) for i, c in code_cells[pos:])
-                    break
-                client.current_index = index
-                client.interrupt_time = None
-                cell_start = time.perf_counter()
-                await client.async_execute_cell(cell, index, execution_count=pos + 1)
-                result.durations["slowest_cell"] = max(result.durations.get("slowest_cell", 0.0),
-                                                       time.perf_counter() - cell_start)
-                client.interrupt_time = None
-                errors = [o for o in cell.outputs if o.get("output_type") == "error"]
-                if index in client.interrupted_cells:
-                    result.timed_out.append(cid)
-                    if index in budget_limited:
-                        start_budget[0] = time.monotonic()  # the notebook's budget is spent
-                if errors:
-                    result.cell_errors[cid] = _short_traceback(errors[-1])
-                elif cell.source.strip():
-                    result.ok.append(cid)
-            result.durations["execute"] = time.perf_counter() - t1
+            state.start_phase("notebook", limits.notebook_timeout_s)
+            await _run_cells(client, code_cells, state, result)
             if epilogue is not None:
-                phase = "export"
-                t2 = time.perf_counter()
-                start_budget[0] = time.monotonic() + limits.export_timeout_s
-                hard_deadline[0] = start_budget[0] + limits.kill_grace_s + 5
-                cell = nbformat.v4.new_code_cell(epilogue())
-                client.current_index = len(nb.cells)
-                client.interrupt_time = None
-                nb.cells.append(cell)  # nbclient writes the cell back by index
-                try:
-                    await client.async_execute_cell(cell, len(nb.cells) - 1, store_history=False)
-                finally:
-                    nb.cells.pop()
-                result.epilogue_ran = True
-                errors = [o for o in cell.outputs if o.get("output_type") == "error"]
-                if len(nb.cells) in client.interrupted_cells:
-                    result.epilogue_error = "the export ran past its time limit"
-                elif errors:
-                    result.epilogue_error = _short_traceback(errors[-1])
-                result.durations["export"] = time.perf_counter() - t2
+                state.start_phase("export", limits.export_timeout_s)
+                await _run_epilogue(client, nb, epilogue(), result)
+                result.durations["export"] = time.perf_counter() - state.started
         except DeadKernelError:
-            result.kernel_died = True
-            if result.death_reason is None:
-                result.death_reason = ("the kernel died (the process exited: a crash, os._exit"
-                                       " or the operating system stopping it for memory;"
-                                       f" {_exit_status(client)})")
-            if phase == "export":
-                result.died_during_export = True
-                result.epilogue_error = f"the kernel died during the export: {result.death_reason}"
-                result.durations["export"] = time.perf_counter() - t2
-                return
-            done = set(result.ok) | set(result.cell_errors)
-            current = client.current_index
-            for i, c in code_cells:
-                cid = c.get("id") or str(i)
-                if i == current:
-                    result.cell_errors.setdefault(cid, f"KernelDied: {result.death_reason}")
-                elif cid not in done and i > (current if current is not None else -1):
-                    result.not_run.append(cid)
-            result.durations.setdefault("execute", time.perf_counter() - t1)
+            _after_death(client, code_cells, state, result)
         finally:
-            stop.set()
+            state.stop.set()
             await dog
             result.output_truncated = client.truncated
             result.output_dropped_bytes = client.dropped_bytes

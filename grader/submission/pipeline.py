@@ -1,0 +1,298 @@
+"""The steps of grading one submission, in order; :data:`STEPS` is the pipeline.
+
+Each step is a small function of one :class:`Job` with one job of its own::
+
+    read -> set up -> restore -> inject -> prepare -> execute -> export -> score -> flag
+
+A step that decides the row is final (a broken file, a module the grader does not know, a
+kernel that died before the export) sets ``job.done``; the later steps are skipped.
+Resources a step makes (the scratch folder, the kernel's home, a hold-out copy) are added to
+``job.cleanup`` and removed by :func:`run_steps` whatever happens.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from grader.base.errors import GraderError
+from grader.checks.results import CheckResult, GradeRow
+from grader.checks.rubric import Rubric, load_rubric
+from grader.submission.options import GradingOptions
+from grader.submission.validate import Submission
+
+SUBMISSION_NAME = "submission.ipynb"
+EXECUTED_NAME = "executed.ipynb"
+
+
+@dataclass
+class Job:
+    """One submission on its way through :data:`STEPS` (the steps fill it in order)."""
+
+    path: Path
+    options: GradingOptions
+    data: bytes | None = None
+    parsed: Submission | None = None
+    """The submission as the batch already read it (then the file is not parsed again)."""
+    rubric: Rubric | None = None
+    """The module's rubric when the caller loaded it (a batch: once per task)."""
+    scratch_root: Path | None = None
+    scorer: Any = None
+    started: float = field(default_factory=time.perf_counter)
+    row: GradeRow | None = None
+    sub: Submission | None = None
+    solution: Any = None
+    nb: Any = None
+    home: Any = None
+    holdout: Any = None
+    execution: Any = None
+    names: dict[str, str] = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)
+    export_dir: Path | None = None
+    artifacts: Path | None = None
+    refused: list = field(default_factory=list)
+    score_started: float = 0.0
+    done: bool = False
+    cleanup: list[Callable[[], None]] = field(default_factory=list)
+
+    def finish(self) -> None:
+        """End the pipeline here: the row is final."""
+        self.row.duration_s = time.perf_counter() - self.started
+        self.done = True
+
+
+def zero_checks(rubric: Rubric, message: str) -> list[CheckResult]:
+    """Every check of ``rubric`` at zero points with ``message``."""
+    return [CheckResult(c.id, 0.0, c.points, False, message) for c in rubric.checks]
+
+
+def read(job: Job) -> None:
+    """Read and validate the file (unless the batch did), identify student and module."""
+    from grader.submission.validate import display_path, read_submission
+
+    custom = job.options.rubric
+    job.sub = job.parsed if job.parsed is not None else read_submission(
+        job.path, module=custom.module if custom is not None else None,
+        release_name=custom.notebook if custom is not None else None, data=job.data)
+    sub = job.sub
+    job.row = GradeRow(student=sub.student, module=sub.module, score=0.0, max_score=0.0,
+                       error=None, submission=display_path(job.path), notes=list(sub.notes))
+
+
+def set_up(job: Job) -> None:
+    """Find the rubric and solution of the submission's module; stop on an unusable file."""
+    sub, rubric = job.sub, job.options.rubric
+    if sub.error is None:
+        try:
+            if rubric is None:
+                given = job.rubric if job.rubric is not None and job.rubric.module == sub.module \
+                    else None
+                rubric = given if given is not None else load_rubric(sub.module)
+            job.solution = job.options.solution
+            if job.solution is None:
+                from grader.authoring.release import load_solution
+
+                job.solution = load_solution(rubric)
+        except GraderError as exc:
+            sub.error = f"the grader is not set up for module {sub.module}: {exc}"
+    job.rubric = rubric
+    if rubric is not None:
+        job.row.max_score = rubric.max_score
+    if sub.error is not None:
+        job.row.error = sub.error
+        if rubric is not None and sub.nb is None:
+            job.row.checks = zero_checks(rubric, "not graded: " + sub.error)
+        job.finish()
+
+
+def restore_cells(job: Job) -> None:
+    """Rebuild the notebook on the solution's skeleton (protected cells restored)."""
+    from grader.submission.restore import restore
+
+    restored = restore(job.sub.nb, job.solution)
+    if job.options.sandbox_warning:
+        job.row.notes.insert(0, job.options.sandbox_warning)
+    job.row.notes.extend(restored.notes)
+    job.nb = restored.nb
+
+
+def inject(job: Job) -> None:
+    """Inject ``FAST`` (and ``SEED`` when one is set) after the parameters cell."""
+    from grader.submission.parameters import inject_parameters
+
+    params: dict[str, Any] = {"FAST": bool(job.options.fast)}
+    if job.options.seed is not None:
+        params["SEED"] = int(job.options.seed)
+    inject_parameters(job.nb, **params)
+
+
+def prepare(job: Job) -> None:
+    """The scratch folder, the kernel's home and the kernel's copy of the data."""
+    from grader.checks.holdout import plan_holdout, with_kernel_data
+    from grader.submission.sandbox import KernelHome
+
+    options = job.options
+    own_scratch = job.scratch_root is None
+    root = Path(tempfile.mkdtemp(prefix="dlcourse-grade-")) if own_scratch else Path(job.scratch_root)
+    if own_scratch:
+        job.cleanup.append(partial(shutil.rmtree, root, ignore_errors=True))
+    root.mkdir(parents=True, exist_ok=True)
+    workdir = root / f"{job.sub.student[:40]}-{job.rubric.module}-{secrets.token_hex(4)}"
+    workdir.mkdir(mode=0o700)
+    job.home = KernelHome.create(workdir)
+    job.cleanup.append(job.home.remove)
+    plan = options.holdout if options.holdout is not None else plan_holdout(options.data_dir,
+                                                                           fast=options.fast)
+    if plan.mode != options.mode:
+        raise ValueError(f"expected a {options.mode} hold-out plan, got {plan.mode}")
+    job.holdout, own_copy = with_kernel_data(replace(plan, source_dir=options.data_dir))
+    if own_copy is not None:
+        job.cleanup.append(own_copy.remove)
+
+
+def write_new(path: Path, text: str) -> None:
+    """Write a file the grader creates; never follow a link or reuse a file someone planted."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def execute(job: Job) -> None:
+    """Run the notebook and then the export cell in one fresh limited (sandboxed) kernel."""
+    from grader.authoring.cells import cell_names
+    from grader.submission.execute import execute_notebook
+    from grader.submission.export import export_source, write_function_inputs
+    from grader.submission.run_notes import died_error, execution_notes
+
+    home, rubric, options = job.home, job.rubric, job.options
+    token = secrets.token_hex(6)
+    write_new(home.scratch / SUBMISSION_NAME, nbformat.writes(job.nb))
+    job.export_dir = home.scratch / f"export-{token}"
+    job.artifacts = home.root / f"artifacts-{token}"
+
+    def export_cell() -> str:
+        # Made only now, after the student's code ran: fresh function inputs, no answers.
+        job.inputs.update(write_function_inputs(rubric, home.inbox))
+        return export_source(rubric, job.export_dir, home.inbox)
+
+    env, km = _kernel(job)
+    log = Path(options.log_path) if options.log_path else None
+    execution = execute_notebook(job.nb, workdir=home.scratch, limits=options.limits, env=env,
+                                 epilogue=export_cell, km=km, log=log)
+    job.execution = execution
+    # The kernel and every process it started are gone now; what follows reads its files.
+    write_new(home.root / EXECUTED_NAME, nbformat.writes(job.nb))
+    job.row.timings = {key: round(execution.durations.get(key, 0.0), 3)
+                       for key in ("kernel_start", "execute", "slowest_cell", "export")}
+    # cells named as students read them (positions as in their notebook: without the injection)
+    job.names = cell_names({"cells": [c for c in job.nb.cells
+                                      if c.get("id") != "injected-parameters"]})
+    job.row.notes.extend(execution_notes(execution, job.nb, job.names))
+    if execution.kernel_died and not execution.died_during_export:
+        job.row.error = died_error(execution, job.names)
+        job.row.checks = zero_checks(rubric, "not graded: the kernel died before the export")
+        job.finish()
+
+
+def _kernel(job: Job):
+    """The kernel's environment and its manager (in the sandbox or not)."""
+    from grader.submission.sandbox import (
+        kernel_environment,
+        make_kernel_manager,
+        sandboxed_kernel_manager,
+    )
+
+    options, home = job.options, job.home
+    kernel_data = job.holdout.kernel_dir  # the copy without the private hold-out
+    if options.sandboxed:
+        env = kernel_environment(fast=options.fast, data_dir=kernel_data, threads=options.threads,
+                                 sandboxed=True)
+        return env, sandboxed_kernel_manager(home, data_dir=kernel_data, env=env)
+    env = kernel_environment(fast=options.fast, data_dir=kernel_data, threads=options.threads,
+                             sandboxed=False, home=home.home)
+    return env, make_kernel_manager(home.sockets)
+
+
+def export(job: Job) -> None:
+    """Copy the regular files the export cell wrote into the grader's own folder."""
+    from grader.submission.export import collect_artifacts
+
+    job.score_started = time.perf_counter()
+    job.refused = collect_artifacts(job.rubric, job.export_dir, job.artifacts)
+
+
+def rerun_choice_key(student: str, module: str) -> str:
+    """Private, stable key choosing which experiment configuration the grader re-runs.
+
+    Derived from the grader's results key (outside the kernel's reach), the student and the
+    module: a student cannot know the choice, and grading the same submission again makes
+    the same one.
+    """
+    import hashlib
+    import hmac
+
+    from grader.base.keys import load_result_key
+
+    message = f"rerun|{student}|{module}".encode()
+    return hmac.new(load_result_key(), message, hashlib.sha256).hexdigest()
+
+
+def score(job: Job) -> None:
+    """Vet, load (Keras safe mode) and score the artifacts in a limited child process."""
+    from grader.checks.kinds import Context
+    from grader.submission.score import exercise_problems
+    from grader.submission.score_process import ScoreLimits, score_isolated
+    from grader.submission.scoring_server import score_warm
+
+    options, rubric, row = job.options, job.rubric, job.row
+    ctx = Context(mode=options.mode, dataset=rubric.dataset, data_dir=options.data_dir,
+                  verify=True, choice_key=rerun_choice_key(row.student, rubric.module),
+                  holdout=job.holdout)
+    scorer = score_isolated if job.scorer is None else partial(score_warm, job.scorer)
+    limits = options.limits
+    results, notes = scorer(
+        rubric, job.artifacts, job.inputs, ctx, problems=job.refused,
+        unfinished=exercise_problems(rubric, job.nb, job.execution), threads=options.threads,
+        log=Path(options.log_path) if options.log_path else None,
+        limits=ScoreLimits(timeout_s=limits.score_timeout_s, memory_mb=limits.score_memory_mb))
+    row.checks = results
+    row.notes.extend(notes)
+
+
+def flag(job: Job) -> None:
+    """Flag hold-out leaks, add up the points and the timings."""
+    from grader.checks.leakage import flag_leaks
+
+    row = job.row
+    flag_leaks(row)
+    row.score = float(sum(c.points for c in row.checks))
+    row.timings["score"] = round(time.perf_counter() - job.score_started, 3)
+    row.duration_s = round(time.perf_counter() - job.started, 3)
+
+
+STEPS: tuple[Callable[[Job], None], ...] = (
+    read, set_up, restore_cells, inject, prepare, execute, export, score, flag)
+"""The pipeline of one submission, in order."""
+
+
+def run_steps(job: Job, steps=STEPS) -> GradeRow:
+    """Run ``steps`` on ``job`` until one ends it; remove what they made. Returns the row."""
+    try:
+        for step in steps:
+            step(job)
+            if job.done:
+                break
+        return job.row
+    finally:
+        for remove in reversed(job.cleanup):
+            remove()
