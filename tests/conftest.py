@@ -33,3 +33,24 @@ def bwrap_required() -> None:
         if os.environ.get("DLCOURSE_REQUIRE_SANDBOX") == "1":
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    """Refuse to run when ``--dist loadgroup`` cannot keep a group on one worker.
+
+    Tests marked ``xdist_group`` share a module fixture and run in order (a Canvas push, then
+    a second push). pytest-xdist marks them by appending ``@group`` to the node id; pytest 9.2
+    computes node ids differently and the mark is silently lost, so such tests would be spread
+    over both workers and fail for the wrong reason. (xdist shows the refusal as an
+    INTERNALERROR naming a test id; the exit status is non-zero either way.)
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    lost = [item.nodeid for item in items
+            if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if lost:
+        raise pytest.UsageError(
+            f"--dist loadgroup is not effective with pytest {pytest.__version__}: "
+            f"{len(lost)} grouped tests (e.g. {lost[0]}) have no @group node id. Expected "
+            "pytest < 9.2 (pyproject.toml pins it); reinstall with scripts/setup.sh test")
