@@ -297,10 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="regrade submissions whose result is already up to date")
     grade.add_argument("--scheduler", metavar="ADDRESS",
                        help="grade on a Dask cluster, e.g. tcp://host:8786")
-    grade.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
+    grade.add_argument("--sandbox", choices=("auto", "bwrap", "uid", "none"), default="auto",
                        help="where student kernels run: bwrap = a bubblewrap sandbox (no network,"
-                       " no access to other files or processes), none = as the grader's user;"
-                       " auto (default) = bwrap when it works here, else none with a warning")
+                       " no access to other files or processes), uid = as an unprivileged uid of"
+                       " its own without bubblewrap (root only; it can read files readable by"
+                       " all), none = as the grader's user; auto (default) = bwrap when it"
+                       " works here, else uid when the grader is root, else none with a warning")
     grade.add_argument("--memory-mb", type=_positive_int, default=6000,
                        help="memory limit of each kernel's whole process tree in MB (default 6000)")
     grade.add_argument("--cell-timeout", type=_positive_int, default=None,

@@ -220,7 +220,8 @@ def _finish(task: Task, row: GradeRow, rubric=None, warning: str | None = None) 
     if row.error is not None and not row.checks:  # e.g. a broken file named 01_...: zero per check
         filled = error_row(task, row.error, rubric=rubric)
         row.checks, row.max_score = filled.checks, filled.max_score
-    notes = [n for n in row.notes if n != warning]
+    # the worker's own copy of the warning (uid mode: without the batch's exposure list)
+    notes = [n for n in row.notes if not (warning and warning.startswith(n))]
     row.notes = [*([warning] if warning else []), *task.notes, *notes]
     row.submission = display_path(task.path)
     return row
@@ -266,11 +267,12 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
         course's (tests use a tiny fixture module).
     imports : sequence of str
         Modules each worker imports before grading (ones registering extra references).
-    sandbox : {"auto", "bwrap", "none"}
+    sandbox : {"auto", "bwrap", "uid", "none"}
         Where kernels run (:mod:`grader.submission.sandbox`). ``auto`` uses bubblewrap when it works
-        here and otherwise grades unsandboxed with a warning on the console, in every row's
-        notes in grades.json and at the top of the report (never on the students' feedback
-        pages: it is for the instructor). Dask workers use the same setting.
+        here, else uid mode when the grader is root, and otherwise grades unsandboxed with a
+        warning on the console, in every row's notes in grades.json and at the top of the
+        report (never on the students' feedback pages: it is for the instructor).
+        Dask workers use the same setting.
     ids : {"auto", "folder", "file"}
         Where student names come from (:func:`grader.submission.validate.submission_name`):
         the student's folder, the file name, or (auto) the folder for files in folders and
@@ -300,6 +302,9 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
         raise GraderError(f"expected --ids to be one of {', '.join(ID_MODES)}, got {ids!r}")
     paths = find_submission_files(submissions)
     setting = resolve_sandbox(sandbox)
+    if setting.mode == "uid":
+        setting = _uid_setting(setting, out=out, submissions=submissions, data_dir=data_dir,
+                               rubric=rubric)
     if setting.warning:
         print(f"WARNING: {setting.warning}", file=sys.stderr)
     client = connect_dask(scheduler) if scheduler else None
@@ -364,6 +369,29 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     write_outputs(summary.rows, out, sources=sources, cache_key=store.key)
     summary.wall_s = time.perf_counter() - started
     return summary
+
+
+def _uid_setting(setting, *, out, submissions, data_dir: str | None, rubric):
+    """uid mode: make the output folder private (0700) and name, in the batch's warning,
+    every input a kernel's uid could still read (checked by reading them as such a uid)."""
+    from dataclasses import replace
+
+    from grader.base.keys import result_key_file
+    from grader.base.paths import RUBRIC_DIR, SOLUTIONS_DIR
+    from grader.submission.sandbox import uid_exposures
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    os.chmod(out, 0o700)
+    paths = [*(Path(s) for s in submissions), out, RUBRIC_DIR, SOLUTIONS_DIR, result_key_file()]
+    folder = data_dir or os.environ.get("DLCOURSE_DATA_DIR")
+    paths += [Path(folder)] if folder else []
+    paths += [Path(rubric.path)] if rubric is not None else []
+    exposed = uid_exposures([p for p in paths if p.exists()])
+    if not exposed:
+        return setting
+    return replace(setting, warning=f"{setting.warning}. Readable by the kernels here: "
+                   f"{', '.join(exposed)} (fix: chmod -R go-rwx on them, or grade with bwrap)")
 
 
 def _provide_data(data_dir: str | None, *, sandboxed: bool) -> str:

@@ -39,8 +39,10 @@ from grader.submission.restore import restore
 from grader.submission.sandbox import (
     KernelHome,
     kernel_environment,
+    kill_uid,
     make_kernel_manager,
     sandboxed_kernel_manager,
+    uid_kernel_manager,
 )
 from grader.submission.score import exercise_problems
 from grader.submission.score_process import ScoreLimits, score_isolated
@@ -150,8 +152,9 @@ def grade_submission(
     rubric, solution : optional
         Override the module's rubric and solution notebook (tests use a tiny fixture
         module). With ``rubric`` the module is the rubric's, whatever the notebook says.
-    sandbox : {"auto", "bwrap", "none"}
-        Where the kernel runs (:mod:`grader.submission.sandbox`); ``auto`` uses bubblewrap when it works.
+    sandbox : {"auto", "bwrap", "uid", "none"}
+        Where the kernel runs (:mod:`grader.submission.sandbox`); ``auto`` uses bubblewrap when it
+        works, else uid mode when the grader is root.
     data : bytes, optional
         The submission's bytes, already read by the caller: the file is then never opened
         again (the batch reads each submission once).
@@ -231,7 +234,7 @@ def grade_submission(
         plan, own_copy = with_kernel_data(plan)
         return _run_and_score(row, nb, rubric, home, fast=fast, limits=limits,
                               data_dir=data_dir, threads=threads, started=started,
-                              sandboxed=setting.sandboxed, holdout=plan,
+                              sandbox=setting.mode, holdout=plan,
                               log=Path(log_path) if log_path else None, scorer=scorer)
     finally:
         home.remove()
@@ -266,7 +269,7 @@ def _write_new(path: Path, text: str) -> None:
 
 def _run_and_score(row: GradeRow, nb, rubric: Rubric, home: KernelHome, *, fast: bool,
                    limits: Limits, data_dir: str | None, threads: int | None,
-                   started: float, sandboxed: bool, holdout: HoldoutPlan,
+                   started: float, sandbox: str, holdout: HoldoutPlan,
                    log: Path | None = None, scorer: ScorerHandle | None = None) -> GradeRow:
     token = secrets.token_hex(6)
     _write_new(home.scratch / SUBMISSION_NAME, nbformat.writes(nb))
@@ -279,15 +282,22 @@ def _run_and_score(row: GradeRow, nb, rubric: Rubric, home: KernelHome, *, fast:
         return export_source(rubric, export_dir, home.inbox)
 
     kernel_data = holdout.kernel_dir  # the copy without the private hold-out
-    if sandboxed:
+    if sandbox == "bwrap":
         env = kernel_environment(fast=fast, data_dir=kernel_data, threads=threads, sandboxed=True)
         km = sandboxed_kernel_manager(home, data_dir=kernel_data, env=env)
     else:
         env = kernel_environment(fast=fast, data_dir=kernel_data, threads=threads,
                                  sandboxed=False, home=home.home)
-        km = make_kernel_manager(home.sockets)
-    execution = execute_notebook(nb, workdir=home.scratch, limits=limits, env=env,
-                                 epilogue=export_cell, km=km, log=log)
+        if sandbox == "uid":  # its own home (owned by its uid) for temporary files too
+            env["TMPDIR"] = str(home.home)
+        km = (uid_kernel_manager(home, data_dir=kernel_data) if sandbox == "uid"
+              else make_kernel_manager(home.sockets))
+    try:
+        execution = execute_notebook(nb, workdir=home.scratch, limits=limits, env=env,
+                                     epilogue=export_cell, km=km, log=log)
+    finally:
+        if sandbox == "uid":  # daemons it left, wherever they went: before its files are read
+            kill_uid(home.uid)
     # The kernel and every process it started are gone now; what follows reads its files.
     _write_new(home.root / EXECUTED_NAME, nbformat.writes(nb))
     row.timings = {key: round(execution.durations.get(key, 0.0), 3)

@@ -13,6 +13,9 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   apt-get update -qq && apt-get install -y -qq python3-pip bubblewrap util-linux || true
 fi
 "$PYTHON" -m pip install -q "$SOURCE"/dlcourse-*.whl
+# where bubblewrap cannot start, kernels run as unprivileged uids (--sandbox uid): the
+# installed rubrics must not be readable by them
+"$PYTHON" -c 'import os; from grader.base.paths import RUBRIC_DIR; os.chmod(RUBRIC_DIR, 0o700)'
 
 mkdir -p "$SOURCE/data"
 datasets=$("$PYTHON" -c 'import json, sys; print(" ".join(json.load(open(sys.argv[1]))["datasets"]))' \
