@@ -178,8 +178,14 @@ def _setup(root: Path):
     return rubric, solution, solution_path
 
 
+SANDBOX = os.environ.get("DLCOURSE_TEST_SANDBOX", "bwrap")
+"""``uid`` runs the sandboxed batch with ``--sandbox uid`` (bench/results/uid_sandbox.md)."""
+
+
 @pytest.fixture(scope="module")
-def bwrap_batch(tmp_path_factory, data_dir, bwrap_required):
+def bwrap_batch(tmp_path_factory, data_dir, request):
+    if SANDBOX == "bwrap":
+        request.getfixturevalue("bwrap_required")
     root = tmp_path_factory.mktemp("floods")
     rubric, solution, solution_path = _setup(root)
     subs = root / "submissions"
@@ -188,7 +194,7 @@ def bwrap_batch(tmp_path_factory, data_dir, bwrap_required):
     for student, edits in cells.items():
         fx.write(fx.submission(solution, **edits), subs / student / "01_fixture.ipynb")
     digests = {p: p.read_bytes() for p in subs.rglob("*.ipynb")}
-    batch = _grade(root, subs, rubric, solution_path, "bwrap")
+    batch = _grade(root, subs, rubric, solution_path, SANDBOX)
     batch["untouched"] = all(p.read_bytes() == data for p, data in digests.items())
     return batch
 

@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.notebook]
 
 SPY = '''param_bytes = model.count_params() * 4
 import os, resource
+open({planted!r}, "w").write("left for the next kernel")
 caps = [l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")][0]
 read = []
 for target in ({private!r}, {out!r} + "/grades.csv"):
@@ -52,7 +53,8 @@ def uid_batch(tmp_path_factory, data_dir):
     solution_path = fx.write(solution, root / "solution" / "01_fixture.ipynb")
     subs, out = root / "subs", root / "out"
     fx.write(fx.submission(solution), subs / "victim" / "01_fixture.ipynb")
-    spy = SPY.format(private=str(private), out=str(out))
+    planted = f"/tmp/dlcourse-test-planted-{os.getpid()}-{root.name}"
+    spy = SPY.format(private=str(private), out=str(out), planted=planted)
     fx.write(fx.submission(solution, value=spy), subs / "spy" / "01_fixture.ipynb")
     tools = root / "bin"  # a PATH with util-linux but without bwrap
     tools.mkdir()
@@ -66,7 +68,8 @@ def uid_batch(tmp_path_factory, data_dir):
                            str(solution_path), "--import", "helpers_notebooks"],
                           env=env, capture_output=True, text=True, timeout=1200)
     rows = {r["student"]: r for r in json.loads((out / "grades.json").read_text())}
-    return {"done": done, "rows": rows, "out": out, "subs": subs, "max": rubric.max_score}
+    return {"done": done, "rows": rows, "out": out, "subs": subs, "max": rubric.max_score,
+            "planted": Path(planted)}
 
 
 def test_auto_without_bubblewrap_picks_uid_mode_and_tells_only_the_instructor(uid_batch):
@@ -95,3 +98,8 @@ def test_the_kernel_is_a_leased_uid_without_privileges_and_private_files_stay_pr
     read = notes.split(" READ [", 1)[1].split("]", 1)[0]
     assert "secret" not in read and "student" not in read, read
     assert read.count("PermissionError") == 2, read
+
+
+def test_what_a_kernel_leaves_in_tmp_is_removed_after_it(uid_batch):
+    assert "ID (" in "\n".join(uid_batch["rows"]["spy"]["notes"])  # the cell ran past the write
+    assert not uid_batch["planted"].exists()

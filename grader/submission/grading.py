@@ -38,8 +38,8 @@ from grader.submission.parameters import inject_parameters
 from grader.submission.restore import restore
 from grader.submission.sandbox import (
     KernelHome,
+    end_kernel_uid,
     kernel_environment,
-    kill_uid,
     make_kernel_manager,
     sandboxed_kernel_manager,
     uid_kernel_manager,
@@ -296,8 +296,8 @@ def _run_and_score(row: GradeRow, nb, rubric: Rubric, home: KernelHome, *, fast:
         execution = execute_notebook(nb, workdir=home.scratch, limits=limits, env=env,
                                      epilogue=export_cell, km=km, log=log)
     finally:
-        if sandbox == "uid":  # daemons it left, wherever they went: before its files are read
-            kill_uid(home.uid)
+        if sandbox == "uid":  # daemons and /tmp files it left: before its files are read
+            end_kernel_uid(home)
     # The kernel and every process it started are gone now; what follows reads its files.
     _write_new(home.root / EXECUTED_NAME, nbformat.writes(nb))
     row.timings = {key: round(execution.durations.get(key, 0.0), 3)

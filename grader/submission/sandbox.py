@@ -32,7 +32,8 @@ the instructor's home is mounted.
 many containers) runs the kernel without bubblewrap as a leased uid (``setpriv``: no
 capabilities, no new privileges, no groups), with the task limit (its cgroup and
 ``RLIMIT_NPROC``), no core dumps, its own network namespace when ``unshare --net`` works, and
-every process of that uid killed when the notebook ends. It sees the real file system: what
+every process of that uid killed (and its files in ``/tmp``, ``/var/tmp``, ``/dev/shm``
+removed) when the notebook ends. It sees the real file system: what
 protects the grader's files is their modes (:func:`uid_exposures` checks them).
 
 ``--sandbox none`` (or ``auto`` where bubblewrap does not
@@ -757,6 +758,42 @@ def kill_uid(uid: int) -> None:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             subprocess.run([*_drop_to(uid), "kill", "-KILL", "-1"], capture_output=True,
                            timeout=30)
+
+
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
+"""Folders every uid may write to: a uid-mode kernel's files there are removed after it."""
+
+
+def remove_uid_files(uid: int, keep: tuple[Path, ...] = ()) -> int:
+    """Remove every file and empty folder ``uid`` owns in :data:`SHARED_WRITABLE` (links not
+    followed), except below ``keep``; returns how many. Called once the uid's processes are
+    dead, so that nothing a kernel left in ``/tmp`` reaches the next kernel."""
+    import stat
+
+    keep_s = tuple(str(k) for k in keep)
+    removed = 0
+    for top in SHARED_WRITABLE:
+        for folder, dirs, files in os.walk(top, topdown=False):
+            for name in (*files, *dirs):
+                path = os.path.join(folder, name)
+                if path.startswith(keep_s):
+                    continue
+                try:
+                    info = os.lstat(path)
+                    if info.st_uid != uid:
+                        continue
+                    (os.rmdir if stat.S_ISDIR(info.st_mode) else os.unlink)(path)
+                    removed += 1
+                except OSError:
+                    continue
+    return removed
+
+
+def end_kernel_uid(home: KernelHome) -> None:
+    """After a uid-mode kernel: kill every process of its uid, then remove what it left in the
+    shared writable folders (its own scratch, home and sockets stay for the grader)."""
+    kill_uid(home.uid)
+    remove_uid_files(home.uid, keep=(home.root, home.sockets))
 
 
 def uid_kernel_manager(home: KernelHome, *, data_dir: str | None):
