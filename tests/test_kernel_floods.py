@@ -150,6 +150,9 @@ def _grade(root: Path, subs: Path, rubric, solution_path: Path, sandbox: str,
            python: str = sys.executable) -> dict:
     out, tmp = root / "out", root / "tmp"
     tmp.mkdir()
+    if sandbox == "uid":  # kernel uids must pass through to their folders under TMPDIR
+        for folder in (tmp, *tmp.parents):
+            os.chmod(folder, folder.stat().st_mode | 0o001)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env.update(TMPDIR=str(tmp), DLCOURSE_KEY_FILE=str(root / "key" / "results.key"),
                PYTHONPATH=os.pathsep.join([str(Path(fx.__file__).parent),

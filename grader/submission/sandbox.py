@@ -719,6 +719,13 @@ def uid_problem() -> str | None:
     try:
         home = KernelHome.create(root)
         open_to_kernel(home)
+        blocked = next((str(f) for f in (*reversed(home.scratch.parents),
+                                         *reversed(home.sockets.parents))
+                        if not f.stat().st_mode & 0o001), None)
+        if blocked is not None:
+            return (f"a kernel's uid could not reach its folders under {tempfile.gettempdir()}:"
+                    f" {blocked} is not passable by other users (no o+x). Fix: set TMPDIR to a"
+                    " folder such as /tmp")
         cmd = [*uid_args(home), sys.executable, "-c", "import os, numpy; print(os.getuid())"]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=home.scratch)
         if done.returncode != 0 or done.stdout.strip() != str(home.uid):
