@@ -1,4 +1,4 @@
-"""Command line: ``python -m grader {release,normalize,grade,digest,manual,export,canvas} ...``.
+"""Command line: ``python -m grader {release,normalize,grade,digest,manual,export,canvas,gradescope} ...``.
 
 Commands that read the course file take ``--course FILE`` (default ``./course.toml``).
 
@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from grader.base.errors import GraderError
+from grader.base.paths import MODULES
 
 
 def _student_edition(args: argparse.Namespace) -> int:
@@ -292,6 +293,52 @@ def _canvas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gradescope(args: argparse.Namespace) -> int:
+    import time
+
+    from grader.classroom.gradescope import build_autograder, write_results
+
+    if args.action == "results":
+        started = args.started if args.started is not None else time.time()
+        document = write_results(settings=args.settings, grades=args.grades, out=args.out,
+                                 error=args.error, execution_time=time.time() - started)
+        print(f"wrote {args.out}: {document['score']:g} point(s)")
+        return 0
+    settings = build_autograder(module=args.module, out=args.zip, full=args.full,
+                                course=args.course, bundle_data=args.bundle_data)
+    data = "bundled" if args.bundle_data else "downloaded by setup.sh"
+    print(f"wrote {args.zip}: module {settings['module']} ({settings['mode']} mode),"
+          f" {len(settings['points'])} automatic check(s), {len(settings['questions'])} written"
+          f" question(s) to create as manual questions; datasets"
+          f" {', '.join(settings['datasets'])} ({data})")
+    return 0
+
+
+def _gradescope_parser(sub) -> None:
+    gs = sub.add_parser("gradescope", help="build a Gradescope autograder zip for one module",
+                        description="build MODULE OUT.zip: an autograder zip (setup.sh,"
+                        " run_autograder) writing Gradescope's results.json. results: what"
+                        " run_autograder calls to turn grades.json into results.json.")
+    act = gs.add_subparsers(dest="action", required=True)
+    build = act.add_parser("build", help="write the autograder zip of MODULE")
+    build.add_argument("module", choices=MODULES, metavar="MODULE", help="01, 02, 03 or 04")
+    build.add_argument("zip", type=Path, metavar="OUT.zip")
+    build.add_argument("--full", action="store_true",
+                       help="grade in full mode (default: fast mode, about a minute per upload)")
+    build.add_argument("--bundle-data", action="store_true",
+                       help="put the module's datasets from DLCOURSE_DATA_DIR into the zip"
+                       " (default: setup.sh downloads them)")
+    build.add_argument("--course", type=Path, default=None, metavar="FILE",
+                       help="the course file ([gradescope] visibility; default ./course.toml)")
+    res = act.add_parser("results", help="(run_autograder) write results.json from grades.json")
+    res.add_argument("--settings", type=Path, required=True, help="source/settings.json of the zip")
+    res.add_argument("--grades", type=Path, default=None, help="grades.json written by grade")
+    res.add_argument("--out", type=Path, required=True, help="results.json to write")
+    res.add_argument("--error", default=None, help="why the upload could not be graded")
+    res.add_argument("--started", type=float, default=None, help="start time (Unix seconds)")
+    gs.set_defaults(func=_gradescope)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -347,10 +394,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="regrade submissions whose result is already up to date")
     grade.add_argument("--scheduler", metavar="ADDRESS",
                        help="grade on a Dask cluster, e.g. tcp://host:8786")
-    grade.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
+    grade.add_argument("--sandbox", choices=("auto", "bwrap", "uid", "none"), default="auto",
                        help="where student kernels run: bwrap = a bubblewrap sandbox (no network,"
-                       " no access to other files or processes), none = as the grader's user;"
-                       " auto (default) = bwrap when it works here, else none with a warning")
+                       " no access to other files or processes), uid = as an unprivileged uid of"
+                       " its own without bubblewrap (root only; it can read files readable by"
+                       " all), none = as the grader's user; auto (default) = bwrap when it"
+                       " works here, else uid when the grader is root, else none with a warning")
     grade.add_argument("--memory-mb", type=_positive_int, default=6000,
                        help="memory limit of each kernel's whole process tree in MB (default 6000)")
     grade.add_argument("--cell-timeout", type=_positive_int, default=None,
@@ -427,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     can.add_argument("--course", type=Path, default=None, metavar="FILE",
                      help="the course file (default ./course.toml; see examples/course.toml)")
     can.set_defaults(func=_canvas)
+    _gradescope_parser(sub)
     return parser
 
 

@@ -150,6 +150,9 @@ def _grade(root: Path, subs: Path, rubric, solution_path: Path, sandbox: str,
            python: str = sys.executable) -> dict:
     out, tmp = root / "out", root / "tmp"
     tmp.mkdir()
+    if sandbox == "uid":  # kernel uids must pass through to their folders under TMPDIR
+        for folder in (tmp, *tmp.parents):
+            os.chmod(folder, folder.stat().st_mode | 0o001)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env.update(TMPDIR=str(tmp), DLCOURSE_KEY_FILE=str(root / "key" / "results.key"),
                PYTHONPATH=os.pathsep.join([str(Path(fx.__file__).parent),
@@ -178,8 +181,14 @@ def _setup(root: Path):
     return rubric, solution, solution_path
 
 
+SANDBOX = os.environ.get("DLCOURSE_TEST_SANDBOX", "bwrap")
+"""``uid`` runs the sandboxed batch with ``--sandbox uid`` (bench/results/uid_sandbox.md)."""
+
+
 @pytest.fixture(scope="module")
-def bwrap_batch(tmp_path_factory, data_dir, bwrap_required):
+def bwrap_batch(tmp_path_factory, data_dir, request):
+    if SANDBOX == "bwrap":
+        request.getfixturevalue("bwrap_required")
     root = tmp_path_factory.mktemp("floods")
     rubric, solution, solution_path = _setup(root)
     subs = root / "submissions"
@@ -188,7 +197,7 @@ def bwrap_batch(tmp_path_factory, data_dir, bwrap_required):
     for student, edits in cells.items():
         fx.write(fx.submission(solution, **edits), subs / student / "01_fixture.ipynb")
     digests = {p: p.read_bytes() for p in subs.rglob("*.ipynb")}
-    batch = _grade(root, subs, rubric, solution_path, "bwrap")
+    batch = _grade(root, subs, rubric, solution_path, SANDBOX)
     batch["untouched"] = all(p.read_bytes() == data for p, data in digests.items())
     return batch
 

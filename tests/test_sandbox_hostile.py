@@ -12,6 +12,9 @@ forged result file is not trusted on resume.
 
 Exfiltration is observed through the only channel a kernel has: what ends up in its own row
 (a cell's error message is copied into the notes).
+
+``DLCOURSE_TEST_SANDBOX=uid`` runs the same batch with ``--sandbox uid`` (no bubblewrap; the
+kernel as a leased uid): bench/results/uid_sandbox.md records which attacks hold there.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from grader.submission.sandbox import KERNEL_UID_BASE, KERNEL_UID_SLOTS
 
 pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("hostile")]
 
+SANDBOX = os.environ.get("DLCOURSE_TEST_SANDBOX", "bwrap")
 SECRET = "s3cr3t-" + hashlib.sha256(b"dlcourse").hexdigest()[:16]
 GOOD_VALUE = "param_bytes = model.count_params() * 4\n"
 
@@ -247,7 +251,21 @@ def _daemons() -> list[psutil.Process]:
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory, data_dir, bwrap_required):
+def sandbox_works(request) -> str:
+    """The sandbox mode this run tests (``DLCOURSE_TEST_SANDBOX``), checked to work here."""
+    if SANDBOX == "uid":
+        from grader.submission.sandbox import uid_problem
+
+        problem = uid_problem()
+        if problem is not None:
+            pytest.fail(f"DLCOURSE_TEST_SANDBOX=uid, but uid mode does not work here: {problem}")
+        return SANDBOX
+    request.getfixturevalue("bwrap_required")
+    return SANDBOX
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory, data_dir, sandbox_works):
     root = tmp_path_factory.mktemp("hostile")
     rubric = fx.build_rubric(root)
     solution = fx.build_solution(rubric)
@@ -283,7 +301,7 @@ def batch(tmp_path_factory, data_dir, bwrap_required):
     env.update(DLCOURSE_TEST_SECRET=SECRET, DLCOURSE_KEY_FILE=str(root / "key" / "results.key"),
                PYTHONPATH=os.pathsep.join([str(Path(fx.__file__).parent),
                                            env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    args = [str(subs), "--out", str(out), "--fast", "--jobs", "2", "--sandbox", "bwrap",
+    args = [str(subs), "--out", str(out), "--fast", "--jobs", "2", "--sandbox", sandbox_works,
             "--memory-mb", "2500", "--cell-timeout", "60", "--rubric", str(rubric.path),
             "--solution", str(solution_path), "--import", "helpers_notebooks"]
     before = {"victim": _sha(victim), "rubric": _sha(rubric.path),

@@ -244,7 +244,8 @@ def _finish(task: Task, row: GradeRow, warning: str | None = None) -> GradeRow:
     if row.error is not None and not row.checks:  # e.g. a broken file named 01_...: zero per check
         filled = error_row(task, row.error)
         row.checks, row.max_score = filled.checks, filled.max_score
-    notes = [n for n in row.notes if n != warning]
+    # the worker's own copy of the warning (uid mode: without the batch's exposure list)
+    notes = [n for n in row.notes if not (warning and warning.startswith(n))]
     row.notes = [*([warning] if warning else []), *task.notes, *notes]
     row.submission = display_path(task.path)
     return row
@@ -297,9 +298,9 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     out = Path(out)
     started = time.perf_counter()
     paths = find_submission_files(submissions)
-    options = _batch_options(fast=fast, seed=seed, limits=limits, sandbox=sandbox,
-                             data_dir=data_dir, rubric=rubric, solution=solution,
-                             imports=tuple(imports))
+    options = _batch_options(out, submissions, fast=fast, seed=seed, limits=limits,
+                             sandbox=sandbox, data_dir=data_dir, rubric=rubric,
+                             solution=solution, imports=tuple(imports))
     client = connect_dask(scheduler) if scheduler else None
     tasks = plan_tasks(paths, fast=fast, seed=seed, rubric=rubric, solution=solution,
                        sandbox=options.sandbox, ids=ids)
@@ -307,7 +308,7 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     pending = [t for t in tasks if force or store.fingerprint(t.key) != t.fingerprint]
     if scheduler is None and pending:  # the grader provides the datasets (and carves the hold-out)
         options = replace(options, data_dir=_provide_data(options.data_dir,
-                                                          sandboxed=options.sandboxed))
+                                                          sandboxed=options.sandbox != "none"))
     summary = BatchSummary(out=out, skipped=len(tasks) - len(pending))
     summary.problems = [f"{t.name or t.student}: {t.read_error}" for t in tasks
                         if t.identity_error]
@@ -341,10 +342,12 @@ def _warn_untrusted(store: ResultStore) -> None:
               f" submissions are graded again: {', '.join(store.untrusted[:5])}", file=sys.stderr)
 
 
-def _batch_options(**given) -> GradingOptions:
+def _batch_options(out: Path, submissions, **given) -> GradingOptions:
     """The batch's options, resolved here once (the data folder is provided later, only when
-    something is graded locally); the no-sandbox warning is printed."""
+    something is graded locally); the sandbox's warning is printed."""
     options = GradingOptions.resolve(**given, provide_data=False)
+    if options.sandbox == "uid":
+        options = _uid_options(options, out=out, submissions=submissions)
     if options.sandbox_warning:
         print(f"WARNING: {options.sandbox_warning}", file=sys.stderr)
     return options
@@ -403,6 +406,27 @@ def _grade_pending(executor: Executor, pending: Sequence[Task], options: Grading
     finally:
         if kernel_copy is not None:
             kernel_copy.remove()
+
+
+def _uid_options(options: GradingOptions, *, out: Path, submissions) -> GradingOptions:
+    """uid mode: make the output folder private (0700) and name, in the batch's warning,
+    every input a kernel's uid could still read (checked by reading them as such a uid)."""
+    from grader.base.keys import result_key_file
+    from grader.base.paths import RUBRIC_DIR, SOLUTIONS_DIR
+    from grader.submission.sandbox import uid_exposures
+
+    out.mkdir(parents=True, exist_ok=True)
+    os.chmod(out, 0o700)
+    paths = [*(Path(s) for s in submissions), out, RUBRIC_DIR, SOLUTIONS_DIR, result_key_file()]
+    folder = options.data_dir or os.environ.get("DLCOURSE_DATA_DIR")
+    paths += [Path(folder)] if folder else []
+    paths += [Path(options.rubric.path)] if options.rubric is not None else []
+    exposed = uid_exposures([p for p in paths if p.exists()])
+    if not exposed:
+        return options
+    warning = (f"{options.sandbox_warning}. Readable by the kernels here: {', '.join(exposed)}"
+               " (fix: chmod -R go-rwx on them, or grade with bwrap)")
+    return replace(options, sandbox_warning=warning)
 
 
 def _provide_data(data_dir: str | None, *, sandboxed: bool) -> str:

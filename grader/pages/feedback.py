@@ -42,9 +42,9 @@ _BACKTICKS = re.compile(r"`+")
 
 def instructor_only(note: str) -> bool:
     """A note for the instructor (report and console), not for the student's page."""
-    from grader.submission.sandbox import UNSANDBOXED_WARNING
+    from grader.submission.sandbox import UID_WARNING, UNSANDBOXED_WARNING
 
-    return str(note).startswith(UNSANDBOXED_WARNING[:60])
+    return str(note).startswith((UNSANDBOXED_WARNING[:60], UID_WARNING[:60]))
 
 
 def student_notes(notes) -> list[str]:

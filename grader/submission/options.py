@@ -29,7 +29,7 @@ class GradingOptions:
         ``SEED`` injected into every notebook; ``None`` keeps each lesson's own.
     limits : Limits
         Time, memory and output limits of each kernel and of scoring.
-    sandbox : {"bwrap", "none"}
+    sandbox : {"bwrap", "uid", "none"}
         The resolved sandbox (:func:`grader.submission.sandbox.resolve_sandbox`).
     sandbox_warning : str, optional
         The no-sandbox warning of that setting (first note of every row).

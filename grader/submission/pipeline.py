@@ -187,8 +187,14 @@ def execute(job: Job) -> None:
 
     env, km = _kernel(job)
     log = Path(options.log_path) if options.log_path else None
-    execution = execute_notebook(job.nb, workdir=home.scratch, limits=options.limits, env=env,
-                                 epilogue=export_cell, km=km, log=log)
+    try:
+        execution = execute_notebook(job.nb, workdir=home.scratch, limits=options.limits,
+                                     env=env, epilogue=export_cell, km=km, log=log)
+    finally:
+        if options.sandbox == "uid":  # daemons and /tmp files it left: before its files are read
+            from grader.submission.sandbox import end_kernel_uid
+
+            end_kernel_uid(home)
     job.execution = execution
     # The kernel and every process it started are gone now; what follows reads its files.
     write_new(home.root / EXECUTED_NAME, nbformat.writes(job.nb))
@@ -210,6 +216,7 @@ def _kernel(job: Job):
         kernel_environment,
         make_kernel_manager,
         sandboxed_kernel_manager,
+        uid_kernel_manager,
     )
 
     options, home = job.options, job.home
@@ -220,6 +227,9 @@ def _kernel(job: Job):
         return env, sandboxed_kernel_manager(home, data_dir=kernel_data, env=env)
     env = kernel_environment(fast=options.fast, data_dir=kernel_data, threads=options.threads,
                              sandboxed=False, home=home.home)
+    if options.sandbox == "uid":  # its own home (owned by its uid) for temporary files too
+        env["TMPDIR"] = str(home.home)
+        return env, uid_kernel_manager(home, data_dir=kernel_data)
     return env, make_kernel_manager(home.sockets)
 
 

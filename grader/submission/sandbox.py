@@ -26,7 +26,17 @@ The grader talks to the kernel over ZeroMQ's ``ipc`` transport: the sockets live
 private folder shared with the sandbox, so no TCP port is opened.
 
 Nothing of the submissions folder, the output folder, the rubric sources, the solutions or
-the instructor's home is mounted. ``--sandbox none`` (or ``auto`` where bubblewrap does not
+the instructor's home is mounted.
+
+``--sandbox uid`` (and ``auto`` where bubblewrap cannot start but the grader is root, as in
+many containers) runs the kernel without bubblewrap as a leased uid (``setpriv``: no
+capabilities, no new privileges, no groups), with the task limit (its cgroup and
+``RLIMIT_NPROC``), no core dumps, its own network namespace when ``unshare --net`` works, and
+every process of that uid killed (and its files in ``/tmp``, ``/var/tmp``, ``/dev/shm``
+removed) when the notebook ends. It sees the real file system: what
+protects the grader's files is their modes (:func:`uid_exposures` checks them).
+
+``--sandbox none`` (or ``auto`` where bubblewrap does not
 work, e.g. macOS) runs the kernel as the grader's own user: time, memory and output limits
 and everything decided outside the kernel still hold, but the kernel can read and write
 whatever the grader's user can.
@@ -48,7 +58,7 @@ from pathlib import Path
 from grader.base.errors import GraderError
 from grader.base.processes import thread_environment
 
-MODES = ("auto", "bwrap", "none")
+MODES = ("auto", "bwrap", "uid", "none")
 SANDBOX_UID = 65534
 SANDBOX_HOME = "/home/student"
 SANDBOX_DATA = "/data"
@@ -91,15 +101,26 @@ processors need for NumPy not to crash). Everything else is set explicitly: no s
 the grader's environment reaches a kernel."""
 
 
+UID_WARNING = (
+    "graded with --sandbox uid (bubblewrap cannot start here): each kernel ran as an"
+    " unprivileged uid of its own, without capabilities and with its own task limit, but it"
+    " shares the grader's file system, /tmp and process list: it can read every file that is"
+    " readable by all users"
+)
+"""The start of the note a batch graded in uid mode carries (instructor-only, like the
+no-sandbox warning): what the kernels could reach that bubblewrap would have hidden."""
+
+
 @dataclass(frozen=True)
 class SandboxSetting:
-    """The sandbox the batch resolved: ``mode`` is ``"bwrap"`` or ``"none"``."""
+    """The sandbox the batch resolved: ``mode`` is ``"bwrap"``, ``"uid"`` or ``"none"``."""
 
     mode: str
     warning: str | None = None
 
     @property
     def sandboxed(self) -> bool:
+        """True in bubblewrap mode (the kernel sees only what is mounted for it)."""
         return self.mode == "bwrap"
 
 
@@ -602,17 +623,26 @@ def bwrap_problem() -> str | None:
 
 
 def resolve_sandbox(requested: str) -> SandboxSetting:
-    """Turn ``--sandbox auto|bwrap|none`` into the setting used for every kernel.
+    """Turn ``--sandbox auto|bwrap|uid|none`` into the setting used for every kernel.
+
+    ``auto``: bubblewrap when it works here, else uid mode when the grader is root and
+    ``setpriv`` works (:func:`uid_problem`), else no sandbox (with a warning).
 
     Raises
     ------
     GraderError
-        ``bwrap`` was asked for and does not work here, or the mode is unknown.
+        ``bwrap`` or ``uid`` was asked for and does not work here, or the mode is unknown.
     """
     if requested not in MODES:
         raise GraderError(f"expected --sandbox to be one of {', '.join(MODES)}, got {requested!r}")
     if requested == "none":
         return SandboxSetting("none", UNSANDBOXED_WARNING)
+    if requested == "uid":
+        problem = uid_problem()
+        if problem is not None:
+            raise GraderError(f"--sandbox uid: {problem}. Fix: grade as root on Linux with"
+                              " util-linux (setpriv, prlimit) installed, or use --sandbox bwrap")
+        return SandboxSetting("uid", uid_warning())
     problem = bwrap_problem()
     if problem is None:
         return SandboxSetting("bwrap")
@@ -627,4 +657,197 @@ def resolve_sandbox(requested: str) -> SandboxSetting:
                           " bubblewrap` (and allow unprivileged user namespaces when not"
                           " grading as root); on macOS grade inside a Linux container; or"
                           " pass --sandbox none to grade without isolation.")
+    if uid_problem() is None:
+        return SandboxSetting("uid", f"{uid_warning()} (bubblewrap unavailable: {problem})")
     return SandboxSetting("none", f"{UNSANDBOXED_WARNING} (bubblewrap unavailable: {problem})")
+
+
+# ----------------------------------------------------------------------------------------
+# uid mode: where bubblewrap cannot start (containers refusing namespaces) but the grader is
+# root. The kernel runs as a leased uid with setpriv; see the README, "The sandbox".
+# ----------------------------------------------------------------------------------------
+
+
+def _drop_to(uid: int) -> list[str]:
+    """``setpriv`` dropping every privilege and becoming ``uid`` (no groups, no capabilities)."""
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+            "--bounding-set=-all", "--no-new-privs", "--"]
+
+
+@cache
+def network_cut_works() -> bool:
+    """True when ``unshare --net`` can give a kernel a network namespace of its own here."""
+    if shutil.which("unshare") is None:
+        return False
+    try:
+        done = subprocess.run(["unshare", "--net", "--", "/bin/true"], capture_output=True,
+                              timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def uid_args(home: KernelHome) -> list[str]:
+    """The command prefix of a uid-mode kernel: its cgroup, a network namespace of its own
+    when :func:`network_cut_works`, the task and core-dump limits, then :func:`_drop_to`."""
+    args = [*cgroup_prefix(home.cgroup)]
+    if network_cut_works():
+        args += ["unshare", "--net", "--"]
+    return [*args, "prlimit", f"--nproc={MAX_TASKS}:{MAX_TASKS}", "--core=0:0", "--",
+            *_drop_to(home.uid)]
+
+
+def uid_warning() -> str:
+    """:data:`UID_WARNING`, saying whether the network could be cut."""
+    network = ("its own network namespace (no network)" if network_cut_works() else
+               "the network: this container refuses network namespaces (unshare --net)")
+    return f"{UID_WARNING}; network: {network}"
+
+
+@cache
+def uid_problem() -> str | None:
+    """``None`` when uid mode works here, else why not (tried once: a probe kernel command)."""
+    if not sys.platform.startswith("linux"):
+        return f"uid mode needs Linux; this is {sys.platform}"
+    if os.geteuid() != 0:
+        return "uid mode needs the grader to run as root (it switches each kernel to a uid of its own)"
+    for tool in ("setpriv", "prlimit"):
+        if shutil.which(tool) is None:
+            return f"the `{tool}` command (util-linux) is not installed"
+    root = Path(tempfile.mkdtemp(prefix="dlcourse-probe-"))
+    home = None
+    try:
+        home = KernelHome.create(root)
+        open_to_kernel(home)
+        blocked = next((str(f) for f in (*reversed(home.scratch.parents),
+                                         *reversed(home.sockets.parents))
+                        if not f.stat().st_mode & 0o001), None)
+        if blocked is not None:
+            return (f"a kernel's uid could not reach its folders under {tempfile.gettempdir()}:"
+                    f" {blocked} is not passable by other users (no o+x). Fix: set TMPDIR to a"
+                    " folder such as /tmp")
+        cmd = [*uid_args(home), sys.executable, "-c", "import os, numpy; print(os.getuid())"]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=home.scratch)
+        if done.returncode != 0 or done.stdout.strip() != str(home.uid):
+            detail = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
+            return (f"the grader's Python ({sys.executable}) did not start as an unprivileged"
+                    f" uid (exit code {done.returncode}: {detail}); every folder on its path"
+                    " must be readable by all users")
+        return None
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"a probe kernel did not start: {exc}"
+    finally:
+        if home is not None:
+            home.remove()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def open_to_kernel(home: KernelHome, data_dir: str | None = None) -> None:
+    """Let a uid-mode kernel reach its folders: the grader's own temporary folders on the way
+    (``home.root``, its ``dlcourse-*`` parent, the data copy's root) get ``o+x`` only, so
+    the kernel can pass through them without listing them."""
+    folders = [home.root]
+    if home.root.parent.name.startswith("dlcourse-"):
+        folders.append(home.root.parent)
+    if data_dir is not None and Path(data_dir).parent.name.startswith("dlcourse-"):
+        folders.append(Path(data_dir).parent)
+    for folder in folders:
+        info = folder.stat()
+        if info.st_uid == os.geteuid():
+            os.chmod(folder, (info.st_mode & 0o777) | 0o001)
+
+
+def kill_uid(uid: int) -> None:
+    """Kill every process of ``uid`` (a leased kernel uid: all of them are that kernel's,
+    wherever they went: double-forked daemons included). ``kill -KILL -1`` run as that uid
+    signals exactly the processes that uid owns."""
+    for _ in range(3):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run([*_drop_to(uid), "kill", "-KILL", "-1"], capture_output=True,
+                           timeout=30)
+
+
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
+"""Folders every uid may write to: a uid-mode kernel's files there are removed after it."""
+
+
+def remove_uid_files(uid: int, keep: tuple[Path, ...] = ()) -> int:
+    """Remove every file and empty folder ``uid`` owns in :data:`SHARED_WRITABLE` (links not
+    followed), except below ``keep``; returns how many. Called once the uid's processes are
+    dead, so that nothing a kernel left in ``/tmp`` reaches the next kernel."""
+    import stat
+
+    keep_s = tuple(str(k) for k in keep)
+    removed = 0
+    for top in SHARED_WRITABLE:
+        for folder, dirs, files in os.walk(top, topdown=False):
+            for name in (*files, *dirs):
+                path = os.path.join(folder, name)
+                if path.startswith(keep_s):
+                    continue
+                try:
+                    info = os.lstat(path)
+                    if info.st_uid != uid:
+                        continue
+                    (os.rmdir if stat.S_ISDIR(info.st_mode) else os.unlink)(path)
+                    removed += 1
+                except OSError:
+                    continue
+    return removed
+
+
+def end_kernel_uid(home: KernelHome) -> None:
+    """After a uid-mode kernel: kill every process of its uid, then remove what it left in the
+    shared writable folders (its own scratch, home and sockets stay for the grader)."""
+    kill_uid(home.uid)
+    remove_uid_files(home.uid, keep=(home.root, home.sockets))
+
+
+def uid_kernel_manager(home: KernelHome, *, data_dir: str | None):
+    """A kernel manager whose kernel starts as the leased uid ``home.uid`` (uid mode)."""
+
+    open_to_kernel(home, data_dir)
+
+    def wrap(km, cmd: list[str]) -> list[str]:
+        os.chown(km.connection_file, home.uid, home.uid)  # the kernel must read it
+        return [*uid_args(home), *cmd]
+
+    return make_kernel_manager(home.sockets, wrap=wrap)
+
+
+_PROBE = r"""
+import os, sys
+found = []
+for top in sys.argv[1:]:
+    if os.path.isfile(top):
+        files = [top]
+    else:
+        try:
+            files = [os.path.join(d, f) for d, _, names in os.walk(top) for f in names][:500]
+        except OSError:
+            files = []
+    for path in files:
+        try:
+            with open(path, "rb") as handle:
+                handle.read(1)
+            found.append(top)
+            break
+        except OSError:
+            continue
+print("\n".join(found))
+"""
+
+
+def uid_exposures(paths: list[Path]) -> list[str]:
+    """Which of ``paths`` (files or folders) hold a file an unprivileged kernel uid could read:
+    checked by reading them as a leased uid. Empty when the uid could read none."""
+    uid, lease = lease_kernel_uid()
+    try:
+        cmd = [*_drop_to(uid), sys.executable, "-c", _PROBE, *(str(p) for p in paths)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd="/")
+        if done.returncode != 0:
+            detail = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
+            return [f"(not checked: the probe failed with exit code {done.returncode}: {detail})"]
+        return [line for line in done.stdout.splitlines() if line]
+    finally:
+        os.close(lease)
