@@ -349,16 +349,8 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m grader",
-        description="Release the course notebooks, grade a class of submitted notebooks, grade"
-        " written answers by hand and export the grades. Run python -m grader COMMAND --help"
-        " for one command.",
-        epilog="Exit codes: 0 success (grade: grading ran, whatever the scores); 1 release"
-        " --check found differences; 2 usage or configuration error; 130 grade interrupted"
-        " (run the same command again to resume).")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _release_parser(sub) -> None:
+    """``release``: notebooks/ from solutions/, or the student edition."""
     rel = sub.add_parser("release", help="regenerate notebooks/ from solutions/, or write the"
                          " student edition",
                          description="Regenerate notebooks/ from solutions/; with"
@@ -377,6 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
     norm = sub.add_parser("normalize", help="fill in cell ids and nbgrader metadata (authors)")
     norm.add_argument("notebooks", nargs="+")
     norm.set_defaults(func=_normalize)
+
+
+def _grade_parser(sub) -> None:
+    """``grade``: a class of submitted notebooks."""
     grade = sub.add_parser("grade", help="grade a class of submitted notebooks",
                            description="Grade submitted notebooks into a gradebook, feedback"
                            " pages and a class report. Exit 0 whenever grading ran.")
@@ -428,6 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the course file: deadlines, late policy, [canvas] student_key"
                        " (default ./course.toml)")
     grade.set_defaults(func=_grade)
+
+
+def _manual_parsers(sub) -> None:
+    """``digest`` (maintainers) and ``manual`` (written answers by hand)."""
     dig = sub.add_parser("digest", help="print the answer_sha256 of a by-hand answer (maintainers)",
                          description="Print the rubric line answer_sha256 = ... for CHECK_ID's"
                          " answer VALUE (a Python literal: 1234, 0.5, True, '[1, 2, 3]').")
@@ -445,6 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
     man.add_argument("scores", type=Path, nargs="?", metavar="SCORES.csv",
                      help="(import) the filled-in scores file")
     man.set_defaults(func=_manual)
+
+
+def _canvas_parsers(sub) -> None:
+    """``export --canvas`` (the roster's CSV) and ``canvas pull|push`` (REST API)."""
     exp = sub.add_parser("export", help="export the gradebook for an LMS (Canvas)",
                          description="Write DIR/canvas.csv for Canvas's gradebook import: the"
                          " roster's identity columns and each module's final score in the"
@@ -476,6 +480,22 @@ def build_parser() -> argparse.ArgumentParser:
     can.add_argument("--course", type=Path, default=None, metavar="FILE",
                      help="the course file (default ./course.toml; see examples/course.toml)")
     can.set_defaults(func=_canvas)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m grader",
+        description="Release the course notebooks, grade a class of submitted notebooks, grade"
+        " written answers by hand and export the grades. Run python -m grader COMMAND --help"
+        " for one command.",
+        epilog="Exit codes: 0 success (grade: grading ran, whatever the scores); 1 release"
+        " --check found differences; 2 usage or configuration error; 130 grade interrupted"
+        " (run the same command again to resume).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _release_parser(sub)
+    _grade_parser(sub)
+    _manual_parsers(sub)
+    _canvas_parsers(sub)
     _gradescope_parser(sub)
     return parser
 

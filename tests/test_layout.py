@@ -148,3 +148,29 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path):
     assert find_cycle(graph) == ["grader.checks.kinds", "grader.checks.refs", "grader.checks.kinds"]
     assert upward_imports(graph) == [
         "grader.base.errors (level base) imports grader.checks.kinds (level checks) at line 2"]
+
+
+MAX_FUNCTION_LINES = 85  # "about 80": a docstring-heavy entry point may run a few lines over
+
+
+def _long_functions(root: Path) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    found.append(f"{path.relative_to(root.parent)}:{node.lineno} {node.name}"
+                                 f" ({length} lines)")
+    return found
+
+
+def test_no_function_in_the_grader_is_over_about_80_lines():
+    assert _long_functions(GRADER) == []
+
+
+def test_the_length_check_sees_a_long_function(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "long.py").write_text("def f():\n" + "    x = 1\n" * 90)
+    assert _long_functions(pkg) == ["pkg/long.py:1 f (91 lines)"]
