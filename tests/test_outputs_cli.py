@@ -118,3 +118,13 @@ def test_manual_import_rewrites_the_outputs_as_grade_wrote_them(graded):
     assert csv_row[QUESTION] == "1.5"
     page = (out / "feedback" / "ada.html").read_text(encoding="utf-8")
     assert "Clear on the width" in page and "WITHOUT a sandbox" not in page
+
+
+def test_pages_describe_the_checks_of_the_rubric_graded_with(graded):
+    """Graded with ``--rubric``, the pages take each check's description from that rubric (as
+    recorded in rubrics.json), not from the course's rubric of the same module number, which
+    has no such check (the description was missing before issue 21, 2)."""
+    page = (graded / "out" / "feedback" / "ada.html").read_text(encoding="utf-8")
+    assert "Written: why 16 hidden units" in page
+    record = json.loads((graded / "out" / "rubrics.json").read_text(encoding="utf-8"))
+    assert record["modules"]["01"]["descriptions"][QUESTION] == "Written: why 16 hidden units"

@@ -44,12 +44,14 @@ def write_outputs(rows: Sequence[GradeRow], out: Path, *, sources: dict[str, byt
     late_record = load_record(out)  # the late penalty, its own line, recomputed from raw_score
     rows = apply_record(rows, late_record)
     sandbox_warning, threshold = load_batch_record(out, rows)
-    _, rubric_warnings = graded_rubrics(out, warn=announce)
+    records, rubric_warnings = graded_rubrics(out, warn=announce)
+    # the descriptions of the rubric each module was graded with (--rubric's, when given)
+    descriptions = {m: r.descriptions for m, r in records.items() if r.descriptions}
     warning = "; ".join(w for w in (sandbox_warning, *rubric_warnings) if w) or None
     write_gradebook(rows, out)
     links: dict[str, str] = {}
     try:
-        links = write_feedback(rows, out)
+        links = write_feedback(rows, out, descriptions)
     except Exception as exc:  # noqa: BLE001 - feedback pages must not cost the report
         notes.append(_failure_note("the feedback pages", exc))
     pairs: list = list(similar) if similar is not None else []
@@ -63,7 +65,7 @@ def write_outputs(rows: Sequence[GradeRow], out: Path, *, sources: dict[str, byt
         atomic_write_text(out / "similarity.json",
                           json.dumps([p.to_dict() for p in pairs], indent=1) + "\n")
     _write_report_or_note(rows, out, links, pairs, threshold, warning, notes,
-                          intake=late_record.intake)
+                          intake=late_record.intake, descriptions=descriptions)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     return notes
@@ -114,23 +116,31 @@ def _failure_note(what: str, exc: BaseException) -> str:
 
 
 def _write_report_or_note(rows, out: Path, links, pairs, threshold: float, warning, notes,
-                          intake: dict | None = None) -> None:
+                          intake: dict | None = None, descriptions: dict | None = None) -> None:
     from grader.pages.report import minimal_report, write_report
 
     try:
         write_report(rows, out, feedback_links=links, similar=pairs, threshold=threshold,
-                     warning=warning, notes=notes, intake=intake)
+                     warning=warning, notes=notes, intake=intake, descriptions=descriptions)
     except Exception as exc:  # noqa: BLE001 - the gradebook is written; say what went wrong
         notes.append(_failure_note("the class report", exc))
         atomic_write_text(out / "report.html", minimal_report(notes, warning=warning))
 
 
-def write_feedback(rows: Sequence[GradeRow], out: Path) -> dict[str, str]:
+def write_feedback(rows: Sequence[GradeRow], out: Path,
+                   descriptions: dict[str, dict[str, str]] | None = None) -> dict[str, str]:
     """``feedback/<student>.html`` and ``.md`` per student (pages by :mod:`grader.pages.feedback`).
 
     A student graded in several modules gets one page holding every module, in order.
-    Returns student -> link relative to ``out``.
+    ``descriptions``: module -> check id -> description, as recorded for the rubric the batch
+    graded with; a module without them gets the course rubric's. Returns student -> link
+    relative to ``out``.
     """
+    recorded = descriptions or {}
+
+    def about(module: str | None):
+        return recorded.get(module or "") or _rubric_or_none(module)
+
     from grader.base.ids import safe_id
     from grader.pages.feedback import render_html, render_markdown
     from grader.pages.feedback import write_feedback as write_page
@@ -144,13 +154,13 @@ def write_feedback(rows: Sequence[GradeRow], out: Path) -> dict[str, str]:
     links = {}
     for student, own in by_student.items():
         if len(own) == 1:
-            page, _ = write_page(own[0], folder, rubric=_rubric_or_none(own[0].module))
+            page, _ = write_page(own[0], folder, rubric=about(own[0].module))
         else:
             page = folder / f"{safe_id(student)}.html"
-            pages = [render_html(r, _rubric_or_none(r.module)) for r in own]
+            pages = [render_html(r, about(r.module)) for r in own]
             atomic_write_text(page, _combine_html(pages))
             atomic_write_text(page.with_suffix(".md"), "\n\n".join(
-                render_markdown(r, _rubric_or_none(r.module)) for r in own))
+                render_markdown(r, about(r.module)) for r in own))
         links[student] = f"feedback/{page.name}"
     return links
 

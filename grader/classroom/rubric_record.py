@@ -39,6 +39,9 @@ class GradedRubric:
     """Check or question id -> its points (automatic checks first, rubric order)."""
     guides: dict[str, list[str]] = field(default_factory=dict)
     """Written question id -> [description, marking guide]."""
+    descriptions: dict[str, str] = field(default_factory=dict)
+    """Check or question id -> its description, for the pages (empty in records written
+    before descriptions were kept: the pages then read the course's rubric)."""
 
 
 def _file_sha256(path: Path) -> str | None:
@@ -54,7 +57,8 @@ def describe(rubric) -> GradedRubric:
         module=rubric.module, path=str(Path(rubric.path).absolute()),
         sha256=_file_sha256(rubric.path) or "", total_points=float(rubric.total_points),
         points={c.id: float(c.points) for c in (*rubric.checks, *rubric.questions)},
-        guides={q.id: [q.description, q.guide] for q in rubric.questions})
+        guides={q.id: [q.description, q.guide] for q in rubric.questions},
+        descriptions={c.id: c.description for c in (*rubric.checks, *rubric.questions)})
 
 
 def _sign(key: bytes, entries: dict) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from grader.base.ids import safe_id
@@ -75,9 +76,12 @@ def _points(value: float) -> str:
     return f"{value:g}"
 
 
-def _descriptions(rubric: Rubric | None) -> dict[str, str]:
+def _descriptions(rubric: Rubric | Mapping[str, str] | None) -> dict[str, str]:
+    """Check id -> description, from a rubric or from the descriptions the batch recorded."""
     if rubric is None:
         return {}
+    if isinstance(rubric, Mapping):
+        return dict(rubric)
     return {c.id: c.description for c in (*rubric.checks, *rubric.questions)}
 
 
@@ -88,7 +92,7 @@ def _mark(check) -> str:
     return "passed" if check.passed else "not yet"
 
 
-def render_markdown(row: GradeRow, rubric: Rubric | None = None) -> str:
+def render_markdown(row: GradeRow, rubric: Rubric | Mapping[str, str] | None = None) -> str:
     """The feedback page as Markdown (all submission text escaped or fenced)."""
     desc = _descriptions(rubric)
     lines = [f"# Feedback: {md_text(row.student)}, module {md_text(row.module or '?')}", "",
@@ -119,7 +123,7 @@ def render_markdown(row: GradeRow, rubric: Rubric | None = None) -> str:
     return "\n".join(lines)
 
 
-def render_html(row: GradeRow, rubric: Rubric | None = None) -> str:
+def render_html(row: GradeRow, rubric: Rubric | Mapping[str, str] | None = None) -> str:
     """The feedback page as self-contained HTML (all submission text escaped)."""
     e = html.escape
     desc = _descriptions(rubric)
@@ -163,7 +167,8 @@ def render_html(row: GradeRow, rubric: Rubric | None = None) -> str:
     return "\n".join(parts)
 
 
-def write_feedback(row: GradeRow, out_dir: Path, *, rubric: Rubric | None = None) -> tuple[Path, Path]:
+def write_feedback(row: GradeRow, out_dir: Path, *,
+                   rubric: Rubric | Mapping[str, str] | None = None) -> tuple[Path, Path]:
     """Write ``<out_dir>/<student>.html`` and ``.md``; return both paths.
 
     The file name is the student id made safe for file systems; when one student has

@@ -121,7 +121,11 @@ def check_pass_rates(rows: Sequence[GradeRow]) -> list[tuple[str, float, int]]:
     return sorted(rates, key=lambda r: (r[1], r[0]))
 
 
-def _descriptions(module: str | None) -> dict[str, str]:
+def _descriptions(module: str | None, recorded: dict | None = None) -> dict[str, str]:
+    """Check id -> description: as recorded for the rubric the batch graded with (which is
+    the ``--rubric`` one when given), else from the course's rubric."""
+    if recorded and recorded.get(module):
+        return dict(recorded[module])
     try:
         from grader.checks.rubric import load_rubric
 
@@ -135,10 +139,11 @@ def _link(student: str, links: dict[str, str]) -> str:
     return f'<a href="{_e(target)}">{_e(student)}</a>' if target else _e(student)
 
 
-def _module_section(module: str, rows: Sequence[GradeRow], links: dict[str, str]) -> str:
+def _module_section(module: str, rows: Sequence[GradeRow], links: dict[str, str],
+                    descriptions: dict | None = None) -> str:
     scores = [_pct(r) for r in rows]
     rates = check_pass_rates(rows)
-    desc = _descriptions(None if module == "unknown" else module)
+    desc = _descriptions(None if module == "unknown" else module, descriptions)
     charts = [_svg_img(score_histogram(rows, f"Module {module}: scores"),
                        f"Histogram of module {module} scores")]
     if rates:
@@ -330,7 +335,8 @@ def _intake(intake: dict | None) -> str:
 def render_report(rows: Sequence[GradeRow], *, feedback_links: dict[str, str] | None = None,
                   similar: Sequence = (), threshold: float = 0.8,
                   generated: datetime | None = None, warning: str | None = None,
-                  notes: Sequence[str] = (), intake: dict | None = None) -> str:
+                  notes: Sequence[str] = (), intake: dict | None = None,
+                  descriptions: dict | None = None) -> str:
     """The report's HTML text (see the module docstring); ``warning`` is shown first, then
     ``notes`` (steps of the run that failed, e.g. the similarity check)."""
     links = feedback_links or {}
@@ -359,7 +365,7 @@ def render_report(rows: Sequence[GradeRow], *, feedback_links: dict[str, str] | 
     if not rows:
         body.append("<p>No submissions have been graded yet.</p>")
     for module in sorted(by_module, key=lambda m: (m == "unknown", m)):
-        body.append(_module_section(module, by_module[module], links))
+        body.append(_module_section(module, by_module[module], links, descriptions))
     if rows:
         body.append(_problems(rows, links))
         body.append(_flagged(rows, links))
@@ -375,12 +381,13 @@ def render_report(rows: Sequence[GradeRow], *, feedback_links: dict[str, str] | 
 
 def write_report(rows: Sequence[GradeRow], out: Path, *, feedback_links: dict[str, str] | None = None,
                  similar: Sequence = (), threshold: float = 0.8, warning: str | None = None,
-                 notes: Sequence[str] = (), intake: dict | None = None) -> Path:
+                 notes: Sequence[str] = (), intake: dict | None = None,
+                 descriptions: dict | None = None) -> Path:
     """Write ``out/report.html`` atomically and return its path."""
     path = Path(out) / "report.html"
     atomic_write_text(path, render_report(rows, feedback_links=feedback_links, similar=similar,
                                           threshold=threshold, warning=warning, notes=notes,
-                                          intake=intake))
+                                          intake=intake, descriptions=descriptions))
     return path
 
 
