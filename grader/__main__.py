@@ -12,9 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grader.base.errors import GraderError
 from grader.base.paths import MODULES
+
+if TYPE_CHECKING:
+    from grader.base.course import Course
+    from grader.classroom.canvas_api import CanvasClient
 
 
 def _student_edition(args: argparse.Namespace) -> int:
@@ -266,30 +271,45 @@ def _canvas(args: argparse.Namespace) -> int:
         for line in summary.skipped:
             print(f"  skipped: {line}")
         return 0
+    return _canvas_push(args, course, client)
+
+
+def _canvas_push(args: argparse.Namespace, course: Course, client: CanvasClient) -> int:
+    """``canvas push``: the plan printed, then (``--apply``) sent, each with its feedback page."""
     from grader.classroom.canvas_push import apply_push, number, plan_push
 
     plan = plan_push(course, args.dir, client)
     words = {"send": "send", "same": "already in Canvas",
              "changed": "changed in Canvas since the last push: " + ("overwrite (--force)"
                                                                     if args.force else "kept")}
+    todo = [i for i in plan.items if i.action == "send" or args.force and i.action == "changed"]
     for item in plan.items:
+        page = ("" if not any(item is t for t in todo) else f"\tattach feedback/{item.page.name}" if item.page
+                else "\tno feedback page")
         print(f"{item.key}\tmodule {item.module}\tCanvas now {number(item.now)}\tnew"
-              f" {number(item.new)}\t{words[item.action]}")
+              f" {number(item.new)}\t{words[item.action]}{page}")
     for line in plan.unmatched:
         print(f"  not sent: {line}")
     for line in plan.notes:
         print(f"note: {line}")
     if not args.apply:
-        todo = sum(i.action == "send" or args.force and i.action == "changed" for i in plan.items)
-        print(f"dry run: nothing sent; {todo} grade(s) would be sent. Run again with --apply")
+        for item in todo:
+            if item.page is None:
+                print(f"  no feedback page: {item.key} (module {item.module}): {item.page_note}")
+        pages = sum(i.page is not None for i in todo)
+        print(f"dry run: nothing sent; {len(todo)} grade(s) would be sent, {pages} with the"
+              " feedback page attached. Run again with --apply")
         return 0
-    sent, failures = apply_push(course, args.dir, client, plan, force=args.force)
-    for line in failures:
+    result = apply_push(course, args.dir, client, plan, force=args.force)
+    for line in result.failures:
         print(f"  failed: {line}")
+    for line in result.unattached:
+        print(f"  no feedback page attached: {line}")
     kept = sum(i.action == "changed" for i in plan.items) if not args.force else 0
-    print(f"sent {sent} grade(s) with a comment each; logged in {args.dir / 'canvas-push.json'}"
+    print(f"sent {result.sent} grade(s) with a comment each ({result.attached} with the feedback"
+          f" page attached); logged in {args.dir / 'canvas-push.json'}"
           + (f"; {kept} changed in Canvas kept (--force overwrites)" if kept else "")
-          + (f"; {len(failures)} failed" if failures else ""))
+          + (f"; {len(result.failures)} failed" if result.failures else ""))
     return 0
 
 

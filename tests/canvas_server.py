@@ -15,19 +15,32 @@ Canvas LMS REST API documentation, the pages these answers follow:
 * Submissions API, "Grade or comment on a submission"
   (``PUT /api/v1/courses/:course_id/assignments/:assignment_id/submissions/:user_id``,
   form fields ``submission[posted_grade]``, ``comment[text_comment]``): the Submission.
+  With ``comment[file_ids][]``: files uploaded for that submission's comments (unknown or
+  unconfirmed ids are refused here with 400, so a wrong id cannot pass unseen).
 * Files API, the File (attachment) object: ``id``, ``display_name``, ``filename``,
   ``content-type``, ``size``, ``url`` (a download address carrying a ``verifier``).
+* Submission Comments API, "Upload a file"
+  (``POST .../submissions/:user_id/comments/files``, ``name``, ``size``, ``content_type``) and
+  the "File Uploads" page ("Uploading via POST"): step 1 answers ``{"upload_url",
+  "upload_params"}``; step 2 is a ``multipart/form-data`` ``POST`` to ``upload_url`` (here
+  ``localhost`` instead of ``127.0.0.1``: another host than ``base_url``, as a storage bucket
+  would be) of every ``upload_params`` field unchanged, ``file`` last, no token; it answers
+  ``301`` with a ``Location`` to ``GET`` with the token (step 3, ``create_success``), or with
+  ``upload_mode = "created"`` ``201`` with the File object and a ``Location``.
 
-It runs ``http.server`` in a thread, records every request (method, path, query, form,
-whether the ``Authorization`` header held the right token) and can be told to answer some
-requests with an error first (``fail(path_part, status, times, headers)``). At the end, the
-helpers the Canvas tests share: the token, the users, the course file, the CLI call.
+It runs ``http.server`` in a thread, records every request (method, path, query, form, the
+``Host`` it went to, whether the ``Authorization`` header held the right token) and can be
+told to answer some requests with an error first (``fail(path_part, status, times,
+headers)``). Uploaded comment files are kept in ``uploads`` (id -> name, bytes, whose
+submission, state) and each comment's file ids in ``comment_files``. At the end, the helpers
+the Canvas tests share: the token, the users, the course file, the CLI call.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -49,12 +62,17 @@ class FakeCanvas:
         self.submissions: dict[int, dict[int, dict]] = {}  # assignment -> user id -> submission
         self.files: dict[int, bytes] = {}
         self.comments: dict[tuple[int, int], list[str]] = {}
+        self.comment_files: dict[tuple[int, int], list[list[int]]] = {}  # per comment, its file ids
+        self.uploads: dict[int, dict] = {}  # file id -> name, data, assignment, user, state, params
+        self.upload_mode = "redirect"  # step 2 answers 301 (or "created": 201 with the File)
         self.requests: list[dict] = []
         self.failures: list[dict] = []
         self.lock = threading.Lock()
         self._next_file = 900
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.upload_url = f"http://localhost:{self.server.server_address[1]}"  # another host
+        self.confirm_url = self.url  # where step 2's Location points (a test may say elsewhere)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> FakeCanvas:
@@ -106,6 +124,15 @@ class FakeCanvas:
         sub = self.submissions[aid][user_id]
         sub.update(score=score, grade=str(score), entered_score=score, workflow_state="graded")
 
+    def file_json(self, fid: int) -> dict:
+        """The Files API's File object of an uploaded comment file."""
+        up = self.uploads[fid]
+        return {"id": fid, "uuid": f"u{fid}", "folder_id": None, "display_name": up["name"],
+                "filename": up["name"], "upload_status": "success", "content-type": up["content_type"],
+                "url": f"{self.url}/files/{fid}/download?download_frd=1&verifier=v{fid}",
+                "size": len(up["data"] or b""), "created_at": "2027-03-02T10:00:00Z",
+                "updated_at": "2027-03-02T10:00:00Z", "locked": False, "hidden": False}
+
     def puts(self) -> list[dict]:
         """The ``PUT`` requests the server carried out (injected errors left out)."""
         return [r for r in self.requests if r["method"] == "PUT" and r["injected"] is None]
@@ -134,7 +161,8 @@ def _handler(canvas: FakeCanvas) -> type[BaseHTTPRequestHandler]:
             with canvas.lock:
                 canvas.requests.append({"method": self.command, "path": parts.path, "query": query,
                                         "form": form, "authorized": auth == f"Bearer {canvas.token}",
-                                        "auth_sent": auth is not None, "injected": None})
+                                        "auth_sent": auth is not None, "injected": None,
+                                        "host": self.headers.get("Host")})
             return parts.path, query
 
         def _injected(self, path: str) -> bool:
@@ -152,6 +180,8 @@ def _handler(canvas: FakeCanvas) -> type[BaseHTTPRequestHandler]:
             if self._injected(path):
                 return
             parts = path.strip("/").split("/")
+            if parts[:3] == ["api", "v1", "files"] and len(parts) >= 4:
+                return self._confirm(parts, query)
             if parts[:1] == ["files"] and len(parts) == 3 and parts[2] == "download":
                 fid = int(parts[1])
                 ok = query.get("verifier") == [f"v{fid}"] and fid in canvas.files
@@ -188,6 +218,79 @@ def _handler(canvas: FakeCanvas) -> type[BaseHTTPRequestHandler]:
             links += [link(1, "first"), link(last, "last")]
             self._send(200, subs[(page - 1) * per_page: page * per_page], {"Link": ",".join(links)})
 
+        def _confirm(self, parts: list[str], query: dict) -> None:
+            """Step 3 (``GET /api/v1/files/:id/create_success?uuid=``) or ``GET /api/v1/files/:id``."""
+            if self.headers.get("Authorization") != f"Bearer {canvas.token}":
+                return self._send(401, {"errors": [{"message": "Invalid access token."}]})
+            fid = int(parts[3]) if parts[3].isdigit() else -1
+            up = canvas.uploads.get(fid)
+            if up is None or up["data"] is None:
+                return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+            if parts[4:] == ["create_success"]:
+                if query.get("uuid") != [f"u{fid}"]:
+                    return self._send(400, {"errors": [{"message": "invalid uuid"}]})
+                up["state"] = "available"
+            elif parts[4:] or up["state"] != "available":
+                return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+            return self._send(200, canvas.file_json(fid))
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            ctype = self.headers.get("Content-Type", "")
+            fields = _multipart(ctype, raw) if ctype.startswith("multipart/form-data") else \
+                [(k, v) for k, v in urllib.parse.parse_qsl(raw.decode())]
+            form: dict = {}
+            for key, value in fields:
+                form.setdefault(key, []).append(value if isinstance(value, str) else f"<{len(value)} bytes>")
+            path, _ = self._record(form)
+            if self._injected(path):
+                return
+            parts = path.strip("/").split("/")
+            if parts[:1] == ["upload"] and len(parts) == 2:
+                return self._upload(int(parts[1]) if parts[1].isdigit() else -1, fields)
+            if self.headers.get("Authorization") != f"Bearer {canvas.token}":
+                return self._send(401, {"errors": [{"message": "Invalid access token."}]})
+            return self._ticket(parts, form)
+
+        def _ticket(self, parts: list[str], form: dict) -> None:
+            """Step 1: ``POST .../submissions/:user_id/comments/files`` -> upload_url, upload_params."""
+            try:
+                assert parts[:4] == ["api", "v1", "courses", str(canvas.course_id)] and parts[8:] == [
+                    "comments", "files"] and parts[4] == "assignments" and parts[6] == "submissions"
+                aid, uid = int(parts[5]), int(parts[7])
+                assert uid in canvas.submissions[aid]
+            except (AssertionError, IndexError, ValueError, KeyError):
+                return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+            if not form.get("name") or not form.get("size", [""])[0].isdigit():
+                return self._send(400, {"errors": [{"message": "name and size are required"}]})
+            with canvas.lock:
+                canvas._next_file += 1
+                fid = canvas._next_file
+                params = {"filename": form["name"][0], "content_type": form.get("content_type", [""])[0],
+                          "key": f"comments/{aid}/{uid}/{fid}", "x-signature": f"sig{fid * 7919}"}
+                canvas.uploads[fid] = {"name": form["name"][0], "size": int(form["size"][0]),
+                                       "content_type": params["content_type"], "assignment_id": aid,
+                                       "user_id": uid, "params": params, "data": None, "state": "pending"}
+            self._send(200, {"upload_url": f"{canvas.upload_url}/upload/{fid}", "upload_params": params})
+
+        def _upload(self, fid: int, fields: list[tuple[str, object]]) -> None:
+            """Step 2: the signed fields unchanged and in order, ``file`` last, no token."""
+            up = canvas.uploads.get(fid)
+            if up is None or up["data"] is not None:
+                return self._send(404, {"errors": [{"message": "no such pending upload"}]})
+            signed = [(k, v) for k, v in fields[:-1]]
+            if signed != list(up["params"].items()) or not fields or fields[-1][0] != "file" \
+                    or not isinstance(fields[-1][1], bytes) or len(fields[-1][1]) != up["size"]:
+                return self._send(400, {"errors": [{"message": "the upload does not match its signature"}]})
+            up["data"] = fields[-1][1]
+            if canvas.upload_mode == "created":
+                up["state"] = "available"
+                return self._send(201, canvas.file_json(fid),
+                                  {"Location": f"{canvas.url}/api/v1/files/{fid}"})
+            self._send(301, b"", {"Location": f"{canvas.confirm_url}/api/v1/files/{fid}/create_success"
+                                              f"?uuid=u{fid}"})
+
         def do_PUT(self) -> None:  # noqa: N802
             length = int(self.headers.get("Content-Length") or 0)
             form = urllib.parse.parse_qs(self.rfile.read(length).decode())
@@ -202,14 +305,39 @@ def _handler(canvas: FakeCanvas) -> type[BaseHTTPRequestHandler]:
                 sub = canvas.submissions[aid][uid]
             except (IndexError, ValueError, KeyError):
                 return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
+            files = [int(f) if f.isdigit() else -1 for f in form.get("comment[file_ids][]", [])]
+            if any(canvas.uploads.get(f, {}).get("state") != "available"
+                   or (canvas.uploads[f]["assignment_id"], canvas.uploads[f]["user_id"]) != (aid, uid)
+                   for f in files):
+                return self._send(400, {"errors": [{"message": "comment[file_ids]: not a confirmed"
+                                                               " comment file of this submission"}]})
             if "submission[posted_grade]" in form:
                 canvas.set_score(aid, uid, float(form["submission[posted_grade]"][0]))
             if "comment[text_comment]" in form:
                 canvas.comments.setdefault((aid, uid), []).append(form["comment[text_comment]"][0])
+                canvas.comment_files.setdefault((aid, uid), []).append(files)
             answer = {k: v for k, v in sub.items() if k != "user"}
             self._send(200, answer)
 
     return Handler
+
+
+def _multipart(content_type: str, body: bytes) -> list[tuple[str, object]]:
+    """The fields of a ``multipart/form-data`` body in order: text as str, a file (a part with
+    a ``filename``) as its exact bytes."""
+    boundary = content_type.split("boundary=", 1)[1].split(";")[0].strip().strip('"').encode()
+    fields: list[tuple[str, object]] = []
+    for chunk in body.split(b"--" + boundary)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, _, data = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        data = data.removesuffix(b"\r\n")
+        disposition = next((line for line in head.decode().split("\r\n")
+                            if line.lower().startswith("content-disposition:")), "")
+        name = re.search(r';\s*name="((?:[^"\\]|\\.)*)"', disposition)
+        is_file = re.search(r';\s*filename="', disposition) is not None
+        fields.append((name.group(1) if name else "", data if is_file else data.decode("utf-8")))
+    return fields
 
 
 # -- shared by the Canvas CLI tests ------------------------------------------------------

@@ -2,7 +2,9 @@
 
 A local stand-in for Canvas (:mod:`tests.canvas_server`; Submissions API "List assignment
 submissions" with ``include[]=user`` and "Grade or comment on a submission", the ``PUT``
-with ``submission[posted_grade]`` and ``comment[text_comment]``) holds two students of
+with ``submission[posted_grade]``, ``comment[text_comment]`` and ``comment[file_ids][]``;
+Submission Comments API "Upload a file" and the "File Uploads" page's three steps for the
+feedback page attached to the comment) holds two students of
 module 02 (``examples/submissions``: ada, and ben whose login ``Ben.Baker@uni.edu`` is not a
 safe file name). They are pulled, graded once in fast mode (module-scoped), then pushed: the
 tests run in file order and share the server's state, so they stay in one xdist group.
@@ -68,6 +70,15 @@ def sent(requests: list[dict]) -> dict[int, list[dict]]:
     return found
 
 
+def uploads(requests: list[dict]) -> list[dict]:
+    """The File Uploads requests (step 1 and 2 ``POST``, step 3 ``GET`` of ``/api/v1/files``)."""
+    return [r for r in requests if r["method"] == "POST" or r["path"].startswith("/api/v1/files/")]
+
+
+def page_of(out: Path, row: dict) -> bytes:
+    return (out / "feedback" / f"{row['student']}.html").read_bytes()
+
+
 def test_pull_then_grade_names_rows_by_the_canvas_keys(loop):
     rows = loop["rows"]
     assert set(rows) == {"ada", next(n for n in rows if n.startswith("Ben.Baker_uni.edu-"))}
@@ -81,8 +92,10 @@ def test_push_without_apply_prints_the_change_and_sends_nothing(loop):
     (ada_line,) = [line for line in lines if line.startswith("ada\t")]
     assert f"Canvas now -\tnew {ada['score']:g}" in ada_line, ada_line
     assert any(line.startswith("Ben.Baker@uni.edu\t") for line in lines), proc.stdout
-    assert "dry run: nothing sent; 2 grade(s) would be sent" in proc.stdout
-    assert [r for r in requests if r["method"] != "GET"] == []
+    assert "dry run: nothing sent; 2 grade(s) would be sent, 2 with the feedback page attached" \
+        in proc.stdout
+    assert ada_line.endswith("\tsend\tattach feedback/ada.html"), ada_line
+    assert [r for r in requests if r["method"] != "GET"] == [] and uploads(requests) == []
     assert not (loop["out"] / "canvas-push.json").exists()
     assert all(s["score"] is None for s in loop["canvas"].submissions[4321].values())
     assert "scaled" not in proc.stdout
@@ -119,12 +132,41 @@ def test_push_apply_sends_each_grade_once_with_a_comment_through_a_429(loop):
         assert canvas.comments[(4321, uid)] == [comment]
     log = json.loads((loop["out"] / "canvas-push.json").read_text())["sent"]
     assert sorted(e["user_id"] for e in log) == [101, 102]
-    assert "sent 2 grade(s) with a comment each" in proc.stdout
+    assert "sent 2 grade(s) with a comment each (2 with the feedback page attached)" in proc.stdout
+
+
+def test_push_apply_attaches_each_feedback_page_to_its_comment(loop):
+    """The pages of the push above: uploaded in three steps (the storage host got no token),
+    their bytes the pages ``grade`` wrote, each comment carrying its own file's id."""
+    canvas, out = loop["canvas"], loop["out"]
+    requests = canvas.requests
+    rows = {101: loop["rows"]["ada"], 102: next(r for n, r in loop["rows"].items() if n != "ada")}
+    log = {e["user_id"]: e for e in json.loads((out / "canvas-push.json").read_text())["sent"]}
+    assert len(canvas.uploads) == 2
+    for uid, row in rows.items():
+        (files,) = canvas.comment_files[(4321, uid)]
+        (fid,) = files
+        upload = canvas.uploads[fid]
+        assert (upload["assignment_id"], upload["user_id"], upload["state"]) == (4321, uid, "available")
+        assert upload["data"] == page_of(out, row) and upload["data"].lstrip().startswith(b"<!")
+        assert upload["content_type"] == "text/html" and upload["name"] == f"feedback-{row['student']}.html"
+        assert log[uid]["file_id"] == fid and log[uid]["feedback_page"] == f"feedback/{row['student']}.html"
+        put = next(r for r in requests if r["method"] == "PUT" and r["injected"] is None
+                   and r["path"].endswith(f"/{uid}"))
+        assert put["form"]["comment[file_ids][]"] == [str(fid)]
+        step1 = [r for r in requests if r["path"].endswith(f"/submissions/{uid}/comments/files")]
+        step2 = [r for r in requests if r["path"] == f"/upload/{fid}"]
+        step3 = [r for r in requests if r["path"] == f"/api/v1/files/{fid}/create_success"]
+        assert [len(step1), len(step2), len(step3)] == [1, 1, 1]
+        assert step1[0]["authorized"] and step3[0]["authorized"]
+        assert step2[0]["host"].startswith("localhost:") and not step2[0]["auth_sent"]
+        assert step2[0]["form"]["file"] == [f"<{len(upload['data'])} bytes>"]
+        assert requests.index(step3[0]) < requests.index(put)  # confirmed before the PUT names it
 
 
 def test_a_second_push_sends_nothing_new(loop):
     proc, requests = push(loop, "--apply")
-    assert sent(requests) == {}
+    assert sent(requests) == {} and uploads(requests) == [] and len(loop["canvas"].uploads) == 2
     assert "sent 0 grade(s)" in proc.stdout and proc.stdout.count("already in Canvas") == 2
     assert len(json.loads((loop["out"] / "canvas-push.json").read_text())["sent"]) == 2
 
@@ -167,10 +209,74 @@ def test_a_500_on_one_put_is_listed_not_logged_and_sent_by_the_next_push(loop, t
     assert list(sent(requests)) == [101]
 
 
+def _copy_without_log(loop, folder: Path) -> dict:
+    import shutil
+
+    shutil.copytree(loop["out"], folder, ignore=shutil.ignore_patterns("canvas-push.json*",
+                                                                      ".canvas-push.json*"))
+    return {**loop, "out": folder}
+
+
+def test_a_failed_upload_or_a_missing_page_still_sends_grade_and_comment(loop, tmp_path):
+    """A copy of the graded folder without its push log (so both are sent again): ben's page
+    is deleted, and ada's upload is confirmed at a Location on another host (which gets no
+    token, so it answers 401): both grades and text comments go, without a file, each listed."""
+    canvas = loop["canvas"]
+    copy = _copy_without_log(loop, tmp_path / "out")
+    ben = next(r for n, r in loop["rows"].items() if n != "ada")
+    (copy["out"] / "feedback" / f"{ben['student']}.html").unlink()
+    proc, requests = push(copy)
+    assert f"  no feedback page: Ben.Baker@uni.edu (module 02): feedback/{ben['student']}.html is" \
+           " missing" in proc.stdout, proc.stdout
+    assert "2 grade(s) would be sent, 1 with the feedback page attached" in proc.stdout
+    assert uploads(requests) == []
+    before = len(canvas.uploads)
+    canvas.confirm_url = canvas.upload_url
+    try:
+        proc, requests = push(copy, "--apply")
+    finally:
+        canvas.confirm_url = canvas.url
+    forms = sent(requests)
+    assert sorted(forms) == [101, 102] and all("comment[file_ids][]" not in f[0] for f in forms.values())
+    assert canvas.comment_files[(4321, 101)][-1] == [] and canvas.comment_files[(4321, 102)][-1] == []
+    assert canvas.comments[(4321, 101)][-1].startswith("dlcourse module 02: ")
+    (confirm,) = [r for r in requests if r["path"].endswith("/create_success")]
+    assert confirm["host"].startswith("localhost:") and not confirm["auth_sent"]
+    assert len(canvas.uploads) == before + 1  # ada's only: ben had no page
+    assert "  no feedback page attached: ada (module 02): the upload failed: " in proc.stdout
+    assert f"  no feedback page attached: Ben.Baker@uni.edu (module 02): feedback/{ben['student']}.html" \
+           in proc.stdout
+    assert "sent 2 grade(s) with a comment each (0 with the feedback page attached)" in proc.stdout
+    log = json.loads((copy["out"] / "canvas-push.json").read_text())["sent"]
+    assert [e["file_id"] for e in log] == [None, None]
+
+
+def test_an_upload_answered_201_with_the_file_is_attached(loop, tmp_path):
+    """The File Uploads page's other answer to step 2: 201 Created with the File object."""
+    canvas = loop["canvas"]
+    copy = _copy_without_log(loop, tmp_path / "out")
+    canvas.upload_mode = "created"
+    try:
+        proc, requests = push(copy, "--apply")
+    finally:
+        canvas.upload_mode = "redirect"
+    assert [r for r in requests if r["path"].endswith("/create_success")] == []
+    log = {e["user_id"]: e for e in json.loads((copy["out"] / "canvas-push.json").read_text())["sent"]}
+    ada = loop["rows"]["ada"]
+    assert canvas.comment_files[(4321, 101)][-1] == [log[101]["file_id"]]
+    assert canvas.uploads[log[101]["file_id"]]["data"] == page_of(copy["out"], ada)
+    assert "(2 with the feedback page attached)" in proc.stdout
+
+
 def test_the_token_is_in_no_output_and_no_file(loop):
     assert len(loop["outputs"]) >= 6
     assert not any(TOKEN in text for text in loop["outputs"])
     for path in Path(loop["root"]).rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path
-    assert all(r["authorized"] for r in loop["canvas"].requests if r["path"].startswith("/api/"))
+    canvas = loop["canvas"]
+    base_host = canvas.url.split("://", 1)[1]
+    assert all(r["authorized"] for r in canvas.requests if r["path"].startswith("/api/")
+               and r["host"] == base_host)
+    elsewhere = [r for r in canvas.requests if r["host"] != base_host]
+    assert elsewhere and not any(r["auth_sent"] for r in elsewhere)  # uploads, a foreign Location

@@ -7,7 +7,11 @@ The calls (Canvas REST API documentation, Assignments, Submissions and Files pag
   ("List assignment submissions", paginated by the ``Link`` header)
 * ``GET`` an attachment's ``url`` (the Files API's download address, with its verifier)
 * ``PUT /api/v1/courses/:course_id/assignments/:id/submissions/:user_id``
-  ("Grade or comment on a submission": ``submission[posted_grade]``, ``comment[text_comment]``)
+  ("Grade or comment on a submission": ``submission[posted_grade]``, ``comment[text_comment]``,
+  ``comment[file_ids][]``)
+* the "File Uploads" workflow for a comment's file (:mod:`grader.classroom.canvas_upload`):
+  a ``POST`` of form fields, a multipart ``POST`` to the ``upload_url`` it names (no token,
+  redirects not followed) and a ``GET`` of the confirmation address
 
 Why not ``canvasapi``: four calls do not need a dependency (and its ``requests`` stack), and
 the two things the grader must control are not its defaults: retries on 429 (honouring
@@ -36,6 +40,7 @@ RETRIES = 4
 MAX_RETRY_AFTER_S = 60.0
 MAX_PAGES = 1000
 TIMEOUT_S = 60.0
+FORM = "application/x-www-form-urlencoded"
 
 
 class CanvasError(GraderError):
@@ -80,6 +85,13 @@ def _next_link(header: str | None) -> str | None:
     return None
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are not followed: the 3xx comes back as an ``HTTPError`` to read."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
 class CanvasClient:
     """The Canvas calls of the course loop.
 
@@ -103,6 +115,7 @@ class CanvasClient:
         self.retries = retries
         self.sleep = sleep
         self._opener = urllib.request.build_opener()  # redirects drop the token (unredirected)
+        self._no_redirect = urllib.request.build_opener(_NoRedirect)
 
     @staticmethod
     def _origin_of(url: str) -> tuple[str, str]:
@@ -119,25 +132,32 @@ class CanvasClient:
         return url
 
     def _request(self, method: str, url: str, what: str, data: bytes | None = None,
-                 limit: int | None = None, retry_5xx: bool = True) -> tuple[bytes, Any]:
+                 limit: int | None = None, retry_5xx: bool = True, *, content_type: str = FORM,
+                 token: bool = True, follow: bool = True) -> tuple[bytes, Any]:
         """One request with retries: ``(body, headers)``; :class:`CanvasError` on failure.
 
         A 429 (nothing was done) is always tried again; a 5xx only when ``retry_5xx`` (a
-        ``PUT`` that failed with 500 may have posted its comment: not sent twice)."""
+        ``PUT`` that failed with 500 may have posted its comment: not sent twice). With
+        ``token=False`` no ``Authorization`` goes out even to ``base_url``'s host; with
+        ``follow=False`` a 3xx answer is returned (its ``Location`` in the headers)."""
         for attempt in range(self.retries + 1):
             req = urllib.request.Request(url, data=data, method=method)
             req.add_header("Accept", "application/json")
             if data is not None:
-                req.add_header("Content-Type", "application/x-www-form-urlencoded")
-            if self._origin_of(url) == self._origin:  # the token goes to base_url's host only
+                req.add_header("Content-Type", content_type)
+            if token and self._origin_of(url) == self._origin:  # the token: base_url's host only
                 req.add_unredirected_header("Authorization", f"Bearer {self._token}")
             wait = min(2.0 ** attempt * 0.5, 30.0)
             try:
-                with self._opener.open(req, timeout=TIMEOUT_S) as resp:
+                with (self._opener if follow else self._no_redirect).open(req, timeout=TIMEOUT_S) as resp:
                     body = resp.read() if limit is None else resp.read(limit + 1)
                     return body, resp.headers
             except urllib.error.HTTPError as exc:
                 status = exc.code
+                if not follow and 300 <= status < 400:
+                    headers = exc.headers
+                    exc.close()
+                    return b"", headers
                 retry_after = exc.headers.get("Retry-After") if exc.headers else None
                 exc.close()
                 again = status == 429 or (status >= 500 and retry_5xx)
@@ -199,3 +219,20 @@ class CanvasClient:
         data = urllib.parse.urlencode(list(fields.items())).encode("ascii")
         body, _ = self._request("PUT", self._url(path), what, data=data, retry_5xx=False)
         return self._json(body, what)
+
+    def post_form(self, path: str, what: str, fields: Mapping[str, str] | list) -> Any:
+        """``POST`` form fields; the JSON answer (a 5xx is tried again: nothing is posted twice
+        that matters, e.g. step 1 of a file upload only makes a pending file)."""
+        items = list(fields.items()) if isinstance(fields, Mapping) else list(fields)
+        data = urllib.parse.urlencode(items).encode("ascii")
+        body, _ = self._request("POST", self._url(path), what, data=data)
+        return self._json(body, what)
+
+    def post_upload(self, url: str, what: str, body: bytes, content_type: str) -> tuple[bytes, Any]:
+        """``POST`` a multipart body to an ``upload_url``: never with the token (the File Uploads
+        page: "The access token is not sent with this request"), a 3xx is returned, not
+        followed. ``(body, headers)``."""
+        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            raise CanvasError(f"{what}: the upload address is not http(s)")
+        return self._request("POST", url, what, data=body, content_type=content_type,
+                             token=False, follow=False)

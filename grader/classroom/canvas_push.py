@@ -15,9 +15,13 @@ unless ``--force``). Without ``--apply`` the plan is printed and nothing is sent
 each ``send`` is one ``PUT .../submissions/:user_id`` with ``submission[posted_grade]``
 (points: the row's ``score``, scaled by ``points_possible / max_score`` with a note when
 the Canvas assignment is worth other points than the rubric) and ``comment[text_comment]``
-(score and one line per check), logged at once in ``DIR/canvas-push.json`` (a list of what
-was sent, appended under a lock and rewritten atomically), so a push stopped halfway
-resumes without sending anything twice.
+(score and one line per check), with the student's feedback page ``DIR/feedback/<student>.html``
+attached: uploaded first as a submission-comment file (:mod:`grader.classroom.canvas_upload`)
+and named in ``comment[file_ids][]``. A missing page or a failed upload is listed and the
+grade and text comment go without it. Each ``PUT`` is logged at once in
+``DIR/canvas-push.json`` (a list of what was sent, with the attached file's id, appended
+under a lock and rewritten atomically), so a push stopped halfway resumes without sending
+anything twice.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from grader.base.errors import GraderError
 from grader.checks.results import GradeRow, roster_name
 from grader.classroom.canvas_api import CanvasClient, CanvasError
 from grader.classroom.canvas_pull import require_canvas, student_key
+from grader.classroom.canvas_upload import upload_comment_file
 from grader.classroom.lms import match_key
 from grader.pages.gradebook import atomic_write_text
 from grader.submission.validate import safe_id
@@ -41,6 +46,8 @@ from grader.submission.validate import safe_id
 PUSH_LOG = "canvas-push.json"
 TOLERANCE = 1e-6
 MAX_COMMENT_LINES = 40
+MAX_PAGE_BYTES = 20_000_000
+"""A feedback page larger than this is not attached (listed; the grade and comment go)."""
 
 
 @dataclass
@@ -55,6 +62,10 @@ class Planned:
     new: float
     action: str  # "send", "same", "changed"
     comment: str = ""
+    page: Path | None = None
+    """The feedback page to attach (``DIR/feedback/<student>.html``); None when there is none."""
+    page_note: str = ""
+    """Why there is no page to attach."""
 
 
 @dataclass
@@ -65,6 +76,18 @@ class PushPlan:
     unmatched: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """One line per module whose Canvas assignment has other points than the rubric."""
+
+
+@dataclass
+class PushResult:
+    """What ``--apply`` did: grades sent, pages attached, and one line per failure."""
+
+    sent: int = 0
+    attached: int = 0
+    failures: list[str] = field(default_factory=list)
+    """Grades not sent (``PUT`` failed)."""
+    unattached: list[str] = field(default_factory=list)
+    """Grades sent without their feedback page (no page, or its upload failed)."""
 
 
 def number(value: float | None) -> str:
@@ -132,6 +155,17 @@ def append_log(out: Path, entry: dict) -> None:
         entries.append(entry)
         atomic_write_text(Path(out) / PUSH_LOG, json.dumps({"sent": entries}, indent=2,
                                                            ensure_ascii=False) + "\n")
+
+
+def feedback_page(out: Path, row: GradeRow) -> tuple[Path | None, str]:
+    """The page ``grade`` wrote for ``row`` (``out/feedback/<student>.html``), or why not."""
+    page = Path(out) / "feedback" / f"{safe_id(row.student)}.html"
+    shown = f"feedback/{page.name}"
+    if page.is_symlink() or page.exists() and not page.is_file():
+        return None, f"{shown} is not a plain file; not attached"
+    if not page.is_file():
+        return None, f"{shown} is missing (grade again to write it); the comment goes without it"
+    return page, ""
 
 
 def _same(a: float | None, b: float | None) -> bool:
@@ -218,10 +252,11 @@ def plan_push(course: Course, out: Path, client: CanvasClient) -> PushPlan:
             plan.unmatched.append(f"{name}: {why} ({course.canvas.student_key})")
             continue
         now, new = _score(sub), round(float(row.score) * scale[row.module], 2)
+        page, page_note = feedback_page(out, row)
         plan.items.append(Planned(key=sub["_key"], module=row.module, assignment_id=aid,
                                   user_id=sub.get("user_id"), now=now, new=new,
                                   action=_action(now, new, last.get((aid, sub.get("user_id")))),
-                                  comment=comment_text(row)))
+                                  comment=comment_text(row), page=page, page_note=page_note))
     return _drop_shared(plan)
 
 
@@ -242,30 +277,59 @@ def _drop_shared(plan: PushPlan) -> PushPlan:
     return plan
 
 
+def _attach(client: CanvasClient, course: Course, item: Planned) -> tuple[int | None, str]:
+    """Upload the item's feedback page as a comment file: ``(file id, "")`` or ``(None, why)``."""
+    if item.page is None:
+        return None, item.page_note
+    try:
+        data = item.page.read_bytes()
+    except OSError as exc:
+        return None, f"feedback/{item.page.name}: cannot read it ({exc.strerror or type(exc).__name__})"
+    if len(data) > MAX_PAGE_BYTES:
+        return None, (f"feedback/{item.page.name} is larger than {MAX_PAGE_BYTES / 1e6:.0f} MB;"
+                      " not attached")
+    try:
+        fid = upload_comment_file(client, course.canvas.course_id, item.assignment_id, item.user_id,
+                                  f"feedback-{item.page.name}", data,
+                                  what=f"the feedback page of {item.key} (module {item.module})")
+    except CanvasError as exc:
+        return None, f"the upload failed: {exc}"
+    return fid, ""
+
+
 def apply_push(course: Course, out: Path, client: CanvasClient, plan: PushPlan,
-               force: bool = False) -> tuple[int, list[str]]:
-    """Send every ``send`` (and with ``force`` every ``changed``) item; (sent, failures)."""
-    sent, failures = 0, []
+               force: bool = False) -> PushResult:
+    """Send every ``send`` (and with ``force`` every ``changed``) item, each with its feedback
+    page attached when it can be; a failed upload still sends the grade and text comment."""
+    result = PushResult()
     for item in plan.items:
         if not (item.action == "send" or force and item.action == "changed"):
             continue
+        name = f"{item.key} (module {item.module})"
+        fid, why = _attach(client, course, item)
+        fields = {"submission[posted_grade]": number(item.new), "comment[text_comment]": item.comment}
+        if fid is not None:
+            fields["comment[file_ids][]"] = str(fid)
         path = (f"/api/v1/courses/{course.canvas.course_id}/assignments/{item.assignment_id}"
                 f"/submissions/{item.user_id}")
         try:
-            answer = client.put_form(path, f"the grade of {item.key} (module {item.module})",
-                                     {"submission[posted_grade]": number(item.new),
-                                      "comment[text_comment]": item.comment})
+            answer = client.put_form(path, f"the grade of {name}", fields)
         except CanvasError as exc:
             if exc.status in (401, 403):
                 raise
-            failures.append(f"{item.key} (module {item.module}): {exc}")
+            result.failures.append(f"{name}: {exc}")
             continue
+        if why:
+            result.unattached.append(f"{name}: {why}")
         canvas_score = _score(answer) if isinstance(answer, dict) else None
         append_log(out, {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                          "key": item.key, "module": item.module,
                          "assignment_id": item.assignment_id, "user_id": item.user_id,
                          "previous_score": item.now, "posted_grade": item.new,
                          "canvas_score": canvas_score if canvas_score is not None else item.new,
-                         "comment": item.comment, "forced": item.action == "changed"})
-        sent += 1
-    return sent, failures
+                         "comment": item.comment, "file_id": fid,
+                         "feedback_page": f"feedback/{item.page.name}" if fid is not None else None,
+                         "forced": item.action == "changed"})
+        result.sent += 1
+        result.attached += fid is not None
+    return result
