@@ -33,18 +33,23 @@ def loop(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp("canvas")
     with FakeCanvas(TOKEN) as canvas:
         canvas.add_assignment(4321, "Module 02 (Dense)", "2027-03-01T23:59:00Z", points=13)
-        for user, student in ((USERS["ada"], "ada"), (BEN, "ben")):
+        # ada on time; ben 1 day 10 hours after the deadline (Canvas's due_at; no [due])
+        for user, student, at, late in ((USERS["ada"], "ada", "2027-03-01T20:00:00Z", 0),
+                                        (BEN, "ben", "2027-03-03T10:00:00Z", 122_460)):
             data = (EXAMPLES / student / "02_dense_mnist_fashion.ipynb").read_bytes()
             canvas.add_submission(4321, user, files=[("02_dense_mnist_fashion.ipynb", data)],
-                                  submitted_at="2027-03-01T20:00:00Z")
+                                  submitted_at=at, seconds_late=late)
         canvas.add_submission(4321, USERS["eve"])  # enrolled, never submitted
         course = course_file(root, canvas.url, '{ "02" = 4321 }')
+        with course.open("a", encoding="utf-8") as handle:
+            handle.write("[late]\npenalty_per_day = 0.10\nmax_penalty = 0.5\ngrace_minutes = 15\n")
         outputs: list[str] = []
         proc = run("pull", str(root / "subs"), "--course", str(course))
         assert proc.returncode == 0, proc.stderr
         outputs.append(proc.stdout + proc.stderr)
         graded = subprocess.run([sys.executable, "-m", "grader", "grade", str(root / "subs"),
-                                 "--out", str(root / "out"), "--fast"], cwd=REPO_ROOT,
+                                 "--out", str(root / "out"), "--fast", "--course", str(course)],
+                                cwd=REPO_ROOT,
                                 capture_output=True, text=True, timeout=1500)
         assert graded.returncode == 0, graded.stderr[-2000:]
         rows = {r["name"]: r for r in json.loads((root / "out" / "grades.json").read_text())}
@@ -83,6 +88,19 @@ def test_pull_then_grade_names_rows_by_the_canvas_keys(loop):
     rows = loop["rows"]
     assert set(rows) == {"ada", next(n for n in rows if n.startswith("Ben.Baker_uni.edu-"))}
     assert all(r["module"] == "02" and r["error"] is None for r in rows.values())
+
+
+def test_the_pulled_submission_time_and_due_at_give_the_late_penalty(loop):
+    """pull -> grade: Canvas's due_at and submitted_at reach the late policy (2 started days
+    after the 15-minute grace at 10 % per day: -20 %); the on-time row has no late line."""
+    rows = loop["rows"]
+    ada = rows["ada"]
+    ben = next(r for n, r in rows.items() if n != "ada")
+    assert ada["late"] is None and ada["score"] == ada["raw_score"]
+    assert ben["late"]["due_at"] == "2027-03-01T23:59:00Z"
+    assert ben["late"]["days_late"] == 2 and ben["late"]["penalty"] == pytest.approx(0.2)
+    assert ben["raw_score"] > 0
+    assert ben["score"] == pytest.approx(ben["raw_score"] * 0.8, abs=1e-3)
 
 
 def test_push_without_apply_prints_the_change_and_sends_nothing(loop):
