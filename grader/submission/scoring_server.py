@@ -208,6 +208,7 @@ def request(handle: ScorerHandle, payload: tuple, *, timeout_s: float, memory_mb
             conn = _handshake(handle, timeout_s=handshake_s)
         except TimeoutError:  # alive but not answering (stopped, or held by a stranger)
             kill_tree(handle.pid)
+            _wait_gone(handle.pid, 10.0)  # a stopped process takes a moment to die
             return "unavailable", (f"the warm scoring process did not answer within "
                                    f"{handshake_s:g} s")
         except (FileNotFoundError, ConnectionRefusedError):
