@@ -29,8 +29,9 @@ from typing import BinaryIO
 
 from grader.base.course import Course
 from grader.base.errors import GraderError
+from grader.submission.validate import MAX_SUBMISSION_BYTES
 
-MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_FILE_BYTES = MAX_SUBMISSION_BYTES  # the grader's one limit on a submitted file
 MAX_FILES = 20000
 STAGED = "canvas-submissions"
 CANVAS_NAME = re.compile(r"^(?P<sortable>.+?)(?P<late>_LATE)?_(?P<user>\d+)_(?P<sub>\d+)_(?P<original>.+)$")
