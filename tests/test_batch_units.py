@@ -199,6 +199,9 @@ def test_rerun_skips_unchanged_regrades_changed_and_force_regrades_all(tmp_path,
     argv = ["grade", str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--fast"]
     assert main(argv) == 0
     assert "graded 2 submission(s), 0 already up to date" in capsys.readouterr().out
+    phases = json.loads((tmp_path / "out" / "batch.json").read_text())["timings"]
+    assert set(phases) == {"plan", "data_copy", "grading", "outputs"}  # bench/grading_overhead.py
+    assert all(seconds >= 0 for seconds in phases.values())
     assert main(argv) == 0
     assert "graded 0 submission(s), 2 already up to date" in capsys.readouterr().out
     (tmp_path / "subs" / "bob" / "01_x.ipynb").write_text("{still broken")

@@ -199,3 +199,55 @@ def test_a_stranger_holding_the_server_does_not_hang_the_grader(setup):
             silent.close()
         assert not _alive(handle.pid)
     assert _rows(result) == _rows(setup["cold"])
+
+
+def test_a_preloaded_scorer_scores_the_same_and_a_broken_preload_changes_nothing(setup, data_dir,
+                                                                                tmp_path):
+    """What a warm scorer loads before its first request (the datasets, TensorFlow's first
+    fit) changes no result; a preload that cannot be done only leaves the work to the request."""
+    plan = setup["ctx"].holdout
+    good = {"mode": plan.mode, "seed": plan.seed, "source_dir": plan.source_dir,
+            "kernel_dir": None, "data_dir": data_dir, "datasets": ["mnist"]}
+    missing = str(tmp_path / "missing")
+    broken = dict(good, source_dir=missing, data_dir=missing, datasets=["mnist", "no_such"])
+    for preload in (good, broken):
+        with WarmScorer(preload=preload) as scorer:
+            result = score_warm(scorer.handle(), setup["rubric"], setup["good"], {}, setup["ctx"],
+                                limits=ScoreLimits(), **setup["kwargs"])
+            assert scorer.starts == 1  # scored warm, not by a fresh child after a failed start
+        assert _rows(result) == _rows(setup["cold"])
+
+
+def test_reruns_done_ahead_are_the_ones_computed_after(data_dir, tmp_path):
+    """Lesson 03's learning-rate re-runs, run ahead by a warm scorer (as while a kernel runs),
+    give the check exactly the values the same scorer computes when nothing was done ahead."""
+    from grader.checks.context import Context
+    from grader.checks.references.lesson03 import LEARNING_RATES, LR_EPOCHS
+    from grader.checks.rubric import load_rubric
+    from grader.submission.scoring_server import run_ahead_warm
+
+    epochs = LR_EPOCHS["fast"]
+    histories = {f"{lr:g}": {"loss": [1.0] * epochs if lr == 1e-6 else [1.0, 0.8][:epochs],
+                             "val_accuracy": [0.5] * epochs} for lr in LEARNING_RATES}
+    folder = tmp_path / "artifacts"
+    folder.mkdir()
+    (folder / "lr_histories.json").write_text(json.dumps({"value": histories}))
+    ctx = Context(mode="fast", dataset="fashion_mnist", data_dir=data_dir, verify=True,
+                  choice_key="ahead-test", holdout=plan_holdout(data_dir, fast=True,
+                                                               key=b"k" * 32))
+    rubric = load_rubric("03")
+    args = {"problems": {}, "unfinished": {}, "limits": ScoreLimits()}
+
+    def reruns(result):
+        check = next(c for c in result[0] if c.id == "03.lr_histories")
+        return check.details["reruns"] if check.details else check.message
+
+    with WarmScorer() as scorer:
+        status = run_ahead_warm(scorer.handle(), ctx, ["lesson03_lr_histories"],
+                                limits=ScoreLimits())
+        ahead = score_warm(scorer.handle(), rubric, folder, {}, ctx, **args)
+        after = score_warm(scorer.handle(), rubric, folder, {}, ctx, **args)  # nothing ahead
+        assert scorer.starts == 1
+    assert status == "result: ('ok', 3)"
+    assert isinstance(reruns(ahead), list) and len(reruns(ahead)) == 3
+    assert reruns(ahead) == reruns(after)

@@ -253,7 +253,7 @@ def confirm(ctx: Context, message: str, *, options: Sequence[Any], count: int, s
     chosen = [*first, *choose_many(ctx, options, salt, count)]
     reruns: list[dict] = []
     for index, option in enumerate(chosen):
-        tag = index if salt_by_position else _salt_label(option)
+        tag = index if salt_by_position else salt_label(option)
         done = rerun(option, f"{salt}|{tag}")
         reruns.extend(done if isinstance(done, list) else [done])
     return verdict(message, reruns, advice)
@@ -275,7 +275,7 @@ def confirm_accuracy(ctx: Context, message: str, *, options: Sequence[Any], coun
                    advice=advice)
 
 
-def _salt_label(option: Any) -> str:
+def salt_label(option: Any) -> str:
     """How an option is named in a re-run's salt (numbers as ``{:g}``: ``1e-05``, ``0.2``)."""
     if isinstance(option, float):
         return f"{option:g}"
@@ -289,6 +289,24 @@ def seed_for(ctx: Context, salt: str) -> int:
 
 
 _WARM: list[bool] = []
+
+
+def warm_up_training() -> None:
+    """Pay TensorFlow's once-per-process start-up (its first fit, convolution and prediction)
+    on a tiny model of random numbers, before any submission is scored (a warm scoring
+    process does this while the first kernel still runs)."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 8, 8, 3), dtype=np.float32)
+    y = rng.integers(0, 10, size=32)
+    model = keras.Sequential([keras.Input(shape=(8, 8, 3)), keras.layers.Conv2D(4, 3),
+                              keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, validation_data=(x, y), epochs=1, batch_size=16, verbose=0)
+    model(x, training=False)
+    keras.backend.clear_session()
+    _WARM.append(True)  # the process's first fit is done: train_and_validate needs no other
 
 
 def train_and_validate(build: Callable[[], Any], x_fit: np.ndarray, y_fit: np.ndarray,

@@ -31,7 +31,7 @@ import hmac
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -227,6 +227,8 @@ class KernelData:
 
     root: Path
     path: Path
+    owned: bool = True
+    """False for the shared fast-mode copy of :mod:`grader.checks.kernel_cache`."""
 
     @classmethod
     def create(cls, plan: HoldoutPlan, parent: str | None = None) -> KernelData:
@@ -253,15 +255,7 @@ class KernelData:
         try:
             (root / OWNER_FILE).write_text(f"{os.getpid()}\n")
             staging = root / "staging"
-            staging.mkdir(mode=0o755)
-            for name in names:
-                arrays = _kernel_arrays(plan.source_dir, name, plan.mode, plan.seed)
-                target = staging / f"{name}.npz"
-                with open(target, "xb") as handle:
-                    np.savez(handle, **arrays)
-                del arrays
-                os.chmod(target, 0o444)
-            os.chmod(staging, 0o755)
+            write_kernel_files(plan, names, staging)
             final = root / "data"
             os.replace(staging, final)
         except BaseException:
@@ -270,11 +264,28 @@ class KernelData:
         return cls(root, final)
 
     def remove(self) -> None:
-        """Delete the copy (files are read-only; their folders are the grader's)."""
+        """Delete the copy (files are read-only; their folders are the grader's); a shared
+        copy (:mod:`grader.checks.kernel_cache`) is kept."""
+        if not self.owned:
+            return
         for folder in (self.path, self.root / "staging"):
             if folder.is_dir():
                 os.chmod(folder, 0o700)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def write_kernel_files(plan: HoldoutPlan, names: list[str], folder: Path) -> None:
+    """Write the kernel copy of datasets ``names`` into the new ``folder`` (0755), one
+    read-only ``<name>.npz`` each, one dataset in memory at a time."""
+    folder.mkdir(mode=0o755)
+    for name in names:
+        arrays = _kernel_arrays(plan.source_dir, name, plan.mode, plan.seed)
+        target = folder / f"{name}.npz"
+        with open(target, "xb") as handle:
+            np.savez(handle, **arrays)
+        del arrays
+        os.chmod(target, 0o444)
+    os.chmod(folder, 0o755)
 
 
 def remove_stale(parent: str | None = None) -> list[Path]:
@@ -307,12 +318,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def with_kernel_data(plan: HoldoutPlan) -> tuple[HoldoutPlan, KernelData | None]:
-    """``plan`` with a kernel copy that exists here: reused when ``plan.kernel_dir`` is a
-    folder on this machine, else written now (returned, for the caller to remove)."""
-    if plan.kernel_dir is not None and Path(plan.kernel_dir).is_dir():
-        return plan, None
-    made = KernelData.create(plan)
-    return replace(plan, kernel_dir=str(made.path)), made

@@ -65,6 +65,9 @@ class BatchSummary:
     problems: list[str] = field(default_factory=list)
     """Students whose submissions could not be told apart or whose name could not be told
     (``student: reason``), listed in the console summary; each is also an error row."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds of the batch's phases: ``plan`` (find, read, plan), ``data_copy`` (the kernels'
+    data), ``grading``, ``outputs`` (pages, similarity, report); kept in ``batch.json``."""
 
 
 @dataclass(frozen=True)
@@ -319,20 +322,32 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     write_gradebook(list(current.values()), out)
     bar = _progress(len(pending), summary.skipped, enabled=progress)
     on_result = _collector(store, current, summary, bar, options)
+    summary.timings["plan"] = time.perf_counter() - started
     try:
         if pending:
             executor = LocalExecutor(jobs) if client is None else DaskExecutor(client)
-            _grade_pending(executor, pending, options, on_result, store.key, out)
+            summary.timings.update(_grade_pending(executor, pending, options, on_result,
+                                                  store.key, out))
     finally:
         bar.close()
         if client is not None:
             client.close()
     summary.rows = list(current.values())
-    sources = {display_path(t.path): t.data for t in tasks}
-    record_batch(out, warning=options.sandbox_warning, threshold=similarity_threshold)
-    write_outputs(summary.rows, out, sources=sources, cache_key=store.key)
+    _write_class_outputs(summary, tasks, options, similarity_threshold, store.key)
     summary.wall_s = time.perf_counter() - started
     return summary
+
+
+def _write_class_outputs(summary: BatchSummary, tasks: Sequence[Task], options: GradingOptions,
+                         threshold: float | None, key: bytes) -> None:
+    """The batch record, then every class output (timed: the record keeps the phases)."""
+    start = time.perf_counter()
+    sources = {display_path(t.path): t.data for t in tasks}
+    record_batch(summary.out, warning=options.sandbox_warning, threshold=threshold)
+    write_outputs(summary.rows, summary.out, sources=sources, cache_key=key)
+    summary.timings["outputs"] = time.perf_counter() - start
+    record_batch(summary.out, warning=options.sandbox_warning, threshold=threshold,
+                 timings=summary.timings)
 
 
 def _warn_untrusted(store: ResultStore) -> None:
@@ -391,11 +406,20 @@ def _collector(store: ResultStore, current: dict[str, GradeRow], summary: BatchS
 
 
 def _grade_pending(executor: Executor, pending: Sequence[Task], options: GradingOptions,
-                   on_result, key: bytes, out: Path) -> None:
+                   on_result, key: bytes, out: Path) -> dict[str, float]:
     """Complete the options for ``executor`` (hold-out plan and its kernel copy, threads, the
-    log file) and grade ``pending`` with it."""
-    holdout, kernel_copy = _kernel_data(options.data_dir, fast=options.fast, key=key,
-                                        needed=_datasets_needed(pending))
+    log file) and grade ``pending`` with it. Returns the seconds of ``data_copy`` and
+    ``grading``."""
+    start = time.perf_counter()
+    # worker processes (one per notebook that runs) start while the data copy is written
+    executor.start(sum(t.read_error is None and t.readable for t in pending))
+    try:
+        holdout, kernel_copy = _kernel_data(options.data_dir, fast=options.fast, key=key,
+                                            needed=_datasets_needed(pending))
+    except BaseException:
+        executor.close()
+        raise
+    copied = time.perf_counter()
     try:
         if isinstance(executor, DaskExecutor):  # workers keep their own logs
             options = replace(options, holdout=holdout, threads=dask_threads(executor.client))
@@ -406,6 +430,7 @@ def _grade_pending(executor: Executor, pending: Sequence[Task], options: Grading
     finally:
         if kernel_copy is not None:
             kernel_copy.remove()
+    return {"data_copy": copied - start, "grading": time.perf_counter() - copied}
 
 
 def _uid_options(options: GradingOptions, *, out: Path, submissions) -> GradingOptions:
@@ -491,13 +516,14 @@ def _kernel_data(data_dir: str | None, *, fast: bool, key: bytes,
     """
     from dataclasses import replace
 
-    from grader.checks.holdout import KernelData, plan_holdout, require_datasets
+    from grader.checks.holdout import plan_holdout, require_datasets
+    from grader.checks.kernel_cache import kernel_copy
 
     plan = plan_holdout(data_dir, fast=fast, key=key)
     if data_dir is None:
         return plan, None
     require_datasets(data_dir, needed)
-    copy = KernelData.create(plan)
+    copy = kernel_copy(plan)
     return replace(plan, kernel_dir=str(copy.path)), copy
 
 

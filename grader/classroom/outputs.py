@@ -77,12 +77,19 @@ so outputs rewritten later (``manual import``) say what ``grade`` said. Plain JS
 no points, and whoever can edit it can edit ``report.html`` too."""
 
 
-def record_batch(out: Path, *, warning: str | None, threshold: float | None) -> None:
-    """Write :data:`BATCH_RECORD` for this run (``threshold`` None: the default)."""
+def record_batch(out: Path, *, warning: str | None, threshold: float | None,
+                 timings: dict[str, float] | None = None) -> None:
+    """Write :data:`BATCH_RECORD` for this run (``threshold`` None: the default).
+
+    ``timings``: seconds of the batch's own phases (``grade`` writes the record again once
+    its outputs are written: ``plan``, ``data_copy``, ``grading``, ``outputs``), read by
+    ``bench/grading_overhead.py``."""
     from grader.classroom.similarity import DEFAULT_THRESHOLD
 
     record = {"schema": 1, "sandbox_warning": warning,
               "similarity_threshold": threshold or DEFAULT_THRESHOLD}
+    if timings:
+        record["timings"] = {k: round(v, 3) for k, v in timings.items()}
     atomic_write_text(Path(out) / BATCH_RECORD, json.dumps(record, indent=1) + "\n")
 
 

@@ -11,6 +11,7 @@ each result through a callback the moment it arrives, behind one interface
 from __future__ import annotations
 
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -50,14 +51,16 @@ def _import_all(imports: Sequence[str]) -> None:
         importlib.import_module(name)
 
 
-def grade_task(task: Task, options: GradingOptions, scorer=None) -> GradeRow:
+def grade_task(task: Task, options: GradingOptions, scorer=None,
+               on_kernel_done: Callable[[], None] | None = None) -> GradeRow:
     """:func:`grader.submission.grading.grade_submission` of ``task`` with its rubric, after
     importing ``options.imports`` (modules registering a custom rubric's references; the
     course's own references register themselves)."""
     from grader.submission.grading import grade_submission
 
     _import_all(options.imports)
-    return grade_submission(task, options, rubric=task.rubric, scorer=scorer)
+    return grade_submission(task, options, rubric=task.rubric, scorer=scorer,
+                            on_kernel_done=on_kernel_done)
 
 
 def grade_warm(task: Task, options: GradingOptions) -> GradeRow:
@@ -72,14 +75,21 @@ def grade_warm(task: Task, options: GradingOptions) -> GradeRow:
     return grade_task(task, options, scorer=handle)
 
 
-def _child(conn, task: Task, options: GradingOptions, parent: int, scorer=None) -> None:
-    """Worker process body: grade one submission and send the row back."""
+def _child(conn, parent: int) -> None:
+    """Worker process body: import the grading code, wait for one submission, grade it and
+    send the row back (``("kernel_done", None)`` first, the moment its kernel is gone)."""
     from grader.base.processes import exit_when_orphaned
 
     # the batch was killed: stop this grading and its kernel
     exit_when_orphaned(parent, code=3, kill_children=True)
+    import grader.submission.grading  # noqa: F401 - paid while the batch prepares, not after
     try:
-        row = grade_task(task, options, scorer=scorer)
+        task, options, scorer = conn.recv()
+    except (EOFError, OSError):  # the batch ended before it needed this worker
+        return
+    try:
+        row = grade_task(task, options, scorer=scorer,
+                         on_kernel_done=lambda: conn.send(("kernel_done", None)))
         conn.send(("ok", row.to_dict()))
     except BaseException:  # noqa: BLE001 - a grader bug, reported as this submission's error
         conn.send(("error", traceback.format_exc(limit=6)))
@@ -87,57 +97,91 @@ def _child(conn, task: Task, options: GradingOptions, parent: int, scorer=None) 
         conn.close()
 
 
-def grade_isolated(task: Task, options: GradingOptions, *, timeout_s: float,
-                   scorer=None) -> GradeRow:
-    """Grade ``task`` in a fresh worker process; whatever happens there becomes a row.
+class WorkerProcess:
+    """A fresh ``spawn`` process that grades exactly one submission.
+
+    It starts before its submission is known: its Python start-up and imports overlap the
+    batch's own preparation (the kernels' data copy) or the previous submission's grading.
+    One process per submission keeps what a crash, a loop or a memory hog does to one
+    submission away from every other.
+    """
+
+    def __init__(self) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=_child, args=(child, os.getpid()), name="grade-worker",
+                                daemon=False)
+        self.proc.start()
+        child.close()
+
+    def grade(self, task: Task, options: GradingOptions, *, timeout_s: float, scorer=None,
+              on_kernel_done: Callable[[], None] = lambda: None) -> GradeRow:
+        """Hand ``task`` to the process and wait for its row (at most ``timeout_s``);
+        ``on_kernel_done`` is called once its kernel is gone (or it ends without one)."""
+        from grader.base.processes import kill_tree
+
+        start = time.perf_counter()
+        try:
+            self.conn.send((task, options, scorer))
+            status, payload = self._answer(start + timeout_s, on_kernel_done)
+        except TimeoutError:
+            kill_tree(self.proc.pid, root=False)
+            self.proc.kill()
+            return error_row(task, f"grading did not finish within {timeout_s:.0f} s and was"
+                              " stopped; the other submissions were not affected",
+                              time.perf_counter() - start)
+        except (EOFError, OSError):
+            self.proc.join(10)
+            return error_row(task, f"the grading process for this submission died (exit code"
+                              f" {self.proc.exitcode}); the other submissions were not affected",
+                              time.perf_counter() - start)
+        finally:
+            on_kernel_done()
+            self.close()
+        if status != "ok":
+            row = error_row(task, "internal grader error; the traceback is in this row's notes",
+                            time.perf_counter() - start)
+            row.notes.append(payload)
+            return row
+        return GradeRow.from_dict(payload)
+
+    def _answer(self, deadline: float, on_kernel_done: Callable[[], None]) -> tuple[str, object]:
+        while True:
+            left = deadline - time.perf_counter()
+            if left <= 0 or not self.conn.poll(left):
+                raise TimeoutError
+            status, payload = self.conn.recv()
+            if status != "kernel_done":
+                return status, payload
+            on_kernel_done()
+
+    def close(self) -> None:
+        """Close the pipe (an idle process then exits on its own) and reap the process."""
+        self.conn.close()
+        self.proc.join(30)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(10)
+
+
+def grade_isolated(task: Task, options: GradingOptions, *, timeout_s: float, scorer=None,
+                   worker: WorkerProcess | None = None,
+                   on_kernel_done: Callable[[], None] = lambda: None) -> GradeRow:
+    """Grade ``task`` in a worker process (``worker``, or a fresh one); whatever happens there
+    becomes a row.
 
     A file that is not a notebook at all is graded here instead: no kernel is started for
-    it, so a worker process would only add start-up time.
+    it, so a worker process would only add start-up time (``worker`` is then left unused).
     """
     if task.read_error is not None:
         return error_row(task, task.read_error)
     if not task.readable:
         return grade_task(task, options)
-    return _in_worker_process(task, options, timeout_s, scorer)
-
-
-def _in_worker_process(task: Task, options: GradingOptions, timeout_s: float,
-                       scorer) -> GradeRow:
-    import multiprocessing as mp
-
-    from grader.base.processes import kill_tree
-
-    ctx = mp.get_context("spawn")
-    start = time.perf_counter()
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(send, task, options, os.getpid(), scorer),
-                       name=f"grade-{task.key}", daemon=False)
-    proc.start()
-    send.close()
-    try:
-        if not recv.poll(timeout_s):
-            kill_tree(proc.pid, root=False)
-            proc.kill()
-            return error_row(task, f"grading did not finish within {timeout_s:.0f} s and was"
-                              " stopped; the other submissions were not affected",
-                              time.perf_counter() - start)
-        status, payload = recv.recv()
-    except (EOFError, OSError):
-        proc.join(10)
-        return error_row(task, f"the grading process for this submission died (exit code"
-                          f" {proc.exitcode}); the other submissions were not affected",
-                          time.perf_counter() - start)
-    finally:
-        recv.close()
-        proc.join(30)
-        if proc.is_alive():
-            proc.kill()
-    if status != "ok":
-        row = error_row(task, "internal grader error; the traceback is in this row's notes",
-                         time.perf_counter() - start)
-        row.notes.append(payload)
-        return row
-    return GradeRow.from_dict(payload)
+    worker = worker if worker is not None else WorkerProcess()
+    return worker.grade(task, options, timeout_s=timeout_s, scorer=scorer,
+                        on_kernel_done=on_kernel_done)
 
 
 def usable_cores() -> int:
@@ -158,8 +202,15 @@ OnResult = Callable[[Task, GradeRow], None]
 class Executor(Protocol):
     """Where a batch's submissions are graded: :class:`LocalExecutor` or :class:`DaskExecutor`."""
 
+    def start(self, count: int) -> None:
+        """Begin what does not need the batch's data yet, for ``count`` submissions (called
+        before the data copy)."""
+
     def run(self, tasks: Sequence[Task], options: GradingOptions, on_result: OnResult) -> None:
         """Grade ``tasks`` with ``options``; call ``on_result`` with each row as it arrives."""
+
+    def close(self) -> None:
+        """Stop what :meth:`start` started when :meth:`run` will not be called."""
 
 
 def local_timeout(limits) -> float:
@@ -169,27 +220,81 @@ def local_timeout(limits) -> float:
 
 
 class LocalExecutor:
-    """``jobs`` submissions at once on this machine, each in its own worker process, with a
-    pool of warm scoring processes (one per job)."""
+    """``jobs`` kernels at once on this machine, each submission in its own worker process.
+
+    A submission holds one of the ``jobs`` kernel slots only while its kernel runs: once its
+    kernel is gone it is scored (in one of a pool of warm scoring processes) while the next
+    submission's kernel already runs, so with more submissions than ``jobs`` one more
+    submission is in flight than there are slots (and one more scoring process). Worker
+    processes are started ahead of their submissions (:class:`WorkerProcess`).
+    """
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
+        self._idle: list[WorkerProcess] = []
+        self._lock = threading.Lock()
+        self._wanted = jobs  # workers still to be handed a submission
+
+    def start(self, count: int) -> None:
+        """Start the worker processes of the first ``jobs`` of ``count`` submissions (their
+        imports overlap the batch's data copy)."""
+        with self._lock:
+            self._wanted = count
+            while len(self._idle) < min(self.jobs, self._wanted):
+                self._idle.append(WorkerProcess())
+
+    def _take_worker(self) -> WorkerProcess:
+        """An idle worker; a fresh one starts for the next submission when one will come."""
+        with self._lock:
+            worker = self._idle.pop() if self._idle else WorkerProcess()
+            self._wanted -= 1
+            if len(self._idle) < min(self.jobs, self._wanted):
+                self._idle.append(WorkerProcess())
+            return worker
+
+    def close(self) -> None:
+        """Stop the worker processes that were never handed a submission."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.close()
 
     def run(self, tasks: Sequence[Task], options: GradingOptions, on_result: OnResult) -> None:
         from grader.submission.scoring_server import ScorerPool
 
+        isolated = [t for t in tasks if t.read_error is None and t.readable]
+        self._wanted = len(isolated)  # none has been handed a worker yet
+        in_worker = {id(t) for t in isolated}
         if not tasks:
+            self.close()
             return
         timeout = local_timeout(options.limits)
         log = options.log_path
-        scorers = ScorerPool(min(self.jobs, max(1, len(tasks))), threads=options.threads,
-                             log=Path(log) if log else None)
+        in_flight = min(len(tasks), self.jobs + (len(isolated) > self.jobs))
+        scorers = ScorerPool(max(1, min(in_flight, len(isolated))), eager=self.jobs,
+                             threads=options.threads, log=Path(log) if log else None,
+                             preload=scoring_preload(tasks, options))
+        kernels = threading.Semaphore(self.jobs)
 
         def grade(task: Task) -> GradeRow:
-            with scorers.lease() as handle:
-                return grade_isolated(task, options, timeout_s=timeout, scorer=handle)
+            if id(task) not in in_worker:
+                return grade_isolated(task, options, timeout_s=timeout)
+            kernels.acquire()
+            released = threading.Event()
 
-        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="grade")
+            def kernel_done() -> None:  # the slot goes to the next submission's kernel
+                if not released.is_set():
+                    released.set()
+                    kernels.release()
+
+            try:
+                with scorers.lease() as handle:
+                    return grade_isolated(task, options, timeout_s=timeout, scorer=handle,
+                                          worker=self._take_worker(), on_kernel_done=kernel_done)
+            finally:
+                kernel_done()
+
+        pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="grade")
         try:
             futures = {pool.submit(grade, t): t for t in tasks}
             for future in as_completed(futures):
@@ -202,9 +307,25 @@ class LocalExecutor:
         except BaseException:  # Ctrl-C: start nothing new; what is saved stays saved
             pool.shutdown(wait=False, cancel_futures=True)
             scorers.close()
+            self.close()
             raise
         pool.shutdown(wait=True)
         scorers.close()
+        self.close()
+
+
+def scoring_preload(tasks: Sequence[Task], options: GradingOptions) -> dict | None:
+    """What a warm scoring process loads before its first request: the batch's data folder,
+    hold-out plan and the datasets the tasks' rubrics score on (None: nothing to load)."""
+    plan = options.holdout
+    if plan is None or options.data_dir is None:
+        return None
+    datasets = sorted({name for t in tasks if t.rubric is not None
+                       for name in (t.rubric.dataset,
+                                    *(c.dataset for c in t.rubric.checks if c.kind == "accuracy"))
+                       if name})
+    return {"mode": plan.mode, "seed": plan.seed, "source_dir": plan.source_dir,
+            "kernel_dir": plan.kernel_dir, "data_dir": options.data_dir, "datasets": datasets}
 
 
 def connect_dask(address: str):
@@ -251,6 +372,12 @@ class DaskExecutor:
 
     def __init__(self, client) -> None:
         self.client = client
+
+    def start(self, count: int) -> None:
+        """Nothing to start here: Dask workers keep their own processes."""
+
+    def close(self) -> None:
+        """Nothing to stop here (the batch closes the client)."""
 
     def run(self, tasks: Sequence[Task], options: GradingOptions, on_result: OnResult) -> None:
         from distributed import as_completed as dask_completed

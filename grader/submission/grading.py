@@ -15,6 +15,7 @@ failed checks and ``notes``. Exceptions mean a grader bug.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,8 @@ __all__ = ["EXECUTED_NAME", "SUBMISSION_NAME", "GradingOptions", "grade_submissi
 
 def grade_submission(source: Path | str | Any, options: GradingOptions,
                      rubric: Rubric | None = None, *, scratch_root: Path | None = None,
-                     scorer: Any = None) -> GradeRow:
+                     scorer: Any = None, on_kernel_done: Callable[[], None] | None = None
+                     ) -> GradeRow:
     """Grade one submitted notebook.
 
     Parameters
@@ -59,6 +61,8 @@ def grade_submission(source: Path | str | Any, options: GradingOptions,
     scorer : ScorerHandle, optional
         A warm scoring process (:mod:`grader.submission.scoring_server`) to score in; by default a
         fresh child process scores this submission.
+    on_kernel_done : callable, optional
+        Called once the kernel and every process it started are gone, before scoring.
 
     Returns
     -------
@@ -72,4 +76,5 @@ def grade_submission(source: Path | str | Any, options: GradingOptions,
         job = Job(path=Path(source.path), options=options, data=source.data,
                   parsed=getattr(source, "parsed", None))
     job.rubric, job.scratch_root, job.scorer = rubric, scratch_root, scorer
+    job.on_kernel_done = on_kernel_done
     return run_steps(job)

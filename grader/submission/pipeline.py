@@ -48,6 +48,9 @@ class Job:
     """The module's rubric when the caller loaded it (a batch: once per task)."""
     scratch_root: Path | None = None
     scorer: Any = None
+    on_kernel_done: Callable[[], None] | None = None
+    """Called once the kernel and its processes are gone (a batch then starts the next
+    submission's kernel while this one is scored)."""
     started: float = field(default_factory=time.perf_counter)
     row: GradeRow | None = None
     sub: Submission | None = None
@@ -62,6 +65,8 @@ class Job:
     artifacts: Path | None = None
     refused: list = field(default_factory=list)
     score_started: float = 0.0
+    ahead: Any = None
+    """The thread asking the warm scorer to run re-runs ahead (:func:`score` waits for it)."""
     done: bool = False
     cleanup: list[Callable[[], None]] = field(default_factory=list)
 
@@ -138,7 +143,8 @@ def inject(job: Job) -> None:
 
 def prepare(job: Job) -> None:
     """The scratch folder, the kernel's home and the kernel's copy of the data."""
-    from grader.checks.holdout import plan_holdout, with_kernel_data
+    from grader.checks.holdout import plan_holdout
+    from grader.checks.kernel_cache import with_kernel_data
     from grader.submission.sandbox import KernelHome
 
     options = job.options
@@ -187,6 +193,7 @@ def execute(job: Job) -> None:
 
     env, km = _kernel(job)
     log = Path(options.log_path) if options.log_path else None
+    _run_ahead(job)  # the warm scorer re-runs what it can while the kernel runs
     try:
         execution = execute_notebook(job.nb, workdir=home.scratch, limits=options.limits,
                                      env=env, epilogue=export_cell, km=km, log=log)
@@ -197,6 +204,8 @@ def execute(job: Job) -> None:
             end_kernel_uid(home)
     job.execution = execution
     # The kernel and every process it started are gone now; what follows reads its files.
+    if job.on_kernel_done is not None:
+        job.on_kernel_done()
     write_new(home.root / EXECUTED_NAME, nbformat.writes(job.nb))
     job.row.timings = {key: round(execution.durations.get(key, 0.0), 3)
                        for key in ("kernel_start", "execute", "slowest_cell", "export")}
@@ -257,24 +266,55 @@ def rerun_choice_key(student: str, module: str) -> str:
     return hmac.new(load_result_key(), message, hashlib.sha256).hexdigest()
 
 
+def score_context(job: Job):
+    """The checks' context: mode, data, the hold-out and the private re-run key."""
+    from grader.checks.kinds import Context
+
+    options, rubric = job.options, job.rubric
+    return Context(mode=options.mode, dataset=rubric.dataset, data_dir=options.data_dir,
+                   verify=True, choice_key=rerun_choice_key(job.row.student, rubric.module),
+                   holdout=job.holdout)
+
+
+def _score_limits(options: GradingOptions):
+    from grader.submission.score_process import ScoreLimits
+
+    return ScoreLimits(timeout_s=options.limits.score_timeout_s,
+                       memory_mb=options.limits.score_memory_mb)
+
+
+def _run_ahead(job: Job) -> None:
+    """With a warm scorer: have it run the re-runs the lesson fixes (not the student) now,
+    in a thread that :func:`score` waits for (:mod:`grader.checks.speculation`)."""
+    import threading
+
+    from grader.submission.scoring_server import run_ahead_warm
+
+    names = [c.reference for c in job.rubric.checks if c.kind == "experiment" and c.reference]
+    if job.scorer is None or not names:
+        return
+    work = partial(run_ahead_warm, job.scorer, score_context(job), names,
+                   limits=_score_limits(job.options), threads=job.options.threads)
+    job.ahead = threading.Thread(target=work, name="rerun-ahead", daemon=True)
+    job.ahead.start()
+    job.cleanup.append(job.ahead.join)  # a row that ends early still waits: one request at a time
+
+
 def score(job: Job) -> None:
     """Vet, load (Keras safe mode) and score the artifacts in a limited child process."""
-    from grader.checks.kinds import Context
     from grader.submission.score import exercise_problems
-    from grader.submission.score_process import ScoreLimits, score_isolated
+    from grader.submission.score_process import score_isolated
     from grader.submission.scoring_server import score_warm
 
     options, rubric, row = job.options, job.rubric, job.row
-    ctx = Context(mode=options.mode, dataset=rubric.dataset, data_dir=options.data_dir,
-                  verify=True, choice_key=rerun_choice_key(row.student, rubric.module),
-                  holdout=job.holdout)
+    if job.ahead is not None:
+        job.ahead.join()  # the warm scorer answers one request at a time
     scorer = score_isolated if job.scorer is None else partial(score_warm, job.scorer)
-    limits = options.limits
     results, notes = scorer(
-        rubric, job.artifacts, job.inputs, ctx, problems=job.refused,
+        rubric, job.artifacts, job.inputs, score_context(job), problems=job.refused,
         unfinished=exercise_problems(rubric, job.nb, job.execution), threads=options.threads,
         log=Path(options.log_path) if options.log_path else None,
-        limits=ScoreLimits(timeout_s=limits.score_timeout_s, memory_mb=limits.score_memory_mb))
+        limits=_score_limits(options))
     row.checks = results
     row.notes.extend(notes)
 

@@ -744,13 +744,14 @@ def uid_problem() -> str | None:
 
 def open_to_kernel(home: KernelHome, data_dir: str | None = None) -> None:
     """Let a uid-mode kernel reach its folders: the grader's own temporary folders on the way
-    (``home.root``, its ``dlcourse-*`` parent, the data copy's root) get ``o+x`` only, so
-    the kernel can pass through them without listing them."""
+    (``home.root``, its ``dlcourse-*`` parent, the data copy's root and, for the shared fast
+    copy, its cache folder) get ``o+x`` only, so the kernel can pass through them without
+    listing them."""
     folders = [home.root]
     if home.root.parent.name.startswith("dlcourse-"):
         folders.append(home.root.parent)
-    if data_dir is not None and Path(data_dir).parent.name.startswith("dlcourse-"):
-        folders.append(Path(data_dir).parent)
+    if data_dir is not None:  # the copy's root, and the shared fast copy's cache folder
+        folders += [p for p in Path(data_dir).parents[:2] if p.name.startswith("dlcourse-")]
     for folder in folders:
         info = folder.stat()
         if info.st_uid == os.geteuid():

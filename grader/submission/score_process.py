@@ -81,6 +81,26 @@ def score_in_child(rubric: Rubric, artifacts: str, inputs: dict, ctx: Context,
         return "error", traceback.format_exc(limit=6), []
 
 
+def run_ahead_in_child(ctx: Context, references: list[str], modules: list[str],
+                       threads: int | None) -> tuple:
+    """A warm process's work while a kernel runs: the re-runs planned for ``references``
+    (:func:`grader.checks.speculation.run_ahead`), kept for the submission's score request."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if threads:
+        os.environ.update(thread_environment(threads))
+    try:
+        import importlib
+
+        import grader.checks.references  # noqa: F401 - the lessons register their plans
+        from grader.checks.speculation import run_ahead
+
+        for module in modules:
+            importlib.import_module(module)
+        return "ok", run_ahead(ctx, references)
+    except BaseException:  # noqa: BLE001 - the score request computes what is missing
+        return "error", traceback.format_exc(limit=6)
+
+
 def main() -> None:
     """Child entry point: sys.path as one JSON line, then the pickled arguments, on stdin;
     the pickled result goes to the file descriptor named in argv (a pipe only the parent

@@ -73,11 +73,15 @@ class WarmScorer:
         Submissions scored before the process is replaced by a fresh one.
     recycle_mb : int
         Resident memory (MB, whole tree) after a submission above which it is replaced.
+    preload : dict, optional
+        What to load before the first request (:func:`warm_up`): the batch's data folder,
+        hold-out plan and datasets.
     """
 
     def __init__(self, *, threads: int | None = None, log: Path | None = None,
-                 max_uses: int = 50, recycle_mb: int = 2500) -> None:
+                 max_uses: int = 50, recycle_mb: int = 2500, preload: dict | None = None) -> None:
         self.threads = threads
+        self.preload = preload
         self.log = log
         self.max_uses = max_uses
         self.recycle_mb = recycle_mb
@@ -105,7 +109,7 @@ class WarmScorer:
         config = {"path": sys.path, "address": address, "authkey": authkey.hex(),
                   "threads": self.threads, "modules": reference_modules(),
                   "max_uses": self.max_uses, "recycle_mb": self.recycle_mb,
-                  "parent": os.getpid()}
+                  "parent": os.getpid(), "preload": self.preload}
         output = open(self.log, "ab") if self.log is not None else None  # noqa: SIM115
         try:
             self._proc = subprocess.Popen(
@@ -138,18 +142,23 @@ class WarmScorer:
 
 
 class ScorerPool:
-    """One :class:`WarmScorer` per concurrent grading slot of a local batch.
+    """One :class:`WarmScorer` per submission a local batch has in flight.
 
-    Each server starts at once, so its TensorFlow import overlaps the first kernels.
+    The first ``eager`` servers start at once, so their TensorFlow import overlaps the first
+    kernels; the others start when first leased (a submission leases its server before its
+    kernel starts, so that import still overlaps its kernel) and do not compete with the
+    first kernels for the cores.
     """
 
-    def __init__(self, size: int, **options) -> None:
+    def __init__(self, size: int, *, eager: int | None = None, **options) -> None:
+        """``size`` servers, each a :class:`WarmScorer` with ``options``."""
         import queue
 
         self._scorers = [WarmScorer(**options) for _ in range(size)]
         self._free: queue.Queue[WarmScorer] = queue.Queue()
-        for scorer in self._scorers:
-            scorer.handle()
+        for index, scorer in enumerate(self._scorers):
+            if eager is None or index < eager:
+                scorer.handle()
             self._free.put(scorer)
 
     @contextmanager
@@ -301,6 +310,24 @@ def score_warm(handle: ScorerHandle, rubric, artifacts: Path, inputs: dict, ctx,
                           unfinished=unfinished, limits=limits, threads=threads, log=log)
 
 
+AHEAD = "ahead"
+"""First item of a request to run re-runs ahead (:mod:`grader.checks.speculation`)."""
+
+
+def run_ahead_warm(handle: ScorerHandle, ctx, references: list[str], *, limits,
+                   threads: int | None = None) -> str:
+    """Ask the warm process to run the re-runs planned for ``references`` now, while the
+    kernel runs; returns when it has. Under the scoring limits: a process that breaks one is
+    killed, and the score request then scores in a fresh child (same result, later).
+    Returns what happened, for the log."""
+    from grader.submission.score_process import reference_modules
+
+    status, value = request(handle, (AHEAD, ctx, list(references), reference_modules(), threads),
+                            timeout_s=limits.timeout_s, memory_mb=limits.memory_mb,
+                            poll_s=limits.poll_s)
+    return f"{status}: {value}"
+
+
 def _alive(pid: int) -> bool:
     import psutil
 
@@ -314,6 +341,32 @@ def _wait_gone(pid: int, timeout_s: float) -> None:
     until = time.monotonic() + timeout_s
     while _alive(pid) and time.monotonic() < until:
         time.sleep(0.02)
+
+
+def warm_up(preload: dict | None) -> None:
+    """Do before the first request what it would otherwise wait for (while the first kernel
+    still runs): TensorFlow's first fit and prediction, and reading every dataset the batch
+    scores on (the instructor's files for the public test split and the private hold-out,
+    the kernel copy for re-runs; :func:`helpers.data.load_dataset` keeps them). Nothing of a
+    submission is involved; a failure here only leaves the work to the first request."""
+    try:
+        from grader.checks.experiments import warm_up_training
+
+        warm_up_training()
+        if not preload:
+            return
+        from grader.checks.context import Context
+        from grader.checks.holdout import HoldoutPlan
+
+        plan = HoldoutPlan(mode=preload["mode"], seed=int(preload["seed"]),
+                           source_dir=preload["source_dir"], kernel_dir=preload["kernel_dir"])
+        ctx = Context(mode=plan.mode, data_dir=preload["data_dir"], holdout=plan)
+        for name in preload["datasets"]:
+            ctx.raw_test_split(name)
+            ctx.raw_train_split(name)
+            ctx.private_split(name)
+    except Exception:  # noqa: BLE001 - the first request does the same work and reports it
+        pass
 
 
 def serve() -> None:
@@ -331,12 +384,14 @@ def serve() -> None:
     exit_when_orphaned(int(config["parent"]), code=0)  # the batch is gone: so is its scorer
     import keras  # the point of a warm process: pay for these once
 
+    from grader.checks.speculation import forget
     from grader.submission.export import load_artifacts  # noqa: F401 - imported ahead of the first request
     from grader.submission.score import score_checks  # noqa: F401
-    from grader.submission.score_process import score_in_child
+    from grader.submission.score_process import run_ahead_in_child, score_in_child
 
     for module in config["modules"]:
         importlib.import_module(module)
+    warm_up(config.get("preload"))
     listener = Listener(config["address"], family="AF_UNIX",
                         authkey=bytes.fromhex(config["authkey"]))
     uses = 0
@@ -350,7 +405,11 @@ def serve() -> None:
         except (EOFError, OSError):
             conn.close()
             continue
+        if args and isinstance(args[0], str) and args[0] == AHEAD:  # while a kernel runs
+            _answer(conn, False, run_ahead_in_child(*args[1:]))
+            continue
         result = score_in_child(*args)
+        forget()  # re-runs done ahead belong to this submission only
         uses += 1
         keras.backend.clear_session()
         gc.collect()
@@ -358,13 +417,17 @@ def serve() -> None:
                    or tree_rss_mb(os.getpid()) > float(config["recycle_mb"]))
         if closing:
             listener.close()
-        try:
-            conn.send((closing, result))
-        except (OSError, EOFError):
-            pass
-        conn.close()
+        _answer(conn, closing, result)
         if closing:
             os._exit(0)
+
+
+def _answer(conn, closing: bool, result) -> None:
+    try:
+        conn.send((closing, result))
+    except (OSError, EOFError):
+        pass  # the grader gave up on this request
+    conn.close()
 
 
 if __name__ == "__main__":

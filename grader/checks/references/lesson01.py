@@ -17,6 +17,7 @@ from grader.checks.experiments import (
     train_and_validate,
 )
 from grader.checks.references.registry import reference
+from grader.checks.speculation import ahead, plan, planned
 
 
 @reference("colors_help")
@@ -101,14 +102,26 @@ def lr_sweep(ctx, lr_results, lr_histories) -> str:
             raise CheckFailed(f"lr_results[{lr:g}] = {best:.4f} is not the best validation"
                               f" accuracy of lr_histories[{lr:g}] ({max(curve):.4f})")
     message = f"{len(LEARNING_RATES)} learning rates, each with a {epochs}-epoch history"
-    tolerance = LR_TOLERANCE[ctx.mode]
     return confirm_accuracy(
-        ctx, message, options=list(tolerance), count=LR_RERUNS[ctx.mode], salt="lr_sweep",
-        describe=lambda lr: f"learning rate {lr:g}", reported=results, tolerance=tolerance,
+        ctx, message, **_lr_choice(ctx), describe=lambda lr: f"learning rate {lr:g}",
+        reported=results, tolerance=LR_TOLERANCE[ctx.mode],
         run=lambda lr, seed: rerun_lr(ctx, lr, seed),
         advice="Store the best validation accuracy of your own run for every learning rate")
 
 
+def _lr_choice(ctx) -> dict:
+    """Among which rates, how many and under which salt Exercise 1.b's re-runs are chosen
+    (the check and its plan of re-runs done ahead share it)."""
+    return {"options": list(LR_TOLERANCE[ctx.mode]), "count": LR_RERUNS[ctx.mode],
+            "salt": "lr_sweep"}
+
+
+@plan("lesson01_lr_sweep")
+def _lr_plan(ctx) -> list:
+    return planned(ctx, rerun_lr, **_lr_choice(ctx))
+
+
+@ahead
 def rerun_lr(ctx, lr: float, seed: int) -> float:
     """The grader's own run of Exercise 1.b for one learning rate: best validation accuracy."""
     import keras

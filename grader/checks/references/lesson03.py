@@ -21,6 +21,7 @@ from grader.checks.experiments import (
     train_and_validate,
 )
 from grader.checks.references.registry import FunctionCase, reference
+from grader.checks.speculation import ahead, plan, planned
 
 #: The lesson's scheduler constants (the notebook defines the same names in a locked cell).
 LR_SWITCH_EPOCH = 2
@@ -223,15 +224,27 @@ def lr_histories(ctx, lr_histories) -> str:
             " flat. Train a fresh make_mlp() for every rate and store what fit_model returns"
         )
     message = f"{len(LEARNING_RATES)} histories of {epochs} epochs"
-    tolerance = LR_TOLERANCE[ctx.mode]
     return confirm_accuracy(
-        ctx, message, options=list(tolerance), count=LR_RERUNS[ctx.mode], salt="lr_histories",
-        describe=lambda lr: f"learning rate {lr:g}",
+        ctx, message, **_lr_choice(ctx), describe=lambda lr: f"learning rate {lr:g}",
         reported={lr: curve["val_accuracy"][-1] for lr, curve in curves.items()},
-        tolerance=tolerance, run=lambda lr, seed: rerun_learning_rate(ctx, lr, seed),
+        tolerance=LR_TOLERANCE[ctx.mode],
+        run=lambda lr, seed: rerun_learning_rate(ctx, lr, seed),
         advice="Store the history fit_model returns for every rate")
 
 
+def _lr_choice(ctx) -> dict:
+    """Among which rates, how many and under which salt Exercise 3.5's re-runs are chosen
+    (the check and its plan of re-runs done ahead share it)."""
+    return {"options": list(LR_TOLERANCE[ctx.mode]), "count": LR_RERUNS[ctx.mode],
+            "salt": "lr_histories"}
+
+
+@plan("lesson03_lr_histories")
+def _lr_plan(ctx) -> list:
+    return planned(ctx, rerun_learning_rate, **_lr_choice(ctx))
+
+
+@ahead
 def rerun_learning_rate(ctx, lr: float, seed: int) -> float:
     """The grader's run of Exercise 3.5 for one rate: the last validation accuracy."""
     x_fit, x_val, y_fit, y_val = _fashion_split(ctx, seed)

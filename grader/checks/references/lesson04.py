@@ -16,6 +16,7 @@ from grader.checks.experiments import (
     keyed,
 )
 from grader.checks.references.registry import FunctionCase, reference
+from grader.checks.speculation import ahead, plan, planned
 
 #: How many random images the grader gives ``prepare_dataset``.
 PREPARE_SAMPLES = 50
@@ -236,11 +237,27 @@ def dropout_results(ctx, dropout_results, best_dropout_rate) -> str:
     _best_key(values, best_dropout_rate, "best_dropout_rate", "dropout_results")
     message = f"{len(DROPOUT_RATES)} dropout rates, best {float(best_dropout_rate):g}"
     return confirm_accuracy(
-        ctx, message, options=DROPOUT_RATES, count=TUNE_RERUNS[ctx.mode], salt="dropout_results",
-        describe=lambda rate: f"dropout rate {rate:g}", reported=values,
-        tolerance=TUNE_TOLERANCE[ctx.mode],
-        run=lambda rate, seed: rerun_tuning(ctx, rate, "relu", seed)[-1],
+        ctx, message, **_dropout_choice(ctx), describe=lambda rate: f"dropout rate {rate:g}",
+        reported=values, tolerance=TUNE_TOLERANCE[ctx.mode],
+        run=lambda rate, seed: rerun_dropout(ctx, rate, seed),
         advice="Store the validation accuracy of your own run of every dropout rate")
+
+
+def _dropout_choice(ctx) -> dict:
+    """Among which rates, how many and under which salt Exercise 4.9's re-runs are chosen
+    (the check and its plan of re-runs done ahead share it)."""
+    return {"options": DROPOUT_RATES, "count": TUNE_RERUNS[ctx.mode], "salt": "dropout_results"}
+
+
+@plan("lesson04_dropout_results")
+def _dropout_plan(ctx) -> list:
+    return planned(ctx, rerun_dropout, **_dropout_choice(ctx))
+
+
+@ahead
+def rerun_dropout(ctx, rate: float, seed: int) -> float:
+    """The grader's run of Exercise 4.9 for one rate: the last validation accuracy."""
+    return rerun_tuning(ctx, rate, "relu", seed)[-1]
 
 
 def rerun_tuning(ctx, rate: float, activation: str, seed: int) -> list[float]:
@@ -262,12 +279,24 @@ def optimizer_search(ctx, search_results, best_optimizer) -> str:
     _best_key(values, best_optimizer, "best_optimizer", "search_results")
     message = f"{len(OPTIMIZERS)} optimizers, best {best_optimizer}"
     return confirm_accuracy(
-        ctx, message, options=OPTIMIZERS, count=SEARCH_RERUNS[ctx.mode], salt="optimizer_search",
+        ctx, message, **_search_choice(ctx),
         describe=lambda name: f"the {CV}-fold search for {name}", reported=values,
         tolerance=GRID_TOLERANCE[ctx.mode], run=lambda name, seed: rerun_search(ctx, name, seed),
         advice="Store the mean cross-validated accuracy of your own search for every optimizer")
 
 
+def _search_choice(ctx) -> dict:
+    """Among which optimizers, how many and under which salt Exercise 4.10's re-runs are
+    chosen (the check and its plan of re-runs done ahead share it)."""
+    return {"options": OPTIMIZERS, "count": SEARCH_RERUNS[ctx.mode], "salt": "optimizer_search"}
+
+
+@plan("lesson04_optimizer_search")
+def _search_plan(ctx) -> list:
+    return planned(ctx, rerun_search, **_search_choice(ctx))
+
+
+@ahead
 def rerun_search(ctx, optimizer: str, seed: int) -> float:
     """The grader's cross-validation of one optimizer, the way Exercise 4.10 runs it.
 

@@ -1,0 +1,188 @@
+"""Which kernel copy a run uses; fast mode's is written once per machine and verified at every use.
+
+In fast mode the kernel copy (:class:`grader.checks.holdout.KernelData`) holds exactly the
+fast subsets :func:`helpers.data.load_dataset` returns with ``fast=True``: the images every
+student's own fast run uses, chosen with a public seed. Nothing in it depends on the
+grader's secret (the private hold-out is drawn from the rows outside it), so every fast
+batch can share one copy instead of writing its own, which cost each batch about 2 s
+(decompressing the instructor's files, importing scikit-learn for the stratified subsets).
+Full mode's copy depends on the secret hold-out and is still written per run.
+
+Where it lives, and who could have written it:
+
+* ``<tempdir>/dlcourse-kcache-<uid>/``, made by the grader's user with mode 0700 (uid mode
+  adds ``o+x`` so a kernel's uid can pass through, never list it). It is used only while it
+  is a real folder owned by this user that no one else can write; anything else (a link, a
+  folder someone else made first) and the batch writes its own copy, as in full mode.
+* One entry per set of dataset files, ``dlcourse-fast-<digest>/``: ``data/<name>.npz``
+  (0444, in a 0755 folder) and ``manifest.json`` (the SHA-256 of every file). The digest
+  covers each dataset file's resolved path, size, modification time and inode, the fast
+  sizes and seed, and :data:`~grader.checks.holdout.HOLDOUT_VERSION`: a changed dataset file
+  gets a new entry.
+* An entry is written in a temporary folder and renamed into place complete; when two
+  batches write the same entry at once, the first rename wins and the other is dropped.
+* Every use checks owners and modes and hashes the files against the manifest (about
+  0.1 s for the three datasets): an entry that fails is removed and written again.
+
+A kernel only ever reads the entry: bubblewrap mounts it read-only and a uid-mode kernel's
+uid owns nothing in it. Without a sandbox the kernel runs as the grader's user and could
+change it, as it could change everything else that user owns (``--sandbox none`` warns).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from grader.checks.holdout import (
+    HOLDOUT_VERSION,
+    HoldoutPlan,
+    KernelData,
+    dataset_files,
+    write_kernel_files,
+)
+
+CACHE_PREFIX = "dlcourse-kcache-"
+ENTRY_PREFIX = "dlcourse-fast-"
+MANIFEST = "manifest.json"
+WRITING_PREFIX = ".writing-"
+ABANDONED_S = 3600.0
+"""A temporary folder older than this was left by a killed batch and is removed."""
+
+
+def kernel_copy(plan: HoldoutPlan) -> KernelData:
+    """The kernel copy for ``plan``: in fast mode the shared, verified copy when it can be
+    used (:func:`shared_fast_copy`), else one written for this run."""
+    shared = shared_fast_copy(plan) if plan.mode == "fast" else None
+    return shared if shared is not None else KernelData.create(plan)
+
+
+def with_kernel_data(plan: HoldoutPlan) -> tuple[HoldoutPlan, KernelData | None]:
+    """``plan`` with a kernel copy that exists here: reused when ``plan.kernel_dir`` is a
+    folder on this machine, else :func:`kernel_copy` now (returned, for the caller to
+    remove: a shared copy's removal keeps it)."""
+    if plan.kernel_dir is not None and Path(plan.kernel_dir).is_dir():
+        return plan, None
+    made = kernel_copy(plan)
+    return replace(plan, kernel_dir=str(made.path)), made
+
+
+def cache_root(parent: str | None = None) -> Path:
+    """The cache folder of this user (``<tempdir>/dlcourse-kcache-<uid>``)."""
+    return Path(parent or tempfile.gettempdir()) / f"{CACHE_PREFIX}{os.geteuid()}"
+
+
+def shared_fast_copy(plan: HoldoutPlan, parent: str | None = None) -> KernelData | None:
+    """The verified shared copy for a fast ``plan`` (written now when missing or damaged), or
+    None when no shared copy can be used (full mode, no datasets, an unsafe cache folder):
+    the caller then writes a copy of its own."""
+    if plan.mode != "fast" or plan.source_dir is None:
+        return None
+    names = dataset_files(plan.source_dir)
+    root = cache_root(parent)
+    if not names or not _own_folder(root, create=True):
+        return None
+    entry = root / f"{ENTRY_PREFIX}{_source_digest(plan.source_dir, names)}"
+    if os.path.lexists(entry):
+        if _verified(entry, names):
+            return KernelData(entry, entry / "data", owned=False)
+        _remove(entry)
+    _remove_abandoned(root)
+    staging = Path(tempfile.mkdtemp(prefix=WRITING_PREFIX, dir=root))  # mode 0700
+    try:
+        write_kernel_files(plan, names, staging / "data")
+        digests = {f.name: _sha256(f) for f in sorted((staging / "data").iterdir())}
+        (staging / MANIFEST).write_text(json.dumps({"files": digests}, indent=1) + "\n")
+        try:
+            os.rename(staging, entry)
+        except OSError:  # another batch renamed the same entry first: use that one
+            _remove(staging)
+    except BaseException:
+        _remove(staging)
+        raise
+    return KernelData(entry, entry / "data", owned=False) if _verified(entry, names) else None
+
+
+def _source_digest(source_dir: str, names: list[str]) -> str:
+    from helpers.data import FAST_SUBSET_SEED, FAST_TEST_SIZE, FAST_TRAIN_SIZE
+
+    parts = [f"holdout v{HOLDOUT_VERSION}", f"fast {FAST_TRAIN_SIZE} {FAST_TEST_SIZE}"
+             f" {FAST_SUBSET_SEED}"]
+    for name in names:
+        path = (Path(source_dir) / f"{name}.npz").resolve()
+        info = path.stat()
+        parts.append(f"{name}|{path}|{info.st_size}|{info.st_mtime_ns}|{info.st_ino}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def _own_folder(path: Path, *, create: bool = False) -> bool:
+    """True when ``path`` is a real folder of this user that no one else can write."""
+    if create:
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        except OSError:
+            return False
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
+            and not info.st_mode & 0o022)
+
+
+def _verified(entry: Path, names: list[str]) -> bool:
+    """Owners, modes and every file's SHA-256 as the manifest says; exactly ``names``."""
+    data = entry / "data"
+    if not (_own_folder(entry) and _own_folder(data)):
+        return False
+    try:
+        manifest = json.loads((entry / MANIFEST).read_text(encoding="utf-8"))
+        expected = manifest["files"]
+        files = sorted(os.listdir(data))
+        if files != sorted(f"{n}.npz" for n in names) or sorted(expected) != files:
+            return False
+        for name in files:
+            info = os.lstat(data / name)
+            if (not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid()
+                    or info.st_mode & 0o222 or _sha256(data / name) != expected[name]):
+                return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _remove(folder: Path) -> None:
+    """Remove a folder of the cache (its read-only parts made writable first)."""
+    if os.path.islink(folder):
+        os.unlink(folder)
+        return
+    for inner in (folder, folder / "data"):
+        if inner.is_dir() and not inner.is_symlink():
+            os.chmod(inner, 0o700)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_abandoned(root: Path) -> None:
+    for folder in root.glob(WRITING_PREFIX + "*"):
+        try:
+            if time.time() - os.lstat(folder).st_mtime > ABANDONED_S:
+                _remove(folder)
+        except OSError:
+            continue

@@ -1,0 +1,110 @@
+"""Fast mode's shared kernel copy: the same data as a per-run copy, written once, verified
+at every use, never taken from a folder someone else could have written."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader.checks.holdout import KernelData, plan_holdout
+from grader.checks.kernel_cache import cache_root, kernel_copy, shared_fast_copy
+
+
+@pytest.fixture()
+def source(tmp_path, data_dir) -> str:
+    """A data folder holding one real dataset (MNIST), so a copy takes a moment."""
+    folder = tmp_path / "source"
+    folder.mkdir()
+    shutil.copy(Path(data_dir) / "mnist.npz", folder / "mnist.npz")
+    return str(folder)
+
+
+def _arrays(folder: Path) -> dict[str, np.ndarray]:
+    with np.load(folder / "mnist.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+def test_the_shared_copy_holds_what_a_per_run_copy_holds_and_is_written_once(tmp_path, source):
+    plan = plan_holdout(source, fast=True, key=b"k" * 32)
+    first = shared_fast_copy(plan, parent=str(tmp_path))
+    assert first is not None and not first.owned
+    own = KernelData.create(plan, parent=str(tmp_path))
+    try:
+        mine, shared = _arrays(own.path), _arrays(first.path)
+        assert sorted(mine) == sorted(shared)
+        assert all(np.array_equal(mine[k], shared[k]) for k in mine)
+    finally:
+        own.remove()
+    written = os.stat(first.path / "mnist.npz").st_mtime_ns
+    # another key (another course on this machine): the fast copy holds no secret, same entry
+    again = shared_fast_copy(plan_holdout(source, fast=True, key=b"q" * 32), parent=str(tmp_path))
+    assert again is not None and again.path == first.path
+    assert os.stat(again.path / "mnist.npz").st_mtime_ns == written  # not written again
+    again.remove()  # a batch's clean-up keeps the shared copy
+    assert (first.path / "mnist.npz").is_file()
+    assert oct(os.stat(first.path / "mnist.npz").st_mode & 0o777) == "0o444"
+
+
+def test_a_damaged_file_is_found_and_the_entry_written_again(tmp_path, source):
+    plan = plan_holdout(source, fast=True, key=b"k" * 32)
+    first = shared_fast_copy(plan, parent=str(tmp_path))
+    good = _arrays(first.path)
+    target = first.path / "mnist.npz"
+    os.chmod(first.path, 0o755)
+    os.chmod(target, 0o644)
+    with open(target, "r+b") as handle:  # one byte of the images changed
+        handle.seek(-100, os.SEEK_END)
+        byte = handle.read(1)
+        handle.seek(-100, os.SEEK_END)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    os.chmod(target, 0o444)
+    again = shared_fast_copy(plan, parent=str(tmp_path))
+    assert again is not None
+    repaired = _arrays(again.path)
+    assert all(np.array_equal(good[k], repaired[k]) for k in good)
+
+
+def test_a_changed_dataset_file_gets_its_own_entry(tmp_path, source):
+    plan = plan_holdout(source, fast=True, key=b"k" * 32)
+    first = shared_fast_copy(plan, parent=str(tmp_path))
+    os.utime(Path(source) / "mnist.npz", ns=(1, 1))  # the instructor replaced the file
+    second = shared_fast_copy(plan, parent=str(tmp_path))
+    assert second is not None and second.path != first.path
+
+
+@pytest.mark.parametrize("kind", ["link", "writable by others", "someone else's"])
+def test_a_cache_folder_the_grader_did_not_make_alone_is_never_used(tmp_path, source, kind):
+    """A planted folder (a link, a folder others can write, another user's) means no shared
+    copy: the batch writes its own, as in full mode, and the planted folder is left alone."""
+    root = cache_root(str(tmp_path))
+    elsewhere = tmp_path / "planted"
+    elsewhere.mkdir(mode=0o777)
+    if kind == "link":
+        root.symlink_to(elsewhere, target_is_directory=True)
+    else:
+        root.mkdir(mode=0o700)
+        if kind == "writable by others":
+            os.chmod(root, 0o777)
+        else:
+            if os.geteuid() != 0:
+                pytest.skip("needs root to make a folder of another user")
+            os.chown(root, 65534, 65534)
+    plan = plan_holdout(source, fast=True, key=b"k" * 32)
+    assert shared_fast_copy(plan, parent=str(tmp_path)) is None
+    assert os.listdir(elsewhere) == [] and (kind == "link" or os.listdir(root) == [])
+
+
+def test_full_mode_never_shares_its_copy(source):
+    """Full mode's copy lacks the secret hold-out's rows: it is written per run."""
+    plan = plan_holdout(source, fast=False, key=b"k" * 32)
+    assert shared_fast_copy(plan) is None
+    made = kernel_copy(plan)
+    try:
+        assert made.owned and made.root.name.startswith("dlcourse-kdata-")
+    finally:
+        made.remove()
+    assert not made.root.exists()
