@@ -54,9 +54,11 @@ def load1() -> float:
     return os.getloadavg()[0]
 
 
-def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+def timed(cmd: list[str], env: dict[str, str] | None = None
+          ) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False,
+                          env={**os.environ, **(env or {})})
     return time.perf_counter() - start, done
 
 
@@ -69,8 +71,9 @@ def plain_run(solution: Path) -> dict:
     return {"wall": wall, "load": load}
 
 
-def cli_run(solution: Path, copies: int, folder: Path) -> dict:
-    """The grade CLI on ``copies`` copies of ``solution`` (students s0, s1, ...)."""
+def cli_run(solution: Path, copies: int, folder: Path, env: dict[str, str] | None = None) -> dict:
+    """The grade CLI on ``copies`` copies of ``solution`` (students s0, s1, ...), with ``env``
+    added to the environment."""
     shutil.rmtree(folder, ignore_errors=True)
     inbox = folder / "in"
     inbox.mkdir(parents=True)
@@ -78,7 +81,7 @@ def cli_run(solution: Path, copies: int, folder: Path) -> dict:
         shutil.copy(solution, inbox / f"s{i}_{solution.name}")
     load = load1()
     wall, done = timed([sys.executable, "-m", "grader", "grade", str(inbox), "--out",
-                        str(folder / "out"), "--fast", "--seed", "0", "--jobs", "1"])
+                        str(folder / "out"), "--fast", "--seed", "0", "--jobs", "1"], env)
     if done.returncode != 0:
         raise SystemExit(f"grade failed ({done.returncode}):\n{done.stderr[-2000:]}")
     rows = json.loads((folder / "out" / "grades.json").read_text(encoding="utf-8"))

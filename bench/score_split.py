@@ -47,7 +47,7 @@ def split_module(module: str, data_dir: str) -> dict:
         warm_up({"mode": "fast", "seed": holdout.seed, "source_dir": holdout.source_dir,
                  "kernel_dir": holdout.kernel_dir, "data_dir": data_dir,
                  "datasets": sorted({rubric.dataset, *(c.dataset for c in rubric.checks
-                                                       if c.kind == "accuracy")} - {""})})
+                                                       if c.kind == "accuracy")} - {"", None})})
         warm = time.perf_counter() - start
         start = time.perf_counter()
         objects, _ = load_artifacts(rubric, job.artifacts, job.inputs, model_bounds(rubric))
@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
              f"Machine: {os.cpu_count()} cores, no GPU, Python {platform.python_version()};"
              f" commit {commit}; load average at the start: {os.getloadavg()[0]:.2f}. One run"
              " per lesson (seed 0), `python bench/score_split.py`. `warm-up` happens while the"
-             " kernel runs; the score step after the kernel is `load` plus the checks.", "",
+             " kernel runs; the score step after the kernel is `load` plus the checks. Nothing"
+             " runs ahead here: `experiment` is every re-run (in grading, lessons 01, 03 and 04"
+             " run part of them while the kernel runs, `bench/results/rerun_ahead.md`).", "",
              "| lesson | execute s | warm-up s | load s | experiment (re-runs) s | accuracy s |"
              " other checks s | score step s | of execute |", "|---|---|---|---|---|---|---|---|---|"]
     for module in args.modules:

@@ -283,6 +283,10 @@ def _score_limits(options: GradingOptions):
                        memory_mb=options.limits.score_memory_mb)
 
 
+RERUN_AHEAD_ENV = "DLCOURSE_RERUN_AHEAD"
+"""Set to ``0`` to run every re-run after the kernel (``bench/rerun_ahead.py`` compares)."""
+
+
 def _run_ahead(job: Job) -> None:
     """With a warm scorer: have it run the re-runs the lesson fixes (not the student) now,
     in a thread that :func:`score` waits for (:mod:`grader.checks.speculation`)."""
@@ -291,7 +295,7 @@ def _run_ahead(job: Job) -> None:
     from grader.submission.scoring_server import run_ahead_warm
 
     names = [c.reference for c in job.rubric.checks if c.kind == "experiment" and c.reference]
-    if job.scorer is None or not names:
+    if job.scorer is None or not names or os.environ.get(RERUN_AHEAD_ENV) == "0":
         return
     work = partial(run_ahead_warm, job.scorer, score_context(job), names,
                    limits=_score_limits(job.options), threads=job.options.threads)
