@@ -76,6 +76,25 @@ def test_a_changed_dataset_file_gets_its_own_entry(tmp_path, source):
     assert second is not None and second.path != first.path
 
 
+def test_an_entry_unused_for_a_week_whose_files_changed_is_removed(tmp_path, source, data_dir):
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(Path(data_dir) / "mnist.npz", other / "mnist.npz")
+    plan = plan_holdout(source, fast=True, key=b"k" * 32)
+    old = shared_fast_copy(plan, parent=str(tmp_path))
+    kept = shared_fast_copy(plan_holdout(str(other), fast=True, key=b"k" * 32),
+                            parent=str(tmp_path))
+    week = 8 * 86400
+    for entry in (old, kept):  # neither used for more than a week
+        stamp = os.stat(entry.root / "manifest.json").st_mtime - week
+        os.utime(entry.root / "manifest.json", (stamp, stamp))
+    os.utime(Path(source) / "mnist.npz", ns=(1, 1))  # the instructor replaced this file
+    new = shared_fast_copy(plan, parent=str(tmp_path))
+    assert new.root != old.root and new.root.is_dir()
+    assert not old.root.exists()  # its file changed: no batch will use it again
+    assert kept.root.is_dir()  # its file is unchanged: kept however old
+
+
 @pytest.mark.parametrize("kind", ["link", "writable by others", "someone else's"])
 def test_a_cache_folder_the_grader_did_not_make_alone_is_never_used(tmp_path, source, kind):
     """A planted folder (a link, a folder others can write, another user's) means no shared

@@ -22,7 +22,8 @@ Where it lives, and who could have written it:
 * An entry is written in a temporary folder and renamed into place complete; when two
   batches write the same entry at once, the first rename wins and the other is dropped.
 * Every use checks owners and modes and hashes the files against the manifest (about
-  0.1 s for the three datasets): an entry that fails is removed and written again.
+  0.1 s for the three datasets): an entry that fails is removed and written again. An entry
+  unused for a week whose dataset files changed or are gone is removed.
 
 A kernel only ever reads the entry: bubblewrap mounts it read-only and a uid-mode kernel's
 uid owns nothing in it. Without a sandbox the kernel runs as the grader's user and could
@@ -55,6 +56,8 @@ MANIFEST = "manifest.json"
 WRITING_PREFIX = ".writing-"
 ABANDONED_S = 3600.0
 """A temporary folder older than this was left by a killed batch and is removed."""
+UNUSED_S = 7 * 86400.0
+"""An entry unused this long whose dataset files changed or are gone is removed."""
 
 
 def kernel_copy(plan: HoldoutPlan) -> KernelData:
@@ -89,17 +92,20 @@ def shared_fast_copy(plan: HoldoutPlan, parent: str | None = None) -> KernelData
     root = cache_root(parent)
     if not names or not _own_folder(root, create=True):
         return None
-    entry = root / f"{ENTRY_PREFIX}{_source_digest(plan.source_dir, names)}"
+    sources = _source_lines(plan.source_dir, names)
+    entry = root / (ENTRY_PREFIX + hashlib.sha256("\n".join(sources).encode()).hexdigest()[:32])
+    _remove_unused(root, keep=entry)
     if os.path.lexists(entry):
         if _verified(entry, names):
+            os.utime(entry / MANIFEST)  # last used now (see _remove_unused)
             return KernelData(entry, entry / "data", owned=False)
         _remove(entry)
-    _remove_abandoned(root)
     staging = Path(tempfile.mkdtemp(prefix=WRITING_PREFIX, dir=root))  # mode 0700
     try:
         write_kernel_files(plan, names, staging / "data")
         digests = {f.name: _sha256(f) for f in sorted((staging / "data").iterdir())}
-        (staging / MANIFEST).write_text(json.dumps({"files": digests}, indent=1) + "\n")
+        (staging / MANIFEST).write_text(json.dumps({"files": digests, "sources": sources},
+                                                   indent=1) + "\n")
         try:
             os.rename(staging, entry)
         except OSError:  # another batch renamed the same entry first: use that one
@@ -110,16 +116,50 @@ def shared_fast_copy(plan: HoldoutPlan, parent: str | None = None) -> KernelData
     return KernelData(entry, entry / "data", owned=False) if _verified(entry, names) else None
 
 
-def _source_digest(source_dir: str, names: list[str]) -> str:
+def _source_lines(source_dir: str, names: list[str]) -> list[str]:
+    """What an entry is a copy of: the version and fast sizes, then one line per dataset file
+    (``name|path|size|mtime_ns|inode``); its digest names the entry."""
     from helpers.data import FAST_SUBSET_SEED, FAST_TEST_SIZE, FAST_TRAIN_SIZE
 
-    parts = [f"holdout v{HOLDOUT_VERSION}", f"fast {FAST_TRAIN_SIZE} {FAST_TEST_SIZE}"
+    lines = [f"holdout v{HOLDOUT_VERSION}", f"fast {FAST_TRAIN_SIZE} {FAST_TEST_SIZE}"
              f" {FAST_SUBSET_SEED}"]
     for name in names:
         path = (Path(source_dir) / f"{name}.npz").resolve()
         info = path.stat()
-        parts.append(f"{name}|{path}|{info.st_size}|{info.st_mtime_ns}|{info.st_ino}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+        lines.append(f"{name}|{path}|{info.st_size}|{info.st_mtime_ns}|{info.st_ino}")
+    return lines
+
+
+def _still_current(lines: list[str]) -> bool:
+    """Whether every dataset file an entry was copied from is still the same file."""
+    for line in lines[2:]:
+        name, path, size, mtime, inode = line.split("|")
+        try:
+            info = os.stat(path)
+        except OSError:
+            return False
+        if (str(info.st_size), str(info.st_mtime_ns), str(info.st_ino)) != (size, mtime, inode):
+            return False
+    return True
+
+
+def _remove_unused(root: Path, keep: Path) -> None:
+    """Remove what no batch will use again: entries unused for :data:`UNUSED_S` whose dataset
+    files changed or are gone (a batch running on an older entry is never older than that),
+    and temporary folders of killed batches."""
+    now = time.time()
+    for folder in root.iterdir():
+        try:
+            if folder.name.startswith(WRITING_PREFIX):
+                if now - os.lstat(folder).st_mtime > ABANDONED_S:
+                    _remove(folder)
+            elif folder.name.startswith(ENTRY_PREFIX) and folder != keep:
+                manifest = folder / MANIFEST
+                if now - os.lstat(manifest).st_mtime > UNUSED_S and not _still_current(
+                        json.loads(manifest.read_text(encoding="utf-8"))["sources"]):
+                    _remove(folder)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
 
 
 def _own_folder(path: Path, *, create: bool = False) -> bool:
@@ -179,10 +219,3 @@ def _remove(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _remove_abandoned(root: Path) -> None:
-    for folder in root.glob(WRITING_PREFIX + "*"):
-        try:
-            if time.time() - os.lstat(folder).st_mtime > ABANDONED_S:
-                _remove(folder)
-        except OSError:
-            continue
