@@ -46,8 +46,7 @@ def split_module(module: str, data_dir: str) -> dict:
         start = time.perf_counter()
         warm_up({"mode": "fast", "seed": holdout.seed, "source_dir": holdout.source_dir,
                  "kernel_dir": holdout.kernel_dir, "data_dir": data_dir,
-                 "datasets": sorted({rubric.dataset, *(c.dataset for c in rubric.checks
-                                                       if c.kind == "accuracy")} - {"", None})})
+                 "datasets": list(rubric.scoring_datasets)})
         warm = time.perf_counter() - start
         start = time.perf_counter()
         objects, _ = load_artifacts(rubric, job.artifacts, job.inputs, model_bounds(rubric))

@@ -21,9 +21,10 @@ Where it lives, and who could have written it:
   gets a new entry.
 * An entry is written in a temporary folder and renamed into place complete; when two
   batches write the same entry at once, the first rename wins and the other is dropped.
-* Every use checks owners and modes and hashes the files against the manifest (about
-  0.1 s for the three datasets): an entry that fails is removed and written again. An entry
-  unused for a week whose dataset files changed or are gone is removed.
+* Every use checks owners and modes and hashes the files against the manifest (37 MB for
+  the three datasets; a batch's whole data copy step then takes about 0.05 s): an entry
+  that fails is removed and written again. An entry unused for a week whose dataset files
+  changed or are gone is removed.
 
 A kernel only ever reads the entry: bubblewrap mounts it read-only and a uid-mode kernel's
 uid owns nothing in it. Without a sandbox the kernel runs as the grader's user and could

@@ -183,6 +183,13 @@ class Rubric:
         raise RubricError(f"{self.path.name}: no check {check_id!r}; known checks: {known}")
 
     @property
+    def scoring_datasets(self) -> tuple[str, ...]:
+        """The datasets the grader scores on (the module's own and every ``accuracy`` check's),
+        sorted: what the kernel copy must hold and a warm scorer loads ahead."""
+        names = {self.dataset, *(c.dataset for c in self.checks if c.kind == "accuracy")}
+        return tuple(sorted(n for n in names if n))
+
+    @property
     def exported_objects(self) -> tuple[str, ...]:
         """Every kernel name any check needs, in first-use order."""
         seen: dict[str, None] = {}

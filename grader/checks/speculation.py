@@ -51,13 +51,11 @@ def ahead(func: RerunFn) -> RerunFn:
     return wrapper
 
 
-def plan(reference: str):
-    """Register the re-run plan of the check ``reference`` (a function of the context)."""
-    def register(make: Callable[[Context], list[tuple[RerunFn, Any, int]]]):
-        PLANS[reference] = make
-        return make
-
-    return register
+def plan(reference: str, func: RerunFn, choice: Callable[[Context], dict]) -> None:
+    """Register the plan of the check ``reference``: the re-runs of ``func`` that
+    :func:`planned` chooses with ``choice(ctx)`` (``options``, ``count``, ``salt``), the same
+    function of the context the check passes to ``confirm_accuracy``."""
+    PLANS[reference] = lambda ctx: planned(ctx, func, **choice(ctx))
 
 
 def planned(ctx: Context, func: RerunFn, *, options: Sequence[Any], count: int,

@@ -501,9 +501,8 @@ def _datasets_needed(tasks: Sequence[Task]) -> dict[str, set[str]]:
         own = next(t.rubric for t in tasks if t.module == module)
         if own is None:
             continue  # such rows get their own error
-        for name in {own.dataset, *(c.dataset for c in own.checks if c.kind == "accuracy")}:
-            if name:
-                needed.setdefault(name, set()).add(module)
+        for name in own.scoring_datasets:
+            needed.setdefault(name, set()).add(module)
     return needed
 
 

@@ -321,9 +321,7 @@ def scoring_preload(tasks: Sequence[Task], options: GradingOptions) -> dict | No
     if plan is None or options.data_dir is None:
         return None
     datasets = sorted({name for t in tasks if t.rubric is not None
-                       for name in (t.rubric.dataset,
-                                    *(c.dataset for c in t.rubric.checks if c.kind == "accuracy"))
-                       if name})
+                       for name in t.rubric.scoring_datasets})
     return {"mode": plan.mode, "seed": plan.seed, "source_dir": plan.source_dir,
             "kernel_dir": plan.kernel_dir, "data_dir": options.data_dir, "datasets": datasets}
 

@@ -58,21 +58,26 @@ def reference_modules() -> list[str]:
     return sorted(found)
 
 
+def _set_up(modules: list[str], threads: int | None) -> None:
+    """Quiet TensorFlow, cap the thread pools, import the modules registering references."""
+    import importlib
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if threads:
+        os.environ.update(thread_environment(threads))
+    for module in modules:
+        importlib.import_module(module)
+
+
 def score_in_child(rubric: Rubric, artifacts: str, inputs: dict, ctx: Context,
            problems: dict[str, str], unfinished: dict[str, str], modules: list[str],
            threads: int | None) -> tuple:
     """The child's work: import reference modules, load the artifacts, run the checks."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if threads:
-        os.environ.update(thread_environment(threads))
     try:
-        import importlib
-
+        _set_up(modules, threads)  # before anything imports TensorFlow
         from grader.submission.export import load_artifacts
         from grader.submission.score import score_checks
 
-        for module in modules:
-            importlib.import_module(module)
         objects, found = load_artifacts(rubric, Path(artifacts), inputs, model_bounds(rubric))
         found.update(problems)
         results, notes = score_checks(rubric, objects, found, ctx, unfinished=unfinished)
@@ -85,17 +90,11 @@ def run_ahead_in_child(ctx: Context, references: list[str], modules: list[str],
                        threads: int | None) -> tuple:
     """A warm process's work while a kernel runs: the re-runs planned for ``references``
     (:func:`grader.checks.speculation.run_ahead`), kept for the submission's score request."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if threads:
-        os.environ.update(thread_environment(threads))
     try:
-        import importlib
-
+        _set_up(modules, threads)
         import grader.checks.references  # noqa: F401 - the lessons register their plans
         from grader.checks.speculation import run_ahead
 
-        for module in modules:
-            importlib.import_module(module)
         return "ok", run_ahead(ctx, references)
     except BaseException:  # noqa: BLE001 - the score request computes what is missing
         return "error", traceback.format_exc(limit=6)

@@ -319,7 +319,7 @@ def run_ahead_warm(handle: ScorerHandle, ctx, references: list[str], *, limits,
     """Ask the warm process to run the re-runs planned for ``references`` now, while the
     kernel runs; returns when it has. Under the scoring limits: a process that breaks one is
     killed, and the score request then scores in a fresh child (same result, later).
-    Returns what happened, for the log."""
+    Returns ``"<status>: <answer>"`` of :func:`request` (the pipeline needs nothing from it)."""
     from grader.submission.score_process import reference_modules
 
     status, value = request(handle, (AHEAD, ctx, list(references), reference_modules(), threads),

@@ -17,7 +17,7 @@ from grader.checks.experiments import (
     train_and_validate,
 )
 from grader.checks.references.registry import reference
-from grader.checks.speculation import ahead, plan, planned
+from grader.checks.speculation import ahead, plan
 
 
 @reference("colors_help")
@@ -116,11 +116,6 @@ def _lr_choice(ctx) -> dict:
             "salt": "lr_sweep"}
 
 
-@plan("lesson01_lr_sweep")
-def _lr_plan(ctx) -> list:
-    return planned(ctx, rerun_lr, **_lr_choice(ctx))
-
-
 @ahead
 def rerun_lr(ctx, lr: float, seed: int) -> float:
     """The grader's own run of Exercise 1.b for one learning rate: best validation accuracy."""
@@ -131,6 +126,9 @@ def rerun_lr(ctx, lr: float, seed: int) -> float:
                                 batch_size=BATCH_SIZE, seed=seed,
                                 optimizer=lambda: keras.optimizers.Adam(learning_rate=lr))
     return max(run["val_accuracy"])
+
+
+plan("lesson01_lr_sweep", rerun_lr, _lr_choice)
 
 
 @reference("lesson01_batch_timing")

@@ -21,7 +21,7 @@ from grader.checks.experiments import (
     train_and_validate,
 )
 from grader.checks.references.registry import FunctionCase, reference
-from grader.checks.speculation import ahead, plan, planned
+from grader.checks.speculation import ahead, plan
 
 #: The lesson's scheduler constants (the notebook defines the same names in a locked cell).
 LR_SWITCH_EPOCH = 2
@@ -239,11 +239,6 @@ def _lr_choice(ctx) -> dict:
             "salt": "lr_histories"}
 
 
-@plan("lesson03_lr_histories")
-def _lr_plan(ctx) -> list:
-    return planned(ctx, rerun_learning_rate, **_lr_choice(ctx))
-
-
 @ahead
 def rerun_learning_rate(ctx, lr: float, seed: int) -> float:
     """The grader's run of Exercise 3.5 for one rate: the last validation accuracy."""
@@ -252,6 +247,9 @@ def rerun_learning_rate(ctx, lr: float, seed: int) -> float:
                                 batch_size=BATCH_SIZE, seed=seed,
                                 optimizer=lambda: _optimizer("sgd", lr))
     return run["val_accuracy"][-1]
+
+
+plan("lesson03_lr_histories", rerun_learning_rate, _lr_choice)
 
 
 def _sweep_row(row: Any, index: int) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from grader.checks.experiments import (
     keyed,
 )
 from grader.checks.references.registry import FunctionCase, reference
-from grader.checks.speculation import ahead, plan, planned
+from grader.checks.speculation import ahead, plan
 
 #: How many random images the grader gives ``prepare_dataset``.
 PREPARE_SAMPLES = 50
@@ -249,15 +249,13 @@ def _dropout_choice(ctx) -> dict:
     return {"options": DROPOUT_RATES, "count": TUNE_RERUNS[ctx.mode], "salt": "dropout_results"}
 
 
-@plan("lesson04_dropout_results")
-def _dropout_plan(ctx) -> list:
-    return planned(ctx, rerun_dropout, **_dropout_choice(ctx))
-
-
 @ahead
 def rerun_dropout(ctx, rate: float, seed: int) -> float:
     """The grader's run of Exercise 4.9 for one rate: the last validation accuracy."""
     return rerun_tuning(ctx, rate, "relu", seed)[-1]
+
+
+plan("lesson04_dropout_results", rerun_dropout, _dropout_choice)
 
 
 def rerun_tuning(ctx, rate: float, activation: str, seed: int) -> list[float]:
@@ -291,11 +289,6 @@ def _search_choice(ctx) -> dict:
     return {"options": OPTIMIZERS, "count": SEARCH_RERUNS[ctx.mode], "salt": "optimizer_search"}
 
 
-@plan("lesson04_optimizer_search")
-def _search_plan(ctx) -> list:
-    return planned(ctx, rerun_search, **_search_choice(ctx))
-
-
 @ahead
 def rerun_search(ctx, optimizer: str, seed: int) -> float:
     """The grader's cross-validation of one optimizer, the way Exercise 4.10 runs it.
@@ -322,6 +315,9 @@ def rerun_search(ctx, optimizer: str, seed: int) -> float:
     with contextlib.redirect_stdout(io.StringIO()):  # the wrapper's predict prints progress
         scores = cross_val_score(wrapped, x, labels, cv=CV, scoring="accuracy")
     return float(np.mean(scores))
+
+
+plan("lesson04_optimizer_search", rerun_search, _search_choice)
 
 
 @reference("lesson04_activation_results")
