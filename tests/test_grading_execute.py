@@ -113,3 +113,52 @@ def test_full_mode_allows_its_measured_slowest_cell_and_overrides_win():
     assert full.cell_timeout_s > Limits().cell_timeout_s
     assert mode_limits(fast=False, cell_timeout_s=90, memory_mb=None).cell_timeout_s == 90
     assert mode_limits(fast=False, memory_mb=None).memory_mb == Limits().memory_mb
+
+
+def test_an_early_export_runs_right_after_its_cell_and_leaves_no_trace(tmp_path):
+    """The early export (a Midway) runs once, right after the first cell with its id: it
+    sees the value of that moment, the next cells see none of its names, the notebook keeps
+    its cells and counts, and a value planted later is not read."""
+    from grader.submission.execute import Midway
+    from grader.submission.export import names_export_source, read_early_values
+
+    folder = tmp_path / "early"
+    seen: list = []
+    nb = notebook("table = {'64': 0.8}", "table = {'512': 0.9}",
+                  "assert not [n for n in globals() if 'dlcourse' in n]; print('clean')",
+                  "import json, os\nfor d in os.listdir('.'):\n    if d.startswith('early'):\n"
+                  "        json.dump({'value': 'planted'}, open(os.path.join(d, 'table.json'), 'w'))")
+    nb.cells[1]["id"] = "c0"  # a second cell with the same id: the export still runs once
+    midway = {"c0": Midway(source=lambda: names_export_source(["table", "absent"], folder),
+                           done=lambda: seen.append(read_early_values(folder, ["table", "absent"])))}
+    result = execute_notebook(nb, workdir=tmp_path, limits=Limits(cell_timeout_s=20),
+                              env=kernel_env(fast=True, data_dir="/nowhere", threads=1),
+                              midway=midway)
+    assert seen == [{"table": {"64": 0.8}}]
+    assert not result.cell_errors and nb.cells[2].outputs[0]["text"] == "clean\n"
+    assert len(nb.cells) == 4 and [c.execution_count for c in nb.cells] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("plant", [
+    "os.symlink('/etc/passwd', p)",
+    "os.mkfifo(p)",
+    "open(p, 'w').write('{\"value\": \"' + 'x' * 300_000 + '\"}')",
+    "open(p, 'w').write('[' * 100_000)",
+])
+def test_an_early_export_file_the_kernel_replaced_is_left_out(tmp_path, plant):
+    """What the early export reads is the kernel's: a link, a FIFO, a file too large or not
+    JSON is left out (never followed, never blocks), and the run goes on."""
+    from grader.submission.execute import Midway
+    from grader.submission.export import read_early_values
+
+    folder = tmp_path / "early"
+    source = (f"import os\nos.makedirs({str(folder)!r}, exist_ok=True)\n"
+              f"p = os.path.join({str(folder)!r}, 'table.json')\n{plant}")
+    seen: list = []
+    nb = notebook("table = {'64': 0.8}", "after = 1")
+    midway = {"c0": Midway(source=lambda: source,
+                           done=lambda: seen.append(read_early_values(folder, ["table"])))}
+    result = execute_notebook(nb, workdir=tmp_path, limits=Limits(cell_timeout_s=20),
+                              env=kernel_env(fast=True, data_dir="/nowhere", threads=1),
+                              midway=midway)
+    assert seen == [{}] and result.ok == ["c0", "c1"]

@@ -251,3 +251,43 @@ def test_reruns_done_ahead_are_the_ones_computed_after(data_dir, tmp_path):
     assert status == "result: ('ok', 3)"
     assert isinstance(reruns(ahead), list) and len(reruns(ahead)) == 3
     assert reruns(ahead) == reruns(after)
+
+
+def test_reruns_of_the_students_choice_run_ahead_on_the_early_values(data_dir, tmp_path):
+    """Lesson 02's architecture re-runs, run ahead by a warm scorer on the early export's
+    table, give the check the values the same scorer computes after; the lesson's fixed plans'
+    request does not run them, and a table that changed since computes afresh."""
+    from grader.checks.context import Context
+    from grader.checks.rubric import load_rubric
+    from grader.submission.scoring_server import run_ahead_warm
+
+    table = {"64": 0.8, "512": 0.82, "256-128": 0.83, "32-16": 0.78}
+    folder = tmp_path / "artifacts"
+    folder.mkdir()
+    (folder / "fashion_architectures.json").write_text(json.dumps({"value": table}))
+    ctx = Context(mode="fast", dataset="fashion_mnist", data_dir=data_dir, verify=True,
+                  choice_key="early-test", holdout=plan_holdout(data_dir, fast=True,
+                                                                key=b"k" * 32))
+    rubric = load_rubric("02")
+    args = {"problems": {}, "unfinished": {}, "limits": ScoreLimits()}
+    refs = ["lesson02_fashion_architectures"]
+
+    def reruns(result):
+        check = next(c for c in result[0] if c.id == "02.fashion_architectures")
+        return check.details["reruns"] if check.details else check.message
+
+    with WarmScorer() as scorer:
+        fixed = run_ahead_warm(scorer.handle(), ctx, refs, limits=ScoreLimits())
+        early = run_ahead_warm(scorer.handle(), ctx, refs, limits=ScoreLimits(),
+                               objects={"fashion_architectures": table})
+        ahead = score_warm(scorer.handle(), rubric, folder, {}, ctx, **args)
+        after = score_warm(scorer.handle(), rubric, folder, {}, ctx, **args)  # nothing ahead
+        changed = run_ahead_warm(scorer.handle(), ctx, refs, limits=ScoreLimits(),
+                                 objects={"fashion_architectures": {"16": 0.8, "48": 0.8,
+                                                                    "96": 0.8, "24": 0.8}})
+        again = score_warm(scorer.handle(), rubric, folder, {}, ctx, **args)
+        assert scorer.starts == 1
+    assert fixed == "result: ('ok', 0)" and early == "result: ('ok', 2)"
+    assert changed == "result: ('ok', 2)"
+    assert isinstance(reruns(ahead), list) and len(reruns(ahead)) == 2
+    assert reruns(ahead) == reruns(after) == reruns(again)

@@ -14,7 +14,7 @@ import pytest
 
 from grader.checks import speculation
 from grader.checks.context import Context
-from grader.checks.references import lesson01, lesson03, lesson04
+from grader.checks.references import lesson01, lesson02, lesson03, lesson04
 from grader.checks.speculation import PLANS, forget, run_ahead, waiting
 
 
@@ -48,9 +48,30 @@ def _lesson04_search(ctx):
             lambda: lesson04.optimizer_search(ctx, results, lesson04.OPTIMIZERS[0]), 0.4)
 
 
+TABLE = {"64": 0.8, "512": 0.82, "256-128": 0.83, "256-128-64-32": 0.81, "32-16": 0.78}
+
+
+def _lesson02(ctx):
+    return (lesson02.rerun_architecture_key,
+            lambda: lesson02.fashion_architectures(ctx, TABLE), 0.8)
+
+
+def _lesson04_activations(ctx):
+    epochs = lesson04.TUNE_EPOCHS[ctx.mode]
+    curves = {name: [0.45] * epochs for name in lesson04.ACTIVATIONS}
+    best = lesson04.DROPOUT_RATES[-1]
+    return (lesson04.rerun_activation,
+            lambda: lesson04.activation_results(ctx, curves, best), 0.45)
+
+
 CASES = {"lesson01_lr_sweep": _lesson01, "lesson03_lr_histories": _lesson03,
          "lesson04_dropout_results": _lesson04_dropout,
-         "lesson04_optimizer_search": _lesson04_search}
+         "lesson04_optimizer_search": _lesson04_search,
+         "lesson02_fashion_architectures": _lesson02,
+         "lesson04_activation_results": _lesson04_activations}
+#: What the early export hands the plans that need the student's values.
+EARLY = {"lesson02_fashion_architectures": {"fashion_architectures": TABLE},
+         "lesson04_activation_results": {"best_dropout_rate": lesson04.DROPOUT_RATES[-1]}}
 
 
 def test_every_plan_has_a_case_here():
@@ -67,7 +88,11 @@ def test_the_check_uses_exactly_the_reruns_done_ahead(monkeypatch, reference, mo
     monkeypatch.setattr(func, "compute", lambda c, option, seed: calls.append((option, seed))
                         or value)
     forget()
-    done = run_ahead(ctx, [reference])
+    if reference in EARLY:  # a plan on the student's values waits for the early export
+        assert run_ahead(ctx, [reference]) == 0
+    else:  # a plan the lesson fixes runs on the first request only
+        assert run_ahead(ctx, [reference], {"unrelated": 1}) == 0
+    done = run_ahead(ctx, [reference], EARLY.get(reference))
     ahead = list(calls)
     assert done == len(ahead) >= 1 and waiting() == done
     message, details = check()
@@ -86,7 +111,7 @@ def test_a_result_is_only_found_by_the_same_key_and_dropped_after_use(monkeypatc
                         lambda c, option, seed: calls.append((c.choice_key, option)) or 0.6)
     forget()
     run_ahead(ctx, ["lesson03_lr_histories"])
-    planned = PLANS["lesson03_lr_histories"](ctx)
+    planned = PLANS["lesson03_lr_histories"].reruns(ctx)
     _, option, seed = planned[0]
     before = len(calls)
     lesson03.rerun_learning_rate(other, option, seed)  # another student: computed
@@ -103,3 +128,62 @@ def test_nothing_runs_ahead_for_a_self_check(monkeypatch):
     monkeypatch.setattr(lesson01.rerun_lr, "compute", lambda *a: pytest.fail("ran"))
     assert run_ahead(ctx, list(CASES)) == 0
     speculation.forget()
+
+
+def test_every_early_plan_needs_only_names_its_check_exports_early():
+    """A plan on the early export needs objects of its own check, exported after the cell the
+    rubric names; that cell exists in the lesson and its solution and assigns every name
+    the plan needs in the solution (else the early export would find nothing to plan on)."""
+    import json
+
+    from grader.base.paths import NOTEBOOKS_DIR, SOLUTIONS_DIR
+    from grader.checks.rubric import load_rubric
+
+    seen = set()
+    for module in ("01", "02", "03", "04"):
+        rubric = load_rubric(module)
+        for spec in rubric.checks:
+            found = PLANS.get(spec.reference) if spec.reference else None
+            if found is None or not found.needs:
+                assert spec.ahead_after is None, spec.id
+                continue
+            seen.add(spec.reference)
+            assert spec.ahead_after and set(found.needs) <= set(spec.objects), spec.id
+            sources = {folder: {c.get("id"): "".join(c["source"]) for c in json.loads(
+                (folder / rubric.notebook).read_text())["cells"]}
+                for folder in (NOTEBOOKS_DIR, SOLUTIONS_DIR)}
+            assert spec.ahead_after in sources[NOTEBOOKS_DIR], spec.id  # the student's cell
+            solved = sources[SOLUTIONS_DIR][spec.ahead_after]  # where the solution assigns
+            assert all(f"{name} = " in solved for name in found.needs), spec.id
+    assert seen == set(EARLY)
+
+
+@pytest.mark.parametrize("value", [{"64": 0.8}, {"64": 0.8, "a-b": 0.5, "1-2": 0.4, "3": 0.1},
+                                   "not a table", {"64": 2.0, "32": 0.1, "16": 0.1}, None])
+def test_early_values_the_check_refuses_run_nothing(monkeypatch, value):
+    ctx = Context(mode="fast", dataset="x", data_dir="/data", verify=True, choice_key="ann")
+    monkeypatch.setattr(lesson02.rerun_architecture_key, "compute", lambda *a: pytest.fail("ran"))
+    forget()
+    assert run_ahead(ctx, ["lesson02_fashion_architectures"],
+                     {"fashion_architectures": value}) == 0
+    assert run_ahead(ctx, ["lesson02_fashion_architectures"], {"other": TABLE}) == 0
+    assert waiting() == 0
+
+
+def test_a_table_changed_after_the_early_export_is_rerun_as_it_ends(monkeypatch):
+    """The student's table at the end differs from the early one: the check re-runs what the
+    final table holds (computed then), never takes a result kept for another architecture."""
+    ctx = Context(mode="fast", dataset="x", data_dir="/data", verify=True, choice_key="ann")
+    calls: list[str] = []
+    monkeypatch.setattr(lesson02.rerun_architecture_key, "compute",
+                        lambda c, key, seed: calls.append(key) or 0.8)
+    forget()
+    early = {"64": 0.8, "512": 0.8, "1024": 0.8, "2048": 0.8}
+    assert run_ahead(ctx, ["lesson02_fashion_architectures"], {"fashion_architectures": early})
+    ahead = list(calls)
+    final = {"16": 0.8, "32": 0.8, "48": 0.8, "96": 0.8}
+    _, details = lesson02.fashion_architectures(ctx, final)
+    rerun = [r["configuration"].split()[-1] for r in details["reruns"]]
+    assert calls[len(ahead):] == rerun and set(rerun) <= set(final)
+    assert waiting() == len(ahead)  # kept for nothing, dropped with the submission
+    forget()

@@ -27,6 +27,10 @@ Kind-specific fields:
   ``grader.checks.references`` computing the expected value from the other objects); optional
   ``tolerance`` (absolute; not with ``answer_sha256``) and ``hint``.
 * ``function``: ``reference`` naming a function case in ``grader.checks.references``.
+* ``experiment``: ``reference`` naming the check in ``grader.checks.references``; optional
+  ``ahead_after``, the id of the lesson's cell after which the check's objects are exported
+  once early, so that the re-runs of what the student chose run while the rest of the
+  notebook runs (:mod:`grader.checks.speculation`).
 * ``manual``: a written answer graded by hand. ``cell`` is the id of the Markdown exercise
   cell holding the answer, ``guide`` a short marking guide for the instructor (never shown to
   students); no ``objects``. Manual checks are kept apart in :attr:`Rubric.questions`:
@@ -93,7 +97,7 @@ _ALLOWED = {
     "accuracy": _COMMON | {"threshold", "inputs", "dataset"},
     "value": _COMMON | {"expected", "answer_sha256", "reference", "tolerance", "hint"},
     "function": _COMMON | {"reference"},
-    "experiment": _COMMON | {"reference"},
+    "experiment": _COMMON | {"reference", "ahead_after"},
     "figure": _COMMON | {"reference", "hint"},
     "manual": (_COMMON - {"objects"}) | {"cell", "guide"},
 }
@@ -122,6 +126,7 @@ class CheckSpec:
     input_shape: tuple[int, ...] | None = None
     cell: str | None = None
     guide: str = ""
+    ahead_after: str | None = None
 
     @property
     def manual(self) -> bool:
@@ -274,6 +279,10 @@ def _parse_check(path: Path, module: str, raw: dict, index: int) -> CheckSpec:
                 raise _fail(path, where, f"manual needs {key} = <text> (cell: the id of the"
                             " Markdown answer cell; guide: a short marking guide)")
     elif kind in ("function", "experiment", "figure"):
+        if kind == "experiment" and "ahead_after" in raw and (
+                not isinstance(raw["ahead_after"], str) or not raw["ahead_after"].strip()):
+            raise _fail(path, where, "ahead_after must be the id of a cell of the lesson"
+                        f" (a non-empty string), got {raw['ahead_after']!r}")
         if "reference" not in raw:
             raise _fail(path, where, f"{kind} needs reference = <name in grader.checks.references>")
     if "reference" in raw:

@@ -13,75 +13,121 @@ data, by the same function, so a result is the one the check would have computed
 A result is kept under the function, the option, the seed and the context's private key,
 mode and data folders; a check asking for anything else computes it as before (a plan that
 drifted from its check costs time, never a wrong result). Results are dropped after every
-submission (:func:`forget`). Only accuracy re-runs run ahead: a timing measured while a
-kernel runs beside it would be slower than one measured after.
+submission (:func:`forget`).
+
+Re-runs of what the student chose (architectures, the activation re-runs of the dropout rate
+the student found best) need the student's values. A check whose rubric entry names a cell
+(``ahead_after``) has the objects it needs exported once more right after that cell ran (the
+*early export*, :func:`grader.submission.pipeline.execute`), and the warm scorer runs that
+plan (``needs``) on those values while the rest of the notebook runs. The check still reads
+the final export: a value changed after the early export only means the result kept ahead
+is not asked for (keys hold the re-run's own arguments, never the student's claim).
+
+Only accuracy re-runs run ahead, never a timing: a timing measured while a kernel runs
+beside it is slower than one measured after, and the student's kernel can make it as slow
+as it likes (busy processes), which would widen what a timing check accepts.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from grader.checks.context import Context
 
 RerunFn = Callable[[Context, Any, int], float]
 
+
+@dataclass(frozen=True)
+class Plan:
+    """The re-runs a check will ask for: ``func(ctx, arg(option), seed)`` for the options
+    :func:`planned` chooses. ``choice(ctx, *values)`` returns ``options``, ``count``,
+    ``salt`` and optionally ``arg`` (option -> the function's argument, default the option
+    itself); ``values`` are the student's objects named in ``needs`` (none: a plan the
+    lesson fixes, run when the kernel starts)."""
+
+    func: RerunFn
+    choice: Callable[..., dict]
+    needs: tuple[str, ...] = ()
+
+    def reruns(self, ctx: Context, objects: Mapping[str, Any] | None = None
+               ) -> list[tuple[RerunFn, Any, int]]:
+        values = [(objects or {})[name] for name in self.needs]
+        return planned(ctx, self.func, **self.choice(ctx, *values))
+
+
 _DONE: dict[tuple, float] = {}
-PLANS: dict[str, Callable[[Context], list[tuple[RerunFn, Any, int]]]] = {}
-"""Reference name -> the re-runs its check will ask for (function, option, seed)."""
+PLANS: dict[str, Plan] = {}
+"""Reference name -> the re-runs its check will ask for."""
 
 
-def _key(func: Callable, ctx: Context, option: Any, seed: int) -> tuple:
+def _key(func: Callable, ctx: Context, arg: Any, seed: int) -> tuple:
     return (func.__module__, func.__qualname__, ctx.choice_key, ctx.mode, ctx.data_dir,
-            ctx.kernel_data_dir(), repr(option), int(seed))
+            ctx.kernel_data_dir(), repr(arg), int(seed))
 
 
 def ahead(func: RerunFn) -> RerunFn:
-    """Mark ``func(ctx, option, seed) -> accuracy`` as a re-run that may be done ahead: a call
+    """Mark ``func(ctx, arg, seed) -> accuracy`` as a re-run that may be done ahead: a call
     returns the result :func:`run_ahead` computed for the same arguments, if any."""
     @functools.wraps(func)
-    def wrapper(ctx: Context, option: Any, seed: int) -> float:
-        key = _key(func, ctx, option, seed)
+    def wrapper(ctx: Context, arg: Any, seed: int) -> float:
+        key = _key(func, ctx, arg, seed)
         if key in _DONE:
             return _DONE.pop(key)
-        return wrapper.compute(ctx, option, seed)  # type: ignore[attr-defined]
+        return wrapper.compute(ctx, arg, seed)  # type: ignore[attr-defined]
 
     wrapper.compute = func  # type: ignore[attr-defined]
     return wrapper
 
 
-def plan(reference: str, func: RerunFn, choice: Callable[[Context], dict]) -> None:
-    """Register the plan of the check ``reference``: the re-runs of ``func`` that
-    :func:`planned` chooses with ``choice(ctx)`` (``options``, ``count``, ``salt``), the same
-    function of the context the check passes to ``confirm_accuracy``."""
-    PLANS[reference] = lambda ctx: planned(ctx, func, **choice(ctx))
+def plan(reference: str, func: RerunFn, choice: Callable[..., dict],
+         needs: Sequence[str] = ()) -> None:
+    """Register the plan of the check ``reference`` (see :class:`Plan`): ``choice`` is the
+    same function of the context (and of the student's ``needs``) the check uses to pick its
+    re-runs."""
+    PLANS[reference] = Plan(func, choice, tuple(needs))
 
 
 def planned(ctx: Context, func: RerunFn, *, options: Sequence[Any], count: int,
-            salt: str) -> list[tuple[RerunFn, Any, int]]:
+            salt: str, arg: Callable[[Any], Any] | None = None) -> list[tuple[RerunFn, Any, int]]:
     """The re-runs :func:`grader.checks.experiments.confirm_accuracy` makes first for these
-    ``options``, ``count`` and ``salt`` (a disagreement's second seed is not planned)."""
+    ``options``, ``count`` and ``salt`` (a disagreement's second seed is not planned):
+    ``(func, arg(option), seed)``."""
     from grader.checks.experiments import choose_many, salt_label, seed_for
 
-    return [(func, option, seed_for(ctx, f"{salt}|{salt_label(option)}"))
+    return [(func, option if arg is None else arg(option),
+             seed_for(ctx, f"{salt}|{salt_label(option)}"))
             for option in choose_many(ctx, list(options), salt, count)]
 
 
-def run_ahead(ctx: Context, references: Sequence[str]) -> int:
+def run_ahead(ctx: Context, references: Sequence[str],
+              objects: Mapping[str, Any] | None = None) -> int:
     """Run the planned re-runs of ``references`` now and keep their results; returns how many.
 
-    Only where the grader scores (``ctx.verify``): a student's self-check never re-runs.
-    The lessons' plans register when :mod:`grader.checks.references` is imported."""
+    Without ``objects``: the plans the lesson fixes. With ``objects`` (the early export's
+    values): the plans that need them, when all they need is there. A plan the values do not
+    fit (the check would fail them) is skipped. Only where the grader scores
+    (``ctx.verify``): a student's self-check never re-runs. The lessons' plans register when
+    :mod:`grader.checks.references` is imported."""
     done = 0
     if not ctx.verify:
         return done
     for name in references:
-        make = PLANS.get(name)
-        for func, option, seed in make(ctx) if make is not None else []:
-            key = _key(func, ctx, option, seed)
+        found = PLANS.get(name)
+        if found is None or bool(found.needs) != (objects is not None):
+            continue
+        if not all(need in objects for need in found.needs or ()):  # type: ignore[operator]
+            continue
+        try:
+            reruns = found.reruns(ctx, objects)
+        except Exception:  # noqa: BLE001 - values the check refuses: nothing to run ahead
+            continue
+        for func, arg, seed in reruns:
+            key = _key(func, ctx, arg, seed)
             if key not in _DONE:
-                _DONE[key] = float(func.compute(ctx, option, seed))  # type: ignore[attr-defined]
+                _DONE[key] = float(func.compute(ctx, arg, seed))  # type: ignore[attr-defined]
                 done += 1
     return done
 

@@ -32,7 +32,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty
@@ -539,6 +539,8 @@ class _RunState:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     phase: str = "notebook"
     started: float = 0.0
+    midway: dict[str, Midway] = field(default_factory=dict)
+    """Cell id -> what runs right after that cell (each at most once)."""
     """``perf_counter`` when the current phase started."""
 
     def cell_timeout(self, cell) -> int:
@@ -629,12 +631,37 @@ async def _run_cells(client: _GradingClient, code_cells, state: _RunState,
             result.cell_errors[cid] = _short_traceback(errors[-1])
         elif cell.source.strip():
             result.ok.append(cid)
+        after = state.midway.pop(cell.get("id"), None) if cell.get("id") else None
+        if after is not None:
+            await _run_midway(client, client.nb, index, after)
     result.durations["execute"] = time.perf_counter() - state.started
 
 
-async def _run_epilogue(client: _GradingClient, nb, source: str,
-                        result: ExecutionResult) -> None:
-    """Run the export cell after the notebook, in the same kernel (not kept in ``nb``)."""
+@dataclass(frozen=True)
+class Midway:
+    """Grader code run in the kernel right after one cell (the early export of
+    :func:`grader.submission.pipeline.execute`), and what the grader does once it ran."""
+
+    source: Callable[[], str]
+    done: Callable[[], None]
+
+
+async def _run_midway(client: _GradingClient, nb, index: int, after: Midway) -> None:
+    """Run ``after`` behind cell ``index``, like the export cell: not kept in ``nb``, no
+    history. What it does is only ever a speculation: its errors are ignored, ``done`` runs
+    in any case; a kernel that dies here died after cell ``index``."""
+    try:
+        await _run_extra(client, nb, after.source())
+    except DeadKernelError:
+        client.current_index = index
+        raise
+    with contextlib.suppress(Exception):
+        after.done()
+
+
+async def _run_extra(client: _GradingClient, nb, source: str):
+    """Execute ``source`` in the kernel as a cell appended to ``nb`` and removed again;
+    returns the cell (its outputs) and whether it ran past its time limit."""
     cell = nbformat.v4.new_code_cell(source)
     client.current_index = len(nb.cells)
     client.interrupt_time = None
@@ -643,9 +670,16 @@ async def _run_epilogue(client: _GradingClient, nb, source: str,
         await client.async_execute_cell(cell, len(nb.cells) - 1, store_history=False)
     finally:
         nb.cells.pop()
+    return cell, len(nb.cells) in client.interrupted_cells
+
+
+async def _run_epilogue(client: _GradingClient, nb, source: str,
+                        result: ExecutionResult) -> None:
+    """Run the export cell after the notebook, in the same kernel (not kept in ``nb``)."""
+    cell, interrupted = await _run_extra(client, nb, source)
     result.epilogue_ran = True
     errors = [o for o in cell.outputs if o.get("output_type") == "error"]
-    if len(nb.cells) in client.interrupted_cells:
+    if interrupted:
         result.epilogue_error = "the export ran past its time limit"
     elif errors:
         result.epilogue_error = _short_traceback(errors[-1])
@@ -677,8 +711,8 @@ def _after_death(client: _GradingClient, code_cells, state: _RunState,
 
 async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
                epilogue: Callable[[], str] | None, result: ExecutionResult, km,
-               log=None) -> None:
-    state = _RunState(limits)
+               log=None, midway: Mapping[str, Midway] | None = None) -> None:
+    state = _RunState(limits, midway=dict(midway or {}))
     client = state.client = _GradingClient(
         nb, km=km, limits=limits, timeout_func=state.cell_timeout, interrupt_on_timeout=True,
         allow_errors=True, kernel_name="python3", record_timing=False,
@@ -717,7 +751,8 @@ async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
 def execute_notebook(nb, *, workdir: Path, limits: Limits | None = None,
                      env: dict[str, str] | None = None,
                      epilogue: Callable[[], str] | None = None, km=None,
-                     log: Path | None = None) -> ExecutionResult:
+                     log: Path | None = None,
+                     midway: Mapping[str, Midway] | None = None) -> ExecutionResult:
     """Execute ``nb`` (in place) in a fresh kernel whose working folder is ``workdir``.
 
     Parameters
@@ -739,6 +774,9 @@ def execute_notebook(nb, *, workdir: Path, limits: Limits | None = None,
     log : Path, optional
         File the kernel process's own stdout and stderr are appended to (TensorFlow's start-up
         lines and the like; cell outputs go to the notebook as usual). Default: inherited.
+    midway : mapping, optional
+        Cell id -> :class:`Midway`: grader code run right after the first cell with that id
+        (the early export), its errors ignored.
 
     Returns
     -------
@@ -758,7 +796,7 @@ def execute_notebook(nb, *, workdir: Path, limits: Limits | None = None,
     env = kernel_env(fast=False, home=Path(workdir)) if env is None else env
     handle = open(log, "ab") if log is not None else None  # noqa: SIM115 - closed below
     try:
-        _run_in_loop(_run(nb, Path(workdir), limits, env, epilogue, result, km, handle))
+        _run_in_loop(_run(nb, Path(workdir), limits, env, epilogue, result, km, handle, midway))
     finally:
         if handle is not None:
             handle.close()

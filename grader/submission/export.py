@@ -32,6 +32,7 @@ import json
 import os
 import secrets
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -185,8 +186,15 @@ def export_source(rubric: Rubric, folder: Path, inputs_folder: Path | None = Non
     """
     inputs_folder = folder if inputs_folder is None else inputs_folder
     functions = {s: str(inputs_folder / f"{s}.in.npz") for s in function_subjects(rubric)}
-    return _KERNEL_CODE.replace("{names!r}", repr(list(rubric.exported_objects))) \
-        .replace("{functions!r}", repr(functions)).replace("{folder!r}", repr(str(folder)))
+    return names_export_source(list(rubric.exported_objects), folder, functions)
+
+
+def names_export_source(names: Sequence[str], folder: Path,
+                        functions: dict[str, str] | None = None) -> str:
+    """The export code for ``names`` (``functions``: name -> inputs file, none by default);
+    :func:`export_source` for the whole rubric, the early export for a few values."""
+    return _KERNEL_CODE.replace("{names!r}", repr(list(names))) \
+        .replace("{functions!r}", repr(functions or {})).replace("{folder!r}", repr(str(folder)))
 
 
 def _walk_modules(node: Any, found: set[str]) -> None:
@@ -340,6 +348,40 @@ def _load_figure(path: Path) -> FigureData:
     return FigureData.from_json(data)
 
 
+class Refused(ValueError):
+    """A file the kernel wrote that the grader will not read (a link, a special file, too
+    large); the message says which and why."""
+
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_regular(folder_fd: int, filename: str, limit: int, name: str) -> bytes | None:
+    """The bytes of ``filename`` in the kernel's folder, ``None`` when absent.
+
+    Opened without following links and without blocking, read only when it is a regular
+    file within ``limit`` bytes; anything else raises :class:`Refused` naming ``name``."""
+    import stat
+
+    try:
+        fd = os.open(filename, _OPEN_FLAGS, dir_fd=folder_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # ELOOP: a symbolic link
+        raise Refused(f"`{name}` was exported as a link or special file ({exc.strerror}), not"
+                      " a regular file: refused") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise Refused(f"`{name}` was exported as a special file (a FIFO, a device or a"
+                          " folder), not a regular file: refused")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise Refused(f"`{name}` was exported as a file over {limit / 1e6:.0f} MB"
+                      f"{' (a figure is a few kB)' if filename.endswith('.figure.json') else ''}:"
+                      " refused")
+    return data
+
+
 def collect_artifacts(rubric: Rubric, source: Path, dest: Path) -> dict[str, str]:
     """Copy what the export cell wrote from the kernel's folder into the grader's own.
 
@@ -349,39 +391,23 @@ def collect_artifacts(rubric: Rubric, source: Path, dest: Path) -> dict[str, str
     for reading. ``dest`` is created here, so everything loaded afterwards is a file the
     grader wrote. Returns kernel name -> why its export was refused.
     """
-    import stat
-
     dest.mkdir(mode=0o700)
     problems: dict[str, str] = {}
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        folder_fd = os.open(source, flags | os.O_DIRECTORY)
+        folder_fd = os.open(source, _OPEN_FLAGS | os.O_DIRECTORY)
     except OSError:
         return problems  # no export folder: every name is reported missing when loading
     try:
         for name in rubric.exported_objects:
             for suffix in ARTIFACT_SUFFIXES:
+                limit = {".keras": MAX_MODEL_BYTES, ".figure.json": MAX_FIGURE_BYTES}.get(
+                    suffix, MAX_VALUE_BYTES * 10)
                 try:
-                    fd = os.open(name + suffix, flags, dir_fd=folder_fd)
-                except FileNotFoundError:
+                    data = _read_regular(folder_fd, name + suffix, limit, name)
+                except Refused as exc:
+                    problems[name] = str(exc)
                     continue
-                except OSError as exc:  # ELOOP: a symbolic link
-                    problems[name] = (f"`{name}` was exported as a link or special file"
-                                      f" ({exc.strerror}), not a regular file: refused")
-                    continue
-                with os.fdopen(fd, "rb") as handle:
-                    info = os.fstat(handle.fileno())
-                    if not stat.S_ISREG(info.st_mode):
-                        problems[name] = (f"`{name}` was exported as a special file (a FIFO, a"
-                                          " device or a folder), not a regular file: refused")
-                        continue
-                    limit = {".keras": MAX_MODEL_BYTES, ".figure.json": MAX_FIGURE_BYTES}.get(
-                        suffix, MAX_VALUE_BYTES * 10)
-                    data = handle.read(limit + 1)
-                if len(data) > limit:
-                    problems[name] = (f"`{name}` was exported as a file over {limit / 1e6:.0f} MB"
-                                      f"{' (a figure is a few kB)' if suffix == '.figure.json' else ''}:"
-                                      " refused")
+                if data is None:
                     continue
                 target = os.open(dest / (name + suffix), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(target, "wb") as out:
@@ -389,6 +415,37 @@ def collect_artifacts(rubric: Rubric, source: Path, dest: Path) -> dict[str, str
     finally:
         os.close(folder_fd)
     return problems
+
+
+EARLY_MAX_BYTES = 256 * 1024
+"""The largest value the early export may hand over (a table of results is a few kB)."""
+
+
+def read_early_values(source: Path, names: Sequence[str]) -> dict[str, Any]:
+    """The plain values (``<name>.json``) an early export wrote, read in the grader.
+
+    Only for planning re-runs ahead (:mod:`grader.checks.speculation`), never for scoring:
+    a name that is absent, refused (a link, a special file, over :data:`EARLY_MAX_BYTES`) or
+    unreadable is simply left out."""
+    values: dict[str, Any] = {}
+    try:
+        folder_fd = os.open(source, _OPEN_FLAGS | os.O_DIRECTORY)
+    except OSError:
+        return values
+    try:
+        for name in names:
+            try:
+                data = _read_regular(folder_fd, name + ".json", EARLY_MAX_BYTES, name)
+                if data is None:
+                    continue
+                found = json.loads(data.decode("utf-8"))
+                if isinstance(found, dict) and "value" in found:
+                    values[name] = _decode(found["value"])
+            except (Refused, ValueError, RecursionError, UnicodeDecodeError):
+                continue
+    finally:
+        os.close(folder_fd)
+    return values
 
 
 def load_artifacts(rubric: Rubric, folder: Path, function_inputs: dict[str, dict[str, Any]],

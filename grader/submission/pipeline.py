@@ -196,7 +196,8 @@ def execute(job: Job) -> None:
     _run_ahead(job)  # the warm scorer re-runs what it can while the kernel runs
     try:
         execution = execute_notebook(job.nb, workdir=home.scratch, limits=options.limits,
-                                     env=env, epilogue=export_cell, km=km, log=log)
+                                     env=env, epilogue=export_cell, km=km, log=log,
+                                     midway=_early_exports(job, token))
     finally:
         if options.sandbox == "uid":  # daemons and /tmp files it left: before its files are read
             from grader.submission.sandbox import end_kernel_uid
@@ -287,21 +288,67 @@ RERUN_AHEAD_ENV = "DLCOURSE_RERUN_AHEAD"
 """Set to ``0`` to run every re-run after the kernel (``bench/rerun_ahead.py`` compares)."""
 
 
+def _ahead(job: Job) -> bool:
+    """Whether re-runs may run ahead: a warm scorer, and not switched off."""
+    return job.scorer is not None and os.environ.get(RERUN_AHEAD_ENV) != "0"
+
+
 def _run_ahead(job: Job) -> None:
-    """With a warm scorer: have it run the re-runs the lesson fixes (not the student) now,
-    in a thread that :func:`score` waits for (:mod:`grader.checks.speculation`)."""
+    """With a warm scorer: have it run the re-runs the lesson fixes (not the student) now
+    (:mod:`grader.checks.speculation`)."""
+    names = [c.reference for c in job.rubric.checks if c.kind == "experiment" and c.reference]
+    if _ahead(job) and names:
+        _ask_ahead(job, names, None)
+
+
+def _ask_ahead(job: Job, references: list[str], objects: dict | None) -> None:
+    """Send the warm scorer one request to run re-runs ahead, in a thread that waits for the
+    request before it (the scorer answers one at a time) and that :func:`score` waits for."""
     import threading
 
     from grader.submission.scoring_server import run_ahead_warm
 
-    names = [c.reference for c in job.rubric.checks if c.kind == "experiment" and c.reference]
-    if job.scorer is None or not names or os.environ.get(RERUN_AHEAD_ENV) == "0":
-        return
-    work = partial(run_ahead_warm, job.scorer, score_context(job), names,
-                   limits=_score_limits(job.options), threads=job.options.threads)
+    before = job.ahead
+    ask = partial(run_ahead_warm, job.scorer, score_context(job), references,
+                  limits=_score_limits(job.options), threads=job.options.threads, objects=objects)
+
+    def work() -> None:
+        if before is not None:
+            before.join()
+        ask()
+
     job.ahead = threading.Thread(target=work, name="rerun-ahead", daemon=True)
     job.ahead.start()
     job.cleanup.append(job.ahead.join)  # a row that ends early still waits: one request at a time
+
+
+def _early_exports(job: Job, token: str) -> dict:
+    """The early exports (:class:`grader.submission.execute.Midway`): right after the cell a
+    check's ``ahead_after`` names, the kernel exports the check's objects once more and the
+    warm scorer runs that check's re-runs of what the student chose while the rest of the
+    notebook runs. Only a speculation: the check reads the final export."""
+    from grader.submission.execute import Midway
+    from grader.submission.export import names_export_source, read_early_values
+
+    if not _ahead(job):
+        return {}
+    cells: dict[str, tuple[list[str], list[str]]] = {}
+    for spec in job.rubric.checks:
+        if spec.kind == "experiment" and spec.ahead_after and spec.reference:
+            names, references = cells.setdefault(spec.ahead_after, ([], []))
+            names.extend(n for n in spec.objects if n not in names)
+            references.append(spec.reference)
+    found = {}
+    for number, (cell, (names, references)) in enumerate(sorted(cells.items())):
+        folder = job.home.scratch / f"early-{token}-{number}"
+
+        def done(folder=folder, names=names, references=references) -> None:
+            values = read_early_values(folder, names)
+            if values:
+                _ask_ahead(job, references, values)
+
+        found[cell] = Midway(source=partial(names_export_source, names, folder), done=done)
+    return found
 
 
 def score(job: Job) -> None:

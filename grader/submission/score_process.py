@@ -87,15 +87,16 @@ def score_in_child(rubric: Rubric, artifacts: str, inputs: dict, ctx: Context,
 
 
 def run_ahead_in_child(ctx: Context, references: list[str], modules: list[str],
-                       threads: int | None) -> tuple:
+                       threads: int | None, objects: dict | None = None) -> tuple:
     """A warm process's work while a kernel runs: the re-runs planned for ``references``
-    (:func:`grader.checks.speculation.run_ahead`), kept for the submission's score request."""
+    (:func:`grader.checks.speculation.run_ahead`; with ``objects``, the early export's
+    values, the plans that need them), kept for the submission's score request."""
     try:
         _set_up(modules, threads)
         import grader.checks.references  # noqa: F401 - the lessons register their plans
         from grader.checks.speculation import run_ahead
 
-        return "ok", run_ahead(ctx, references)
+        return "ok", run_ahead(ctx, references, objects)
     except BaseException:  # noqa: BLE001 - the score request computes what is missing
         return "error", traceback.format_exc(limit=6)
 

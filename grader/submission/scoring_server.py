@@ -315,14 +315,16 @@ AHEAD = "ahead"
 
 
 def run_ahead_warm(handle: ScorerHandle, ctx, references: list[str], *, limits,
-                   threads: int | None = None) -> str:
+                   threads: int | None = None, objects: dict | None = None) -> str:
     """Ask the warm process to run the re-runs planned for ``references`` now, while the
-    kernel runs; returns when it has. Under the scoring limits: a process that breaks one is
-    killed, and the score request then scores in a fresh child (same result, later).
-    Returns ``"<status>: <answer>"`` of :func:`request` (the pipeline needs nothing from it)."""
+    kernel runs; returns when it has. ``objects``: the early export's plain values, for the
+    plans that need them. Under the scoring limits: a process that breaks one is killed, and
+    the score request then scores in a fresh child (same result, later). Returns
+    ``"<status>: <answer>"`` of :func:`request` (the pipeline needs nothing from it)."""
     from grader.submission.score_process import reference_modules
 
-    status, value = request(handle, (AHEAD, ctx, list(references), reference_modules(), threads),
+    status, value = request(handle, (AHEAD, ctx, list(references), reference_modules(), threads,
+                                     objects),
                             timeout_s=limits.timeout_s, memory_mb=limits.memory_mb,
                             poll_s=limits.poll_s)
     return f"{status}: {value}"

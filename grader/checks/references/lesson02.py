@@ -20,6 +20,7 @@ from grader.checks.experiments import (
     train_and_validate,
 )
 from grader.checks.references.registry import reference
+from grader.checks.speculation import ahead, plan
 
 # ----------------------------------------------------------------------------------------
 # Experiments of Exercise 2.6: shape, consistency, and a check against the model itself
@@ -163,6 +164,19 @@ def parse_architecture(key: Any) -> list[int]:
 @reference("lesson02_fashion_architectures")
 def fashion_architectures(ctx, fashion_architectures) -> str:
     """Question 3: best validation accuracy of at least three other architectures."""
+    choice = _arch_choice(ctx, fashion_architectures)
+    message = f"{len(fashion_architectures)} architectures"
+    return confirm_accuracy(
+        ctx, message, **choice, describe=lambda key: f"architecture {key}",
+        reported={key: float(value) for key, value in fashion_architectures.items()},
+        tolerance=ARCH_TOLERANCE[ctx.mode],
+        run=lambda key, seed: rerun_architecture_key(ctx, key, seed),
+        advice="Store the best validation accuracy of your own run of each architecture")
+
+
+def _arch_choice(ctx, fashion_architectures) -> dict:
+    """Question 3's shape checks, then among which keys, how many and under which salt its
+    re-runs are chosen (the check and the plan run on the early export share it)."""
     if not isinstance(fashion_architectures, dict):
         raise CheckFailed("`fashion_architectures` should be a dict, found"
                           f" {type(fashion_architectures).__name__}")
@@ -173,14 +187,18 @@ def fashion_architectures(ctx, fashion_architectures) -> str:
                           f" {len(others)}")
     for key, value in fashion_architectures.items():
         fraction(value, f"fashion_architectures[{key!r}]")
-    message = f"{len(fashion_architectures)} architectures"
-    return confirm_accuracy(
-        ctx, message, options=sorted(fashion_architectures, key=str), count=ARCH_RERUNS[ctx.mode],
-        salt="fashion_architectures", describe=lambda key: f"architecture {key}",
-        reported={key: float(value) for key, value in fashion_architectures.items()},
-        tolerance=ARCH_TOLERANCE[ctx.mode],
-        run=lambda key, seed: rerun_architecture(ctx, list(sizes[key]), seed),
-        advice="Store the best validation accuracy of your own run of each architecture")
+    return {"options": sorted(fashion_architectures, key=str), "count": ARCH_RERUNS[ctx.mode],
+            "salt": "fashion_architectures"}
+
+
+@ahead
+def rerun_architecture_key(ctx, key: str, seed: int) -> float:
+    """:func:`rerun_architecture` of the architecture a key of the table names."""
+    return rerun_architecture(ctx, parse_architecture(key), seed)
+
+
+plan("lesson02_fashion_architectures", rerun_architecture_key, _arch_choice,
+     needs=("fashion_architectures",))
 
 
 def rerun_architecture(ctx, hidden: list[int], seed: int) -> float:

@@ -333,18 +333,46 @@ def activation_results(ctx, activation_results, best_dropout_rate) -> str:
             raise CheckFailed(f"activation_results[{name!r}] should be the list of {epochs}"
                               f" per-epoch validation accuracies, found {size}")
         curves[name] = [fraction(v, f"activation_results[{name!r}]") for v in curve]
+    rate = _best_rate(best_dropout_rate)
+    message = f"{len(ACTIVATIONS)} activations, {epochs} epoch(s) each"
+    choice = _activation_choice(ctx, best_dropout_rate)
+    to_arg = choice.pop("arg")
+    return confirm_accuracy(
+        ctx, message, **choice, describe=lambda name: f"activation {name} (dropout {rate:g})",
+        reported={name: curve[-1] for name, curve in curves.items()},
+        tolerance=TUNE_TOLERANCE[ctx.mode],
+        run=lambda name, seed: rerun_activation(ctx, to_arg(name), seed),
+        advice="Store the per-epoch validation accuracies of your own run of every activation")
+
+
+def _best_rate(best_dropout_rate) -> float:
+    """The entry of DROPOUT_RATES the student's ``best_dropout_rate`` names."""
     rate = next((r for r in DROPOUT_RATES if experiments.same_key(best_dropout_rate, r)), None)
     if rate is None:
         raise CheckFailed(f"`best_dropout_rate` = {best_dropout_rate!r} is not one of"
                           f" DROPOUT_RATES; run Exercise 4.9 first")
-    message = f"{len(ACTIVATIONS)} activations, {epochs} epoch(s) each"
-    return confirm_accuracy(
-        ctx, message, options=RERUN_ACTIVATIONS[ctx.mode], count=ACTIVATION_RERUNS[ctx.mode],
-        salt="activation_results", describe=lambda name: f"activation {name} (dropout {rate:g})",
-        reported={name: curve[-1] for name, curve in curves.items()},
-        tolerance=TUNE_TOLERANCE[ctx.mode],
-        run=lambda name, seed: rerun_tuning(ctx, rate, name, seed)[-1],
-        advice="Store the per-epoch validation accuracies of your own run of every activation")
+    return rate
+
+
+def _activation_choice(ctx, best_dropout_rate) -> dict:
+    """Exercise 4.11's re-runs: among which activations, how many, under which salt, and
+    what each re-run is given (``arg``: the dropout rate the student found best and the
+    activation). The check and the plan run on the early export share it."""
+    rate = _best_rate(best_dropout_rate)
+    return {"options": RERUN_ACTIVATIONS[ctx.mode], "count": ACTIVATION_RERUNS[ctx.mode],
+            "salt": "activation_results", "arg": lambda name: (rate, name)}
+
+
+@ahead
+def rerun_activation(ctx, rate_and_name: tuple[float, str], seed: int) -> float:
+    """The grader's run of Exercise 4.11 for one (dropout rate, activation): the last
+    validation accuracy."""
+    rate, name = rate_and_name
+    return rerun_tuning(ctx, rate, name, seed)[-1]
+
+
+plan("lesson04_activation_results", rerun_activation, _activation_choice,
+     needs=("best_dropout_rate",))
 
 
 @reference("lesson04_best_model_choice")
