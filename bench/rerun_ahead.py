@@ -8,7 +8,7 @@ wall time, the row's execute and score seconds (medians) and every pair's ratio.
 
 Usage::
 
-    python bench/rerun_ahead.py [--modules 01 03 04] [--repeats 2]
+    python bench/rerun_ahead.py [--modules 01 02 03 04] [--repeats 2]
         [--out bench/results/rerun_ahead.md]
 """
 
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from grader.checks.rubric import load_rubric
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--modules", nargs="*", default=["01", "03", "04"])
+    ap.add_argument("--modules", nargs="*", default=["01", "02", "03", "04"])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("bench/results/rerun_ahead.md"))
     args = ap.parse_args(argv)

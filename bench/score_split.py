@@ -80,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
              f" commit {commit}; load average at the start: {os.getloadavg()[0]:.2f}. One run"
              " per lesson (seed 0), `python bench/score_split.py`. `warm-up` happens while the"
              " kernel runs; the score step after the kernel is `load` plus the checks. Nothing"
-             " runs ahead here: `experiment` is every re-run (in grading, lessons 01, 03 and 04"
-             " run part of them while the kernel runs, `bench/results/rerun_ahead.md`).", "",
+             " runs ahead here: `experiment` is every re-run (in grading, the accuracy re-runs run"
+             " while the kernel runs, `bench/results/rerun_ahead.md`; timing re-runs after).",
+             "",
              "| lesson | execute s | warm-up s | load s | experiment (re-runs) s | accuracy s |"
              " other checks s | score step s | of execute |", "|---|---|---|---|---|---|---|---|---|"]
     for module in args.modules:

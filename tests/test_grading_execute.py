@@ -144,10 +144,12 @@ def test_an_early_export_runs_right_after_its_cell_and_leaves_no_trace(tmp_path)
     "os.mkfifo(p)",
     "open(p, 'w').write('{\"value\": \"' + 'x' * 300_000 + '\"}')",
     "open(p, 'w').write('[' * 100_000)",
+    "open(p, 'w').write('{\"value\": ' + '[' * 50 + ']' * 50 + '}')",
 ])
 def test_an_early_export_file_the_kernel_replaced_is_left_out(tmp_path, plant):
-    """What the early export reads is the kernel's: a link, a FIFO, a file too large or not
-    JSON is left out (never followed, never blocks), and the run goes on."""
+    """What the early export reads is the kernel's: a link, a FIFO, a file too large, not
+    JSON or nested deeper than any export writes is left out (never followed, never blocks),
+    and the run goes on."""
     from grader.submission.execute import Midway
     from grader.submission.export import read_early_values
 

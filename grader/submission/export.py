@@ -309,6 +309,15 @@ def _load_json(path: Path) -> Any:
     return _decode(data.get("value"))
 
 
+def _depth(value: Any) -> int:
+    """How deeply lists and dicts nest in ``value`` (a plain value: 0)."""
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
 def _decode(value: Any) -> Any:
     """Undo the export's encoding of dicts with non-string keys."""
     if isinstance(value, list):
@@ -425,8 +434,8 @@ def read_early_values(source: Path, names: Sequence[str]) -> dict[str, Any]:
     """The plain values (``<name>.json``) an early export wrote, read in the grader.
 
     Only for planning re-runs ahead (:mod:`grader.checks.speculation`), never for scoring:
-    a name that is absent, refused (a link, a special file, over :data:`EARLY_MAX_BYTES`) or
-    unreadable is simply left out."""
+    a name that is absent, refused (a link, a special file, over :data:`EARLY_MAX_BYTES`),
+    unreadable or nested more than 6 deep (the export writes at most 4) is simply left out."""
     values: dict[str, Any] = {}
     try:
         folder_fd = os.open(source, _OPEN_FLAGS | os.O_DIRECTORY)
@@ -439,7 +448,7 @@ def read_early_values(source: Path, names: Sequence[str]) -> dict[str, Any]:
                 if data is None:
                     continue
                 found = json.loads(data.decode("utf-8"))
-                if isinstance(found, dict) and "value" in found:
+                if isinstance(found, dict) and "value" in found and _depth(found["value"]) <= 6:
                     values[name] = _decode(found["value"])
             except (Refused, ValueError, RecursionError, UnicodeDecodeError):
                 continue
