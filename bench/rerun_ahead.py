@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["# Re-runs ahead (while the kernel runs) against after the kernel (fast mode)", "",
              f"Machine: {os.cpu_count()} cores, no GPU, Python {platform.python_version()};"
              f" commit {commit}; load average at the start: {os.getloadavg()[0]:.2f};"
-             f" `python bench/rerun_ahead.py --repeats {args.repeats}`. Medians of"
+             f" `python bench/rerun_ahead.py --modules {' '.join(args.modules)}"
+             f" --repeats {args.repeats}`. Medians of"
              f" {args.repeats} alternating pairs of one-notebook CLI runs (`--jobs 1`); `after`"
              " = `DLCOURSE_RERUN_AHEAD=0`.", "",
              "| lesson | ahead: wall s | execute s | score s | after: wall s | execute s |"
