@@ -539,9 +539,9 @@ class _RunState:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     phase: str = "notebook"
     started: float = 0.0
+    """``perf_counter`` when the current phase started."""
     midway: dict[str, Midway] = field(default_factory=dict)
     """Cell id -> what runs right after that cell (each at most once)."""
-    """``perf_counter`` when the current phase started."""
 
     def cell_timeout(self, cell) -> int:
         """nbclient's ``timeout_func``: the cell's limit, cut to what is left of the budget."""

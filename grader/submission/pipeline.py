@@ -197,7 +197,7 @@ def execute(job: Job) -> None:
     try:
         execution = execute_notebook(job.nb, workdir=home.scratch, limits=options.limits,
                                      env=env, epilogue=export_cell, km=km, log=log,
-                                     midway=_early_exports(job, token))
+                                     midway=_early_exports(job))
     finally:
         if options.sandbox == "uid":  # daemons and /tmp files it left: before its files are read
             from grader.submission.sandbox import end_kernel_uid
@@ -322,7 +322,7 @@ def _ask_ahead(job: Job, references: list[str], objects: dict | None) -> None:
     job.cleanup.append(job.ahead.join)  # a row that ends early still waits: one request at a time
 
 
-def _early_exports(job: Job, token: str) -> dict:
+def _early_exports(job: Job) -> dict:
     """The early exports (:class:`grader.submission.execute.Midway`): right after the cell a
     check's ``ahead_after`` names, the kernel exports the check's objects once more and the
     warm scorer runs that check's re-runs of what the student chose while the rest of the
@@ -339,8 +339,10 @@ def _early_exports(job: Job, token: str) -> dict:
             names.extend(n for n in spec.objects if n not in names)
             references.append(spec.reference)
     found = {}
-    for number, (cell, (names, references)) in enumerate(sorted(cells.items())):
-        folder = job.home.scratch / f"early-{token}-{number}"
+    for cell, (names, references) in sorted(cells.items()):
+        # its own random name: the kernel sees it, and must learn nothing of the final
+        # export's folder from it
+        folder = job.home.scratch / f"early-{secrets.token_hex(6)}"
 
         def done(folder=folder, names=names, references=references) -> None:
             values = read_early_values(folder, names)
