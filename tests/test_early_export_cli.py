@@ -11,8 +11,9 @@ runs (:mod:`grader.checks.speculation`). Two submissions, built from the lesson'
   ``DLCOURSE_RERUN_AHEAD=0``: the check's re-runs (configurations, seeds, values) and its
   outcome are the same.
 * ``planter`` patches ``json.dump`` so that every file an early export writes becomes a FIFO
-  before the grader reads it: the grader never blocks on it, and the honest table still
-  earns its point (the final export is untouched).
+  before the grader reads it, and later guesses the final export's folder from the early
+  one's name and plants a file there: the grader never blocks, the early folder's name gives
+  nothing away, and the honest table still earns its point.
 """
 
 from __future__ import annotations
@@ -58,7 +59,18 @@ json.dump = _dump_then_swap
 '''
 
 
-PLANTED = 'assert os.path.exists("fifos_planted.txt"), "the early export was not seen"\n'
+PLANTED = '''assert os.path.exists("fifos_planted.txt"), "the early export was not seen"
+# Guess the final export's folder from the early one's name and plant a file there first:
+# were the names related, the table would load as a broken figure and lose its point.
+for seen in os.listdir("."):
+    if seen.startswith("early-"):
+        token = seen[len("early-"):]
+        for guess in {token, token.rsplit("-", 1)[0]}:
+            os.makedirs("export-" + guess, exist_ok=True)
+            with open(os.path.join("export-" + guess, "fashion_architectures.figure.json"),
+                      "w") as planted:
+                planted.write("{}")
+'''
 
 
 def _exercise_index(nb) -> int:
