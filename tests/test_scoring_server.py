@@ -218,10 +218,28 @@ def test_a_preloaded_scorer_scores_the_same_and_a_broken_preload_changes_nothing
         assert _rows(result) == _rows(setup["cold"])
 
 
+def _one_value(tmp_path, data_dir, name: str, value, choice_key: str):
+    """An artifacts folder holding one exported value, and a fast grading context."""
+    from grader.checks.context import Context
+
+    folder = tmp_path / "artifacts"
+    folder.mkdir()
+    (folder / f"{name}.json").write_text(json.dumps({"value": value}))
+    ctx = Context(mode="fast", dataset="fashion_mnist", data_dir=data_dir, verify=True,
+                  choice_key=choice_key, holdout=plan_holdout(data_dir, fast=True,
+                                                              key=b"k" * 32))
+    return folder, ctx
+
+
+def _reruns(result, check_id: str):
+    """A scored check's re-runs (its message when it has none)."""
+    check = next(c for c in result[0] if c.id == check_id)
+    return check.details["reruns"] if check.details else check.message
+
+
 def test_reruns_done_ahead_are_the_ones_computed_after(data_dir, tmp_path):
     """Lesson 03's learning-rate re-runs, run ahead by a warm scorer (as while a kernel runs),
     give the check exactly the values the same scorer computes when nothing was done ahead."""
-    from grader.checks.context import Context
     from grader.checks.references.lesson03 import LEARNING_RATES, LR_EPOCHS
     from grader.checks.rubric import load_rubric
     from grader.submission.scoring_server import run_ahead_warm
@@ -229,18 +247,12 @@ def test_reruns_done_ahead_are_the_ones_computed_after(data_dir, tmp_path):
     epochs = LR_EPOCHS["fast"]
     histories = {f"{lr:g}": {"loss": [1.0] * epochs if lr == 1e-6 else [1.0, 0.8][:epochs],
                              "val_accuracy": [0.5] * epochs} for lr in LEARNING_RATES}
-    folder = tmp_path / "artifacts"
-    folder.mkdir()
-    (folder / "lr_histories.json").write_text(json.dumps({"value": histories}))
-    ctx = Context(mode="fast", dataset="fashion_mnist", data_dir=data_dir, verify=True,
-                  choice_key="ahead-test", holdout=plan_holdout(data_dir, fast=True,
-                                                               key=b"k" * 32))
+    folder, ctx = _one_value(tmp_path, data_dir, "lr_histories", histories, "ahead-test")
     rubric = load_rubric("03")
     args = {"problems": {}, "unfinished": {}, "limits": ScoreLimits()}
 
     def reruns(result):
-        check = next(c for c in result[0] if c.id == "03.lr_histories")
-        return check.details["reruns"] if check.details else check.message
+        return _reruns(result, "03.lr_histories")
 
     with WarmScorer() as scorer:
         status = run_ahead_warm(scorer.handle(), ctx, ["lesson03_lr_histories"],
@@ -257,24 +269,17 @@ def test_reruns_of_the_students_choice_run_ahead_on_the_early_values(data_dir, t
     """Lesson 02's architecture re-runs, run ahead by a warm scorer on the early export's
     table, give the check the values the same scorer computes after; the lesson's fixed plans'
     request does not run them, and a table that changed since computes afresh."""
-    from grader.checks.context import Context
     from grader.checks.rubric import load_rubric
     from grader.submission.scoring_server import run_ahead_warm
 
     table = {"64": 0.8, "512": 0.82, "256-128": 0.83, "32-16": 0.78}
-    folder = tmp_path / "artifacts"
-    folder.mkdir()
-    (folder / "fashion_architectures.json").write_text(json.dumps({"value": table}))
-    ctx = Context(mode="fast", dataset="fashion_mnist", data_dir=data_dir, verify=True,
-                  choice_key="early-test", holdout=plan_holdout(data_dir, fast=True,
-                                                                key=b"k" * 32))
+    folder, ctx = _one_value(tmp_path, data_dir, "fashion_architectures", table, "early-test")
     rubric = load_rubric("02")
     args = {"problems": {}, "unfinished": {}, "limits": ScoreLimits()}
     refs = ["lesson02_fashion_architectures"]
 
     def reruns(result):
-        check = next(c for c in result[0] if c.id == "02.fashion_architectures")
-        return check.details["reruns"] if check.details else check.message
+        return _reruns(result, "02.fashion_architectures")
 
     with WarmScorer() as scorer:
         fixed = run_ahead_warm(scorer.handle(), ctx, refs, limits=ScoreLimits())
