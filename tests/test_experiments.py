@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from grader.checks.experiments import (
+    CPU_BOUND,
     MISMATCH,
+    Timing,
     choose,
     choose_many,
     confirm,
@@ -205,6 +207,33 @@ def test_a_timing_slowed_by_a_load_spike_is_timed_again_and_an_invented_one_stil
     calls = []
     assert rerun_timed("batch size 32", 1.0, 4.0, lambda: calls.append(1) or 1.1)["agrees"]
     assert len(calls) == 1  # an agreeing timing costs no second run
+
+
+def test_a_timing_taken_beside_the_kernel_agrees_only_within_bounds_the_kernel_cannot_widen():
+    """Figures from bench/results/timing_contention.md (lesson 01, batch 4): alone 0.63 s wall,
+    0.71 s CPU; beside 4 busy loops 1.83 s wall, 0.85 s CPU."""
+    idle, cpu_idle = 0.63, 0.71
+    honest = Timing(1.07, 0.79).taken_beside()  # beside an honest training kernel
+    after = []
+    record = rerun_timed("batch size 4", 0.65, 4.0, lambda: after.append(1) or idle, first=honest)
+    assert record["agrees"] and record["beside_kernel"] and not after  # no timing after
+
+    slowed = Timing(1.83, 0.85).taken_beside()
+    # 3 x the idle time lies within 4 x the slowed wall time, not within 4 x CPU / CPU_BOUND:
+    # the ahead timing is refused and the value is timed after the kernel, as without it
+    record = rerun_timed("batch size 4", 3 * idle, 4.0, lambda: after.append(1) or idle,
+                         first=slowed)
+    assert record["agrees"] and "beside_kernel" not in record and len(after) == 1
+    assert record["beside_rerun_seconds"] == 1.83
+    # an invented 6 x would pass the slowed wall time; alone it fails both timings after
+    after.clear()
+    record = rerun_timed("batch size 4", 6 * idle, 4.0, lambda: after.append(1) or idle,
+                         first=slowed)
+    assert not record["agrees"] and len(after) == 2
+    # a value far below what the kernel let the grader measure is refused beside too
+    assert not rerun_timing("batch size 4", 0.3, slowed, 4.0)["agrees"]
+    assert rerun_timing("batch size 4", 0.3, Timing(1.0, cpu_idle), 4.0)["agrees"]  # alone: wall
+    assert 4.0 * slowed.cpu / CPU_BOUND < 4.0 * idle  # what the bound rests on
 
 
 def test_batch_timing_small_batches_must_be_slower(data_dir):

@@ -296,3 +296,56 @@ def test_reruns_of_the_students_choice_run_ahead_on_the_early_values(data_dir, t
     assert changed == "result: ('ok', 2)"
     assert isinstance(reruns(ahead), list) and len(reruns(ahead)) == 2
     assert reruns(ahead) == reruns(after) == reruns(again)
+
+
+def test_a_timing_done_ahead_beside_busy_processes_lets_in_nothing_they_slowed(data_dir,
+                                                                                tmp_path):
+    """Lesson 01's batch-size timings run ahead while eight busy processes (what a hostile
+    kernel can start) slow the warm scorer: times ten times the grader's own timing alone are
+    within four times those slowed timings, yet the check refuses them (the CPU bound), times
+    again alone and fails; the honest times, far below what the slowed timing saw, keep their
+    points (each agrees beside the spinners or, refused there, timed again alone)."""
+    import subprocess
+    import sys
+
+    from grader.checks.references.lesson01 import BATCH_SIZES
+    from grader.checks.rubric import load_rubric
+    from grader.submission.scoring_server import run_ahead_warm
+
+    folder, ctx = _one_value(tmp_path, data_dir, "batch_seconds",
+                             {str(size): 1.0 for size in BATCH_SIZES}, "timing-beside")
+    ctx = type(ctx)(**{**ctx.__dict__, "dataset": "cifar10"})
+    rubric = load_rubric("01")
+    args = {"problems": {}, "unfinished": {}, "limits": ScoreLimits()}
+    refs = ["lesson01_batch_timing"]
+    spin = "import time\nend = time.time() + 120\nwhile time.time() < end:\n    pass\n"
+
+    def score(seconds: float) -> list[dict]:
+        (folder / "batch_seconds.json").write_text(
+            json.dumps({"value": {str(size): seconds for size in BATCH_SIZES}}))
+        return _reruns(score_warm(scorer.handle(), rubric, folder, {}, ctx, **args),
+                       "01.batch_timing")
+
+    def ahead_beside_spinners() -> None:
+        spinners = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(8)]
+        try:
+            assert run_ahead_warm(scorer.handle(), ctx, refs, limits=ScoreLimits()) \
+                == "result: ('ok', 2)"
+        finally:
+            for p in spinners:
+                p.kill()
+                p.wait()
+
+    with WarmScorer() as scorer:
+        alone = max(r["rerun_seconds"] for r in score(1.0))  # nothing ahead: timed alone
+        ahead_beside_spinners()
+        invented = score(10 * alone)
+        ahead_beside_spinners()
+        honest = score(alone)
+        assert scorer.starts == 1
+    assert isinstance(invented, list) and len(invented) == 2, invented
+    assert not any(r["agrees"] for r in invented), invented
+    assert all(r["reported_seconds"] <= 4 * r["beside_rerun_seconds"] for r in invented), invented
+    # honest seconds below a quarter of what the spinners let the grader measure are refused
+    # beside the kernel and timed again alone: the slowed timing costs time, never points
+    assert isinstance(honest, list) and all(r["agrees"] for r in honest), honest

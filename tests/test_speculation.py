@@ -14,6 +14,7 @@ import pytest
 
 from grader.checks import speculation
 from grader.checks.context import Context
+from grader.checks.experiments import Timing
 from grader.checks.references import lesson01, lesson02, lesson03, lesson04
 from grader.checks.speculation import PLANS, forget, run_ahead, waiting
 
@@ -28,6 +29,12 @@ def _lesson01(ctx):
     epochs = lesson01.SWEEP_EPOCHS[ctx.mode]
     histories = {lr: _history([0.3] * epochs) for lr in lesson01.LEARNING_RATES}
     return lesson01.rerun_lr, lambda: lesson01.lr_sweep(ctx, results, histories), 0.3
+
+
+def _lesson01_timing(ctx):
+    seconds = {size: 0.5 for size in lesson01.BATCH_SIZES}
+    return (lesson01.time_batch_size, lambda: lesson01.batch_timing(ctx, seconds),
+            Timing(0.5, 0.6))
 
 
 def _lesson03(ctx):
@@ -48,6 +55,16 @@ def _lesson04_search(ctx):
             lambda: lesson04.optimizer_search(ctx, results, lesson04.OPTIMIZERS[0]), 0.4)
 
 
+SWEEP = [{"name": f"row {i}", "hidden": [64 * (i + 1)], "activation": "relu", "batch_size": 64,
+          "optimizer": "sgd", "learning_rate": 0.1, "val_accuracy": 0.8 + 0.01 * i,
+          "seconds_per_epoch": 0.5} for i in range(5)]
+
+
+def _lesson03_sweep(ctx):
+    return (lesson03.rerun_configuration, lambda: lesson03.sweep_results(ctx, SWEEP),
+            (0.8, Timing(0.5, 0.6)))
+
+
 TABLE = {"64": 0.8, "512": 0.82, "256-128": 0.83, "256-128-64-32": 0.81, "32-16": 0.78}
 
 
@@ -64,14 +81,17 @@ def _lesson04_activations(ctx):
             lambda: lesson04.activation_results(ctx, curves, best), 0.45)
 
 
-CASES = {"lesson01_lr_sweep": _lesson01, "lesson03_lr_histories": _lesson03,
+CASES = {"lesson01_lr_sweep": _lesson01, "lesson01_batch_timing": _lesson01_timing,
+         "lesson03_lr_histories": _lesson03,
          "lesson04_dropout_results": _lesson04_dropout,
          "lesson04_optimizer_search": _lesson04_search,
          "lesson02_fashion_architectures": _lesson02,
-         "lesson04_activation_results": _lesson04_activations}
+         "lesson04_activation_results": _lesson04_activations,
+         "lesson03_sweep_results": _lesson03_sweep}
 #: What the early export hands the plans that need the student's values.
 EARLY = {"lesson02_fashion_architectures": {"fashion_architectures": TABLE},
-         "lesson04_activation_results": {"best_dropout_rate": lesson04.DROPOUT_RATES[-1]}}
+         "lesson04_activation_results": {"best_dropout_rate": lesson04.DROPOUT_RATES[-1]},
+         "lesson03_sweep_results": {"sweep_results": SWEEP}}
 
 
 def test_every_plan_has_a_case_here():
@@ -99,8 +119,12 @@ def test_the_check_uses_exactly_the_reruns_done_ahead(monkeypatch, reference, mo
     assert calls == ahead  # the check computed nothing itself
     assert waiting() == 0  # and used every result done ahead, once
     reruns = details["reruns"]
-    assert len(reruns) == done and all(r["agrees"] for r in reruns), reruns
+    timings = [r for r in reruns if "rerun_seconds" in r]
+    assert len(reruns) == done * (2 if reference == "lesson03_sweep_results" else 1)
+    assert all(r["agrees"] for r in reruns), reruns
     assert "re-ran" in message
+    # a timing done ahead is judged as one taken beside the kernel
+    assert all(r["beside_kernel"] and r["rerun_cpu_seconds"] == 0.6 for r in timings)
 
 
 def test_a_result_is_only_found_by_the_same_key_and_dropped_after_use(monkeypatch):

@@ -23,9 +23,13 @@ plan (``needs``) on those values while the rest of the notebook runs. The check 
 the final export: a value changed after the early export only means the result kept ahead
 is not asked for (keys hold the re-run's own arguments, never the student's claim).
 
-Only accuracy re-runs run ahead, never a timing: a timing measured while a kernel runs
-beside it is slower than one measured after, and the student's kernel can make it as slow
-as it likes (busy processes), which would widen what a timing check accepts.
+A timing can run ahead too (lesson 01's batch sizes, lesson 03's table rows), but a
+timing measured while a kernel runs beside it is slower than one measured after, and the
+student's kernel can make its wall seconds as slow as it likes (busy processes). Such a
+result is marked (:meth:`grader.checks.experiments.Timing.taken_beside`) and agrees only
+within bounds the kernel cannot widen (its CPU seconds,
+:func:`grader.checks.experiments.rerun_timing`); when it disagrees the check times again
+after the kernel, as if nothing had run ahead.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import Any
 
 from grader.checks.context import Context
 
-RerunFn = Callable[[Context, Any, int], float]
+RerunFn = Callable[[Context, Any, int], Any]
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ class Plan:
         return planned(ctx, self.func, **self.choice(ctx, *values))
 
 
-_DONE: dict[tuple, float] = {}
+_DONE: dict[tuple, Any] = {}
 PLANS: dict[str, Plan] = {}
 """Reference name -> the re-runs its check will ask for."""
 
@@ -69,10 +73,11 @@ def _key(func: Callable, ctx: Context, arg: Any, seed: int) -> tuple:
 
 
 def ahead(func: RerunFn) -> RerunFn:
-    """Mark ``func(ctx, arg, seed) -> accuracy`` as a re-run that may be done ahead: a call
-    returns the result :func:`run_ahead` computed for the same arguments, if any."""
+    """Mark ``func(ctx, arg, seed)`` (an accuracy, a :class:`~grader.checks.experiments.Timing`
+    or a tuple of them) as a re-run that may be done ahead: a call returns the result
+    :func:`run_ahead` computed for the same arguments, if any."""
     @functools.wraps(func)
-    def wrapper(ctx: Context, arg: Any, seed: int) -> float:
+    def wrapper(ctx: Context, arg: Any, seed: int) -> Any:
         key = _key(func, ctx, arg, seed)
         if key in _DONE:
             return _DONE.pop(key)
@@ -91,15 +96,17 @@ def plan(reference: str, func: RerunFn, choice: Callable[..., dict],
 
 
 def planned(ctx: Context, func: RerunFn, *, options: Sequence[Any], count: int,
-            salt: str, arg: Callable[[Any], Any] | None = None) -> list[tuple[RerunFn, Any, int]]:
-    """The re-runs :func:`grader.checks.experiments.confirm_accuracy` makes first for these
-    ``options``, ``count`` and ``salt`` (a disagreement's second seed is not planned):
-    ``(func, arg(option), seed)``."""
+            salt: str, arg: Callable[[Any], Any] | None = None, first: Sequence[Any] = (),
+            salt_by_position: bool = False) -> list[tuple[RerunFn, Any, int]]:
+    """The re-runs :func:`grader.checks.experiments.confirm` makes first for these ``first``,
+    ``options``, ``count``, ``salt`` and ``salt_by_position`` (a disagreement's second seed
+    is not planned): ``(func, arg(option), seed)``."""
     from grader.checks.experiments import choose_many, salt_label, seed_for
 
+    chosen = [*first, *choose_many(ctx, list(options), salt, count)]
     return [(func, option if arg is None else arg(option),
-             seed_for(ctx, f"{salt}|{salt_label(option)}"))
-            for option in choose_many(ctx, list(options), salt, count)]
+             seed_for(ctx, f"{salt}|{index if salt_by_position else salt_label(option)}"))
+            for index, option in enumerate(chosen)]
 
 
 def run_ahead(ctx: Context, references: Sequence[str],
@@ -127,9 +134,20 @@ def run_ahead(ctx: Context, references: Sequence[str],
         for func, arg, seed in reruns:
             key = _key(func, ctx, arg, seed)
             if key not in _DONE:
-                _DONE[key] = float(func.compute(ctx, arg, seed))  # type: ignore[attr-defined]
+                _DONE[key] = _beside(func.compute(ctx, arg, seed))  # type: ignore[attr-defined]
                 done += 1
     return done
+
+
+def _beside(result: Any) -> Any:
+    """A result computed while the kernel runs, with every timing in it marked so."""
+    from grader.checks.experiments import Timing
+
+    if isinstance(result, Timing):
+        return result.taken_beside()
+    if isinstance(result, tuple):
+        return tuple(_beside(part) for part in result)
+    return float(result)
 
 
 def forget() -> None:

@@ -9,6 +9,7 @@ import numpy as np
 
 from grader.checks.context import CheckFailed
 from grader.checks.experiments import (
+    Timing,
     confirm,
     confirm_accuracy,
     fraction,
@@ -290,6 +291,18 @@ def _sweep_row(row: Any, index: int) -> dict[str, Any]:
 @reference("lesson03_sweep_results")
 def sweep_results(ctx, sweep_results) -> str:
     """Exercise 3.8: the hyperparameter table, one row per configuration."""
+    choice = _sweep_choice(ctx, sweep_results)
+    choice.pop("arg")
+    message = f"{len(choice['options']) + 1} configurations"
+    return confirm(ctx, message, **choice, rerun=lambda row, salt: _rerun_row(ctx, row, salt),
+                   advice="Store the val_accuracy and seconds_per_epoch that fit_model returned"
+                          " for each configuration")
+
+
+def _sweep_choice(ctx, sweep_results) -> dict:
+    """Exercise 3.8's re-runs: the best row first, then rows chosen among the others, salted
+    by position, each run with its configuration (``arg``). The check and the plan run on the
+    early export share it."""
     if not isinstance(sweep_results, list):
         raise CheckFailed(f"`sweep_results` should be a list of dicts, found"
                           f" {type(sweep_results).__name__}")
@@ -299,26 +312,32 @@ def sweep_results(ctx, sweep_results) -> str:
     if len(configs) < MIN_CONFIGS:
         raise CheckFailed(f"the table should hold at least {MIN_CONFIGS} different"
                           f" configurations, found {len(configs)}")
-    message = f"{len(rows)} configurations"
     best = max(rows, key=lambda r: r["val_accuracy"])
-    return confirm(ctx, message, first=[best], options=[r for r in rows if r is not best],
-                   count=SWEEP_EXTRA_RERUNS[ctx.mode], salt="sweep_results", salt_by_position=True,
-                   rerun=lambda row, salt: _rerun_row(ctx, row, salt),
-                   advice="Store the val_accuracy and seconds_per_epoch that fit_model returned"
-                          " for each configuration")
+    return {"first": [best], "options": [r for r in rows if r is not best],
+            "count": SWEEP_EXTRA_RERUNS[ctx.mode], "salt": "sweep_results",
+            "salt_by_position": True, "arg": _configuration}
+
+
+def _configuration(row: dict[str, Any]) -> dict[str, Any]:
+    """What a re-run of a row is given: its configuration, never its claims."""
+    return {key: row[key] for key in ("hidden", "activation", "batch_size", "optimizer",
+                                      "learning_rate")}
 
 
 def _rerun_row(ctx, row: dict[str, Any], salt: str) -> list[dict]:
     """Accuracy and timing re-run of one table row, as ``grades.json`` records them.
 
     A row may be a configuration of the student's choosing that scatters over seeds (a high
-    learning rate): :func:`rerun_checked` gives a disagreement a second re-run.
+    learning rate): :func:`rerun_checked` gives a disagreement a second re-run. A run done
+    ahead on the early export (while the kernel ran) gives a timing taken beside the kernel
+    (:class:`grader.checks.experiments.Timing`).
     """
     what = f"configuration {row['name']!r}"
+    config = _configuration(row)
     timed: list[float] = []
 
     def run(seed: int) -> float:
-        accuracy, seconds = rerun_configuration(ctx, row, seed)
+        accuracy, seconds = rerun_configuration(ctx, config, seed)
         timed.append(seconds)
         return accuracy
 
@@ -326,20 +345,27 @@ def _rerun_row(ctx, row: dict[str, Any], salt: str) -> list[dict]:
     more = iter(timed[1:])  # a second accuracy re-run was timed too: use it before a new run
 
     def time_once() -> float:
-        return next(more, None) or rerun_configuration(ctx, row, seed_for(ctx, f"{salt}|time"))[1]
+        return next(more, None) or rerun_configuration(ctx, config,
+                                                       seed_for(ctx, f"{salt}|time"))[1]
 
     return [check, rerun_timed(what, row["seconds_per_epoch"], TIMING_FACTOR, time_once,
                                first=timed[0])]
 
 
-def rerun_configuration(ctx, row: dict[str, Any], seed: int) -> tuple[float, float]:
-    """The grader's run of one table row: last validation accuracy, median seconds per epoch."""
+@ahead
+def rerun_configuration(ctx, row: dict[str, Any], seed: int) -> tuple[float, Timing]:
+    """The grader's run of one table row's configuration: last validation accuracy, median
+    seconds per epoch (with the CPU seconds that bound it when it ran beside the kernel)."""
     x_fit, x_val, y_fit, y_val = _fashion_split(ctx, seed)
+    cpu: list[float] = []
     run, seconds = train_and_validate(
         lambda: _mlp(row["hidden"], row["activation"]), x_fit, y_fit, x_val, y_val,
         epochs=SWEEP_EPOCHS[ctx.mode], batch_size=row["batch_size"], seed=seed,
-        optimizer=lambda: _optimizer(row["optimizer"], row["learning_rate"]))
-    return run["val_accuracy"][-1], float(np.median(seconds))
+        optimizer=lambda: _optimizer(row["optimizer"], row["learning_rate"]), cpu_seconds=cpu)
+    return run["val_accuracy"][-1], Timing(float(np.median(seconds)), float(np.median(cpu)))
+
+
+plan("lesson03_sweep_results", rerun_configuration, _sweep_choice, needs=("sweep_results",))
 
 
 def RERUN_CASES():  # noqa: N802 - read by bench/rerun_tolerance.py
