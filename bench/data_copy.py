@@ -1,0 +1,87 @@
+"""What writing fast mode's shared kernel copy costs on a machine's first batch, and where.
+
+Each round runs in a fresh Python process (as a first batch does, nothing imported yet):
+the whole ``write_kernel_files`` for every dataset in ``DLCOURSE_DATA_DIR`` into a new
+temporary folder; then, in another fresh process, its parts: importing scikit-learn (the
+stratified fast subsets use ``train_test_split``) and reading each source ``.npz``.
+
+Usage: ``python bench/data_copy.py --rounds 5 --out bench/results/data_copy.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+WHOLE = """
+import json, os, tempfile, time
+from pathlib import Path
+from grader.checks.holdout import dataset_files, plan_holdout, write_kernel_files
+source = os.environ["DLCOURSE_DATA_DIR"]
+plan = plan_holdout(source, fast=True, key=b"k" * 32)
+folder = Path(tempfile.mkdtemp()) / "data"
+start = time.perf_counter()
+write_kernel_files(plan, dataset_files(source), folder)
+print(json.dumps({"write_kernel_files": time.perf_counter() - start}))
+"""
+
+PARTS = """
+import json, os, time
+from pathlib import Path
+from grader.checks.holdout import dataset_files
+from helpers.data import read_npz
+source = os.environ["DLCOURSE_DATA_DIR"]
+found = {}
+start = time.perf_counter()
+from sklearn.model_selection import train_test_split
+found["import scikit-learn"] = time.perf_counter() - start
+for name in dataset_files(source):
+    start = time.perf_counter()
+    read_npz(name, Path(source) / f"{name}.npz")
+    found[f"read {name}.npz"] = time.perf_counter() - start
+print(json.dumps(found))
+"""
+
+
+def _run(code: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    found: dict[str, list[float]] = {}
+    for _ in range(args.rounds):
+        for code in (WHOLE, PARTS):
+            for key, value in _run(code).items():
+                found.setdefault(key, []).append(value)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    lines = ["# Writing fast mode's shared kernel copy (first batch on a machine)", "",
+             f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}; commit"
+             f" {commit}; `python bench/data_copy.py --rounds {args.rounds}`; each round in"
+             " fresh processes; load average at the end"
+             f" {os.getloadavg()[0]:.2f}.", "", "| step | median s | rounds |", "|---|---|---|"]
+    for key, values in found.items():
+        lines.append(f"| {key} | {statistics.median(values):.2f} |"
+                     f" {', '.join(f'{v:.2f}' for v in values)} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
