@@ -302,10 +302,14 @@ def test_a_timing_done_ahead_beside_busy_processes_lets_in_nothing_they_slowed(d
                                                                                 tmp_path):
     """Lesson 01's batch-size timings run ahead while sixteen busy processes (what a hostile
     kernel can start) slow the warm scorer: times twelve times the grader's own timing alone
-    are within four times those slowed timings, yet the check refuses them (the CPU bound),
-    times again alone and fails; the honest times, far below what the slowed timing saw,
-    keep their points (each agrees beside the spinners or, refused there, timed again alone).
-    Sixteen and twelve leave room for whatever else the machine runs (another test worker)."""
+    are within four times those slowed timings, yet the CPU bound refuses every one of them
+    beside the kernel, and the check falls back to timing them again after it; the honest
+    times, far below what the slowed timing saw, never lose points for it.
+
+    What the timings after the kernel see depends on the rest of the machine (under xdist,
+    another worker's kernels: once a 0.49 s timing took 2.14 s), so the verdicts after the
+    kernel are asserted only where those timings were not slowed past the factor; the rule
+    after the kernel is tested on fixed figures in test_experiments."""
     import subprocess
     import sys
 
@@ -347,8 +351,17 @@ def test_a_timing_done_ahead_beside_busy_processes_lets_in_nothing_they_slowed(d
         honest = score(alone)
         assert scorer.starts == 1
     assert isinstance(invented, list) and len(invented) == 2, invented
-    assert not any(r["agrees"] for r in invented), invented
-    assert all(r["reported_seconds"] <= 4 * r["beside_rerun_seconds"] for r in invented), invented
+    for r in invented:
+        # refused beside the kernel (a beside record that agrees is returned as is), though
+        # within four times the wall seconds the spinners made: only the CPU bound refused it
+        assert "beside_kernel" not in r and "beside_rerun_seconds" in r, r
+        assert r["reported_seconds"] <= 4 * r["beside_rerun_seconds"], r
+        after = [r["rerun_seconds"], r.get("first_rerun_seconds", r["rerun_seconds"])]
+        if 4 * max(after) < r["reported_seconds"]:  # after the kernel, nothing slowed them
+            assert not r["agrees"], r
     # honest seconds below a quarter of what the spinners let the grader measure are refused
-    # beside the kernel and timed again alone: the slowed timing costs time, never points
-    assert isinstance(honest, list) and all(r["agrees"] for r in honest), honest
+    # beside the kernel and timed again after it: the slowed timing costs time, never points
+    assert isinstance(honest, list) and len(honest) == 2, honest
+    for r in honest:
+        after = [r["rerun_seconds"], r.get("first_rerun_seconds", r["rerun_seconds"])]
+        assert r["agrees"] or min(after) > 4 * r["reported_seconds"], r
