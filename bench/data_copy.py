@@ -1,9 +1,11 @@
 """What writing fast mode's shared kernel copy costs on a machine's first batch, and where.
 
-Each round runs in a fresh Python process (as a first batch does, nothing imported yet):
-the whole ``write_kernel_files`` for every dataset in ``DLCOURSE_DATA_DIR`` into a new
-temporary folder; then, in another fresh process, its parts: importing scikit-learn (the
-stratified fast subsets use ``train_test_split``) and reading each source ``.npz``.
+Each round runs in fresh Python processes (as a first batch does, nothing imported yet),
+alternating: the whole ``write_kernel_files`` for every dataset in ``DLCOURSE_DATA_DIR`` into
+a new temporary folder as the grader does it (stratified draws with NumPy alone,
+:mod:`helpers.sampling`), and the same with the draws made by scikit-learn's
+``train_test_split`` as before (its import paid on the first draw); then its parts: importing
+scikit-learn, reading each source ``.npz``.
 
 Usage: ``python bench/data_copy.py --rounds 5 --out bench/results/data_copy.md``.
 """
@@ -22,15 +24,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 WHOLE = """
-import json, os, tempfile, time
+import json, os, sys, tempfile, time
 from pathlib import Path
+if sys.argv[1:] == ["sklearn"]:  # the draws as before: scikit-learn's, imported on first use
+    import numpy as np
+    import helpers.sampling
+
+    def _sklearn_rows(labels, size, seed):
+        from sklearn.model_selection import train_test_split
+
+        kept, _ = train_test_split(np.arange(len(labels)), train_size=size, stratify=labels,
+                                   random_state=seed)
+        return np.sort(kept)
+
+    helpers.sampling.stratified_train_rows = _sklearn_rows
 from grader.checks.holdout import dataset_files, plan_holdout, write_kernel_files
 source = os.environ["DLCOURSE_DATA_DIR"]
 plan = plan_holdout(source, fast=True, key=b"k" * 32)
 folder = Path(tempfile.mkdtemp()) / "data"
 start = time.perf_counter()
 write_kernel_files(plan, dataset_files(source), folder)
-print(json.dumps({"write_kernel_files": time.perf_counter() - start}))
+label = "write_kernel_files" + (" (scikit-learn draws)" if sys.argv[1:] else "")
+print(json.dumps({label: time.perf_counter() - start}))
 """
 
 PARTS = """
@@ -51,9 +66,9 @@ print(json.dumps(found))
 """
 
 
-def _run(code: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout
+def _run(code: str, *args: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -64,8 +79,8 @@ def main() -> None:
     args = parser.parse_args()
     found: dict[str, list[float]] = {}
     for _ in range(args.rounds):
-        for code in (WHOLE, PARTS):
-            for key, value in _run(code).items():
+        for code, extra in ((WHOLE, ()), (WHOLE, ("sklearn",)), (PARTS, ())):
+            for key, value in _run(code, *extra).items():
                 found.setdefault(key, []).append(value)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()

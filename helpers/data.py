@@ -171,12 +171,9 @@ def stratified_indices(y: np.ndarray, size: int, *, seed: int = 0) -> np.ndarray
         raise ValueError(f"expected 0 < size <= {len(y)}, got {size}")
     if size == len(y):
         return np.arange(len(y))
-    from sklearn.model_selection import train_test_split
+    from helpers.sampling import stratified_train_rows  # scikit-learn's draws, without it
 
-    labels = np.asarray(y).reshape(len(y), -1)[:, 0]
-    keep, _ = train_test_split(np.arange(len(y)), train_size=size, stratify=labels,
-                               random_state=seed)
-    return np.sort(keep)
+    return stratified_train_rows(np.asarray(y).reshape(len(y), -1)[:, 0], size, seed)
 
 
 def load_dataset(

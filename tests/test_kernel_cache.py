@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 
 from grader.checks.holdout import KernelData, plan_holdout
-from grader.checks.kernel_cache import cache_root, kernel_copy, shared_fast_copy
+from grader.checks.kernel_cache import (
+    cache_root,
+    kernel_copy,
+    prepare_fast_copy,
+    shared_fast_copy,
+)
 
 
 @pytest.fixture()
@@ -127,3 +132,33 @@ def test_full_mode_never_shares_its_copy(source):
     finally:
         made.remove()
     assert not made.root.exists()
+
+
+def test_a_copy_started_early_is_the_one_the_batch_then_uses(tmp_path, source):
+    """A batch starts writing the shared copy with its first step (prepare_fast_copy); the
+    kernel copy it asks for later is that entry, not written a second time."""
+    thread = prepare_fast_copy(source, parent=str(tmp_path))
+    assert thread is not None
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    entries = [p for p in cache_root(str(tmp_path)).iterdir() if not p.name.startswith(".")]
+    assert len(entries) == 1, entries
+    written = os.stat(entries[0] / "data" / "mnist.npz").st_mtime_ns
+    used = shared_fast_copy(plan_holdout(source, fast=True, key=b"k" * 32), parent=str(tmp_path))
+    assert used is not None and used.root == entries[0]
+    assert os.stat(used.path / "mnist.npz").st_mtime_ns == written
+    assert prepare_fast_copy(str(tmp_path / "no such folder"), parent=str(tmp_path)) is None
+
+
+def test_a_broken_dataset_the_early_copy_met_is_reported_by_the_batch(tmp_path, source):
+    """The thread started early swallows the error (nothing would report it there); the
+    batch's own call meets it again and says which file is wrong and how to fix it."""
+    from helpers.data import MalformedDatasetError
+
+    Path(source, "mnist.npz").write_bytes(b"not a zip archive")
+    thread = prepare_fast_copy(source, parent=str(tmp_path))
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    with pytest.raises(MalformedDatasetError, match="mnist.npz: expected a NumPy .npz archive"):
+        shared_fast_copy(plan_holdout(source, fast=True, key=b"k" * 32), parent=str(tmp_path))
+    assert not [p for p in cache_root(str(tmp_path)).iterdir()]  # no half-written entry left

@@ -300,6 +300,7 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     _check_usage(jobs, out, ids)
     out = Path(out)
     started = time.perf_counter()
+    early = _early_fast_copy(data_dir, fast=fast, local=scheduler is None)
     paths = find_submission_files(submissions)
     options = _batch_options(out, submissions, fast=fast, seed=seed, limits=limits,
                              sandbox=sandbox, data_dir=data_dir, rubric=rubric,
@@ -327,7 +328,7 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
         if pending:
             executor = LocalExecutor(jobs) if client is None else DaskExecutor(client)
             summary.timings.update(_grade_pending(executor, pending, options, on_result,
-                                                  store.key, out))
+                                                  store.key, out, early=early))
     finally:
         bar.close()
         if client is not None:
@@ -405,15 +406,29 @@ def _collector(store: ResultStore, current: dict[str, GradeRow], summary: BatchS
     return on_result
 
 
+def _early_fast_copy(data_dir: str | None, *, fast: bool,
+                     local: bool) -> threading.Thread | None:
+    """In fast mode on this machine, start writing the shared kernel copy now (a machine's
+    first batch; later ones find it): :func:`grader.checks.kernel_cache.prepare_fast_copy`."""
+    if not (fast and local):
+        return None
+    from grader.checks.kernel_cache import prepare_fast_copy
+
+    return prepare_fast_copy(data_dir or os.environ.get("DLCOURSE_DATA_DIR"))
+
+
 def _grade_pending(executor: Executor, pending: Sequence[Task], options: GradingOptions,
-                   on_result, key: bytes, out: Path) -> dict[str, float]:
+                   on_result, key: bytes, out: Path,
+                   early: threading.Thread | None = None) -> dict[str, float]:
     """Complete the options for ``executor`` (hold-out plan and its kernel copy, threads, the
-    log file) and grade ``pending`` with it. Returns the seconds of ``data_copy`` and
-    ``grading``."""
+    log file) and grade ``pending`` with it. Returns the seconds of ``data_copy`` (waiting
+    for ``early``, the copy started with the batch, included) and ``grading``."""
     start = time.perf_counter()
     # worker processes (one per notebook that runs) start while the data copy is written
     executor.start(sum(t.read_error is None and t.readable for t in pending))
     try:
+        if early is not None:
+            early.join()
         holdout, kernel_copy = _kernel_data(options.data_dir, fast=options.fast, key=key,
                                             needed=_datasets_needed(pending))
     except BaseException:
