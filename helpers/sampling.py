@@ -5,9 +5,9 @@ chooses the fast subsets every student loads and the grader's private hold-out. 
 scikit-learn costs about a second, which a grading run paid on every machine's first batch
 (``bench/results/data_copy.md``) and a student pays on every fast load. This module makes
 the same draws with NumPy alone: the same ``RandomState`` calls in the same order as
-``StratifiedShuffleSplit`` (scikit-learn 1.6 to 1.9), so the same rows come out and every
-calibrated fast-mode threshold still holds. ``tests/test_sampling.py`` compares the two on
-the real labels and on awkward ones.
+``StratifiedShuffleSplit`` (as read in scikit-learn 1.9), so the same rows come out and
+every calibrated fast-mode threshold still holds. ``tests/test_sampling.py`` compares the
+two, with whichever scikit-learn is installed, on the real labels and on awkward ones.
 """
 
 from __future__ import annotations
