@@ -17,8 +17,9 @@ With ``bwrap`` (Linux, Debian package ``bubblewrap``) every kernel gets:
   non-root user (when the grader runs as root, a uid of its own leased for this kernel, see
   :data:`KERNEL_UID_BASE`, with no capabilities; else uid 65534 in a user namespace), at most
   :data:`MAX_TASKS` processes and threads counted for this kernel alone (its own ``pids``
-  cgroup where one can be made, and its own uid's ``RLIMIT_NPROC``), and an environment built
-  from an allow-list;
+  cgroup where one can be made, and its own uid's ``RLIMIT_NPROC``), one busy process's share
+  of the CPU however many it runs (its own ``cpu`` cgroup where one can be made:
+  :mod:`grader.submission.cgroups`), and an environment built from an allow-list;
 * the Python the grader runs and its packages mounted wherever they live, after the private
   ``/tmp`` (a virtual environment under ``/tmp`` is not hidden).
 
@@ -31,7 +32,8 @@ the instructor's home is mounted.
 ``--sandbox uid`` (and ``auto`` where bubblewrap cannot start but the grader is root, as in
 many containers) runs the kernel without bubblewrap as a leased uid (``setpriv``: no
 capabilities, no new privileges, no groups), with the task limit (its cgroup and
-``RLIMIT_NPROC``), no core dumps, its own network namespace when ``unshare --net`` works, and
+``RLIMIT_NPROC``) and CPU share (its cgroup), no core dumps, its own network namespace when
+``unshare --net`` works, and
 every process of that uid killed (and its files in ``/tmp``, ``/var/tmp``, ``/dev/shm``
 removed) when the notebook ends. It sees the real file system: what
 protects the grader's files is their modes (:func:`uid_exposures` checks them).
@@ -46,7 +48,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -57,6 +58,7 @@ from pathlib import Path
 
 from grader.base.errors import GraderError
 from grader.base.processes import thread_environment
+from grader.submission.cgroups import MAX_TASKS, cgroup_prefix, make_kernel_groups, remove_group
 
 MODES = ("auto", "bwrap", "uid", "none")
 SANDBOX_UID = 65534
@@ -83,9 +85,6 @@ UNSANDBOXED_WARNING = (
 TMPFS_BYTES = {"/dev/shm": 512 * 2**20, "/tmp": 1024 * 2**20, SANDBOX_HOME: 256 * 2**20}
 """Sizes of the sandbox's in-memory folders: files there take RAM that no process's resident
 memory shows, so they are capped instead."""
-MAX_TASKS = 4096
-"""Processes and threads one kernel may have at once (a fork bomb stops there; TensorFlow needs
-about a hundred threads per kernel). Each kernel has its own count: see :class:`KernelHome`."""
 KERNEL_UID_BASE = 63000
 KERNEL_UID_SLOTS = 500
 """When the grader runs as root, each sandboxed kernel runs as its own uid, leased from
@@ -134,9 +133,9 @@ class KernelHome:
 
     ``uid`` is the user the sandboxed kernel runs as: a uid leased for this kernel alone when
     the grader runs as root (:data:`KERNEL_UID_BASE`), else :data:`SANDBOX_UID` inside a user
-    namespace. ``cgroup`` is the kernel's own control group with ``pids.max`` =
-    :data:`MAX_TASKS` where the machine lets the grader create one (cgroup v2 or v1 ``pids``
-    controller, writable), else ``None``.
+    namespace. ``cgroups`` are the kernel's own control groups (:mod:`grader.submission.cgroups`:
+    its task limit, ``pids.max`` = :data:`MAX_TASKS`, and its CPU share) where the machine lets
+    the grader create them, else empty.
     """
 
     root: Path
@@ -145,7 +144,7 @@ class KernelHome:
     sockets: Path
     home: Path
     uid: int = SANDBOX_UID
-    cgroup: Path | None = None
+    cgroups: tuple[Path, ...] = ()
     lease: int | None = None
 
     @classmethod
@@ -163,12 +162,12 @@ class KernelHome:
             for folder in (scratch, sockets, home):
                 os.chown(folder, uid, uid)
         write_identity(root / "etc", uid)
-        return cls(root, scratch, inbox, sockets, home, uid, make_pids_cgroup(), lease)
+        return cls(root, scratch, inbox, sockets, home, uid, make_kernel_groups(), lease)
 
     def remove(self) -> None:
         shutil.rmtree(self.sockets, ignore_errors=True)
-        if self.cgroup is not None:
-            remove_cgroup(self.cgroup)
+        for group in self.cgroups:
+            remove_group(group)
         if self.lease is not None:
             os.close(self.lease)  # releases the uid's lock
 
@@ -229,115 +228,6 @@ def lease_kernel_uid(wait_s: float = 600.0) -> tuple[int, int]:
                               " use on this machine. Fix: grade with fewer --jobs or wait for"
                               " other batches to finish.")
         time.sleep(0.5)
-
-
-def _pids_hierarchy() -> Path | None:
-    """The grader's own cgroup folder in a hierarchy with the ``pids`` controller."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return None
-    own = {}
-    for line in lines:
-        number, controllers, path = line.split(":", 2)
-        own["v2" if number == "0" else controllers] = path
-    for mount in mounts:
-        fields = mount.split()
-        if " - " not in mount:
-            continue
-        point, (fstype, _source, options) = fields[4], mount.split(" - ", 1)[1].split()[:3]
-        if fstype == "cgroup" and "pids" in options.split(","):
-            key = next((k for k in own if "pids" in k.split(",")), None)
-        elif fstype == "cgroup2":
-            key = "v2"
-        else:
-            continue
-        if key is None:
-            continue
-        folder = Path(point) / own[key].lstrip("/")
-        if (fstype == "cgroup" or "pids" in _read(folder / "cgroup.controllers").split()) \
-                and os.access(folder, os.W_OK):
-            return folder
-    return None
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
-
-
-@cache
-def pids_cgroups_usable() -> Path | None:
-    """Where per-kernel ``pids`` cgroups can be made here (tried once), else ``None``."""
-    parent = _pids_hierarchy()
-    if parent is None:
-        return None
-    _remove_stale_cgroups(parent)
-    probe = parent / f"dlcourse-probe-{os.getpid()}"
-    try:
-        probe.mkdir()
-    except OSError:
-        return None
-    try:
-        if not (probe / "pids.max").exists():  # cgroup v2: enable the controller below us
-            (parent / "cgroup.subtree_control").write_text("+pids")
-        (probe / "pids.max").write_text(str(MAX_TASKS))
-        moved = subprocess.run([*cgroup_prefix(probe), "/bin/true"], capture_output=True,
-                               timeout=30)  # moving a process in must work too
-        return parent if moved.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-    finally:
-        with contextlib.suppress(OSError):
-            probe.rmdir()
-
-
-def _remove_stale_cgroups(parent: Path) -> None:
-    """Remove kernel cgroups left by grader processes that no longer run (killed batches)."""
-    import psutil
-
-    for folder in parent.glob("dlcourse-kernel-*"):
-        owner = folder.name.split("-")[2]
-        if owner.isdigit() and not psutil.pid_exists(int(owner)):
-            remove_cgroup(folder)
-
-
-def make_pids_cgroup() -> Path | None:
-    """A fresh cgroup with ``pids.max`` = :data:`MAX_TASKS` for one kernel, or ``None``."""
-    parent = pids_cgroups_usable()
-    if parent is None:
-        return None
-    folder = parent / f"dlcourse-kernel-{os.getpid()}-{secrets.token_hex(4)}"
-    try:
-        folder.mkdir()
-        (folder / "pids.max").write_text(str(MAX_TASKS))
-    except OSError:
-        with contextlib.suppress(OSError):
-            folder.rmdir()
-        return None
-    return folder
-
-
-def remove_cgroup(folder: Path) -> None:
-    """Kill whatever is left in a kernel's cgroup and remove it."""
-    import signal
-    import time
-
-    for _ in range(50):
-        pids = [int(p) for p in _read(folder / "cgroup.procs").split() if p.isdigit()]
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        try:
-            folder.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            time.sleep(0.1)
 
 
 def kernel_environment(*, fast: bool, data_dir: str | None, threads: int | None,
@@ -528,22 +418,13 @@ def make_kernel_manager(sockets: Path, *, wrap=None):
     return km
 
 
-def cgroup_prefix(cgroup: Path | None) -> list[str]:
-    """A command prefix that moves itself into ``cgroup`` before starting the rest, so the
-    sandbox and everything it starts count against that cgroup's ``pids.max``."""
-    if cgroup is None:
-        return []
-    script = 'echo $$ > "$1/cgroup.procs" || exit 125; shift; exec "$@"'
-    return ["/bin/sh", "-c", script, "sh", str(cgroup)]
-
-
 def sandboxed_kernel_manager(home: KernelHome, *, data_dir: str | None, env: dict[str, str]):
     """A kernel manager whose kernel starts inside a bubblewrap sandbox (see module docstring)."""
 
     def wrap(km, cmd: list[str]) -> list[str]:
         if os.geteuid() == 0:  # the kernel runs as the sandbox user and must read this file
             os.chown(km.connection_file, home.uid, home.uid)
-        return [*cgroup_prefix(home.cgroup), *bwrap_args(home, data_dir=data_dir, env=env), *cmd]
+        return [*cgroup_prefix(home.cgroups), *bwrap_args(home, data_dir=data_dir, env=env), *cmd]
 
     km = make_kernel_manager(home.sockets, wrap=wrap)
     # bwrap does not pass signals on to the kernel: interrupt it with a control message
@@ -690,7 +571,7 @@ def network_cut_works() -> bool:
 def uid_args(home: KernelHome) -> list[str]:
     """The command prefix of a uid-mode kernel: its cgroup, a network namespace of its own
     when :func:`network_cut_works`, the task and core-dump limits, then :func:`_drop_to`."""
-    args = [*cgroup_prefix(home.cgroup)]
+    args = [*cgroup_prefix(home.cgroups)]
     if network_cut_works():
         args += ["unshare", "--net", "--"]
     return [*args, "prlimit", f"--nproc={MAX_TASKS}:{MAX_TASKS}", "--core=0:0", "--",

@@ -1,0 +1,187 @@
+"""Each kernel's own control groups: a task limit and a CPU share counted for it alone.
+
+A kernel that starts thousands of threads or a few dozen busy processes must not starve the
+kernel beside it (``--jobs 2``) or the grader's own timings. Where the machine lets the
+grader create control groups (as root with cgroup v1's ``pids`` and ``cpu`` hierarchies
+writable, as on this project's machines; or cgroup v2 with the controllers delegated), every
+kernel gets a group of its own in each:
+
+* ``pids``: ``pids.max`` = :data:`MAX_TASKS`, so a kernel
+  holding thousands of threads exhausts only its own count;
+* ``cpu``: the default weight (v1 ``cpu.shares`` 1024, v2 ``cpu.weight`` 100), the weight of
+  one busy process: however many processes a kernel runs, the scheduler gives the whole
+  group one process's share against its neighbour kernel's group and against each of the
+  grader's own processes (which stay in the grader's group). Linux's autogroups (one
+  scheduling group per session, where ``kernel.sched_autogroup_enabled`` is on) would do
+  the same for a kernel's own session, but a process that starts a new session leaves it; it
+  cannot leave its cgroup.
+
+The groups are made under the grader's own group of each hierarchy, named
+``dlcourse-kernel-<grader pid>-<random>``; the kernel's first process moves itself into all
+of them before it starts the sandbox (:func:`cgroup_prefix`), so everything it starts
+inherits them. When the kernel ends, whatever is left in its groups is killed and the groups
+removed; groups of graders that no longer run are removed by the next grader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+MAX_TASKS = 4096
+"""Processes and threads one kernel may have at once (a fork bomb stops there; TensorFlow needs
+about a hundred threads per kernel). Each kernel has its own count: its ``pids`` group here,
+and in the sandbox its own uid's ``RLIMIT_NPROC`` (:class:`grader.submission.sandbox.KernelHome`)."""
+CONTROLLERS = ("pids", "cpu")
+"""The controllers each kernel gets a group of its own in."""
+CONTROL_FILES = {"pids": ("pids.max",), "cpu": ("cpu.shares", "cpu.weight")}
+"""A group's files that show a controller is enabled in it (cgroup v1 or v2)."""
+GROUP_PREFIX = "dlcourse-kernel-"
+
+
+def _own_groups() -> dict[Path, tuple[str, ...]]:
+    """The grader's own group folder in each writable hierarchy that has one of
+    :data:`CONTROLLERS`: folder -> the controllers used there (cgroup v1: a hierarchy per
+    controller; v2: one folder for those its parent delegates)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return {}
+    own = {}
+    for line in lines:
+        number, controllers, path = line.split(":", 2)
+        own["v2" if number == "0" else controllers] = path
+    found: dict[Path, tuple[str, ...]] = {}
+    for mount in mounts:
+        if " - " not in mount:
+            continue
+        point = mount.split()[4]
+        fstype, _source, options = mount.split(" - ", 1)[1].split()[:3]
+        if fstype == "cgroup":
+            wanted = [c for c in CONTROLLERS if c in options.split(",")]
+            key = next((k for k in own if set(wanted) & set(k.split(","))), None)
+        elif fstype == "cgroup2":
+            key, wanted = "v2", None
+        else:
+            continue
+        if key is None or key not in own:
+            continue
+        folder = Path(point) / own[key].lstrip("/")
+        if wanted is None:  # v2: what the parent delegates to the grader's group
+            available = _read(folder / "cgroup.controllers").split()
+            wanted = [c for c in CONTROLLERS if c in available]
+        wanted = [c for c in wanted if not any(c in used for used in found.values())]
+        if wanted and os.access(folder, os.W_OK):
+            found[folder] = tuple(wanted)
+    return found
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _limit(group: Path, controllers: Sequence[str]) -> None:
+    """Write the task limit of a new kernel group (the CPU weight stays the default)."""
+    if "pids" in controllers:
+        (group / "pids.max").write_text(str(MAX_TASKS))
+
+
+@cache
+def usable_hierarchies() -> tuple[tuple[Path, tuple[str, ...]], ...]:
+    """Where kernel groups can be made here (tried once: a probe group is made, limited and
+    entered by a process): (parent folder, its controllers) pairs, empty when none can."""
+    usable = []
+    for parent, controllers in _own_groups().items():
+        remove_stale_groups(parent)
+        probe = parent / f"dlcourse-probe-{os.getpid()}"
+        try:
+            probe.mkdir()
+        except OSError:
+            continue
+        try:
+            missing = [c for c in controllers
+                       if not any((probe / f).exists() for f in CONTROL_FILES[c])]
+            if missing:  # cgroup v2: enable the controllers below the grader's group
+                (parent / "cgroup.subtree_control").write_text(
+                    " ".join(f"+{c}" for c in missing))
+            _limit(probe, controllers)
+            moved = subprocess.run([*cgroup_prefix([probe]), "/bin/true"], capture_output=True,
+                                   timeout=30)  # moving a process in must work too
+            if moved.returncode == 0:
+                usable.append((parent, controllers))
+        except (OSError, subprocess.SubprocessError):
+            continue
+        finally:
+            with contextlib.suppress(OSError):
+                probe.rmdir()
+    return tuple(usable)
+
+
+def controllers_in_use() -> tuple[str, ...]:
+    """The controllers kernels get a group of their own in on this machine."""
+    return tuple(c for _parent, used in usable_hierarchies() for c in used)
+
+
+def remove_stale_groups(parent: Path) -> None:
+    """Remove kernel groups left by grader processes that no longer run (killed batches)."""
+    import psutil
+
+    for folder in parent.glob(f"{GROUP_PREFIX}*"):
+        owner = folder.name.split("-")[2]
+        if owner.isdigit() and not psutil.pid_exists(int(owner)):
+            remove_group(folder)
+
+
+def make_kernel_groups() -> tuple[Path, ...]:
+    """Fresh groups for one kernel, one per usable hierarchy (empty where none can be made)."""
+    name = f"{GROUP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    made = []
+    for parent, controllers in usable_hierarchies():
+        folder = parent / name
+        try:
+            folder.mkdir()
+            _limit(folder, controllers)
+        except OSError:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+            continue
+        made.append(folder)
+    return tuple(made)
+
+
+def remove_group(folder: Path) -> None:
+    """Kill whatever is left in a kernel's group and remove it."""
+    for _ in range(50):
+        pids = [int(p) for p in _read(folder / "cgroup.procs").split() if p.isdigit()]
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            folder.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
+def cgroup_prefix(groups: Sequence[Path]) -> list[str]:
+    """A command prefix that moves itself into every one of ``groups`` before starting the
+    rest, so the sandbox and everything it starts count against the kernel's task limit and
+    share its CPU weight. It exits with status 125 when a move fails."""
+    if not groups:
+        return []
+    script = ('n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1/cgroup.procs" || exit 125;'
+              ' shift; n=$((n - 1)); done; exec "$@"')
+    return ["/bin/sh", "-c", script, "sh", str(len(groups)), *map(str, groups)]
