@@ -11,15 +11,15 @@ run the way a user runs them, each a fresh Python process:
 and then, ``--batch-repeats`` times, **batch**: the CLI on ``--batch`` copies of the solution
 (one per made-up student, ``--jobs 1``), whose wall time is divided by the copies.
 
-Before a lesson's first ``one`` run the shared fast-mode data copy
-(:mod:`grader.checks.kernel_cache`) is deleted, so that run writes it again as a batch does
-the first time on a machine; the later runs find it. The split comes from the grader's own
-records: each row's ``timings`` in ``grades.json`` (kernel start, execute, export, score)
-and the batch's phases in ``batch.json`` (plan, data copy, grading, outputs); *start-up* is
-the CLI's wall time minus those phases (Python, imports, argument checks) and *around* is
-everything of the one-notebook wall time that is not the row's kernel start, execute,
-export or score. The 1-minute load average is printed
-and recorded before every run: measure on a quiet machine.
+Before a lesson's first ``one`` run (with ``--cold alternate``, before every other one) the
+shared fast-mode data copy (:mod:`grader.checks.kernel_cache`) is deleted, so that run
+writes it again as a batch does the first time on a machine; the later runs find it. The
+split comes from the grader's own records: each row's ``timings`` in ``grades.json`` (kernel
+start, execute, export, score) and the batch's phases in ``batch.json`` (plan, data copy,
+grading, outputs); *start-up* is the CLI's wall time minus those phases (Python, imports,
+argument checks) and *around* is everything of the one-notebook wall time that is not the
+row's kernel start, execute, export or score. The 1-minute load average is printed and
+recorded before every run: measure on a quiet machine.
 
 Usage::
 
@@ -97,7 +97,7 @@ def cli_run(solution: Path, copies: int, folder: Path, env: dict[str, str] | Non
 
 
 def bench_module(module: str, repeats: int, copies: int, batch_repeats: int,
-                 scratch: Path) -> dict:
+                 scratch: Path, cold: str = "first") -> dict:
     from grader.base.paths import SOLUTIONS_DIR
     from grader.checks.kernel_cache import cache_root
     from grader.checks.rubric import load_rubric
@@ -106,9 +106,10 @@ def bench_module(module: str, repeats: int, copies: int, batch_repeats: int,
     plains, ones, batches = [], [], []
     for repeat in range(repeats):
         plains.append(plain_run(solution))
-        if repeat == 0:  # the first run of a lesson writes fast mode's shared data copy again
+        first = repeat == 0 or (cold == "alternate" and repeat % 2 == 0)
+        if first:  # a first run on a machine: it writes fast mode's shared data copy again
             shutil.rmtree(cache_root(), ignore_errors=True)
-        ones.append(cli_run(solution, 1, scratch / f"{module}-one"))
+        ones.append({**cli_run(solution, 1, scratch / f"{module}-one"), "first": first})
         print(f"{module}: plain {plains[-1]['wall']:.1f} s, one {ones[-1]['wall']:.1f} s"
               f" (score {ones[-1]['score']:.1f} s, around {ones[-1]['around']:.1f} s;"
               f" load {plains[-1]['load']:.2f}/{ones[-1]['load']:.2f})", flush=True)
@@ -126,7 +127,9 @@ def bench_module(module: str, repeats: int, copies: int, batch_repeats: int,
                         for x in pair],
               "score_share": med(r["score"] / r["execute"] for r in ones),
               "first": {k: ones[0][k] for k in ("wall", "data_copy", "around")},
-              "later_around": [round(r["around"], 2) for r in ones[1:]]}
+              "first_around": [round(r["around"], 2) for r in ones if r["first"]],
+              "first_copy": [round(r["data_copy"], 2) for r in ones if r["first"]],
+              "later_around": [round(r["around"], 2) for r in ones if not r["first"]]}
     if batches:
         per = med(b["wall"] / copies for b in batches)
         result.update(batch_per=per, ratio_batch=per / plain,
@@ -147,7 +150,8 @@ def to_markdown(results: list[dict], args, commit: str) -> str:
         "",
         f"Machine: {os.cpu_count()} cores, no GPU, Python {platform.python_version()};"
         f" commit {commit}; `python bench/grading_overhead.py --repeats {args.repeats}"
-        f" --batch {args.batch} --batch-repeats {args.batch_repeats}`.",
+        f" --batch {args.batch} --batch-repeats {args.batch_repeats}"
+        + (f" --cold {args.cold}" if args.cold != "first" else "") + "`.",
         "",
         f"Medians over {args.repeats} alternating pairs per lesson (seed 0) of cold commands:"
         " `plain` = `python bench/run_notebook.py SOLUTION --fast --seed 0`, `one` ="
@@ -178,14 +182,15 @@ def to_markdown(results: list[dict], args, commit: str) -> str:
         "",
         "## The first run on a machine (the shared fast-mode data copy written again)",
         "",
-        "| lesson | one s (first) | data copy s (first) | around s (first) |"
+        "| lesson | one s (first) | data copy s (first runs) | around s (first runs) |"
         " around s (later runs) |",
         "|---|---|---|---|---|",
     ]
     for r in results:
-        first = r["first"]
-        lines.append(f"| {r['module']} | {first['wall']:.1f} | {first['data_copy']:.2f} |"
-                     f" {first['around']:.1f} | {', '.join(map(str, r['later_around']))} |")
+        lines.append(f"| {r['module']} | {r['first']['wall']:.1f} |"
+                     f" {', '.join(map(str, r['first_copy']))} |"
+                     f" {', '.join(map(str, r['first_around']))} |"
+                     f" {', '.join(map(str, r['later_around']))} |")
     lines += [
         "",
         "## Where a one-notebook batch spends its time (medians, seconds)",
@@ -210,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch", type=int, default=4, help="copies in the batch run")
     ap.add_argument("--batch-repeats", type=int, default=1)
+    ap.add_argument("--cold", choices=("first", "alternate"), default="first",
+                    help="which one-notebook runs write the shared data copy again: the first"
+                    " of each lesson, or every other one (first runs measured several times)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/grading_overhead.md"))
     args = ap.parse_args(argv)
     from grader.authoring.release import available_modules
@@ -224,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for module in args.modules or available_modules():
             results.append(bench_module(module, args.repeats, args.batch, args.batch_repeats,
-                                        scratch))
+                                        scratch, args.cold))
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(to_markdown(results, args, commit), encoding="utf-8")
             (args.out.with_suffix(".json")).write_text(json.dumps(results, indent=1) + "\n",

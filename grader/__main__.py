@@ -10,6 +10,7 @@ Exit codes: 0 success (for ``grade``: grading ran, whatever the scores), 1 ``rel
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -121,12 +122,16 @@ def _custom_module(args: argparse.Namespace) -> dict:
 
 
 def _grade(args: argparse.Namespace) -> int:
+    custom = _custom_module(args)
+    submissions, intake = _canvas_intake(args, custom.get("rubric"))  # issue 23
+    if args.fast and args.scheduler is None:  # a machine's first fast batch writes the shared
+        from grader.checks.kernel_cache import prepare_fast_copy  # data copy meanwhile
+
+        prepare_fast_copy(os.environ.get("DLCOURSE_DATA_DIR"))  # grade_class joins it
     from grader.classroom.batch import grade_class
     from grader.submission.execute import mode_limits
 
     limits = mode_limits(fast=args.fast, memory_mb=args.memory_mb, cell_timeout_s=args.cell_timeout)
-    custom = _custom_module(args)
-    submissions, intake = _canvas_intake(args, custom.get("rubric"))  # issue 23
     try:
         summary = grade_class(submissions=submissions, out=args.out, jobs=args.jobs,
                               fast=args.fast, seed=args.seed, force=args.force,

@@ -66,9 +66,10 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _validate_arrays(name: str, arrays: dict[str, np.ndarray], source: str) -> None:
+def _validate_arrays(name: str, arrays: dict[str, np.ndarray], source: str,
+                     splits: tuple[str, ...] = ("train", "test")) -> None:
     image_shape, label_suffix = _IMAGE_SHAPES[name], _LABEL_SUFFIX[name]
-    for split in ("train", "test"):
+    for split in splits:
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.ndim != 1 + len(image_shape) or x.shape[1:] != image_shape:
             raise MalformedDatasetError(
@@ -88,9 +89,11 @@ def _validate_arrays(name: str, arrays: dict[str, np.ndarray], source: str) -> N
             )
 
 
-def read_npz(name: str, path: Path) -> dict[str, np.ndarray]:
+def read_npz(name: str, path: Path,
+             splits: tuple[str, ...] = ("train", "test")) -> dict[str, np.ndarray]:
     """The arrays of dataset ``name`` from the ``.npz`` file ``path``, checked (keys, shapes,
-    dtypes); :class:`MalformedDatasetError` says what is wrong. Never cached."""
+    dtypes); :class:`MalformedDatasetError` says what is wrong. Never cached. ``splits``
+    reads only those (``("train",)``: ``x_train`` and ``y_train``)."""
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [k for k in _KEYS if k not in data.files]
@@ -99,7 +102,7 @@ def read_npz(name: str, path: Path) -> dict[str, np.ndarray]:
                     f"{path}: expected the keys {list(_KEYS)}, missing {missing}"
                     f" (found {sorted(data.files)}). Re-create the file with those keys."
                 )
-            arrays = {k: data[k] for k in _KEYS}
+            arrays = {k: data[k] for k in _KEYS if k.split("_", 1)[1] in splits}
     except MalformedDatasetError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
@@ -107,7 +110,7 @@ def read_npz(name: str, path: Path) -> dict[str, np.ndarray]:
             f"{path}: expected a NumPy .npz archive with keys {list(_KEYS)}, but it could not"
             f" be read ({type(exc).__name__}: {exc}). Replace it with a good copy."
         ) from exc
-    _validate_arrays(name, arrays, str(path))
+    _validate_arrays(name, arrays, str(path), splits)
     return arrays
 
 

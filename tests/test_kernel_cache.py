@@ -162,3 +162,18 @@ def test_a_broken_dataset_the_early_copy_met_is_reported_by_the_batch(tmp_path, 
     with pytest.raises(MalformedDatasetError, match="mnist.npz: expected a NumPy .npz archive"):
         shared_fast_copy(plan_holdout(source, fast=True, key=b"k" * 32), parent=str(tmp_path))
     assert not [p for p in cache_root(str(tmp_path)).iterdir()]  # no half-written entry left
+
+
+def test_a_split_the_copy_reads_on_its_own_is_still_checked(tmp_path, source):
+    """The copy reads each dataset's train and test splits in separate threads: a test split
+    of the wrong shape is still refused, with the split named, and no entry is left."""
+    from helpers.data import MalformedDatasetError
+
+    with np.load(Path(source) / "mnist.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["x_test"] = arrays["x_test"][:, :27]
+    with open(Path(source) / "mnist.npz", "wb") as handle:
+        np.savez(handle, **arrays)
+    with pytest.raises(MalformedDatasetError, match=r"expected x_test of shape \(n, 28, 28\)"):
+        shared_fast_copy(plan_holdout(source, fast=True, key=b"k" * 32), parent=str(tmp_path))
+    assert not [p for p in cache_root(str(tmp_path)).iterdir()]

@@ -31,6 +31,7 @@ import hmac
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,19 +200,31 @@ def require_datasets(source_dir: str, needed: dict[str, set[str]]) -> None:
             " a folder holding mnist.npz, fashion_mnist.npz and cifar10.npz")
 
 
-def _kernel_arrays(source_dir: str, name: str, mode: str, seed: int) -> dict[str, np.ndarray]:
+def _kernel_arrays(source_dir: str, name: str, mode: str, seed: int,
+                   split: str) -> dict[str, np.ndarray]:
+    """The kernel's rows of one split (``"train"`` or ``"test"``) of dataset ``name``."""
     from helpers.data import FAST_SUBSET_SEED, FAST_TEST_SIZE, read_npz, stratified_indices
 
-    arrays = read_npz(name, Path(source_dir) / f"{name}.npz")  # not cached: read, cut, drop
-    kernel, _ = split_indices(arrays["y_train"], name=name, mode=mode, seed=seed)
-    out = {"x_train": arrays["x_train"][kernel], "y_train": arrays["y_train"][kernel]}
+    # not cached: read, cut, drop
+    arrays = read_npz(name, Path(source_dir) / f"{name}.npz", splits=(split,))
+    if split == "train":
+        kernel, _ = split_indices(arrays["y_train"], name=name, mode=mode, seed=seed)
+        return {"x_train": arrays["x_train"][kernel], "y_train": arrays["y_train"][kernel]}
     if mode == "fast":
         test = stratified_indices(arrays["y_test"], min(FAST_TEST_SIZE, len(arrays["y_test"])),
                                   seed=FAST_SUBSET_SEED)
-        out.update(x_test=arrays["x_test"][test], y_test=arrays["y_test"][test])
-    else:
-        out.update(x_test=arrays["x_test"], y_test=arrays["y_test"])
-    return out
+        return {"x_test": arrays["x_test"][test], "y_test": arrays["y_test"][test]}
+    return arrays
+
+
+def _compressed_size(path: Path, member: str) -> int:
+    """Bytes of ``member`` in the zip archive ``path`` (0 when it cannot be told: reading
+    it then reports the problem)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.getinfo(member).compress_size
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return 0
 
 
 @dataclass(frozen=True)
@@ -278,26 +291,37 @@ def write_kernel_files(plan: HoldoutPlan, names: list[str], folder: Path) -> Non
     """Write the kernel copy of datasets ``names`` into the new ``folder`` (0755), one
     read-only ``<name>.npz`` each.
 
-    Two datasets are read at once (decompressing the instructor's files releases the GIL,
-    so a first batch waits for the largest file rather than for all of them:
-    ``bench/results/data_copy.md``); each is cut to the kernel's rows and written by the
-    thread that read it, so at most two full datasets are in memory at a time.
+    Two splits are read at once, the largest first (decompressing the instructor's files
+    releases the GIL, so a first batch waits about as long as CIFAR-10's training images
+    take, while the other thread reads everything else: ``bench/results/data_copy.md``);
+    each is cut to the kernel's rows by the thread that read it, and a dataset is written
+    when both its splits are cut, so at most two full splits are in memory at a time.
     """
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     folder.mkdir(mode=0o755)
+    cut: dict[str, dict[str, np.ndarray]] = {}
+    lock = threading.Lock()
 
-    def write(name: str) -> None:
-        arrays = _kernel_arrays(plan.source_dir, name, plan.mode, plan.seed)
+    def write(name: str, split: str) -> None:
+        arrays = _kernel_arrays(plan.source_dir, name, plan.mode, plan.seed, split)
+        with lock:
+            both = cut.setdefault(name, {})
+            both.update(arrays)
+            if len(both) < 4:  # the other split is still being read
+                return
+            del cut[name]
         target = folder / f"{name}.npz"
         with open(target, "xb") as handle:
-            np.savez(handle, **arrays)
-        del arrays
+            np.savez(handle, **both)
         os.chmod(target, 0o444)
 
-    by_size = sorted(names, key=lambda n: -(Path(plan.source_dir) / f"{n}.npz").stat().st_size)
+    source = Path(plan.source_dir)
+    parts = sorted(((n, s) for n in names for s in ("train", "test")),
+                   key=lambda p: -_compressed_size(source / f"{p[0]}.npz", f"x_{p[1]}.npy"))
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="kernel-copy") as pool:
-        for done in [pool.submit(write, name) for name in by_size]:
+        for done in [pool.submit(write, name, split) for name, split in parts]:
             done.result()  # the first error, as when written one after another
     os.chmod(folder, 0o755)
 

@@ -86,13 +86,28 @@ def prepare_fast_copy(source_dir: str | None,
                       parent: str | None = None) -> threading.Thread | None:
     """Start writing the shared fast copy of ``source_dir`` in a background thread (None
     when there is no folder to copy), so that a machine's first batch writes it while it
-    still finds and reads the submissions. Join the thread before :func:`kernel_copy`: that
+    still finds and reads the submissions (a thread still running for the same folder is
+    returned instead of a second one). Join the thread before :func:`kernel_copy`: that
     call then finds the copy ready, or (the thread failed: a missing or broken dataset file)
     writes it itself and raises the error where the batch reports it. The copy does not
     depend on the grader's secret (the seed only moves the hold-out), so no key is needed.
     """
     if not source_dir or not Path(source_dir).is_dir():
         return None
+    key = (os.path.realpath(source_dir), parent)
+    with _STARTED_LOCK:  # one thread per folder at a time: the CLI starts it before its imports
+        running = _STARTED.get(key)
+        if running is not None and running.is_alive():
+            return running
+        _STARTED[key] = thread = _start_copy(source_dir, parent)
+    return thread
+
+
+_STARTED: dict[tuple[str, str | None], threading.Thread] = {}
+_STARTED_LOCK = threading.Lock()
+
+
+def _start_copy(source_dir: str, parent: str | None) -> threading.Thread:
     plan = HoldoutPlan(mode="fast", seed=0, source_dir=os.fspath(source_dir))
 
     def write() -> None:

@@ -48,6 +48,7 @@ from grader.classroom.workers import (
     kernel_threads,
 )
 from grader.pages.gradebook import write_gradebook
+from grader.pages.report import warm_up_report
 from grader.submission.options import GradingOptions
 from grader.submission.validate import display_path
 
@@ -435,6 +436,7 @@ def _grade_pending(executor: Executor, pending: Sequence[Task], options: Grading
         executor.close()
         raise
     copied = time.perf_counter()
+    threading.Thread(target=warm_up_report, name="warm-report", daemon=True).start()
     try:
         if isinstance(executor, DaskExecutor):  # workers keep their own logs
             options = replace(options, holdout=holdout, threads=dask_threads(executor.client))

@@ -55,6 +55,14 @@ def _pct(row: GradeRow) -> float:
     return 100.0 * row.score / row.max_score if row.max_score else 0.0
 
 
+def warm_up_report() -> None:
+    """Import what drawing the report's charts needs (matplotlib and its SVG backend, about
+    0.4 s): a batch calls it in a thread while the kernels run, so that writing the class
+    outputs at its end waits only for the drawing."""
+    import matplotlib.backends.backend_svg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+
+
 def _svg_img(fig, alt: str) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
