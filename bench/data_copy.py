@@ -3,9 +3,10 @@
 Each round runs in fresh Python processes (as a first batch does, nothing imported yet),
 alternating: the whole ``write_kernel_files`` for every dataset in ``DLCOURSE_DATA_DIR`` into
 a new temporary folder as the grader does it (stratified draws with NumPy alone,
-:mod:`helpers.sampling`), and the same with the draws made by scikit-learn's
-``train_test_split`` as before (its import paid on the first draw); then its parts: importing
-scikit-learn, reading each source ``.npz``.
+:mod:`helpers.sampling`; two threads taking the datasets' train and test splits largest
+first), the same with a thread per dataset as at commit 5afae11, and the same with the
+draws made by scikit-learn's ``train_test_split`` as before (its import paid on the first
+draw); then its parts: importing scikit-learn, reading each source ``.npz``.
 
 Usage: ``python bench/data_copy.py --rounds 5 --out bench/results/data_copy.md``.
 """
@@ -39,12 +40,34 @@ if sys.argv[1:] == ["sklearn"]:  # the draws as before: scikit-learn's, imported
 
     helpers.sampling.stratified_train_rows = _sklearn_rows
 from grader.checks.holdout import dataset_files, plan_holdout, write_kernel_files
+if sys.argv[1:] == ["datasets"]:  # as at 5afae11: a thread per dataset, both splits in it
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    from grader.checks.holdout import _kernel_arrays
+
+    def write_kernel_files(plan, names, folder):
+        folder.mkdir(mode=0o755)
+
+        def write(name):
+            arrays = {k: v for split in ("train", "test")
+                      for k, v in _kernel_arrays(plan.source_dir, name, plan.mode, plan.seed,
+                                                 split).items()}
+            with open(folder / f"{name}.npz", "xb") as handle:
+                np.savez(handle, **arrays)
+
+        by_size = sorted(names, key=lambda n: -(Path(plan.source_dir) / f"{n}.npz").stat().st_size)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for done in [pool.submit(write, name) for name in by_size]:
+                done.result()
 source = os.environ["DLCOURSE_DATA_DIR"]
 plan = plan_holdout(source, fast=True, key=b"k" * 32)
 folder = Path(tempfile.mkdtemp()) / "data"
 start = time.perf_counter()
 write_kernel_files(plan, dataset_files(source), folder)
-label = "write_kernel_files" + (" (scikit-learn draws)" if sys.argv[1:] else "")
+label = "write_kernel_files" + {"sklearn": " (scikit-learn draws)",
+                                "datasets": " (a thread per dataset, as at 5afae11)"}.get(
+                                    "".join(sys.argv[1:]), "")
 print(json.dumps({label: time.perf_counter() - start}))
 """
 
@@ -79,7 +102,8 @@ def main() -> None:
     args = parser.parse_args()
     found: dict[str, list[float]] = {}
     for _ in range(args.rounds):
-        for code, extra in ((WHOLE, ()), (WHOLE, ("sklearn",)), (PARTS, ())):
+        for code, extra in ((WHOLE, ()), (WHOLE, ("datasets",)), (WHOLE, ("sklearn",)),
+                            (PARTS, ())):
             for key, value in _run(code, *extra).items():
                 found.setdefault(key, []).append(value)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,

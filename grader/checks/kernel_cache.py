@@ -8,8 +8,9 @@ batch can share one copy instead of writing its own, which cost each batch about
 (decompressing the instructor's files, importing scikit-learn for the stratified subsets).
 Full mode's copy depends on the secret hold-out and is still written per run. A machine's
 first fast batch writes the shared copy in about 1 s (the draws need no scikit-learn now,
-:mod:`helpers.sampling`; two files are decompressed at once) and starts it with the batch's
-first step (:func:`prepare_fast_copy`).
+:mod:`helpers.sampling`; two dataset splits are decompressed at once) and starts it before
+anything else (:func:`prepare_fast_copy`: the CLI, before its slower imports; a batch
+called from Python, with its first step).
 
 Where it lives, and who could have written it:
 
