@@ -391,9 +391,9 @@ def show_filters(model, layer, *, ncols: int = 8, color: bool = False) -> Figure
                   interpolation="nearest")
         ax.set_title(str(i), fontsize=8)
     h, w = images.shape[1:3]
-    fig.suptitle(f"{conv.name}: {len(images)} filters of {h}x{w}, each scaled to its own"
-                 " range" + (" (RGB)" if images.ndim == 4 else " (mean over input channels;"
-                             " dark = its lowest weight, light = its highest)"))
+    fig.suptitle(f"{conv.name}: {len(images)} filters of {h}x{w}, each on its own scale\n"
+                 + ("RGB" if images.ndim == 4 else "mean over input channels, dark = low, light = high"),
+                 fontsize=9)
     return fig
 
 
