@@ -39,7 +39,22 @@ def _student_edition(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hand_out_discussions(args: argparse.Namespace) -> int:
+    if args.check or args.student_edition is not None or args.repo_url is not None:
+        raise GraderError("--discussions MODULE DIR goes alone: it writes the discussions of one"
+                          " module for students, after the deadline")
+    from grader.authoring.release import write_discussions
+
+    module, folder = args.discussions
+    path = write_discussions(module, Path(folder))
+    print(f"wrote {path}: hand it to the students once the deadline of module {module} has"
+          " passed")
+    return 0
+
+
 def _release(args: argparse.Namespace) -> int:
+    if args.discussions is not None:
+        return _hand_out_discussions(args)
     if args.student_edition is not None:
         if args.check:
             raise GraderError("--check and --student-edition go separately: --check compares"
@@ -390,6 +405,10 @@ def _release_parser(sub) -> None:
                      " cells (default: student_repo in course.toml)")
     rel.add_argument("--course", type=Path, default=None, metavar="FILE",
                      help="the course file (default ./course.toml; see examples/course.toml)")
+    rel.add_argument("--discussions", nargs=2, metavar=("MODULE", "DIR"),
+                     help="after the deadline: write the discussions of MODULE's written"
+                     " questions (left out of notebooks/ and the edition) to"
+                     " DIR/<notebook>_discussions.md")
     rel.set_defaults(func=_release)
     norm = sub.add_parser("normalize", help="fill in cell ids and nbgrader metadata (authors)")
     norm.add_argument("notebooks", nargs="+")

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def _register_notebook_display() -> None:
@@ -120,6 +121,17 @@ def vector_strip(vector: np.ndarray, title: str = "") -> Figure:
     return fig
 
 
+def _epoch_axis(ax) -> None:
+    """Label an x axis of epochs with whole numbers only (never 1.25, 1.5, ...)."""
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _legend_beside(ax) -> None:
+    """A legend to the right of the axes, where it cannot cover a curve."""
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
 def _as_histories(histories) -> dict[str, dict[str, list[float]]]:
     if isinstance(histories, Mapping) and histories and all(
         not isinstance(v, (list, tuple, np.ndarray)) for v in histories.values()
@@ -138,7 +150,7 @@ def learning_curves(histories, metrics: Sequence[str] = ("loss", "accuracy")) ->
     metrics = [m for m in metrics if any(m in h for h in runs.values())]
     if not metrics:
         raise ValueError("expected the histories to contain at least one of the metrics asked for")
-    fig = Figure(figsize=(5.5 * len(metrics), 3.8), layout="constrained")
+    fig = Figure(figsize=(5.5 * len(metrics) + 1.5, 3.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(metrics)))
     for ax, metric in zip(axes, metrics, strict=False):
         for i, (label, hist) in enumerate(runs.items()):
@@ -151,31 +163,39 @@ def learning_curves(histories, metrics: Sequence[str] = ("loss", "accuracy")) ->
                 epochs = np.arange(1, len(hist[f"val_{metric}"]) + 1)
                 ax.plot(epochs, hist[f"val_{metric}"], color=color, linestyle="--",
                         label=f"{prefix}validation")
-        ax.set_xlabel("epoch")
+        _epoch_axis(ax)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    _legend_beside(axes[-1])  # every panel has the same lines: one legend, beside the last
     return fig
 
 
 def compare_histories(histories: Mapping, metric: str = "val_loss", title: str = "") -> Figure:
-    """One curve per run for a single metric: learning rates, dropout rates, activations."""
-    runs = _as_histories(histories)
-    fig = Figure(figsize=(7, 4.2), layout="constrained")
-    ax = fig.subplots()
-    plotted = 0
-    for label, hist in runs.items():
-        if metric not in hist:
-            continue
-        ax.plot(np.arange(1, len(hist[metric]) + 1), hist[metric], marker="o", ms=3, label=label)
-        plotted += 1
-    if not plotted:
+    """One curve per run for a single metric: learning rates, dropout rates, activations.
+
+    When every run lasted a single epoch there are no curves to draw, so each run becomes
+    one bar (its value after that epoch).
+    """
+    runs = {label: hist[metric] for label, hist in _as_histories(histories).items()
+            if metric in hist}
+    if not runs:
         raise ValueError(f"expected histories that recorded {metric!r}, found none")
-    ax.set_xlabel("epoch")
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.subplots()
+    if all(len(values) == 1 for values in runs.values()):
+        bars = ax.bar(list(runs), [values[0] for values in runs.values()],
+                      color=[f"C{i % 10}" for i in range(len(runs))])
+        ax.bar_label(bars, fmt="%.3f", fontsize=8)
+        ax.set_xlabel("run (one epoch each)")
+        ax.tick_params(axis="x", labelrotation=30)
+    else:
+        for label, values in runs.items():
+            ax.plot(np.arange(1, len(values) + 1), values, marker="o", ms=3, label=label)
+        _epoch_axis(ax)
+        _legend_beside(ax)
     ax.set_ylabel(metric)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
     return fig
 
 
@@ -296,7 +316,7 @@ def learning_rate_curve(history, key: str = "learning_rate") -> Figure:
     ax = fig.subplots()
     ax.plot(np.arange(1, len(hist[key]) + 1), hist[key], marker="o", ms=3)
     ax.set_yscale("log")
-    ax.set_xlabel("epoch")
+    _epoch_axis(ax)
     ax.set_ylabel("learning rate")
     ax.grid(alpha=0.3, which="both")
     return fig
@@ -338,16 +358,17 @@ def _tile(fig: Figure, count: int, ncols: int):
     return axes[:count]
 
 
-def filter_images(model, layer) -> np.ndarray:
+def filter_images(model, layer, *, color: bool = False) -> np.ndarray:
     """The kernels of a ``Conv2D`` layer as images, shape ``(filters, height, width[, 3])``.
 
-    A kernel over 3 input channels (the first layer of a colour model) becomes a colour
-    image; any other kernel is averaged over its input channels. Each kernel is min-max
-    scaled to [0, 1] on its own, so its pattern shows whatever its size.
+    By default every kernel is averaged over its input channels, a grey image. With
+    ``color=True`` a kernel over 3 input channels (the first layer of a colour model) stays a
+    colour image. Each kernel is min-max scaled to [0, 1] on its own, so its pattern shows
+    whatever its size.
     """
     kernel = np.asarray(_conv_layer(model, layer).get_weights()[0], dtype=float)
     kernel = np.moveaxis(kernel, -1, 0)                     # (filters, h, w, in)
-    if kernel.shape[-1] != 3:
+    if not (color and kernel.shape[-1] == 3):
         kernel = kernel.mean(axis=-1)
     axes = tuple(range(1, kernel.ndim))
     low = kernel.min(axis=axes, keepdims=True)
@@ -355,13 +376,14 @@ def filter_images(model, layer) -> np.ndarray:
     return (kernel - low) / np.where(span > 0, span, 1.0)
 
 
-def show_filters(model, layer, *, ncols: int = 8) -> Figure:
-    """Every kernel of a ``Conv2D`` layer as a small image (see :func:`filter_images`).
+def show_filters(model, layer, *, ncols: int = 8, color: bool = False) -> Figure:
+    """Every kernel of a ``Conv2D`` layer as a small grey image (see :func:`filter_images`).
 
-    ``layer`` is the layer's name, its index in ``model.layers`` or the layer itself.
+    ``layer`` is the layer's name, its index in ``model.layers`` or the layer itself;
+    ``color=True`` shows the kernels of a first layer over RGB in colour.
     """
     conv = _conv_layer(model, layer)
-    images = filter_images(model, conv)
+    images = filter_images(model, conv, color=color)
     fig = Figure(figsize=(1.2 * min(ncols, len(images)),
                           1.3 * int(np.ceil(len(images) / ncols)) + 0.5), layout="constrained")
     for i, (ax, img) in enumerate(zip(_tile(fig, len(images), ncols), images, strict=True)):
@@ -369,8 +391,9 @@ def show_filters(model, layer, *, ncols: int = 8) -> Figure:
                   interpolation="nearest")
         ax.set_title(str(i), fontsize=8)
     h, w = images.shape[1:3]
-    fig.suptitle(f"{conv.name}: {len(images)} filters of {h}x{w}"
-                 + (" (RGB)" if images.ndim == 4 else " (mean over input channels)"))
+    fig.suptitle(f"{conv.name}: {len(images)} filters of {h}x{w}, each on its own scale\n"
+                 + ("RGB" if images.ndim == 4 else "mean over input channels, dark = low, light = high"),
+                 fontsize=9)
     return fig
 
 

@@ -85,10 +85,19 @@ class EpochTimer(_callback_base()):
 
     @property
     def median_seconds(self) -> float:
-        """Median epoch time; the first epoch includes graph tracing, so this is fairer."""
-        if not self.epoch_seconds:
-            raise ValueError("expected at least one finished epoch, got none")
-        return float(np.median(self.epoch_seconds))
+        """Median seconds per epoch, leaving out the first epoch when there are others.
+
+        The first epoch of a new model also builds (traces) its computation graph, which
+        costs seconds whatever the batch size; with two epochs it would be half the median.
+        """
+        return steady_median(self.epoch_seconds)
+
+
+def steady_median(epoch_seconds: list[float]) -> float:
+    """Median of ``epoch_seconds`` without the first epoch (all of them when there is one)."""
+    if not epoch_seconds:
+        raise ValueError("expected at least one finished epoch, got none")
+    return float(np.median(epoch_seconds[1:] or epoch_seconds))
 
 
 class WeightStats(_callback_base()):

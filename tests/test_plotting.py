@@ -55,6 +55,45 @@ CASES = {
 }
 
 
+def _drawn_epoch_ticks(fig: Figure) -> list[float]:
+    _png_bytes(fig)                                             # place the ticks
+    return [t for ax in fig.axes if ax.get_xlabel() == "epoch"
+            for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+
+
+def test_epoch_axes_show_whole_epochs_only():
+    short = {"loss": [1.0, 0.8], "val_loss": [1.1, 0.9], "learning_rate": [1e-2, 5e-3]}
+    figures = [plotting.learning_curves(short, ["loss"]),
+               plotting.compare_histories({"a": short, "b": short}, metric="loss"),
+               plotting.learning_rate_curve(short)]
+    for fig in figures:
+        ticks = _drawn_epoch_ticks(fig)
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_runs_of_one_epoch_are_compared_as_bars_not_dots():
+    runs = {"relu": {"val_accuracy": [0.31]}, "tanh": {"val_accuracy": [0.27]},
+            "sigmoid": {"val_accuracy": [0.10]}}
+    fig = plotting.compare_histories(runs, metric="val_accuracy")
+    ax = fig.axes[0]
+    assert [round(bar.get_height(), 2) for bar in ax.patches] == [0.31, 0.27, 0.10]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["relu", "tanh", "sigmoid"]
+    assert not ax.lines
+    _assert_drawn(fig)
+
+
+def test_legends_sit_beside_the_curves():
+    runs = {f"batch {b}": HIST for b in (4, 16, 32, 256, 1024)}
+    for fig in (plotting.learning_curves(runs, ["loss", "accuracy"]),
+                plotting.compare_histories(runs, metric="loss")):
+        _png_bytes(fig)
+        legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+        assert len(legends) == 1
+        box = legends[0].get_window_extent()
+        for ax in fig.axes:
+            assert box.x0 >= ax.get_window_extent().x1 - 1     # right of every panel
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_plot_renders_non_empty_png(name):
     fig = CASES[name]()
@@ -143,10 +182,15 @@ def test_show_filters_draws_every_kernel_of_the_trained_layer(trained_cnn):
     kernel = model.get_layer("conv_a").get_weights()[0]          # (3, 3, 3, 8)
     fig = plotting.show_filters(model, "conv_a")
     shown = _shown(fig)
-    assert len(shown) == 8 and all(img.shape == (3, 3, 3) for img in shown)
-    for k, img in enumerate(shown):                              # the kernel itself, rescaled
-        own = kernel[..., k]
+    assert len(shown) == 8 and all(img.shape == (3, 3) for img in shown)   # grey by default
+    for k, img in enumerate(shown):               # the kernel's channel mean, on its own scale
+        own = kernel[..., k].mean(axis=-1)
         np.testing.assert_allclose(img, (own - own.min()) / (own.max() - own.min()), atol=1e-6)
+    assert all(ax.images[0].get_cmap().name == "gray" for ax in fig.axes if ax.images)
+    colour = _shown(plotting.show_filters(model, "conv_a", color=True))
+    assert all(img.shape == (3, 3, 3) for img in colour)
+    own = kernel[..., 0]
+    np.testing.assert_allclose(colour[0], (own - own.min()) / (own.max() - own.min()), atol=1e-6)
     second = plotting.show_filters(model, 2)                     # conv_b: 8 input channels
     assert len(_shown(second)) == 12 and _shown(second)[0].shape == (3, 3)
     _assert_drawn(fig)

@@ -61,6 +61,15 @@ def test_epoch_timer_and_weight_stats_record_every_epoch(capsys):
     assert "kernel mean" in capsys.readouterr().out
 
 
+def test_epoch_timer_median_leaves_out_the_first_epoch_and_its_graph_tracing():
+    timer = training.EpochTimer()
+    _tiny_fit(0, [timer])                  # a new model: its first epoch traces the graph
+    first, *later = timer.epoch_seconds
+    assert first > max(later)
+    assert timer.median_seconds == pytest.approx(float(np.median(later)))
+    assert training.steady_median([5.0]) == 5.0   # a single epoch is all there is
+
+
 def test_epoch_timer_without_epochs_raises():
     with pytest.raises(ValueError, match="at least one finished epoch"):
         _ = training.EpochTimer().median_seconds

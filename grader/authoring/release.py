@@ -11,7 +11,8 @@ from pathlib import Path
 import nbformat
 
 from grader.authoring.cells import exercise_labels, normalize, student_cell, validate
-from grader.base.errors import NotebookFormatError
+from grader.authoring.discussions import DISCUSSION_TAG, discussions_markdown, hide_discussions
+from grader.base.errors import GraderError, NotebookFormatError
 from grader.base.paths import MODULES, NOTEBOOKS_DIR, SOLUTIONS_DIR
 from grader.checks.rubric import Rubric, load_rubric
 
@@ -46,11 +47,12 @@ def load_solution(rubric: Rubric, solutions_dir: Path = SOLUTIONS_DIR):
 
 
 def student_notebook(solution):
-    """The released notebook for a solution notebook."""
+    """The released notebook for a solution notebook (discussions handed out later)."""
     nb = nbformat.v4.new_notebook()
     nb.metadata = {k: solution.metadata[k] for k in _KEEP_NB_METADATA if k in solution.metadata}
     labels = exercise_labels(solution)
     nb.cells = [student_cell(cell, labels.get(cell.get("id"))) for cell in solution.cells]
+    hide_discussions(nb)
     nbformat.validate(nb)
     return nb
 
@@ -128,3 +130,25 @@ def normalize_file(path: Path) -> None:
             cell.outputs = []
             cell.execution_count = None
     Path(path).write_text(write_text(nb), encoding="utf-8")
+
+
+def write_discussions(module: str, target: Path) -> Path:
+    """Write ``target/<notebook stem>_discussions.md`` from module ``module``'s solution.
+
+    Raises :class:`GraderError` naming the problem when the module is unknown, has no
+    discussion cells, or ``target`` is a file.
+    """
+    rubric = load_rubric(module)
+    text, count = discussions_markdown(load_solution(rubric), Path(rubric.notebook).stem)
+    if not count:
+        raise GraderError(f"--discussions {module}: {rubric.notebook} has no discussion cells"
+                          f" (locked Markdown cells tagged {DISCUSSION_TAG!r}); nothing to hand"
+                          " out")
+    target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise GraderError(f"--discussions {module} {target}: is a file; expected a folder (it"
+                          " is created when missing)")
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / f"{Path(rubric.notebook).stem}_discussions.md"
+    path.write_text(text, encoding="utf-8")
+    return path
