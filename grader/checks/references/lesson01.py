@@ -44,7 +44,7 @@ BATCH_SIZE = 128
 VAL_FRACTION = 0.2
 BATCH_SIZES = (4, 16, 32, 256, 1024)
 BATCH_SWEEP_SAMPLES = {"full": 10000, "fast": 800}
-BATCH_SWEEP_EPOCHS = {"full": 8, "fast": 2}
+BATCH_SWEEP_EPOCHS = {"full": 8, "fast": 3}  # fast: two epochs after the traced first
 #: How far a re-run may land from the student's best validation accuracy, per learning rate
 #: and mode (bench/results/rerun_tolerance.md, bench/results/detection_rate.md). A rate
 #: missing from a mode's table is never re-run in that mode: 1e-2 sometimes diverges (a
