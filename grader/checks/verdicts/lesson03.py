@@ -194,6 +194,8 @@ def schedule(ctx, function) -> str:
         except Exception as exc:  # noqa: BLE001 - the student's function raised: that is the finding
             raise CheckFailed(f"{call} raised {type(exc).__name__}: {exc}") from None
         try:
+            if isinstance(value, (str, bytes)):
+                raise TypeError("a text is not a learning rate")
             digests.binned(value)
         except (TypeError, ValueError, digests.answers.NotAnAnswer):
             raise CheckFailed(f"{call} should return a single number (the new learning rate),"

@@ -137,7 +137,8 @@ def _best_key(results: dict, chosen: Any, chosen_name: str, results_name: str) -
                           f" `{results_name}`")
     if results[match] < top - 1e-9:
         raise CheckFailed(f"`{chosen_name}` = {chosen!r} does not have the highest value in"
-                          f" `{results_name}`")
+                          f" `{results_name}`; hint: the best is the key whose validation"
+                          " accuracy is the largest (a maximum, not a minimum)")
 
 
 @verdict("lesson04_dropout_results")
