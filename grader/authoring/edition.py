@@ -43,7 +43,6 @@ GRADER_MODULES = (
     "checks/__init__.py",
     "checks/answers.py",
     "checks/context.py",
-    "checks/experiments.py",
     "checks/figures.py",
     "checks/kinds.py",
     "checks/results.py",
@@ -57,6 +56,7 @@ GRADER_MODULES = (
     "checks/verdicts/lesson03.py",
     "checks/verdicts/lesson04.py",
     "checks/verdicts/registry.py",
+    "checks/verdicts/shapes.py",
 )
 """The grader files the self-check reads, copied as they are (paths under ``grader/``): the
 check kinds and the in-kernel verdicts (:mod:`grader.checks.verdicts`) with their digests."""

@@ -4,8 +4,8 @@ the learning-rate sweep and of the batch-size timings."""
 from __future__ import annotations
 
 from grader.checks.context import CheckFailed
-from grader.checks.experiments import fraction, history, keyed, positive
 from grader.checks.verdicts.registry import verdict
+from grader.checks.verdicts.shapes import fraction, history, keyed, positive
 
 #: The lesson's locked constants, per mode (tests compare them with the solution notebook).
 LEARNING_RATES = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -42,15 +42,16 @@ def lr_sweep_values(ctx, lr_results, lr_histories) -> dict[float, float]:
     histories = keyed(lr_histories, "lr_histories", LEARNING_RATES)
     epochs = SWEEP_EPOCHS[ctx.mode]
     values = {}
-    for lr in LEARNING_RATES:
-        best = fraction(results[lr], f"lr_results[{lr:g}]")
-        curve = history(histories[lr], f"lr_histories[{lr:g}]", epochs=epochs)["val_accuracy"]
+    for rate in LEARNING_RATES:
+        best = fraction(results[rate], f"lr_results[{rate:g}]")
+        curve = history(histories[rate], f"lr_histories[{rate:g}]",
+                        epochs=epochs)["val_accuracy"]
         if abs(best - max(curve)) > 1e-6:
-            raise CheckFailed(f"lr_results[{lr:g}] = {best:.4f} is not the best validation"
-                              f" accuracy of lr_histories[{lr:g}] ({max(curve):.4f}): store"
+            raise CheckFailed(f"lr_results[{rate:g}] = {best:.4f} is not the best validation"
+                              f" accuracy of lr_histories[{rate:g}] ({max(curve):.4f}): store"
                               " max(history.history['val_accuracy']) of each run, not a"
                               " training figure")
-        values[lr] = best
+        values[rate] = best
     return values
 
 

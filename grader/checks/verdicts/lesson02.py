@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from grader.checks.context import CheckFailed
-from grader.checks.experiments import fraction, keyed
 from grader.checks.verdicts.registry import verdict
+from grader.checks.verdicts.shapes import fraction, keyed
 
 #: The lesson's locked constants, per mode (tests compare them with the solution notebook).
 FASHION_EPOCHS = {"full": 15, "fast": 3}
@@ -39,12 +39,17 @@ def _fashion_test(ctx, model):
 
 def confidence_statistics(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """The four numbers of Exercise 2.6, question 1, for predictions ``probs``."""
-    top = probs.max(axis=1)
-    right = probs.argmax(axis=1) == labels
-    sure = top >= 0.9
-    return {"mean_top_probability": float(top.mean()), "share_at_least_0.9": float(sure.mean()),
-            "accuracy_at_least_0.9": float(right[sure].mean()) if sure.any() else float("nan"),
-            "accuracy_below_0.9": float(right[~sure].mean()) if (~sure).any() else float("nan")}
+    highest = np.max(probs, axis=1)
+    hit = np.argmax(probs, axis=1) == labels
+    confident = highest >= 0.9
+
+    def share(flags: np.ndarray) -> float:
+        return float(np.mean(flags)) if flags.size else float("nan")
+
+    return {"mean_top_probability": float(np.mean(highest)),
+            "share_at_least_0.9": share(confident),
+            "accuracy_at_least_0.9": share(hit[confident]),
+            "accuracy_below_0.9": share(hit[~confident])}
 
 
 @verdict("lesson02_fashion_confidence")

@@ -8,9 +8,9 @@ import math
 from typing import Any
 
 from grader.checks.context import CheckFailed
-from grader.checks.experiments import fraction, history, keyed, positive
 from grader.checks.verdicts import digests
 from grader.checks.verdicts.registry import verdict
+from grader.checks.verdicts.shapes import fraction, history, keyed, positive
 
 #: The learning rate Exercise 3.4 compiles the first SGD model with.
 SGD_LR = 0.1

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks import experiments
 from grader.checks.context import CheckFailed, predict_scores
-from grader.checks.experiments import fraction, keyed
+from grader.checks.verdicts import shapes
 from grader.checks.verdicts.registry import FunctionCase, verdict
+from grader.checks.verdicts.shapes import fraction, keyed
 
 #: How many random images ``prepare_dataset`` is given.
 PREPARE_SAMPLES = 50
@@ -131,7 +131,7 @@ PREPARE_CASE = verdict("lesson04_prepare_dataset")(
 
 def _best_key(results: dict, chosen: Any, chosen_name: str, results_name: str) -> None:
     top = max(results.values())
-    match = next((k for k in results if experiments.same_key(chosen, k)), None)
+    match = next((k for k in results if shapes.same_key(chosen, k)), None)
     if match is None:
         raise CheckFailed(f"`{chosen_name}` = {chosen!r} is not one of the keys of"
                           f" `{results_name}`")
@@ -178,7 +178,7 @@ def activation_curves(ctx, activation_results, best_dropout_rate) -> str:
 
 def best_rate(best_dropout_rate) -> float:
     """The entry of DROPOUT_RATES the student's ``best_dropout_rate`` names."""
-    rate = next((r for r in DROPOUT_RATES if experiments.same_key(best_dropout_rate, r)), None)
+    rate = next((r for r in DROPOUT_RATES if shapes.same_key(best_dropout_rate, r)), None)
     if rate is None:
         raise CheckFailed(f"`best_dropout_rate` = {best_dropout_rate!r} is not one of"
                           f" DROPOUT_RATES; run Exercise 4.9 first")
@@ -236,7 +236,7 @@ def intro_history(ctx, intro_history, intro_model) -> str:
     from grader.checks.context import require_model
 
     epochs = INTRO_EPOCHS[ctx.mode]
-    experiments.history(intro_history, "intro_history", epochs=epochs,
+    shapes.history(intro_history, "intro_history", epochs=epochs,
                         metrics=("loss", "accuracy", "val_loss", "val_accuracy"))
     require_model(intro_model, "intro_model")
     return f"a validated history of {epochs} epochs"
