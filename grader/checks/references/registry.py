@@ -7,21 +7,10 @@ here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from grader.checks.verdicts.registry import FunctionCase  # noqa: F401 - re-exported
+from grader.checks.verdicts.registry import FunctionCase, registrar  # noqa: F401 - FunctionCase re-exported
 
 REFERENCES: dict[str, Any] = {}
-
-
-def reference(name: str) -> Callable:
-    """Register a value reference or a :class:`FunctionCase` under ``name``."""
-
-    def register(obj):
-        if name in REFERENCES:
-            raise ValueError(f"reference {name!r} is registered twice")
-        REFERENCES[name] = obj
-        return obj
-
-    return register
+reference = registrar(REFERENCES, "reference")
+"""Register a value reference or a :class:`FunctionCase` under ``name``."""

@@ -10,7 +10,7 @@ from typing import Any
 from grader.checks.context import CheckFailed
 from grader.checks.verdicts import digests
 from grader.checks.verdicts.registry import verdict
-from grader.checks.verdicts.shapes import fraction, history, keyed, positive
+from grader.checks.verdicts.shapes import fraction, history, keyed, positive, read_compile
 
 #: The learning rate Exercise 3.4 compiles the first SGD model with.
 SGD_LR = 0.1
@@ -39,16 +39,14 @@ def sgd_setup(ctx, model) -> str:
     them), so there the check only confirms that the model exists; the trained model's
     accuracy (``03.sgd_accuracy``) is what the grader scores.
     """
-    from grader.checks.context import require_model
-    from helpers.training import compile_summary
-
-    settings = compile_summary(require_model(model, "model"))
-    if settings is None:
-        if ctx.verify:
-            return ("compile settings are checked in your notebook; the grader scores the"
-                    " trained model (03.sgd_accuracy)")
-        raise CheckFailed("`model` is not compiled yet: call model.compile(optimizer=...,"
-                          " loss=..., metrics=[...]) in the exercise cell")
+    settings = read_compile(
+        ctx, model, "model",
+        loaded="compile settings are checked in your notebook; the grader scores the trained"
+               " model (03.sgd_accuracy)",
+        missing="`model` is not compiled yet: call model.compile(optimizer=..., loss=...,"
+                " metrics=[...]) in the exercise cell")
+    if isinstance(settings, str):
+        return settings
     if settings["optimizer"] != "SGD":
         raise CheckFailed(f"expected the optimizer keras.optimizers.SGD, found"
                           f" {settings['optimizer']}")

@@ -13,7 +13,7 @@ import numpy as np
 from grader.checks.context import CheckFailed, predict_scores
 from grader.checks.verdicts import shapes
 from grader.checks.verdicts.registry import FunctionCase, verdict
-from grader.checks.verdicts.shapes import fraction, keyed
+from grader.checks.verdicts.shapes import fraction, keyed, read_compile
 
 #: How many random images ``prepare_dataset`` is given.
 PREPARE_SAMPLES = 50
@@ -141,21 +141,24 @@ def _best_key(results: dict, chosen: Any, chosen_name: str, results_name: str) -
                           " accuracy is the largest (a maximum, not a minimum)")
 
 
+def _best_of(table: Any, name: str, keys: tuple, chosen: Any, chosen_name: str) -> None:
+    found = keyed(table, name, keys)
+    values = {k: fraction(found[k], f"{name}[{k!r}]") for k in keys}
+    _best_key(values, chosen, chosen_name, name)
+
+
 @verdict("lesson04_dropout_results")
 def dropout_results_values(ctx, dropout_results, best_dropout_rate) -> str:
     """Exercise 4.9 in the kernel: an accuracy per rate, and the best rate is the best of them."""
-    found = keyed(dropout_results, "dropout_results", DROPOUT_RATES)
-    values = {r: fraction(found[r], f"dropout_results[{r:g}]") for r in DROPOUT_RATES}
-    _best_key(values, best_dropout_rate, "best_dropout_rate", "dropout_results")
+    _best_of(dropout_results, "dropout_results", DROPOUT_RATES, best_dropout_rate,
+             "best_dropout_rate")
     return f"{len(DROPOUT_RATES)} dropout rates, best {float(best_dropout_rate):g}"
 
 
 @verdict("lesson04_optimizer_search")
 def optimizer_search_values(ctx, search_results, best_optimizer) -> str:
     """Exercise 4.10 in the kernel: a mean accuracy per optimizer, the best one chosen."""
-    found = keyed(search_results, "search_results", OPTIMIZERS)
-    values = {o: fraction(found[o], f"search_results[{o!r}]") for o in OPTIMIZERS}
-    _best_key(values, best_optimizer, "best_optimizer", "search_results")
+    _best_of(search_results, "search_results", OPTIMIZERS, best_optimizer, "best_optimizer")
     return f"{len(OPTIMIZERS)} optimizers, best {best_optimizer}"
 
 
@@ -250,16 +253,14 @@ def compile_settings(ctx, intro_model) -> str:
     model exists; 04.intro_training checks the compile through the training history (its
     loss and accuracy are recomputed by the grader).
     """
-    from grader.checks.context import require_model
-    from helpers.training import compile_summary
-
-    settings = compile_summary(require_model(intro_model, "intro_model"))
-    if settings is None:
-        if ctx.verify:
-            return ("compile settings are checked in your notebook; the grader checks their"
-                    " effect through the training history (04.intro_training)")
-        raise CheckFailed("`intro_model` is not compiled: complete `compile_model` and run the"
-                          " cell that calls it")
+    settings = read_compile(
+        ctx, intro_model, "intro_model",
+        loaded="compile settings are checked in your notebook; the grader checks their effect"
+               " through the training history (04.intro_training)",
+        missing="`intro_model` is not compiled: complete `compile_model` and run the cell that"
+                " calls it")
+    if isinstance(settings, str):
+        return settings
     if settings["optimizer"] != "Adam":
         raise CheckFailed(f"expected the Adam optimizer, found {settings['optimizer']}")
     rate = settings["learning_rate"]

@@ -15,19 +15,25 @@ from typing import Any
 
 import numpy as np
 
+
+def registrar(table: dict[str, Any], what: str) -> Callable[[str], Callable]:
+    """A decorator factory that registers objects in ``table`` by name, each name once."""
+
+    def register_as(name: str) -> Callable:
+        def register(obj):
+            if name in table:
+                raise ValueError(f"{what} {name!r} is registered twice")
+            table[name] = obj
+            return obj
+
+        return register
+
+    return register_as
+
+
 VERDICTS: dict[str, Any] = {}
-
-
-def verdict(name: str) -> Callable:
-    """Register an in-kernel verdict (or a :class:`FunctionCase`) under the reference ``name``."""
-
-    def register(obj):
-        if name in VERDICTS:
-            raise ValueError(f"verdict {name!r} is registered twice")
-        VERDICTS[name] = obj
-        return obj
-
-    return register
+verdict = registrar(VERDICTS, "verdict")
+"""Register an in-kernel verdict (or a :class:`FunctionCase`) under the reference's name."""
 
 
 @dataclass(frozen=True)

@@ -116,3 +116,22 @@ def history(value: Any, where: str, *, epochs: int,
             except (TypeError, ValueError):
                 raise CheckFailed(f"{where}[{metric!r}] should hold numbers") from None
     return result
+
+
+def read_compile(ctx: Any, model: Any, name: str, *, loaded: str,
+                 missing: str) -> dict[str, Any] | str:
+    """What ``model.compile`` set (:func:`helpers.training.compile_summary`).
+
+    A model the grader loaded (``ctx.verify``) has no compile settings: ``loaded`` (what the
+    grader checks instead) is returned. A model in the kernel that is not compiled fails
+    with ``missing``.
+    """
+    from grader.checks.context import require_model
+    from helpers.training import compile_summary
+
+    settings = compile_summary(require_model(model, name))
+    if settings is None:
+        if ctx.verify:
+            return loaded
+        raise CheckFailed(missing)
+    return settings
