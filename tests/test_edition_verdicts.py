@@ -21,9 +21,18 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from test_edition import REPO_URL, build, installed_edition
+from nbclient import NotebookClient
+from test_edition import (
+    REPO_URL,
+    build,
+    edition_kernel,
+    filled_from_solution,
+    installed_edition,
+    outputs_text,
+)
 
 from grader.checks.references.digests import render
+from grader.checks.rubric import load_rubric
 from grader.checks.verdicts.digests import DIGESTS_FILE
 
 DRIVER = Path(__file__).resolve().with_name("edition_answers.py")
@@ -116,6 +125,44 @@ def test_installed_edition_says_correct_or_not_yet_with_a_hint(edition_site, les
     assert not [c for c in cases if "looks complete" in c["message"]]
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
+@pytest.mark.xdist_group("edition")
+@pytest.mark.parametrize("lesson", ["01", "03", "04"])  # 02: test_edition.py runs it
+def test_installed_edition_runs_the_lesson_with_every_self_check_correct(
+        edition_site, lesson, data_dir, tmp_path, monkeypatch):
+    """The lesson filled in from the solution, in a kernel that sees only the edition, fast
+    mode: every self-check cell prints "correct" (none "looks complete"), no cell fails."""
+    monkeypatch.setenv("JUPYTER_PATH", edition_kernel(tmp_path, edition_site, data_dir))
+    rubric = load_rubric(lesson)
+    source = edition_site.parent / "dl-student" / "notebooks"
+    nb = filled_from_solution(source / rubric.notebook, lesson)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "assets").symlink_to(source / "assets")
+    NotebookClient(nb, timeout=1800, kernel_name="edition", allow_errors=True,
+                   resources={"metadata": {"path": str(workdir)}}).execute()
+    errors = [(c.id, outputs_text(c)[-500:]) for c in nb.cells
+              if any(o.output_type == "error" for o in c.get("outputs", []))]
+    assert not errors, errors
+    verdicts = [line for c in nb.cells for line in outputs_text(c).splitlines()
+                if line.startswith(f"[{lesson}.")]
+    seen = {line.split("]", 1)[0][1:] for line in verdicts}
+    assert seen == {c.id for c in rubric.checks}, {c.id for c in rubric.checks} ^ seen
+    assert all("] correct: " in line for line in verdicts), [
+        line for line in verdicts if "] correct: " not in line]
+
+
 def test_digests_file_is_what_the_references_give():
     """``digests.json`` is generated: writing it again from the references changes nothing."""
     assert DIGESTS_FILE.read_text(encoding="utf-8") == render()
+
+
+def test_every_reference_a_rubric_names_has_an_in_kernel_verdict():
+    """Without one the edition could only say "looks complete" for that check."""
+    from grader.base.paths import MODULES
+    from grader.checks.verdicts import VERDICTS
+
+    missing = [c.id for m in MODULES for c in load_rubric(m).checks
+               if c.reference is not None and c.reference not in VERDICTS]
+    assert not missing
