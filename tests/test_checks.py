@@ -165,3 +165,34 @@ def test_self_check_prints_a_missed_accuracy_and_raises_on_a_wrong_model(mlp, da
     wrong = keras.Sequential([keras.Input(shape=(1024,)), keras.layers.Dense(10)])
     with pytest.raises(AssertionError, match="01.model_params"):
         check("01.model_params", model=wrong)
+
+
+@pytest.mark.parametrize("regularise, passes", [
+    ({"l2": True, "dropout": True}, True), ({"l2": True, "dropout": False}, True),
+    ({"l2": False, "dropout": True}, True), ({"l2": False, "dropout": False}, False),
+    ({"l2": "zero", "dropout": False}, False)])
+def test_regularised_model_needs_l2_or_dropout_when_the_grader_loads_it(tmp_path, regularise,
+                                                                       passes):
+    """03.regularised_params on the model as the scorer loads it (safe mode, no compile): the
+    parameter count cannot see L2 or dropout, the check reads them from the layers."""
+    import keras
+
+    from grader.checks.rubric import load_rubric
+    from grader.submission.export import _load_model
+
+    factor = 0.0 if regularise["l2"] == "zero" else 1e-4
+    layers = [keras.Input(shape=(784,))]
+    for _ in range(3):
+        penalty = keras.regularizers.l2(factor) if regularise["l2"] else None
+        layers.append(keras.layers.Dense(1000, activation="relu", kernel_regularizer=penalty))
+        if regularise["dropout"]:
+            layers.append(keras.layers.Dropout(0.3))
+    layers.append(keras.layers.Dense(10, activation="softmax"))
+    keras.Sequential(layers).save(tmp_path / "regularised_model.keras")
+    loaded = _load_model(tmp_path / "regularised_model.keras")
+    check = load_rubric("03").get("03.regularised_params")
+    result = run_check(check, {"regularised_model": loaded},
+                       Context(mode="fast", dataset="fashion_mnist", verify=True))
+    assert result.passed is passes, result.message
+    if not passes:
+        assert "no L2 penalty and no dropout" in result.message and "hint:" in result.message

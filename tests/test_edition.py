@@ -373,9 +373,8 @@ def test_installed_edition_runs_lesson_02_with_every_self_check_passing(
     ids = {c.id for c in load_rubric("02").checks}
     seen = {re.match(r"\[(02\.\w+)\]", v).group(1) for v in verdicts[:-1]}
     assert seen == ids, ids - seen
-    passed = [v for v in verdicts[:-1] if "] correct: " in v or "] looks complete: " in v]
-    assert passed == verdicts[:-1], [v for v in verdicts if v not in passed]
-    assert any("looks complete" in v for v in verdicts)  # a check that needs a reference
+    passed = [v for v in verdicts[:-1] if "] correct: " in v]
+    assert passed == verdicts[:-1], [v for v in verdicts if v not in passed]  # no "looks complete"
     wrong = outputs_text(nb.cells[-1])
     hint = load_rubric("02").get("02.one_hot_row").hint
     assert "[02.one_hot_row] not yet:" in wrong and "AssertionError" in wrong

@@ -397,3 +397,10 @@ def test_best_model_choice_recomputes_validation_accuracy(keras, data_dir):
     fake = verify("04.best_model_choice", data_dir, val_scores=inflated,
                   best_model=models[f"{best}_model"], **models)
     assert not fake.passed and "the grader evaluated your" in fake.message
+    images, labels = ctx.raw_test_split("cifar10")
+    on_test = {name: float(np.mean(models[f"{name}_model"].predict(images / 255, verbose=0)
+                                   .argmax(1) == labels)) for name in lesson04.CANDIDATES}
+    chosen = max(on_test, key=on_test.get)
+    test_choice = verify("04.best_model_choice", data_dir, val_scores=on_test,
+                         best_model=models[f"{chosen}_model"], **models)
+    assert not test_choice.passed and "accuracies on the test set" in test_choice.message

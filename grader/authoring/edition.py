@@ -1,8 +1,10 @@
 """The student edition: a repository students may see, written by ``release --student-edition``.
 
 It holds the released lesson notebooks, the ``helpers`` package and a trimmed ``grader``
-package with only what ``from grader import check`` needs: the check kinds, the answer
-digests and the generated ``grader/selfcheck.json`` (per check: digests, hints, tolerances,
+package with only what ``from grader import check`` needs: the check kinds, the in-kernel
+verdicts (values recomputed from the student's own model and data, structural and
+consistency checks, salted digests of reference outputs on fixed inputs), the answer digests
+and the generated ``grader/selfcheck.json`` (per check: digests, hints, tolerances,
 thresholds). No solutions, marking guides, references (the grader's own computation of the
 expected results), batch, sandbox, LMS or scoring code, tests or benchmarks; its own README,
 LICENSE and ``pyproject.toml`` whose dependencies are only what the lessons import.
@@ -45,8 +47,19 @@ GRADER_MODULES = (
     "checks/kinds.py",
     "checks/results.py",
     "checks/rubric.py",
+    "checks/verdicts/__init__.py",
+    "checks/verdicts/curves.py",
+    "checks/verdicts/digests.json",
+    "checks/verdicts/digests.py",
+    "checks/verdicts/lesson01.py",
+    "checks/verdicts/lesson02.py",
+    "checks/verdicts/lesson03.py",
+    "checks/verdicts/lesson04.py",
+    "checks/verdicts/registry.py",
+    "checks/verdicts/shapes.py",
 )
-"""The grader modules the self-check imports, copied as they are (paths under ``grader/``)."""
+"""The grader files the self-check reads, copied as they are (paths under ``grader/``): the
+check kinds and the in-kernel verdicts (:mod:`grader.checks.verdicts`) with their digests."""
 
 DEPENDENCIES = (
     "tensorflow>=2.19",
@@ -180,7 +193,7 @@ dependencies = [
 include = ["helpers*", "grader*"]
 
 [tool.setuptools.package-data]
-grader = ["selfcheck.json"]
+grader = ["selfcheck.json", "checks/verdicts/digests.json"]
 '''
 
 
@@ -263,10 +276,10 @@ them on first use (Colab has the network for it). Offline, put `mnist.npz`,
 
 `check("02.model_params", model=model)` prints `correct` or `not yet` with what to fix; a
 failing check stops "Run all", except a missed accuracy goal, which is printed in red. For a
-number you work out by hand the check never prints the answer. Some checks compare your
-results with the grader's own measurements, which only the grader has: here they confirm
-that the result is complete (a plot with data and labelled axes, filled-in results) and
-print "looks complete"; the grader checks the values when it grades.
+number you work out by hand the check never prints the answer. Checks of your results
+recompute them from your own model and data (accuracies, predictions, the confusion
+matrix), check that your tables agree with your own training histories, and run your
+functions on fixed inputs; the grader also re-runs some of your experiments when it grades.
 
 ## What to hand in
 

@@ -7,16 +7,17 @@ grade``, outside the student's kernel, from artifacts the grader loads itself.
 In the student edition (``python -m grader release --student-edition``) the rubrics and
 ``grader.checks.references`` are absent: the checks come from the generated data file
 ``grader/selfcheck.json`` (:func:`self_check_data`: digests, hints, tolerances, thresholds;
-no marking guides), and a check that needs a reference (the grader's own computation of the
-expected result) only confirms what it can without one: the plot has data and labelled
-axes, the results are filled in, the function is a function. The grader still checks the
-values when it grades.
+no marking guides), and a check that names a reference is decided by its in-kernel verdict
+(:mod:`grader.checks.verdicts`: values recomputed from the student's own model or data,
+structural and consistency checks, digests of a reference's outputs on fixed inputs), so it
+says "correct" or "not yet" as in the course. A reference without a verdict (none today)
+would only be confirmed as complete ("looks complete"); the grader still checks the values
+when it grades.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import inspect
 import json
 import os
@@ -31,6 +32,7 @@ from grader.checks.context import CheckFailed
 from grader.checks.kinds import (
     Context,
     figure_basics,
+    references,
     require_filled,
     run_check,
     show_value,
@@ -43,7 +45,7 @@ SELF_CHECK_DATA = Path(__file__).resolve().parents[1] / "selfcheck.json"
 
 _DATA_FIELDS = ("id", "kind", "objects", "points", "expected", "answer_sha256", "hint",
                 "tolerance", "reference", "threshold", "inputs", "dataset", "units",
-                "output_units", "output_activation", "input_shape")
+                "output_units", "output_activation", "input_shape", "regularised")
 """What a self-check needs from a rubric entry; never ``guide`` or ``description``."""
 _TUPLES = ("objects", "units", "input_shape")
 
@@ -109,8 +111,10 @@ def _lookup(check_id: str) -> tuple[str, CheckSpec]:
     return rubric.dataset, spec
 
 
-def _references_available() -> bool:
-    return importlib.util.find_spec("grader.checks.references") is not None
+def _has_verdict(spec: CheckSpec) -> bool:
+    """Whether the check can be decided here: no reference needed, or one that is present
+    (the course's references, or the edition's in-kernel verdicts)."""
+    return spec.reference is None or spec.reference in references()
 
 
 def _check_without_reference(spec: CheckSpec, found: dict[str, Any]) -> CheckResult:
@@ -187,7 +191,7 @@ def check(check_id: str, /, **objects: Any) -> None:
         if name not in found and name in namespace:
             found[name] = namespace[name]
     ctx = Context(mode=_mode(), dataset=dataset, data_dir=os.environ.get("DLCOURSE_DATA_DIR"))
-    partial = spec.reference is not None and not _references_available()
+    partial = not _has_verdict(spec)
     result = _check_without_reference(spec, found) if partial else run_check(spec, found, ctx)
     missing = [name for name in spec.objects if name not in found]
     if missing:

@@ -117,6 +117,33 @@ def model_output_activation(model) -> str:
     return "none"
 
 
+def _penalises(regularizer: Any) -> bool:
+    """Whether a Keras regularizer adds a penalty (a factor above 0)."""
+    if regularizer is None:
+        return False
+    try:
+        factors = regularizer.get_config().values()
+    except (AttributeError, NotImplementedError, TypeError):
+        return True  # a custom regularizer: its effect cannot be read, only its presence
+    return any(isinstance(v, (int, float)) and v > 0 for v in factors)
+
+
+def regularisation(model) -> list[str]:
+    """What regularises ``model``: its layers with dropout (rate above 0) or a weight penalty.
+
+    Read from the layers and their configuration, so a model loaded from a ``.keras`` file
+    (as the grader loads it) answers exactly like the live one.
+    """
+    found = []
+    for layer in model.layers:
+        if _layer_kind(layer).endswith("Dropout") and float(getattr(layer, "rate", 0) or 0) > 0:
+            found.append(f"{layer.name}: dropout")
+        for kind in ("kernel_regularizer", "bias_regularizer", "activity_regularizer"):
+            if _penalises(getattr(layer, kind, None)):
+                found.append(f"{layer.name}: {kind}")
+    return found
+
+
 _ACTIVATION_ALIASES = {"softmax_v2": "softmax"}
 """Other spellings of the same activation (``tf.nn.softmax`` is named ``softmax_v2``)."""
 

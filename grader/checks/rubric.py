@@ -18,7 +18,9 @@ Kind-specific fields:
 
 * ``param_count``: ``expected`` (trainable parameters) or, when the count is the answer of a
   by-hand exercise, ``answer_sha256`` (see below); optional ``units`` (Dense units in
-  order), ``output_units``, ``output_activation``, ``input_shape``, ``hint``.
+  order), ``output_units``, ``output_activation``, ``input_shape``, ``hint``, and
+  ``regularised = true`` when the model must carry dropout or a weight penalty (parameter
+  counts cannot see either).
 * ``accuracy``: ``threshold = {full = 0.38, fast = 0.25}``; optional ``inputs`` (how the
   grader prepares the official test split: ``auto``, ``gray_flat``, ``flat``, ``image``);
   optional ``dataset`` overriding the module's.
@@ -93,7 +95,7 @@ MODES = ("full", "fast")
 _COMMON = {"id", "kind", "objects", "points", "description"}
 _ALLOWED = {
     "param_count": _COMMON | {"expected", "answer_sha256", "hint", "units", "output_units",
-                              "output_activation", "input_shape"},
+                              "output_activation", "input_shape", "regularised"},
     "accuracy": _COMMON | {"threshold", "inputs", "dataset"},
     "value": _COMMON | {"expected", "answer_sha256", "reference", "tolerance", "hint"},
     "function": _COMMON | {"reference"},
@@ -124,6 +126,7 @@ class CheckSpec:
     output_units: int | None = None
     output_activation: str | None = None
     input_shape: tuple[int, ...] | None = None
+    regularised: bool = False
     cell: str | None = None
     guide: str = ""
     ahead_after: str | None = None
@@ -257,6 +260,9 @@ def _parse_check(path: Path, module: str, raw: dict, index: int) -> CheckSpec:
         for key in ("units", "input_shape"):
             if key in raw:
                 kwargs[key] = tuple(int(v) for v in raw[key])
+        if not isinstance(raw.get("regularised", False), bool):
+            raise _fail(path, where, f"regularised must be true or false, got"
+                        f" {raw['regularised']!r}")
     elif kind == "accuracy":
         threshold = raw.get("threshold")
         if not isinstance(threshold, dict) or set(threshold) != set(MODES):

@@ -1,4 +1,7 @@
-"""References for lesson 03 (values and function cases the grader computes itself)."""
+"""References for lesson 03: the schedule and its preview (the reference implementation,
+from which ``grader/checks/verdicts/digests.json`` is written), and the re-runs of the
+learning-rate histories and the hyperparameter table. The compile and the weight updates are
+decided in full by their in-kernel verdicts (:mod:`grader.checks.verdicts.lesson03`)."""
 
 from __future__ import annotations
 
@@ -7,15 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks.context import CheckFailed
 from grader.checks.experiments import (
     Timing,
     confirm,
     confirm_accuracy,
-    fraction,
-    history,
-    keyed,
-    positive,
     rerun_checked,
     rerun_timed,
     seed_for,
@@ -23,17 +21,29 @@ from grader.checks.experiments import (
 )
 from grader.checks.references.registry import FunctionCase, reference
 from grader.checks.speculation import ahead, plan
+from grader.checks.verdicts.lesson03 import (  # noqa: F401 - the lesson constants, re-exported
+    ACTIVATIONS,
+    FLAT_LOSS_CHANGE,
+    LEARNING_RATES,
+    LR_EPOCHS,
+    MAX_LAYERS,
+    MAX_UNITS,
+    MIN_BATCH,
+    MIN_CONFIGS,
+    OPTIMIZERS,
+    SGD_LR,
+    VAL_FRACTION,
+    fitted_samples,
+    lr_histories_values,
+    sweep_rows,
+)
 
 #: The lesson's scheduler constants (the notebook defines the same names in a locked cell).
 LR_SWITCH_EPOCH = 2
 LR_DECAY = 0.85
-#: The learning rate Exercise 3.4 compiles the first SGD model with.
-SGD_LR = 0.1
 #: The learning-rate preview the notebook builds with the student's ``schedule``.
 PREVIEW_START_LR = 0.1
 PREVIEW_EPOCHS = 30
-#: The lesson holds out this fraction of the training images for validation.
-VAL_FRACTION = 0.2
 
 
 def reference_schedule(epoch: int, lr: float) -> float:
@@ -67,40 +77,6 @@ SCHEDULE_CASE = reference("lesson03_schedule")(FunctionCase(
 ))
 
 
-@reference("lesson03_sgd_setup")
-def sgd_setup(ctx, model) -> str:
-    """Exercise 3.4: ``model`` compiled with SGD at ``SGD_LR``, sparse cross-entropy, accuracy.
-
-    A model the grader loaded has no compile settings (``.keras`` files are loaded without
-    them), so there the check only confirms that the model exists; the trained model's
-    accuracy (``03.sgd_accuracy``) is what the grader scores.
-    """
-    from grader.checks.context import require_model
-    from helpers.training import compile_summary
-
-    settings = compile_summary(require_model(model, "model"))
-    if settings is None:
-        if ctx.verify:
-            return ("compile settings are checked in your notebook; the grader scores the"
-                    " trained model (03.sgd_accuracy)")
-        raise CheckFailed("`model` is not compiled yet: call model.compile(optimizer=...,"
-                          " loss=..., metrics=[...]) in the exercise cell")
-    if settings["optimizer"] != "SGD":
-        raise CheckFailed(f"expected the optimizer keras.optimizers.SGD, found"
-                          f" {settings['optimizer']}")
-    rate = settings["learning_rate"]
-    if rate is None or not math.isclose(rate, SGD_LR, rel_tol=1e-5):
-        raise CheckFailed("the SGD learning rate is not SGD_LR: pass"
-                          " learning_rate=SGD_LR (the keyword is learning_rate, not lr)")
-    if "sparse_categorical_crossentropy" not in settings["loss"]:
-        raise CheckFailed(f"expected the loss \"sparse_categorical_crossentropy\" (the labels are"
-                          f" integers), found {settings['loss']!r}")
-    if not any(m in ("accuracy", "acc", "sparse_categorical_accuracy")
-               for m in settings["metrics"]):
-        raise CheckFailed(f"expected the metric \"accuracy\", found {settings['metrics']!r}")
-    return "model compiled with SGD at SGD_LR, sparse categorical cross-entropy and accuracy"
-
-
 @reference("lesson03_lr_preview")
 def lr_preview(ctx) -> list[float]:
     """The learning rate of epochs 0 .. 29 when ``schedule`` is chained from 0.1.
@@ -115,73 +91,24 @@ def lr_preview(ctx) -> list[float]:
     return rates
 
 
-def fitted_samples(n_train: int, val_fraction: float = VAL_FRACTION) -> int:
-    """Training images left after the validation split (scikit-learn rounds the test part up)."""
-    if n_train < 2:
-        raise ValueError(f"expected at least 2 training images, got {n_train}")
-    return n_train - math.ceil(val_fraction * n_train)
-
-
-def _positive_int(value: Any, name: str) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise CheckFailed(f"`{name}` should be a whole number, found {value!r}") from None
-    if not math.isfinite(number) or number < 1 or number != int(number):
-        raise CheckFailed(f"`{name}` should be a positive whole number, found {value!r}")
-    return int(number)
-
-
-@reference("lesson03_weight_updates")
-def weight_updates(ctx, batch_size, epochs, n_fit=None) -> int:
-    """One update per minibatch: ``ceil(n_fit / batch_size) * epochs``.
-
-    ``n_fit`` is recomputed here from the size of the training split the kernel saw (60,000
-    full, 6,000 fast; in grading the full split lacks the grader's private hold-out, see
-    :mod:`grader.checks.holdout`) minus the 20 % validation part; the exported ``N_FIT`` is not
-    trusted.
-    ``batch_size`` and ``epochs`` are the lesson's locked constants ``BATCH_SIZE`` and
-    ``SGD_EPOCHS`` (the same values the training cell used).
-    """
-    from helpers.data import load_dataset
-
-    batch = _positive_int(batch_size, "BATCH_SIZE")
-    n_epochs = _positive_int(epochs, "SGD_EPOCHS")
-    (x_train, _), _ = load_dataset(ctx.dataset or "fashion_mnist", fast=ctx.mode == "fast",
-                                   data_dir=ctx.kernel_data_dir())
-    return math.ceil(fitted_samples(len(x_train)) / batch) * n_epochs
-
-
 # ----------------------------------------------------------------------------------------
 # Experiments (Exercises 3.5 and 3.8): shape, consistency, and re-runs
 # ----------------------------------------------------------------------------------------
 
 #: The lesson's locked constants, per mode (tests compare them with the solution notebook).
 BATCH_SIZE = 64
-LEARNING_RATES = (0.5, 0.1, 1e-3, 1e-6)
-LR_EPOCHS = {"full": 8, "fast": 2}
 SWEEP_EPOCHS = {"full": 5, "fast": 1}
 #: How far the last validation accuracy of a re-run may land from the student's, per rate
 #: and mode (bench/results/rerun_tolerance.md, bench/results/detection_rate.md: 1.5 x the
 #: spread over 5 seeds); a rate missing from a mode's table is never re-run in that mode
 #: (0.5 scatters from 0.26 to 0.56 in fast mode and can diverge). How many rates are re-run
-#: (about 1 s each in fast mode), chosen among those with the private key, and how much the
-#: training loss of the 1e-6 run may move (relative): such a small rate barely changes the
-#: weights.
+#: (about 1 s each in fast mode), chosen among those with the private key.
 LR_TOLERANCE = {"full": {0.1: 0.04}, "fast": {0.1: 0.15, 1e-3: 0.26, 1e-6: 0.18}}
 LR_RERUNS = {"full": 1, "fast": 3}
 SWEEP_TOLERANCE = {"full": 0.05, "fast": 0.16}
 #: Rows of the table re-run besides the best one, chosen among all the others.
 SWEEP_EXTRA_RERUNS = {"full": 0, "fast": 1}
-FLAT_LOSS_CHANGE = 0.02
 TIMING_FACTOR = 4.0
-#: What a row of the hyperparameter table must say so that the grader can re-run it.
-OPTIMIZERS = ("sgd", "adam", "rmsprop")
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "leaky_relu", "swish")
-MAX_LAYERS = 6
-MAX_UNITS = 2048
-MIN_BATCH = 8
-MIN_CONFIGS = 4
 
 
 def _fashion_split(ctx, seed: int):
@@ -212,18 +139,8 @@ def _optimizer(name: str, learning_rate: float):
 @reference("lesson03_lr_histories")
 def lr_histories(ctx, lr_histories) -> str:
     """Exercise 3.5: one history per learning rate, keyed f"{lr:g}"."""
-    found = keyed(lr_histories, "lr_histories", LEARNING_RATES)
+    curves = lr_histories_values(ctx, lr_histories)
     epochs = LR_EPOCHS[ctx.mode]
-    curves = {lr: history(found[lr], f"lr_histories[{lr:g}]", epochs=epochs,
-                          metrics=("loss", "val_accuracy")) for lr in LEARNING_RATES}
-    tiny = curves[1e-6]["loss"]
-    change = abs(tiny[-1] - tiny[0]) / max(abs(tiny[0]), 1e-12)
-    if not math.isfinite(change) or change > FLAT_LOSS_CHANGE:
-        raise CheckFailed(
-            f"with learning rate 1e-06 the training loss moved by {change:.1%} over {epochs}"
-            " epochs; steps that small barely change the weights, so the loss stays almost"
-            " flat. Train a fresh make_mlp() for every rate and store what fit_model returns"
-        )
     message = f"{len(LEARNING_RATES)} histories of {epochs} epochs"
     return confirm_accuracy(
         ctx, message, **_lr_choice(ctx), describe=lambda lr: f"learning rate {lr:g}",
@@ -253,41 +170,6 @@ def rerun_learning_rate(ctx, lr: float, seed: int) -> float:
 plan("lesson03_lr_histories", rerun_learning_rate, _lr_choice)
 
 
-def _sweep_row(row: Any, index: int) -> dict[str, Any]:
-    where = f"sweep_results[{index}]"
-    if not isinstance(row, dict):
-        raise CheckFailed(f"{where} should be a dict, found {type(row).__name__}")
-    needed = ("name", "hidden", "activation", "batch_size", "optimizer", "learning_rate",
-              "val_accuracy", "seconds_per_epoch")
-    missing = [key for key in needed if key not in row]
-    if missing:
-        raise CheckFailed(f"{where} has no {', '.join(map(repr, missing))}: each row records the"
-                          f" configuration ({', '.join(needed[:6])}) and its results")
-    hidden = row["hidden"]
-    if (not isinstance(hidden, (list, tuple)) or not 1 <= len(hidden) <= MAX_LAYERS
-            or not all(isinstance(u, int) and not isinstance(u, bool) and 1 <= u <= MAX_UNITS
-                       for u in hidden)):
-        raise CheckFailed(f"{where}['hidden'] should be a list of 1 to {MAX_LAYERS} layer sizes"
-                          f" (whole numbers up to {MAX_UNITS}), found {hidden!r}")
-    if row["activation"] not in ACTIVATIONS:
-        raise CheckFailed(f"{where}['activation'] should be one of {', '.join(ACTIVATIONS)},"
-                          f" found {row['activation']!r}")
-    if row["optimizer"] not in OPTIMIZERS:
-        raise CheckFailed(f"{where}['optimizer'] should be one of {', '.join(OPTIMIZERS)},"
-                          f" found {row['optimizer']!r}")
-    batch = row["batch_size"]
-    if isinstance(batch, bool) or not isinstance(batch, int) or not MIN_BATCH <= batch <= 4096:
-        raise CheckFailed(f"{where}['batch_size'] should be a whole number from {MIN_BATCH}"
-                          f" to 4096, found {batch!r}")
-    return {"name": str(row["name"]), "hidden": [int(u) for u in hidden],
-            "activation": row["activation"], "batch_size": batch, "optimizer": row["optimizer"],
-            "learning_rate": positive(row["learning_rate"], f"{where}['learning_rate']",
-                                      upper=10.0),
-            "val_accuracy": fraction(row["val_accuracy"], f"{where}['val_accuracy']"),
-            "seconds_per_epoch": positive(row["seconds_per_epoch"],
-                                          f"{where}['seconds_per_epoch']", upper=3600)}
-
-
 @reference("lesson03_sweep_results")
 def sweep_results(ctx, sweep_results) -> str:
     """Exercise 3.8: the hyperparameter table, one row per configuration."""
@@ -303,15 +185,7 @@ def _sweep_choice(ctx, sweep_results) -> dict:
     """Exercise 3.8's re-runs: the best row first, then rows chosen among the others, salted
     by position, each run with its configuration (``arg``). The check and the plan run on the
     early export share it."""
-    if not isinstance(sweep_results, list):
-        raise CheckFailed(f"`sweep_results` should be a list of dicts, found"
-                          f" {type(sweep_results).__name__}")
-    rows = [_sweep_row(row, i) for i, row in enumerate(sweep_results)]
-    configs = {(tuple(r["hidden"]), r["activation"], r["batch_size"], r["optimizer"],
-                r["learning_rate"]) for r in rows}
-    if len(configs) < MIN_CONFIGS:
-        raise CheckFailed(f"the table should hold at least {MIN_CONFIGS} different"
-                          f" configurations, found {len(configs)}")
+    rows = sweep_rows(sweep_results)
     best = max(rows, key=lambda r: r["val_accuracy"])
     return {"first": [best], "options": [r for r in rows if r is not best],
             "count": SWEEP_EXTRA_RERUNS[ctx.mode], "salt": "sweep_results",

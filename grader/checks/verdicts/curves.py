@@ -1,4 +1,4 @@
-"""References of ``figure`` checks shared by the lessons: learning curves drawn by the student.
+"""Verdicts of ``figure`` checks shared by the lessons: learning curves drawn by the student.
 
 A learning-curve plot passes when one axes holds two lines whose y values equal a training
 series of the history and its validation twin (``accuracy`` and ``val_accuracy``, or
@@ -15,7 +15,7 @@ import numpy as np
 
 from grader.checks.context import CheckFailed
 from grader.checks.figures import FigureData, LineData
-from grader.checks.references.registry import reference
+from grader.checks.verdicts.registry import verdict
 
 CURVE_TOLERANCE = 1e-6
 CURVE_PAIRS = (("accuracy", "val_accuracy"), ("loss", "val_loss"))
@@ -48,7 +48,7 @@ def _matches(line: LineData, values: np.ndarray) -> bool:
             and bool(np.allclose(line.y, values, atol=CURVE_TOLERANCE, rtol=0)))
 
 
-@reference("history_curves")
+@verdict("history_curves")
 def history_curves(ctx, figure: FigureData, history: Any, name: str = "history") -> str:
     """The figure shows a training curve and its validation twin from ``history``."""
     series = history_series(history, name)
@@ -111,6 +111,6 @@ def _named(name: str):
     return curves
 
 
-reference("lesson01_first_curves")(_named("history_first"))
-reference("lesson02_mnist_curves")(_named("history"))
-reference("lesson03_sgd_curves")(_named("sgd_history"))
+verdict("lesson01_first_curves")(_named("history_first"))
+verdict("lesson02_mnist_curves")(_named("history"))
+verdict("lesson03_sgd_curves")(_named("sgd_history"))
