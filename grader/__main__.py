@@ -256,6 +256,10 @@ def _export(args: argparse.Namespace) -> int:
               " or roster rows share one key:")
         for text in result.conflicts:
             print(f"  {text}")
+    if result.ungradable:
+        print(f"{len(result.ungradable)} submission(s) could not be graded (left empty):")
+        for line in result.ungradable:
+            print(f"  {line}")
     for line in result.scaling:
         print(f"note: {line}")
     if result.ungraded:

@@ -429,3 +429,11 @@ def test_the_download_zip_is_read_by_canvas_own_file_name_rule(fixture_module):
     assert rows["mallory"]["error"] is not None  # her own (broken) file, under her own key
     (line,) = [x for x in proc.stdout.splitlines() if "\u0661\u0660\u0661" in x]
     assert "not graded" in line and "101" not in line, proc.stdout
+    # item 13: export, like push, sends nothing for a row that could not be graded
+    exported = cli(env, "export", "--canvas", str(roster), str(out), "--course", str(course))
+    assert exported.returncode == 0, exported.stderr
+    cells = {line.rsplit(",", 5)[0].strip('"'): line.rsplit(",", 1)[1]
+             for line in (out / "canvas.csv").read_text().splitlines()[2:]}
+    assert cells == {"Alvarez, Ana": str(AUTO), "Baker, Ben": str(AUTO), "Mallory_101": ""}, cells
+    assert "1 submission(s) could not be graded (left empty):" in exported.stdout
+    assert "mallory (module 01):" in exported.stdout

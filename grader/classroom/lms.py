@@ -12,21 +12,21 @@ would import it as a new assignment): a module without its column is an error li
 columns found. The score is the final one (late penalty applied, :mod:`grader.classroom.late`),
 written answers included (an ungraded one counts 0 until it is imported).
 
-Students are matched by the name the instructor gave each submission (the student's folder
-or the file-name key, :func:`grader.checks.results.roster_name`; never the file-safe id, so
+Students are matched by the name the instructor gave each submission (the student's folder or
+the file-name key, :func:`grader.checks.results.roster_name`; never the file-safe id, so
 ``ana@uni.edu`` and ``ben smith`` match) against one roster column, chosen by ``[canvas]
 student_key`` (``SIS Login ID`` by default), after one normalisation on both sides
 (:func:`match_key`): Unicode NFC, white space at either end removed, ASCII letters ``A-Z``
-lower-cased; every other character must be equal (``ſam`` with U+017F is not ``sam``).
-Roster students without a submission get an empty cell (Canvas leaves it alone) and are
-listed; submissions without a roster row are listed and left out. Two submissions of one
-module whose names match one roster row (``Tom`` and ``tom``), or two roster rows with the
-same key, are a conflict: the cell stays empty and both are listed, the export never picks
-one. The ``Points Possible`` row holds each module's maximum from the rubric the batch was
-graded with (:mod:`grader.classroom.rubric_record`), or the assignment's own points when the
-roster's ``Points Possible`` row says otherwise: then every cell is scaled to them, as
-``canvas push`` does (Canvas imports a cell on the assignment's scale). Every cell is written
-through :func:`grader.base.csvcells.neutralise`.
+lower-cased; every other character must be equal (``ſam`` with U+017F is not ``sam``). Roster
+students without a submission, and rows that could not be graded, get an empty cell (Canvas
+leaves it alone) and are listed; submissions without a roster row are listed and left out. Two
+submissions of one module whose names match one roster row (``Tom`` and ``tom``), or two
+roster rows with the same key, are a conflict: the cell stays empty and both are listed, the
+export never picks one. The ``Points Possible`` row holds each module's maximum from the
+rubric the batch was graded with (:mod:`grader.classroom.rubric_record`), or the assignment's
+own points when the roster's ``Points Possible`` row says otherwise: then every cell is scaled
+to them, as ``canvas push`` does (Canvas imports a cell on the assignment's scale). Every cell
+is written through :func:`grader.base.csvcells.neutralise`.
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ class CanvasExport:
     """Cells left empty because two submissions (or two roster rows) share one key."""
     warnings: list[str] = field(default_factory=list)
     """The rubric on disk differs from the one graded (points come from the graded one)."""
+    ungradable: list[str] = field(default_factory=list)
+    """Rows that could not be graded: their cells are left empty (``canvas push`` sends
+    nothing for them either)."""
     scaling: list[str] = field(default_factory=list)
     """Modules scaled to the assignment's points, or written as rubric points unchecked."""
 
@@ -83,9 +86,10 @@ def _module_maxima(rows: list[GradeRow], out: Path) -> tuple[dict[str, float], l
     return maxima, warnings
 
 
-def _scores_by_key(rows: list[GradeRow]) -> tuple[dict[str, dict[str, float]],
+def _scores_by_key(rows: list[GradeRow]) -> tuple[dict[str, dict[str, float | None]],
                                                      dict[tuple[str, str], list[str]]]:
-    """match key -> module -> score, and (key, module) -> names when several rows share it."""
+    """match key -> module -> score (None for a row that could not be graded: its cell stays
+    empty), and (key, module) -> names when several rows share it."""
     scores: dict[str, dict[str, float]] = {}
     names: dict[tuple[str, str], list[str]] = {}
     for row in rows:
@@ -93,7 +97,7 @@ def _scores_by_key(rows: list[GradeRow]) -> tuple[dict[str, dict[str, float]],
             continue
         key = match_key(roster_name(row))
         names.setdefault((key, row.module), []).append(roster_name(row))
-        scores.setdefault(key, {})[row.module] = row.score
+        scores.setdefault(key, {})[row.module] = None if row.error is not None else row.score
     clashes = {k: sorted(v) for k, v in names.items() if len(v) > 1}
     return scores, clashes
 
@@ -319,9 +323,11 @@ def export_canvas(roster: Path, out: Path, *, match: str | None = None, course=N
             own = _without_conflicts(own, key, who, roster_keys[key], clashes, summary, match)
             summary.matched += bool(own)
         writer.writerow(safe_row([entry[c] for c in columns]
-                                 + [table.number(round(own[m] * scale[m], 2)) if own and m in own
-                                    else ""
+                                 + [table.number(round(own[m] * scale[m], 2))
+                                    if own and own.get(m) is not None else ""
                                     for m in modules]))
     summary.unknown = sorted({roster_name(r) for r in rows if match_key(roster_name(r)) not in seen})
+    summary.ungradable = [f"{roster_name(r)} (module {r.module}): {r.error}" for r in rows
+                          if r.error is not None and match_key(roster_name(r)) in seen]
     atomic_write_text(summary.path, buffer.getvalue())
     return summary
