@@ -264,6 +264,14 @@ def test_a_resubmission_after_the_pull_is_not_graded_with_the_old_grade(batch_a)
     assert proc.returncode == 0, proc.stderr
     assert 101 not in puts(canvas, since)
     assert "ada (module 01): resubmitted in Canvas since the pull (attempt 2" in proc.stdout
+    # item 12: push --module limits the plan to that module; a module not in the course file
+    # is refused with the modules it has
+    one = cli(batch_a["env"], "canvas", "push", str(batch_a["out"]), "--module", "01",
+              "--course", str(batch_a["course"]))
+    assert one.returncode == 0 and "resubmitted in Canvas" in one.stdout, one.stderr
+    other = cli(batch_a["env"], "canvas", "push", str(batch_a["out"]), "--module", "02",
+                "--course", str(batch_a["course"]))
+    assert other.returncode == 2 and "--module 02: not in [canvas] assignments" in other.stderr
 
 
 @pytest.fixture(scope="module")
