@@ -171,12 +171,14 @@ def _canvas_intake(args: argparse.Namespace, rubric) -> tuple[list, object]:
     """The folders to grade (a Canvas download staged when ``--roster`` is given) and the
     intake; writes ``OUT/late.json`` from every ``canvas-pull.json`` and the course file."""
     from grader.base.course import load_course
+    from grader.classroom import course_record
     from grader.classroom.late import pulled_times, record_from_pulls, save_record
 
     course = load_course(args.course)
     if args.out.exists() and not args.out.is_dir():
         raise GraderError(f"--out {str(args.out)!r} is a file; expected a folder (it is created"
                           " if missing). Fix: choose another --out.")
+    course = course_record.settings_for(args.out, course, "grade")
     submissions, intake = list(args.submissions), None
     if args.roster is not None:
         from grader.classroom.canvas_zip import stage_download
@@ -192,7 +194,10 @@ def _canvas_intake(args: argparse.Namespace, rubric) -> tuple[list, object]:
                                 module_of=lambda name: module_from_name(Path(name), stems))
         submissions = [intake.folder]
     pulls = [p for s in submissions if Path(s).is_dir() and (p := pulled_times(Path(s)))]
-    save_record(args.out, record_from_pulls(course, pulls, intake.lists() if intake else None))
+    record = record_from_pulls(course, pulls, intake.lists() if intake else None)
+    args.out.mkdir(parents=True, exist_ok=True)
+    course_record.save(args.out, course)
+    save_record(args.out, record)
     return submissions, intake
 
 
@@ -246,9 +251,10 @@ def _manual(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from grader.base.course import load_course
+    from grader.classroom.course_record import settings_for
     from grader.classroom.lms import export_canvas
 
-    course = load_course(args.course)  # issue 23: [canvas] assignments name the columns
+    course = settings_for(args.dir, load_course(args.course), "export --canvas")
     result = export_canvas(args.canvas, args.dir, match=args.match_column, course=course,
                            dest=args.output)
     print(f"wrote {result.path}: {result.matched} roster student(s) with a submission")
@@ -265,6 +271,12 @@ def _export(args: argparse.Namespace) -> int:
               " or roster rows share one key:")
         for text in result.conflicts:
             print(f"  {text}")
+    if result.ungradable:
+        print(f"{len(result.ungradable)} submission(s) could not be graded (left empty):")
+        for line in result.ungradable:
+            print(f"  {line}")
+    for line in result.scaling:
+        print(f"note: {line}")
     if result.ungraded:
         print(f"note: {result.ungraded} written answer(s) are still ungraded and count 0;"
               " run `python -m grader manual export` first")
@@ -280,14 +292,21 @@ def _canvas(args: argparse.Namespace) -> int:
         raise GraderError("--apply and --force go with canvas push; canvas pull changes nothing"
                           " in Canvas")
     course = load_course(args.course)
+    if args.action == "push":
+        from grader.classroom.course_record import settings_for
+
+        course = settings_for(args.dir, course, "canvas push")
     require_canvas(course)
     client = CanvasClient(course.canvas.base_url, token_from_env())
     if args.action == "pull":
         from grader.classroom.canvas_pull import pull
 
-        summary = pull(course, args.dir, client)
-        print(f"pulled {summary.saved} notebook(s) into {args.dir}; submission times in"
-              f" {summary.path}; {summary.no_submission} student(s) have not submitted")
+        summary = pull(course, args.dir, client, args.module)
+        print(f"pulled {summary.saved} notebook(s) into {args.dir}"
+              + (f" ({summary.unchanged} unchanged since the last pull, not downloaded again)"
+                 if summary.unchanged else "")
+              + f"; submission times in {summary.path}; {summary.no_submission} student(s)"
+              " have not submitted")
         for line in summary.skipped:
             print(f"  skipped: {line}")
         return 0
@@ -298,7 +317,7 @@ def _canvas_push(args: argparse.Namespace, course: Course, client: CanvasClient)
     """``canvas push``: the plan printed, then (``--apply``) sent, each with its feedback page."""
     from grader.classroom.canvas_push import apply_push, number, plan_push
 
-    plan = plan_push(course, args.dir, client)
+    plan = plan_push(course, args.dir, client, args.module)
     words = {"send": "send", "same": "already in Canvas",
              "changed": "changed in Canvas since the last push: " + ("overwrite (--force)"
                                                                     if args.force else "kept")}
@@ -312,6 +331,9 @@ def _canvas_push(args: argparse.Namespace, course: Course, client: CanvasClient)
         print(f"  not sent: {line}")
     for line in plan.notes:
         print(f"note: {line}")
+    if plan.ungraded:
+        print(f"note: {plan.ungraded} written answer(s) are still ungraded and count 0 in the"
+              " grades above; run `python -m grader manual export` first")
     if not args.apply:
         for item in todo:
             if item.page is None:
@@ -523,6 +545,8 @@ def _canvas_parsers(sub) -> None:
                      " Canvas since the last push")
     can.add_argument("--course", type=Path, default=None, metavar="FILE",
                      help="the course file (default ./course.toml; see examples/course.toml)")
+    can.add_argument("--module", action="append", default=None, metavar="MODULE",
+                     help="only this module's assignment (repeat for several; default: all)")
     can.set_defaults(func=_canvas)
 
 

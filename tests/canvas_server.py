@@ -28,6 +28,35 @@ Canvas LMS REST API documentation, the pages these answers follow:
   ``301`` with a ``Location`` to ``GET`` with the token (step 3, ``create_success``), or with
   ``upload_mode = "created"`` ``201`` with the File object and a ``Location``.
 
+Behaviours taken from Canvas's source (``instructure/canvas-lms``), each quoted where it is
+modelled below:
+
+* ``app/models/submission.rb`` (module ``Tardiness``): a submission's lateness is measured
+  from its own ``cached_due_date`` (the assignment's ``due_at`` after the student's override
+  or extension), ``late?`` is ``submitted_at.present? && past_due?`` and ``seconds_late`` is
+  ``(time_of_submission - cached_due_date).to_i``; :meth:`FakeCanvas.add_submission`.
+* ``app/controllers/late_policy_controller.rb`` ("Get a late policy": ``{"late_policy":
+  LatePolicy}``, ``raise ActiveRecord::RecordNotFound if course.late_policy.blank?``) and
+  ``app/models/late_policy.rb`` (``points_deducted``): :attr:`FakeCanvas.late_policy`.
+* ``app/models/submission.rb`` ``before_save :apply_late_policy`` -> ``score_late_or_none``
+  (``raw_score = score_changed? ... ? score : entered_score``, ``new_score = raw_score -
+  deducted``, ``self.points_deducted = late? ? deducted : nil``): every grade ``PUT`` to a
+  late submission is deducted again by the course's policy; :func:`_apply_late_policy`.
+* Assignment settings (the Assignment object's ``anonymous_grading``, ``moderated_grading``,
+  ``grades_published``, ``group_category_id``, ``grade_group_students_individually``):
+  anonymous grading lists submissions without their users, with an ``anonymous_id``
+  (``lib/api/v1/submission.rb``: ``hash["anonymous_id"] = submission.anonymous_id``);
+  moderated grading refuses a final grade until grades are published (``submission.rb``
+  ``can_grade_symbolic_status``: ``return :moderation_in_progress unless
+  assignment.grades_published? ...``), answered 401 without a token challenge (Canvas's
+  unauthorized answer; an invalid token gets ``WWW-Authenticate``); a group assignment graded
+  as a group gives one student's grade to every member of the group.
+* A resubmission raises ``attempt`` and, on a graded submission, sets
+  ``grade_matches_current_submission`` false (``lib/api/v1/submission.rb`` lists both).
+* ``doc/api/throttling.md``: "you will receive a ``403 Forbidden (Rate Limit Exceeded)``
+  response. Your application should be prepared for this error, and retry the request at a
+  later time": :meth:`FakeCanvas.throttle`.
+
 It runs ``http.server`` in a thread, records every request (method, path, query, form, the
 ``Host`` it went to, whether the ``Authorization`` header held the right token) and can be
 told to answer some requests with an error first (``fail(path_part, status, times,
@@ -50,6 +79,9 @@ from pathlib import Path
 
 from grader.base.paths import REPO_ROOT
 
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="canvas-lms"'}
+"""What Canvas sends with a 401 for a missing or invalid token (not with a refused action)."""
+
 
 class FakeCanvas:
     """State of one course; ``url`` is the ``base_url`` to give the grader."""
@@ -67,6 +99,8 @@ class FakeCanvas:
         self.upload_mode = "redirect"  # step 2 answers 301 (or "created": 201 with the File)
         self.requests: list[dict] = []
         self.failures: list[dict] = []
+        self.late_policy: dict | None = None  # GET .../late_policy answers 404 while None
+        self.groups: dict[int, list[set[int]]] = {}  # assignment -> the user ids of each group
         self.lock = threading.Lock()
         self._next_file = 900
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -84,15 +118,31 @@ class FakeCanvas:
         self.server.server_close()
 
     # -- set-up ---------------------------------------------------------------------------
-    def add_assignment(self, aid: int, name: str, due_at: str | None, points: float = 10) -> None:
+    def add_assignment(self, aid: int, name: str, due_at: str | None, points: float = 10,
+                       **settings) -> None:
+        """An assignment; ``settings`` override the Assignment object's fields
+        (``anonymous_grading=True``, ``moderated_grading=True``, ``group_category_id=5``...)."""
         self.assignments[aid] = {"id": aid, "name": name, "due_at": due_at, "points_possible": points,
                                  "course_id": self.course_id, "submission_types": ["online_upload"],
-                                 "allowed_extensions": ["ipynb"], "published": True}
+                                 "allowed_extensions": ["ipynb"], "published": True,
+                                 "anonymous_grading": False, "moderated_grading": False,
+                                 "grades_published": True, "group_category_id": None,
+                                 "grade_group_students_individually": False, "grading_type": "points",
+                                 **settings}
         self.submissions.setdefault(aid, {})
+        self.groups.setdefault(aid, [])
 
     def add_submission(self, aid: int, user: dict, *, files: list[tuple[str, bytes]] = (),
-                       submitted_at: str | None = None, seconds_late: int = 0,
-                       score: float | None = None) -> None:
+                       submitted_at: str | None = None, seconds_late: int | None = None,
+                       score: float | None = None, due_at: str | None = "assignment") -> None:
+        """A submission; ``due_at`` is the student's own date (Canvas's ``cached_due_date``:
+        an override or extension; the assignment's ``due_at`` unless given). ``late`` and
+        ``seconds_late`` follow submission.rb's ``Tardiness`` (``return 0 if
+        cached_due_date.nil? || time_of_submission <= cached_due_date``), unless
+        ``seconds_late`` is given."""
+        cached = self.assignments[aid]["due_at"] if due_at == "assignment" else due_at
+        if seconds_late is None:
+            seconds_late = _seconds_between(cached, submitted_at)
         attachments = []
         for name, data in files:
             self._next_file += 1
@@ -103,14 +153,20 @@ class FakeCanvas:
                                 "size": len(data), "created_at": f"2027-02-2{fid % 10}T10:00:00Z",
                                 "updated_at": f"2027-02-2{fid % 10}T10:00:00Z", "locked": False,
                                 "url": f"{self.url}/files/{fid}/download?download_frd=1&verifier=v{fid}"})
+        before = self.submissions[aid].get(user["id"])
+        attempt = ((before or {}).get("attempt") or 0) + 1 if files else None
+        matches = not (before and before.get("score") is not None and files)
         self.submissions[aid][user["id"]] = {
             "id": 5000 + user["id"], "assignment_id": aid, "user_id": user["id"],
-            "submission_type": "online_upload" if files else None, "attempt": 1 if files else None,
+            "submission_type": "online_upload" if files else None, "attempt": attempt,
             "submitted_at": submitted_at, "score": score, "grade": None if score is None else str(score),
             "entered_score": score, "late": seconds_late > 0, "seconds_late": seconds_late,
+            "cached_due_date": cached, "points_deducted": None, "entered_grade": None,
+            "grade_matches_current_submission": matches,
             "missing": False, "excused": False, "late_policy_status": None,
             "workflow_state": ("graded" if score is not None else
                                "submitted" if submitted_at else "unsubmitted"),
+            "anonymous_id": f"a{user['id'] * 37 % 1000:03d}",
             "attachments": attachments, "user": dict(user)}
 
     def fail(self, path_part: str, status: int, times: int = 1, headers: dict | None = None,
@@ -120,9 +176,32 @@ class FakeCanvas:
                               "headers": headers or {}, "method": method})
 
     def set_score(self, aid: int, user_id: int, score: float) -> None:
-        """A teacher changes the grade in Canvas's gradebook."""
+        """A teacher changes the grade in Canvas's gradebook (the course's late policy, if any,
+        deducts from it as on every grade save: :func:`_apply_late_policy`)."""
         sub = self.submissions[aid][user_id]
-        sub.update(score=score, grade=str(score), entered_score=score, workflow_state="graded")
+        deducted = _apply_late_policy(self.late_policy, sub, score, self.assignments[aid])
+        final = score - deducted
+        sub.update(score=final, grade=str(final), entered_score=score, entered_grade=str(score),
+                   points_deducted=deducted if sub["late"] else None, workflow_state="graded")
+
+    def set_late_policy(self, deduction: float, interval: str = "day",
+                        minimum_percent: float | None = None) -> None:
+        """Turn on the course's Late Policy (Gradebook > Settings > Late Policies): the
+        LatePolicy object of late_policy_controller.rb."""
+        self.late_policy = {
+            "id": 1, "course_id": self.course_id, "missing_submission_deduction_enabled": False,
+            "missing_submission_deduction": 0.0, "late_submission_deduction_enabled": True,
+            "late_submission_deduction": float(deduction), "late_submission_interval": interval,
+            "late_submission_minimum_percent_enabled": minimum_percent is not None,
+            "late_submission_minimum_percent": float(minimum_percent or 0.0),
+            "created_at": "2027-01-10T10:00:00Z", "updated_at": "2027-01-10T10:00:00Z"}
+
+    def throttle(self, path_part: str, times: int = 1) -> None:
+        """Answer as throttling.md says a throttled request is answered: ``403 Forbidden (Rate
+        Limit Exceeded)`` (Canvas's body text), with ``X-Rate-Limit-Remaining`` at 0."""
+        self.failures.append({"part": path_part, "status": 403, "times": times, "method": None,
+                              "headers": {"X-Rate-Limit-Remaining": "0.0", "X-Request-Cost": "1.0"},
+                              "body": b"403 Forbidden (Rate Limit Exceeded)\n"})
 
     def file_json(self, fid: int) -> dict:
         """The Files API's File object of an uploaded comment file."""
@@ -171,7 +250,9 @@ def _handler(canvas: FakeCanvas) -> type[BaseHTTPRequestHandler]:
                     if rule["times"] > 0 and rule["part"] in path and rule["method"] in (None, self.command):
                         rule["times"] -= 1
                         canvas.requests[-1]["injected"] = rule["status"]
-                        self._send(rule["status"], {"errors": [{"message": "injected"}]}, rule["headers"])
+                        headers = rule["headers"] or (CHALLENGE if rule["status"] == 401 else {})
+                        self._send(rule["status"], rule.get("body") or {"errors": [{"message": "injected"}]},
+                                   headers)
                         return True
             return False
 
@@ -187,8 +268,12 @@ def _handler(canvas: FakeCanvas) -> type[BaseHTTPRequestHandler]:
                 ok = query.get("verifier") == [f"v{fid}"] and fid in canvas.files
                 return self._send(200, canvas.files[fid]) if ok else self._send(404, {"errors": []})
             if self.headers.get("Authorization") != f"Bearer {canvas.token}":
-                return self._send(401, {"errors": [{"message": "Invalid access token."}]},
-                                  {"WWW-Authenticate": 'Bearer realm="canvas-lms"'})
+                return self._send(401, {"errors": [{"message": "Invalid access token."}]}, CHALLENGE)
+            if parts[:3] == ["api", "v1", "courses"] and parts[3:] == [str(canvas.course_id), "late_policy"]:
+                if canvas.late_policy is None:  # late_policy_controller.rb: RecordNotFound
+                    return self._send(404, {"errors": [{"message": "The specified resource does"
+                                                                   " not exist."}]})
+                return self._send(200, {"late_policy": canvas.late_policy})
             if parts[:3] != ["api", "v1", "courses"] or len(parts) < 6 or parts[3] != str(canvas.course_id):
                 return self._send(404, {"errors": [{"message": "The specified resource does not exist."}]})
             aid = int(parts[5]) if parts[5].isdigit() else -1
@@ -202,10 +287,15 @@ def _handler(canvas: FakeCanvas) -> type[BaseHTTPRequestHandler]:
 
         def _page(self, path: str, query: dict, aid: int) -> None:
             with_user = "user" in query.get("include[]", [])
+            anonymous = canvas.assignments[aid]["anonymous_grading"]
             subs = [dict(s) for _, s in sorted(canvas.submissions[aid].items())]
             for sub in subs:
-                if not with_user:
+                if not with_user or anonymous:
                     sub.pop("user", None)
+                if anonymous:
+                    sub.pop("user_id", None)
+                else:
+                    sub.pop("anonymous_id", None)
             per_page = min(int(query.get("per_page", ["10"])[0]), canvas.per_page_cap)
             page = int(query.get("page", ["1"])[0])
             last = max(1, -(-len(subs) // per_page))
@@ -221,7 +311,7 @@ def _handler(canvas: FakeCanvas) -> type[BaseHTTPRequestHandler]:
         def _confirm(self, parts: list[str], query: dict) -> None:
             """Step 3 (``GET /api/v1/files/:id/create_success?uuid=``) or ``GET /api/v1/files/:id``."""
             if self.headers.get("Authorization") != f"Bearer {canvas.token}":
-                return self._send(401, {"errors": [{"message": "Invalid access token."}]})
+                return self._send(401, {"errors": [{"message": "Invalid access token."}]}, CHALLENGE)
             fid = int(parts[3]) if parts[3].isdigit() else -1
             up = canvas.uploads.get(fid)
             if up is None or up["data"] is None:
@@ -250,7 +340,7 @@ def _handler(canvas: FakeCanvas) -> type[BaseHTTPRequestHandler]:
             if parts[:1] == ["upload"] and len(parts) == 2:
                 return self._upload(int(parts[1]) if parts[1].isdigit() else -1, fields)
             if self.headers.get("Authorization") != f"Bearer {canvas.token}":
-                return self._send(401, {"errors": [{"message": "Invalid access token."}]})
+                return self._send(401, {"errors": [{"message": "Invalid access token."}]}, CHALLENGE)
             return self._ticket(parts, form)
 
         def _ticket(self, parts: list[str], form: dict) -> None:
@@ -298,7 +388,7 @@ def _handler(canvas: FakeCanvas) -> type[BaseHTTPRequestHandler]:
             if self._injected(path):
                 return
             if self.headers.get("Authorization") != f"Bearer {canvas.token}":
-                return self._send(401, {"errors": [{"message": "Invalid access token."}]})
+                return self._send(401, {"errors": [{"message": "Invalid access token."}]}, CHALLENGE)
             parts = path.strip("/").split("/")
             try:
                 aid, uid = int(parts[5]), int(parts[7])
@@ -311,8 +401,16 @@ def _handler(canvas: FakeCanvas) -> type[BaseHTTPRequestHandler]:
                    for f in files):
                 return self._send(400, {"errors": [{"message": "comment[file_ids]: not a confirmed"
                                                                " comment file of this submission"}]})
+            assignment = canvas.assignments[aid]
             if "submission[posted_grade]" in form:
-                canvas.set_score(aid, uid, float(form["submission[posted_grade]"][0]))
+                if assignment["moderated_grading"] and not assignment["grades_published"]:
+                    return self._send(401, {"status": "unauthorized", "errors": [
+                        {"message": "user not authorized to perform that action"}]})
+                together = [g for g in canvas.groups[aid] if uid in g] \
+                    if assignment["group_category_id"] and \
+                    not assignment["grade_group_students_individually"] else []
+                for member in sorted(together[0] if together else {uid}):
+                    canvas.set_score(aid, member, float(form["submission[posted_grade]"][0]))
             if "comment[text_comment]" in form:
                 canvas.comments.setdefault((aid, uid), []).append(form["comment[text_comment]"][0])
                 canvas.comment_files.setdefault((aid, uid), []).append(files)
@@ -320,6 +418,36 @@ def _handler(canvas: FakeCanvas) -> type[BaseHTTPRequestHandler]:
             self._send(200, answer)
 
     return Handler
+
+
+def _seconds_between(due_at: str | None, submitted_at: str | None) -> int:
+    """submission.rb ``seconds_late``: ``0`` without a date or when on time, else whole seconds."""
+    from datetime import datetime
+
+    if not due_at or not submitted_at:
+        return 0
+    due = datetime.fromisoformat(due_at.replace("Z", "+00:00"))
+    at = datetime.fromisoformat(submitted_at.replace("Z", "+00:00"))
+    return max(0, int((at - due).total_seconds()))
+
+
+def _apply_late_policy(policy: dict | None, sub: dict, raw: float, assignment: dict) -> float:
+    """The points Canvas deducts when ``raw`` is saved (late_policy.rb ``points_deducted``):
+    ``intervals_late = (late_for / interval_seconds).ceil``, ``maximum_deduct =
+    [raw_score_percent - minimum_percent, 0.0].max``, ``possible * [late_percent_deduct,
+    maximum_deduct].min / 100`` (a share of the points possible, not of the score)."""
+    import math
+
+    possible = float(assignment.get("points_possible") or 0)
+    if not policy or not policy["late_submission_deduction_enabled"] or not sub["late"] \
+            or possible <= 0 or not sub["seconds_late"]:
+        return 0.0
+    interval = {"hour": 3600.0, "day": 86400.0}[policy["late_submission_interval"]]
+    intervals = math.ceil(sub["seconds_late"] / interval)
+    minimum = policy["late_submission_minimum_percent"] if \
+        policy["late_submission_minimum_percent_enabled"] else 0.0
+    maximum = max(raw * 100.0 / possible - minimum, 0.0)
+    return possible * min(policy["late_submission_deduction"] * intervals, maximum) / 100
 
 
 def _multipart(content_type: str, body: bytes) -> list[tuple[str, object]]:

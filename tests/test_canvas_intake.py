@@ -176,8 +176,18 @@ def test_export_fills_the_rosters_own_column_in_its_dialect(zipped, setup):
     assert lines[1][-1] == "9"
 
 
-def test_export_without_a_course_file_names_the_columns_and_the_fix(zipped, setup):
-    proc = run(setup["env"], "export", "--canvas", str(setup["roster"]), str(zipped["out"]))
+def test_export_without_a_course_file_names_the_columns_and_the_fix(zipped, setup, tmp_path):
+    """Without a course file the export uses the settings the batch was graded with (signed
+    in OUT); with neither, it stops and names the roster's columns and the fix."""
+    proc = run(setup["env"], "export", "--canvas", str(setup["roster"]), str(zipped["out"]),
+               "--output", str(tmp_path / "canvas.csv"))
+    assert proc.returncode == 0 and "course-settings.json" in proc.stderr, proc.stderr
+    record = zipped["out"] / "course-settings.json"
+    record.rename(tmp_path / "kept.json")
+    try:
+        proc = run(setup["env"], "export", "--canvas", str(setup["roster"]), str(zipped["out"]))
+    finally:
+        (tmp_path / "kept.json").rename(record)
     assert proc.returncode == 2
     assert "'Quiz 1 (99)', 'Module 01 (4321)'" in proc.stderr
     assert "[canvas] assignments" in proc.stderr and "Fix:" in proc.stderr

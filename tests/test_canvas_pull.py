@@ -43,6 +43,7 @@ def test_pull_follows_link_pages_retries_429_and_5xx_and_keeps_submission_times(
         dest = tmp_path / "pulled"
         proc = run("pull", str(dest), "--course", str(course_file(tmp_path, canvas.url)))
         requests = list(canvas.requests)
+        ben_file = canvas.submissions[4321][102]["attachments"][1]["id"]  # the .ipynb one
     assert proc.returncode == 0, proc.stderr
     assert "pulled 4 notebook(s)" in proc.stdout, proc.stdout
     assert "dee" in proc.stdout and "no .ipynb" in proc.stdout  # listed, not fatal
@@ -61,7 +62,10 @@ def test_pull_follows_link_pages_retries_429_and_5xx_and_keeps_submission_times(
     assert record["modules"]["01"]["due_at"] == "2027-02-15T23:59:00Z"
     ben = record["submissions"]["ben.baker"]["02"]
     assert ben == {"submitted_at": "2027-03-03T11:59:00Z", "late": True, "seconds_late": 129600,
-                   "user_id": 102, "file": "ben.baker/02_evil.ipynb", "key": "ben.baker"}
+                   "user_id": 102, "file": "ben.baker/02_evil.ipynb", "key": "ben.baker",
+                   "cached_due_date": "2027-03-01T23:59:00Z", "excused": False, "attempt": 1,
+                   "attachment_id": ben_file}
+    assert record["late_policy"] is None and record["course_id"] == 7  # the course has none: 404
     assert set(record["submissions"]["ada"]) == {"01", "02"}
     assert record["submissions"]["ada"]["02"]["late"] is False
     assert set(record["submissions"]) == {"ada", "ben.baker", cal}
@@ -71,6 +75,25 @@ def test_pull_follows_link_pages_retries_429_and_5xx_and_keeps_submission_times(
     assert all(r["query"]["include[]"] == ["user"] for r in listing)
     assert [r["path"] for r in requests].count("/api/v1/courses/7/assignments/4320") == 2  # 503, retry
     assert all(r["authorized"] for r in requests if r["path"].startswith("/api/"))
+
+
+def test_pull_again_downloads_only_what_changed(tmp_path):
+    """Item 12: a second pull fetches no attachment it already saved; a resubmission's new
+    attachment is fetched."""
+    with FakeCanvas(TOKEN) as canvas:
+        class_of_five(canvas)
+        dest, course = tmp_path / "pulled", course_file(tmp_path, canvas.url)
+        assert run("pull", str(dest), "--course", str(course)).returncode == 0
+        canvas.add_submission(4321, USERS["ada"], files=[("02_new.ipynb", notebook("ben", "02"))],
+                              submitted_at="2027-03-01T21:00:00Z")
+        before = len(canvas.requests)
+        proc = run("pull", str(dest), "--course", str(course))
+        downloads = [r["path"] for r in canvas.requests[before:] if r["path"].startswith("/files/")]
+    assert proc.returncode == 0, proc.stderr
+    assert "pulled 1 notebook(s)" in proc.stdout and "3 unchanged since the last pull" in proc.stdout
+    assert len(downloads) == 1
+    assert (dest / "ada" / "02_new.ipynb").read_bytes() == notebook("ben", "02")
+    assert not (dest / "ada" / "02_dense_mnist_fashion.ipynb").exists()
 
 
 def test_pull_again_replaces_a_resubmission_and_keeps_one_file(tmp_path):

@@ -19,6 +19,7 @@ import pytest
 from canvas_server import EXAMPLES, TOKEN, USERS, FakeCanvas, course_file, run
 
 from grader.base.paths import REPO_ROOT
+from grader.classroom.rubric_record import graded_rubrics
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow, pytest.mark.xdist_group("canvas-push")]
 
@@ -145,7 +146,9 @@ def test_push_apply_sends_each_grade_once_with_a_comment_through_a_429(loop):
         assert float(form["submission[posted_grade]"][0]) == pytest.approx(row["score"])
         (comment,) = form["comment[text_comment]"]
         assert comment.startswith(f"dlcourse module 02: {row['score']:g} / {row['max_score']:g} points")
-        assert all(f"- {c['id']}: " in comment for c in row["checks"])
+        titles = graded_rubrics(loop["out"], warn=False)[0]["02"].descriptions
+        assert titles and all(f"- {' '.join(titles[c['id']].split())[:120]}: " in comment
+                              for c in row["checks"])
         assert canvas.submissions[4321][uid]["score"] == pytest.approx(row["score"])
         assert canvas.comments[(4321, uid)] == [comment]
     log = json.loads((loop["out"] / "canvas-push.json").read_text())["sent"]

@@ -243,9 +243,13 @@ def test_canvas_matches_the_names_the_instructor_gave(batch, tmp_path):
     assert {s: cells[s] for s in full} == dict.fromkeys(full, f"{RUBRIC_TOTAL - 2:g}")
     rows = {r["student"]: r for r in json.loads((batch["out"] / "grades.json").read_text())}
     assert cells["Formula"] == f"{rows['-A1-A2']['score']:g}"  # with or without the import
-    # "ana@uni.edu" and "ben smith" hand in broken files: matched, so their 0 is filled in
-    assert (cells["Ana"], cells["Ben"]) == ("0", "0")
-    assert "ana@uni.edu" not in proc.stdout and "ben smith" not in proc.stdout
+    # "ana@uni.edu" and "ben smith" hand in broken files: rows that could not be graded keep
+    # an empty cell and are listed by the names given, as `canvas push` sends nothing for them
+    assert (cells["Ana"], cells["Ben"]) == ("", "")
+    failed = proc.stdout.split("could not be graded (left empty):")[1]
+    assert "ana@uni.edu (module 01):" in failed and "ben smith (module 01):" in failed
+    unknown = proc.stdout.split("without a roster row")[1].split("could not be graded")[0]
+    assert "ana@uni.edu" not in unknown and "ben smith" not in unknown
     # ſam (U+017F) is not sam: sam keeps her own grade (above), ſam is listed, not merged
     assert "\u017fam" in proc.stdout.split("without a roster row")[1]
     # Tom and tom both match the roster's "tom": the cell stays empty and both are listed

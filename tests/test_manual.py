@@ -187,10 +187,13 @@ def test_canvas_export_matches_the_roster(graded, tmp_path):
     lines = list(csv.reader(io.StringIO((graded / "canvas.csv").read_text())))
     assert lines[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section",
                         "Module 2 (4321)"]  # the roster's own column; Quiz 1 left out
+    # Canvas imports on the assignment's scale: the roster says 12 points, the rubric 13
     total = load_rubric("02").total_points
-    assert lines[1][0] == "Points Possible" and lines[1][-1] == f"{total:g}"
+    assert lines[1][0] == "Points Possible" and lines[1][-1] == "12"
     ada = rows(graded)["ada"]
-    assert lines[2] == ["Lovelace, Ada", "11", "s11", "ADA", "A", f"{ada['score']:g}"]
+    assert lines[2] == ["Lovelace, Ada", "11", "s11", "ADA", "A",
+                        f"{round(ada['score'] * 12 / total, 2):g}"]
+    assert f"is worth 12 points in Canvas, the rubric {total:g}" in proc.stdout
     assert lines[3] == ["Young, Cyd", "13", "s13", "cyd", "A", ""]
     assert len(lines) == 4
 

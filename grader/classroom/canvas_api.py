@@ -13,12 +13,19 @@ The calls (Canvas REST API documentation, Assignments, Submissions and Files pag
   a ``POST`` of form fields, a multipart ``POST`` to the ``upload_url`` it names (no token,
   redirects not followed) and a ``GET`` of the confirmation address
 
+Throttling (Canvas's ``doc/api/throttling.md``): "In the event that your API request is
+throttled, you will receive a ``403 Forbidden (Rate Limit Exceeded)`` response. Your
+application should be prepared for this error, and retry the request at a later time." A 403
+whose body says ``Rate Limit Exceeded`` is therefore tried again like a 429 and, when the
+tries run out, reported as throttling, not as a permission problem (:func:`throttled`).
+
 Why not ``canvasapi``: four calls do not need a dependency (and its ``requests`` stack), and
-the two things the grader must control are not its defaults: retries on 429 (honouring
-``Retry-After``) and 5xx, and where the token goes. The token comes from ``CANVAS_TOKEN``
-only, is sent as an ``Authorization`` header that is never forwarded on a redirect and never
-sent to another host than ``base_url`` (a ``Link`` header or attachment elsewhere gets no
-token), and no message or exception text this module makes contains it (:func:`_scrub`).
+the two things the grader must control are not its defaults: retries on 429, on Canvas's
+throttling 403 (honouring ``Retry-After``) and on 5xx, and where the token goes. The token
+comes from ``CANVAS_TOKEN`` only, is sent as an ``Authorization`` header that is never
+forwarded on a redirect and never sent to another host than ``base_url`` (a ``Link`` header
+or attachment elsewhere gets no token), and no message or exception text this module makes
+contains it (:func:`_scrub`).
 """
 
 from __future__ import annotations
@@ -61,7 +68,12 @@ def token_from_env() -> str:
     return token
 
 
-def _fix(status: int, what: str) -> str:
+def _fix(status: int, what: str, challenge: bool = True) -> str:
+    if status == 401 and not challenge:
+        return (f"Canvas does not let this user do {what} now (401 Unauthorized without a token"
+                " challenge: the token was accepted, the action was not). Fix: check the"
+                " assignment in Canvas: moderated grading with grades not yet published, or a"
+                " closed grading period, refuse grades")
     if status == 401:
         return (f"Canvas refused the token (401 Unauthorized) for {what}. Fix: set {TOKEN_ENV}"
                 " to a valid, unexpired access token of a teacher of the course")
@@ -72,6 +84,19 @@ def _fix(status: int, what: str) -> str:
         return (f"Canvas has no {what} (404 Not Found). Fix: check canvas.base_url, canvas.course_id"
                 " and canvas.assignments in the course file")
     return f"Canvas answered {status} for {what}"
+
+
+def throttled(status: int, body: bytes) -> bool:
+    """Whether an answer is Canvas's throttling (throttling.md: ``403 Forbidden (Rate Limit
+    Exceeded)``), not a refusal."""
+    return status == 403 and b"rate limit exceeded" in body[:2000].lower()
+
+
+def _throttled_fix(what: str, tries: int) -> str:
+    return (f"Canvas throttled {what} (403 Forbidden (Rate Limit Exceeded)) {tries} times; the"
+            " token's quota refills over time. Fix: run the same command again in a few minutes"
+            " (nothing was sent twice), and do not run other Canvas scripts with this token"
+            " meanwhile")
 
 
 def _next_link(header: str | None) -> str | None:
@@ -159,12 +184,20 @@ class CanvasClient:
                     exc.close()
                     return b"", headers
                 retry_after = exc.headers.get("Retry-After") if exc.headers else None
+                challenge = bool(exc.headers and exc.headers.get("WWW-Authenticate"))
+                try:
+                    body = exc.read(4096) if status == 403 else b""
+                except OSError:
+                    body = b""
                 exc.close()
-                again = status == 429 or (status >= 500 and retry_5xx)
+                throttle = throttled(status, body)
+                again = status == 429 or throttle or (status >= 500 and retry_5xx)
+                if throttle and attempt == self.retries:
+                    raise CanvasError(self._scrub(_throttled_fix(what, attempt + 1)), 403) from None
                 if not again or attempt == self.retries:
-                    raise CanvasError(self._scrub(_fix(status, what) + (
+                    raise CanvasError(self._scrub(_fix(status, what, challenge) + (
                         f" (after {attempt + 1} tries)" if attempt else "")), status) from None
-                if status == 429 and retry_after:
+                if status in (429, 403) and retry_after:
                     try:
                         wait = min(max(float(retry_after), 0.0), MAX_RETRY_AFTER_S)
                     except ValueError:

@@ -35,11 +35,14 @@ from pathlib import Path
 
 from grader.base.course import Course
 from grader.base.errors import GraderError
-from grader.checks.results import GradeRow, roster_name
+from grader.checks.results import GradeRow, ManualResult, roster_name
 from grader.classroom.canvas_api import CanvasClient, CanvasError
-from grader.classroom.canvas_pull import require_canvas, student_key
+from grader.classroom.canvas_pull import late_policy, require_canvas, selected, student_key
+from grader.classroom.canvas_states import assignment_refusal, posted_points, refusal, resubmitted
 from grader.classroom.canvas_upload import upload_comment_file
+from grader.classroom.late import load_record
 from grader.classroom.lms import match_key
+from grader.classroom.rubric_record import graded_rubrics
 from grader.pages.gradebook import atomic_write_text
 from grader.submission.validate import safe_id
 
@@ -76,6 +79,8 @@ class PushPlan:
     unmatched: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """One line per module whose Canvas assignment has other points than the rubric."""
+    ungraded: int = 0
+    """Written answers still awaiting manual grading (they count 0 in the grades sent)."""
 
 
 @dataclass
@@ -98,13 +103,21 @@ def number(value: float | None) -> str:
     return "0" if text in ("", "-0") else text
 
 
-def comment_text(row: GradeRow) -> str:
-    """The text comment: the module's score, then one line per check (points and message)."""
+def comment_text(row: GradeRow, descriptions: dict[str, str] | None = None) -> str:
+    """The text comment: the module's score, the late line if any, then one line per check
+    (named by its exercise's description when the batch recorded it; points and message)."""
     lines = [f"dlcourse module {row.module}: {number(row.score)} / {number(row.max_score)} points"]
+    if row.late and row.late.get("deducted"):
+        raw = row.raw_score if row.raw_score is not None else row.score
+        by = (" (Canvas's Late Policy deducts it when this grade is saved)"
+              if row.late.get("applied_by") == "canvas" else "")
+        lines.append(f"- late: {number(raw)} before the late deduction of"
+                     f" {number(row.late['deducted'])}{by}")
     for check in row.checks[:MAX_COMMENT_LINES]:
         message = " ".join(str(check.message).split())
         message = message if len(message) <= 160 else message[:157] + "..."
-        lines.append(f"- {check.id}: {number(check.points)} / {number(check.max_points)}"
+        title = " ".join(str((descriptions or {}).get(check.id) or check.id).split())[:120]
+        lines.append(f"- {title}: {number(check.points)} / {number(check.max_points)}"
                      + (f" ({message})" if message else ""))
     if len(row.checks) > MAX_COMMENT_LINES:
         lines.append(f"- ... {len(row.checks) - MAX_COMMENT_LINES} more on the feedback page")
@@ -202,13 +215,16 @@ def _users(client: CanvasClient, course: Course, module: str, aid: int) -> dict[
     return found
 
 
-def _scale(client: CanvasClient, course: Course, module: str, aid: int, max_score: float,
-           plan: PushPlan) -> float:
+def _assignment(client: CanvasClient, course: Course, module: str, aid: int) -> dict:
+    what = f"assignment {aid} (module {module}) of course {course.canvas.course_id}"
+    found = client.get(f"/api/v1/courses/{course.canvas.course_id}/assignments/{aid}", what)
+    return found if isinstance(found, dict) else {}
+
+
+def _scale(assignment: dict, module: str, aid: int, max_score: float, plan: PushPlan) -> float:
     """Canvas points per grader point: 1, unless the assignment's ``points_possible`` differs
     from the rubric's ``max_score`` (then the grade is scaled, and a note says so)."""
-    what = f"assignment {aid} (module {module}) of course {course.canvas.course_id}"
-    possible = client.get(f"/api/v1/courses/{course.canvas.course_id}/assignments/{aid}", what)
-    possible = possible.get("points_possible") if isinstance(possible, dict) else None
+    possible = assignment.get("points_possible")
     if not isinstance(possible, (int, float)) or possible <= 0 or max_score <= 0 \
             or _same(float(possible), max_score):
         return 1.0
@@ -227,14 +243,24 @@ def _match(users: dict, row: GradeRow) -> tuple[dict | None, str]:
     return None, "several Canvas users have this key: " + ", ".join(str(s.get("user_id")) for s in found)
 
 
-def plan_push(course: Course, out: Path, client: CanvasClient) -> PushPlan:
-    """What a push would send for every row of ``out/grades.json`` (nothing is sent)."""
+def plan_push(course: Course, out: Path, client: CanvasClient,
+              modules: list[str] | None = None) -> PushPlan:
+    """What a push would send for every row of ``out/grades.json`` (nothing is sent);
+    ``modules`` limits it to those modules' rows."""
     require_canvas(course)
+    wanted = selected(course, modules)
     last = {(e.get("assignment_id"), e.get("user_id")): e for e in read_log(out)}
     plan = PushPlan()
     users: dict[str, dict] = {}
     scale: dict[str, float] = {}
-    for row in sorted(read_rows(out), key=lambda r: (r.module or "", roster_name(r))):
+    closed: dict[str, str] = {}
+    record = load_record(out)
+    descriptions = {m: r.descriptions for m, r in graded_rubrics(out, warn=False)[0].items()}
+    rows = [r for r in read_rows(out) if modules is None or r.module in wanted]
+    plan.ungraded = sum(1 for r in rows for c in r.checks
+                        if isinstance(c, ManualResult) and not c.graded)
+    policy = late_policy(client, course.canvas.course_id) if rows else None
+    for row in sorted(rows, key=lambda r: (r.module or "", roster_name(r))):
         aid = course.canvas.assignments.get(row.module or "")
         name = f"{roster_name(row)} (module {row.module})"
         if aid is None:
@@ -245,18 +271,29 @@ def plan_push(course: Course, out: Path, client: CanvasClient) -> PushPlan:
             plan.unmatched.append(f"{name}: could not be graded ({row.error})")
             continue
         if row.module not in users:
-            users[row.module] = _users(client, course, row.module, aid)
-            scale[row.module] = _scale(client, course, row.module, aid, row.max_score, plan)
+            assignment = _assignment(client, course, row.module, aid)
+            closed[row.module] = assignment_refusal(assignment)
+            users[row.module] = {} if closed[row.module] else _users(client, course, row.module, aid)
+            scale[row.module] = _scale(assignment, row.module, aid, row.max_score, plan)
+        if closed[row.module]:
+            plan.unmatched.append(f"{name}: {closed[row.module]}")
+            continue
         sub, why = _match(users[row.module], row)
         if sub is None:
             plan.unmatched.append(f"{name}: {why} ({course.canvas.student_key})")
             continue
-        now, new = _score(sub), round(float(row.score) * scale[row.module], 2)
+        refused = refusal(row, sub, policy) or resubmitted(record.pulled_entry(roster_name(row),
+                                                                              row.module), sub)
+        if refused:
+            plan.unmatched.append(f"{name}: {refused}")
+            continue
+        now, new = _score(sub), round(float(posted_points(row)) * scale[row.module], 2)
         page, page_note = feedback_page(out, row)
         plan.items.append(Planned(key=sub["_key"], module=row.module, assignment_id=aid,
                                   user_id=sub.get("user_id"), now=now, new=new,
                                   action=_action(now, new, last.get((aid, sub.get("user_id")))),
-                                  comment=comment_text(row), page=page, page_note=page_note))
+                                  comment=comment_text(row, descriptions.get(row.module)),
+                                  page=page, page_note=page_note))
     return _drop_shared(plan)
 
 

@@ -1,7 +1,10 @@
 """Canvas's "Download Submissions" zip (or its unpacked folder) as a class to grade.
 
 ``python -m grader grade ZIP_OR_DIR --roster ROSTER.csv --out OUT``: Canvas names each file
-``<sortable name>[_LATE]_<canvas user id>_<submission id>_<original name>``; a resubmission's
+``<sortable name>[_late]_<canvas user id>_<file id>_<original name>``, the first part made of
+word characters and lower-cased (``lib/content_zipper.rb``); a file counts only when one
+reading of its name gives a roster student's user id *and* that student's name part
+(:func:`parse_for_roster`: a name may end in ``_<digits>`` itself). A resubmission's
 original name gains ``-1``, ``-2`` (the highest counts; the older ones are noted). Each file
 is mapped by the Canvas user id to the roster's ``ID`` column, and the student's gradebook key
 (``[canvas] student_key``: SIS Login ID, SIS User ID or Canvas id) names the student.
@@ -34,7 +37,9 @@ from grader.submission.validate import MAX_SUBMISSION_BYTES
 MAX_FILE_BYTES = MAX_SUBMISSION_BYTES  # the grader's one limit on a submitted file
 MAX_FILES = 20000
 STAGED = "canvas-submissions"
-CANVAS_NAME = re.compile(r"^(?P<sortable>.+?)(?P<late>_LATE)?_(?P<user>\d+)_(?P<sub>\d+)_(?P<original>.+)$")
+CANVAS_NAME = re.compile(r"^(?P<sortable>.+?)(?P<late>_(?i:late))?_(?P<user>[0-9]+)_(?P<sub>[0-9]+)_"
+                         r"(?P<original>.+)$")
+SPLIT = re.compile(r"(?=(?P<late>_(?i:late))?_(?P<user>[0-9]+)_(?P<sub>[0-9]+)_(?P<original>.+)$)")
 RESUBMISSION = re.compile(r"^(?P<base>.+?)-(?P<n>\d+)$")
 
 
@@ -52,16 +57,48 @@ class CanvasFile:
     """0 for the first file, N for ``-N``."""
 
 
+def _file(name: str, user: str, sub: str, late: bool, original: str) -> CanvasFile:
+    stem, suffix = original.rsplit(".", 1) if "." in original else (original, "")
+    again = RESUBMISSION.match(stem)
+    base, attempt = (again["base"], int(again["n"])) if again else (stem, 0)
+    return CanvasFile(name, int(user), int(sub), late, f"{base}.{suffix}" if suffix else base,
+                      attempt)
+
+
 def parse_name(name: str) -> CanvasFile | None:
-    """The parts of a Canvas download name, or ``None`` when it is not one."""
+    """The parts of a Canvas download name, or ``None`` when it is not one (the shortest
+    name part; :func:`parse_for_roster` checks every reading against the roster)."""
     match = CANVAS_NAME.match(name)
     if not match:
         return None
-    stem, suffix = match["original"].rsplit(".", 1) if "." in match["original"] else (match["original"], "")
-    again = RESUBMISSION.match(stem)
-    base, attempt = (again["base"], int(again["n"])) if again else (stem, 0)
-    return CanvasFile(name, int(match["user"]), int(match["sub"]), bool(match["late"]),
-                      f"{base}.{suffix}" if suffix else base, attempt)
+    return _file(name, match["user"], match["sub"], bool(match["late"]), match["original"])
+
+
+def canvas_user_name(sortable_name: str) -> str:
+    """A sortable name as Canvas writes it into download names (``lib/content_zipper.rb``:
+    ``sanitize_user_name`` joins ``_<digits>_``, ``sanitize_file_name`` keeps word characters
+    only and lower-cases the whole file name: ``Alvarez, Ana`` -> ``alvarezana``)."""
+    joined = re.sub(r"_([0-9]+)_", r"\1", sortable_name)
+    return re.sub(r"[^\w]", "", joined).lower()
+
+
+def parse_for_roster(name: str, names: dict[int, str]) -> CanvasFile | None:
+    """The reading of ``name`` whose user id is on the roster *and* whose name part is that
+    student's (``names``: user id -> :func:`canvas_user_name`), or None.
+
+    A name part may itself end in ``_<digits>`` (a student whose sortable name is
+    ``Mallory_4242``): the first ``_<digits>_<digits>_`` is then not the user id, and a
+    reading that takes it for one would file her notebook as user 4242's. Only ASCII digits
+    count (``int()`` would read other scripts' digits too).
+    """
+    found = []
+    for match in SPLIT.finditer(name):
+        head = name[:match.start()]
+        user = int(match["user"])
+        if head and names.get(user) is not None and head.lower() == names[user]:
+            found.append(_file(name, match["user"], match["sub"], bool(match["late"]),
+                               match["original"]))
+    return found[0] if len(found) == 1 else None
 
 
 @dataclass
@@ -131,8 +168,9 @@ def _safe_key(key: str) -> bool:
         and not key.startswith(".")
 
 
-def _roster_keys(roster_path: Path, key_column: str, intake: Intake) -> tuple[dict, dict]:
-    """(Canvas user id -> gradebook key, key -> shown name) from the roster."""
+def _roster_keys(roster_path: Path, key_column: str, intake: Intake) -> tuple[dict, dict, dict]:
+    """(Canvas user id -> gradebook key, key -> shown name, user id -> the name part Canvas
+    writes into download names) from the roster."""
     from grader.classroom.lms import read_roster_table
 
     roster = read_roster_table(roster_path, key_column)
@@ -140,29 +178,40 @@ def _roster_keys(roster_path: Path, key_column: str, intake: Intake) -> tuple[di
         raise GraderError(f"the roster {roster_path} has no ID column (found: {', '.join(roster.header)});"
                           " expected Canvas's Grades > Export, whose ID column holds the Canvas"
                           " user id the zip's file names carry. Fix: export the gradebook again")
-    by_user, names = {}, {}
+    by_user, names, sortable = {}, {}, {}
     for entry in roster.students:
         key, user = entry[key_column].strip(), entry["ID"].strip()
         who = f"{entry['Student'].strip()} (ID {user})"
-        if not user.isdigit() or not _safe_key(key):
+        if not (user.isascii() and user.isdigit()) or not _safe_key(key):
             intake.refused.append(f"roster row {who}: expected a numeric ID and a {key_column}"
                                   f" usable as a folder name, found {key!r}; skipped")
             continue
         by_user[int(user)] = key
         names[key] = who
-    return by_user, names
+        sortable[int(user)] = canvas_user_name(entry["Student"].strip())
+    return by_user, names, sortable
 
 
-def _choose(entries, by_user: dict, intake: Intake) -> dict[tuple[str, str], tuple]:
+def _choose(entries, by_user: dict, intake: Intake,
+            sortable: dict[int, str]) -> dict[tuple[str, str], tuple]:
     """(key, original name) -> (CanvasFile, size, opener) of the latest attempt."""
     chosen: dict[tuple[str, str], tuple] = {}
     for name, size, opener in entries:
         if not name.lower().endswith(".ipynb"):
             continue
-        parsed = parse_name(name)
-        if parsed is None:
+        parsed, simple = parse_for_roster(name, sortable), parse_name(name)
+        if parsed is None and simple is None:
             intake.unknown.append(f"{name}: not named <name>_<user id>_<submission id>_<file>"
                                   " as Canvas names downloads; not graded")
+            continue
+        if parsed is None and not any(int(m["user"]) in by_user for m in SPLIT.finditer(name)):
+            intake.unknown.append(f"{name}: Canvas user {simple.user_id} is not on the roster;"
+                                  " not graded")
+            continue
+        if parsed is None:
+            intake.unknown.append(f"{name}: no reading of it names a roster student by both"
+                                  " user id and name (Canvas writes <sortable name>[_late]_<user"
+                                  " id>_<file id>_<file>); not graded")
             continue
         key = by_user.get(parsed.user_id)
         if key is None:
@@ -197,9 +246,9 @@ def stage_download(source: Path, roster: Path, out: Path, *, course: Course,
                           " or its unpacked folder")
     folder = Path(out) / STAGED
     intake = Intake(folder=folder)
-    by_user, names = _roster_keys(roster, KEY_COLUMNS[course.canvas.student_key], intake)
+    by_user, names, sortable = _roster_keys(roster, KEY_COLUMNS[course.canvas.student_key], intake)
     entries = _folder_entries(source) if source.is_dir() else _zip_entries(source, intake)
-    chosen = _choose(entries, by_user, intake)
+    chosen = _choose(entries, by_user, intake, sortable)
     if folder.exists():
         shutil.rmtree(folder)
     submissions: dict[str, dict] = {}

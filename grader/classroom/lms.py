@@ -12,19 +12,21 @@ would import it as a new assignment): a module without its column is an error li
 columns found. The score is the final one (late penalty applied, :mod:`grader.classroom.late`),
 written answers included (an ungraded one counts 0 until it is imported).
 
-Students are matched by the name the instructor gave each submission (the student's folder
-or the file-name key, :func:`grader.checks.results.roster_name`; never the file-safe id, so
+Students are matched by the name the instructor gave each submission (the student's folder or
+the file-name key, :func:`grader.checks.results.roster_name`; never the file-safe id, so
 ``ana@uni.edu`` and ``ben smith`` match) against one roster column, chosen by ``[canvas]
 student_key`` (``SIS Login ID`` by default), after one normalisation on both sides
 (:func:`match_key`): Unicode NFC, white space at either end removed, ASCII letters ``A-Z``
-lower-cased; every other character must be equal (``ſam`` with U+017F is not ``sam``).
-Roster students without a submission get an empty cell (Canvas leaves it alone) and are
-listed; submissions without a roster row are listed and left out. Two submissions of one
-module whose names match one roster row (``Tom`` and ``tom``), or two roster rows with the
-same key, are a conflict: the cell stays empty and both are listed, the export never picks
-one. The ``Points Possible`` row holds each module's maximum from the rubric the batch was
-graded with (:mod:`grader.classroom.rubric_record`). Every cell is written through
-:func:`grader.base.csvcells.neutralise`.
+lower-cased; every other character must be equal (``ſam`` with U+017F is not ``sam``). Roster
+students without a submission, and rows that could not be graded, get an empty cell (Canvas
+leaves it alone) and are listed; submissions without a roster row are listed and left out. Two
+submissions of one module whose names match one roster row (``Tom`` and ``tom``), or two
+roster rows with the same key, are a conflict: the cell stays empty and both are listed, the
+export never picks one. The ``Points Possible`` row holds each module's maximum from the
+rubric the batch was graded with (:mod:`grader.classroom.rubric_record`), or the assignment's
+own points when the roster's ``Points Possible`` row says otherwise: then every cell is scaled
+to them, as ``canvas push`` does (Canvas imports a cell on the assignment's scale). Every cell
+is written through :func:`grader.base.csvcells.neutralise`.
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ class CanvasExport:
     """Cells left empty because two submissions (or two roster rows) share one key."""
     warnings: list[str] = field(default_factory=list)
     """The rubric on disk differs from the one graded (points come from the graded one)."""
+    ungradable: list[str] = field(default_factory=list)
+    """Rows that could not be graded: their cells are left empty (``canvas push`` sends
+    nothing for them either)."""
+    scaling: list[str] = field(default_factory=list)
+    """Modules scaled to the assignment's points, or written as rubric points unchecked."""
 
 
 def _module_maxima(rows: list[GradeRow], out: Path) -> tuple[dict[str, float], list[str]]:
@@ -79,9 +86,10 @@ def _module_maxima(rows: list[GradeRow], out: Path) -> tuple[dict[str, float], l
     return maxima, warnings
 
 
-def _scores_by_key(rows: list[GradeRow]) -> tuple[dict[str, dict[str, float]],
+def _scores_by_key(rows: list[GradeRow]) -> tuple[dict[str, dict[str, float | None]],
                                                      dict[tuple[str, str], list[str]]]:
-    """match key -> module -> score, and (key, module) -> names when several rows share it."""
+    """match key -> module -> score (None for a row that could not be graded: its cell stays
+    empty), and (key, module) -> names when several rows share it."""
     scores: dict[str, dict[str, float]] = {}
     names: dict[tuple[str, str], list[str]] = {}
     for row in rows:
@@ -89,7 +97,7 @@ def _scores_by_key(rows: list[GradeRow]) -> tuple[dict[str, dict[str, float]],
             continue
         key = match_key(roster_name(row))
         names.setdefault((key, row.module), []).append(roster_name(row))
-        scores.setdefault(key, {})[row.module] = row.score
+        scores.setdefault(key, {})[row.module] = None if row.error is not None else row.score
     clashes = {k: sorted(v) for k, v in names.items() if len(v) > 1}
     return scores, clashes
 
@@ -107,6 +115,18 @@ class Roster:
     students: list[dict[str, str]]
     delimiter: str = ","
     decimal_comma: bool = False
+    points: dict[str, str] = field(default_factory=dict)
+    """The ``Points Possible`` row (column -> cell), when the export has one."""
+
+    def points_possible(self, column: str) -> float | None:
+        """The points Canvas says ``column``'s assignment is worth, or None when not given."""
+        text = self.points.get(column, "").strip().replace(",", ".") if self.decimal_comma \
+            else self.points.get(column, "").strip()
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+        return value if value > 0 else None
 
     @property
     def columns(self) -> list[str]:
@@ -160,7 +180,7 @@ def read_roster_table(path: Path, match: str = DEFAULT_MATCH) -> Roster:
                           f" least Student and {match} (Canvas: Grades > Export). Fix: export"
                           " the gradebook again, or set [canvas] student_key in course.toml"
                           " (or pass --match-column) to the column that names each student")
-    students = []
+    students, points = [], {}
     for number, values in enumerate(rows[1:], start=2):
         if not any(v.strip() for v in values):
             continue
@@ -168,12 +188,15 @@ def read_roster_table(path: Path, match: str = DEFAULT_MATCH) -> Roster:
             raise GraderError(f"the roster {path}: line {number}: expected {len(header)} fields,"
                               f" found {len(values)}")
         entry = dict(zip(header, values, strict=False))
-        if entry["Student"].strip() in (POINTS_POSSIBLE, "Student, Test"):
-            continue  # Canvas's points row and its test student
+        if entry["Student"].strip() == POINTS_POSSIBLE:
+            points = entry
+            continue
+        if entry["Student"].strip() == "Student, Test":
+            continue  # Canvas's test student
         students.append(entry)
     decimal_comma = delimiter == ";" and any(
         re.fullmatch(r"-?\d+,\d+", v.strip()) for row in rows[1:] for v in row)
-    return Roster(header, students, delimiter, decimal_comma)
+    return Roster(header, students, delimiter, decimal_comma, points)
 
 
 def read_roster(path: Path, match: str = DEFAULT_MATCH) -> tuple[list[str], list[dict[str, str]]]:
@@ -235,17 +258,40 @@ def _module_columns(roster: Roster, modules: list[str], course, path: Path) -> d
     return columns
 
 
+def _scales(table: Roster, targets: dict[str, str], maxima: dict[str, float],
+            summary: CanvasExport) -> dict[str, float]:
+    """Module -> Canvas points per rubric point: Canvas imports a cell on the assignment's
+    own scale (its ``Points Possible``), so a rubric of 9 points in an assignment worth 100
+    is scaled (7 of 9 -> 77.78), with a warning; 1 when they agree or the roster has no
+    points row (then a warning says the cells are rubric points)."""
+    scale = {}
+    for module, column in targets.items():
+        possible, rubric = table.points_possible(column), maxima.get(module, 0.0)
+        scale[module] = 1.0
+        if possible is None:
+            summary.scaling.append(f"module {module}: the roster has no Points Possible for"
+                                    f" {column!r}; the cells are rubric points (of"
+                                    f" {rubric:g}); check the assignment is worth {rubric:g}")
+        elif rubric > 0 and abs(possible - rubric) > 1e-6:
+            scale[module] = possible / rubric
+            summary.scaling.append(f"module {module}: {column!r} is worth {possible:g} points in"
+                                    f" Canvas, the rubric {rubric:g}: the cells are scaled to"
+                                    " Canvas's points")
+    return scale
+
+
 def export_canvas(roster: Path, out: Path, *, match: str | None = None, course=None,
                   dest: Path | None = None) -> CanvasExport:
     """Write ``DIR/canvas.csv`` (or ``dest``): the roster's identity columns and, in each
     graded module's own assignment column, its final score (late penalty applied)."""
     from grader.checks.results import ManualResult
-    from grader.classroom.late import apply_record, load_record
+    from grader.classroom.late import apply_record, canvas_names, load_record
     from grader.classroom.manual import trusted_rows
 
     out = Path(out)
     match = match or KEY_COLUMNS[course.canvas.student_key if course is not None else "login"]
-    rows = apply_record(list(trusted_rows(out).values()), load_record(out))
+    record = load_record(out)
+    rows = canvas_names(apply_record(list(trusted_rows(out).values()), record), record)
     table = read_roster_table(Path(roster), match)
     modules = sorted({r.module for r in rows if r.module})
     targets = _module_columns(table, modules, course, Path(roster))
@@ -253,6 +299,7 @@ def export_canvas(roster: Path, out: Path, *, match: str | None = None, course=N
     scores, clashes = _scores_by_key(rows)
     maxima, warnings = _module_maxima(rows, out)
     summary = CanvasExport(path=Path(dest) if dest else out / CANVAS_NAME, warnings=warnings)
+    scale = _scales(table, targets, maxima, summary)
     summary.ungraded = sum(1 for r in rows for c in r.checks
                            if isinstance(c, ManualResult) and not c.graded)
     roster_keys: dict[str, int] = {}
@@ -262,7 +309,8 @@ def export_canvas(roster: Path, out: Path, *, match: str | None = None, course=N
     writer = csv.writer(buffer, lineterminator="\n", delimiter=table.delimiter)
     writer.writerow(safe_row([*columns, *(targets[m] for m in modules)]))
     writer.writerow(safe_row([POINTS_POSSIBLE if c == "Student" else "" for c in columns]
-                             + [table.number(maxima.get(m, 0)) for m in modules]))
+                             + [table.number(round(maxima.get(m, 0) * scale[m], 2))
+                                for m in modules]))
     seen: set[str] = set()
     for entry in students:
         key = match_key(entry[match])
@@ -275,8 +323,11 @@ def export_canvas(roster: Path, out: Path, *, match: str | None = None, course=N
             own = _without_conflicts(own, key, who, roster_keys[key], clashes, summary, match)
             summary.matched += bool(own)
         writer.writerow(safe_row([entry[c] for c in columns]
-                                 + [table.number(own[m]) if own and m in own else ""
+                                 + [table.number(round(own[m] * scale[m], 2))
+                                    if own and own.get(m) is not None else ""
                                     for m in modules]))
     summary.unknown = sorted({roster_name(r) for r in rows if match_key(roster_name(r)) not in seen})
+    summary.ungradable = [f"{roster_name(r)} (module {r.module}): {r.error}" for r in rows
+                          if r.error is not None and match_key(roster_name(r)) in seen]
     atomic_write_text(summary.path, buffer.getvalue())
     return summary
