@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.authoring.closure import selfcheck_files
 from grader.authoring.release import available_modules, load_solution, student_notebook, write_text
 from grader.authoring.selfcheck import SELF_CHECK_DATA, self_check_data
 from grader.base.errors import GraderError
@@ -32,21 +33,6 @@ PACKAGE_NAME = "dlcourse-student"
 MARKER = ".dlcourse-edition"
 """The file that marks a folder as a student edition (JSON: the files it wrote)."""
 
-GRADER_MODULES = (
-    "authoring/__init__.py",
-    "authoring/selfcheck.py",
-    "base/__init__.py",
-    "base/errors.py",
-    "base/paths.py",
-    "checks/__init__.py",
-    "checks/answers.py",
-    "checks/context.py",
-    "checks/figures.py",
-    "checks/kinds.py",
-    "checks/results.py",
-    "checks/rubric.py",
-)
-"""The grader modules the self-check imports, copied as they are (paths under ``grader/``)."""
 
 DEPENDENCIES = (
     "tensorflow>=2.19",
@@ -149,8 +135,8 @@ def _package_files() -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for path in sorted((REPO_ROOT / "helpers").glob("*.py")):
         files[f"helpers/{path.name}"] = path.read_bytes()
-    for name in GRADER_MODULES:
-        files[f"grader/{name}"] = (PACKAGE_DIR / name).read_bytes()
+    for rel in selfcheck_files():  # what ``from grader import check`` imports, derived
+        files[rel] = (PACKAGE_DIR.parent / rel).read_bytes()
     files["grader/__init__.py"] = _GRADER_INIT.encode()
     rubrics = [load_rubric(m) for m in available_modules()]
     data = json.dumps(self_check_data(rubrics), indent=1, sort_keys=True) + "\n"

@@ -454,12 +454,15 @@ def _uid_options(options: GradingOptions, *, out: Path, submissions) -> GradingO
     """uid mode: make the output folder private (0700) and name, in the batch's warning,
     every input a kernel's uid could still read (checked by reading them as such a uid)."""
     from grader.base.keys import result_key_file
-    from grader.base.paths import RUBRIC_DIR, SOLUTIONS_DIR
+    from grader.base.paths import PACKAGE_DIR, RUBRIC_DIR, SOLUTIONS_DIR
+    from grader.submission.kernel_view import close_to_kernels
     from grader.submission.sandbox import uid_exposures
 
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)
-    paths = [*(Path(s) for s in submissions), out, RUBRIC_DIR, SOLUTIONS_DIR, result_key_file()]
+    close_to_kernels()  # kernels import the course code from their own copy
+    paths = [*(Path(s) for s in submissions), out, PACKAGE_DIR, RUBRIC_DIR, SOLUTIONS_DIR,
+             result_key_file()]
     folder = options.data_dir or os.environ.get("DLCOURSE_DATA_DIR")
     paths += [Path(folder)] if folder else []
     paths += [Path(options.rubric.path)] if options.rubric is not None else []

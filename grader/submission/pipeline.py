@@ -238,7 +238,10 @@ def _kernel(job: Job):
     env = kernel_environment(fast=options.fast, data_dir=kernel_data, threads=options.threads,
                              sandboxed=False, home=home.home)
     if options.sandbox == "uid":  # its own home (owned by its uid) for temporary files too
+        from grader.submission.kernel_view import kernel_view
+
         env["TMPDIR"] = str(home.home)
+        env["PYTHONPATH"] = str(kernel_view())  # the course code: the kernel's copy
         return env, uid_kernel_manager(home, data_dir=kernel_data)
     return env, make_kernel_manager(home.sockets)
 

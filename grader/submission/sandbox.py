@@ -59,6 +59,7 @@ from pathlib import Path
 from grader.base.errors import GraderError
 from grader.base.processes import thread_environment
 from grader.submission.cgroups import MAX_TASKS, cgroup_prefix, make_kernel_groups, remove_group
+from grader.submission.kernel_view import hidden_folders, view_binds
 
 MODES = ("auto", "bwrap", "uid", "none")
 SANDBOX_UID = 65534
@@ -75,6 +76,7 @@ with :data:`MAX_MESSAGE_BYTES` this bounds what a kernel flooding its output cha
 the grader hold in memory (16 x 16 MB); the kernel's side drops what does not fit."""
 
 PYTHON_PROBLEM = "bubblewrap works here, but not with the grader's Python"
+NAMESPACE_PROBLEM = "bubblewrap is installed but cannot start a sandbox here"
 UNSANDBOXED_WARNING = (
     "graded WITHOUT a sandbox: the student's kernel ran as the grader's own user, with its"
     " files, its network and its other processes in reach; grades are still decided outside"
@@ -259,13 +261,6 @@ def kernel_environment(*, fast: bool, data_dir: str | None, threads: int | None,
     return env
 
 
-def _package_dirs() -> list[Path]:
-    import helpers
-    from grader.base.paths import PACKAGE_DIR
-
-    return [PACKAGE_DIR, Path(helpers.__file__).resolve().parent]
-
-
 def _python_needs() -> list[Path]:
     """Paths the grader's Python needs to start and import its packages: the environment and
     the installation it comes from, its site-packages folders and what their ``.pth`` files
@@ -299,10 +294,14 @@ def _python_binds() -> list[tuple[Path, Path]]:
 
 
 def _covers(src: Path, dst: Path, inner_src: Path, inner_dst: Path) -> bool:
-    """True when mounting ``src`` at ``dst`` already shows ``inner_src`` at ``inner_dst``."""
+    """True when mounting ``src`` at ``dst`` already shows ``inner_src`` at ``inner_dst``,
+    directly or through a symbolic link inside ``src`` (a virtual environment whose
+    ``site-packages`` links elsewhere: nothing may be mounted on that link, the mount of
+    its target serves it)."""
     if inner_dst != dst and dst not in inner_dst.parents:
         return False
-    return src / inner_dst.relative_to(dst) == inner_src
+    shown = src / inner_dst.relative_to(dst)
+    return shown == inner_src or os.path.realpath(shown) == os.path.realpath(inner_src)
 
 
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "fonts", "localtime", "alternatives",
@@ -327,7 +326,9 @@ def bwrap_args(home: KernelHome, *, data_dir: str | None, env: dict[str, str]) -
     root_as_user = os.geteuid() != 0
     if root_as_user:  # an unprivileged grader needs a user namespace; map it to uid 65534
         args += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
-    binds = [*_python_binds(), *((p, p) for p in _package_dirs())]
+    python_binds = _python_binds()
+    python_folders = [*_python_needs(), *(target for _, target in python_binds)]
+    binds = [*python_binds, *view_binds(python_folders)]  # the course code: the kernel's copy
     rw = [home.scratch, home.sockets]
     mounts = [Path("/usr"), *(target for _, target in binds), *rw, home.inbox]
     for folder in _ancestors(mounts):  # those under /tmp come after the private /tmp below
@@ -355,12 +356,10 @@ def bwrap_args(home: KernelHome, *, data_dir: str | None, env: dict[str, str]) -
     for folder in _ancestors(mounts):  # after the private /tmp, which would hide them
         if folder.startswith("/tmp/"):
             args += ["--perms", "0755", "--dir", folder]
-    for source, target in binds:  # Python and the course packages, wherever they live
+    for source, target in binds:  # Python, then the course code's copy over the packages
         args += ["--ro-bind", str(source), str(target)]
-    for package in _package_dirs():  # rubric sources stay out of the kernel's reach
-        rubrics = package / "checks" / "rubrics"
-        if rubrics.is_dir():
-            args += ["--tmpfs", str(rubrics)]
+    for folder in hidden_folders(python_folders):
+        args += ["--tmpfs", str(folder)]
     args += ["--bind", str(home.scratch), str(home.scratch),
              "--bind", str(home.sockets), str(home.sockets),
              "--ro-bind", str(home.inbox), str(home.inbox)]
@@ -489,18 +488,28 @@ def bwrap_problem() -> str | None:
             return f"starting bwrap failed: {exc}"
         if done.returncode != 0 or done.stdout.strip() != str(home.uid):
             detail = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
-            bare = subprocess.run([*bwrap_args(home, data_dir=None, env=env), "/bin/true"],
-                                  capture_output=True, timeout=60)
-            if bare.returncode == 0:
+            if _bare_bwrap_starts():  # bubblewrap itself works: its mounts or Python failed
                 return (f"{PYTHON_PROBLEM}: the grader's Python ({sys.executable}) did not run"
                         f" inside the sandbox (exit code {done.returncode}: {detail}); mounted"
                         f" for it: {', '.join(str(t) for _, t in _python_binds())}")
-            return f"a test sandbox did not start (exit code {done.returncode}: {detail})"
+            return f"{NAMESPACE_PROBLEM} (exit code {done.returncode}: {detail})"
         return None
     finally:
         if home is not None:
             home.remove()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _bare_bwrap_starts() -> bool:
+    """True when bubblewrap starts here with the kernel's namespaces and no mounts of ours."""
+    args = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+            "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
+    if os.geteuid() != 0:
+        args += ["--unshare-user"]
+    try:
+        return subprocess.run([*args, "/bin/true"], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def resolve_sandbox(requested: str) -> SandboxSetting:
@@ -533,6 +542,11 @@ def resolve_sandbox(requested: str) -> SandboxSetting:
         if requested == "bwrap":
             raise GraderError(f"--sandbox bwrap: {problem}.{fix}")
         return SandboxSetting("none", f"{UNSANDBOXED_WARNING} (no sandbox: {problem}.{fix})")
+    if requested == "bwrap" and problem.startswith(NAMESPACE_PROBLEM):
+        raise GraderError(f"--sandbox bwrap: {problem}. Fix: allow the namespaces bubblewrap"
+                          " needs (unprivileged user namespaces when not grading as root; in a"
+                          " container, a seccomp/AppArmor profile that permits them), or grade"
+                          " as root with --sandbox uid, or pass --sandbox none.")
     if requested == "bwrap":
         raise GraderError(f"--sandbox bwrap: {problem}. Fix: on Debian/Ubuntu `apt-get install"
                           " bubblewrap` (and allow unprivileged user namespaces when not"
