@@ -249,8 +249,10 @@ def _finish(task: Task, row: GradeRow, warning: str | None = None) -> GradeRow:
         filled = error_row(task, row.error)
         row.checks, row.max_score = filled.checks, filled.max_score
     # the worker's own copy of the warning (uid mode: without the batch's exposure list)
-    notes = [n for n in row.notes if not (warning and warning.startswith(n))]
-    row.notes = [*([warning] if warning else []), *task.notes, *notes]
+    own = [n for n in row.instructor_notes if not (warning and warning.startswith(n))]
+    row.instructor_notes = [*([warning] if warning else []), *own]
+    # results stored before instructor notes were a field held the warning among the notes
+    row.notes = [*task.notes, *(n for n in row.notes if not (warning and warning.startswith(n)))]
     row.submission = display_path(task.path)
     return row
 

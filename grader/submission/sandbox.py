@@ -58,8 +58,15 @@ from pathlib import Path
 
 from grader.base.errors import GraderError
 from grader.base.processes import thread_environment
-from grader.submission.cgroups import MAX_TASKS, cgroup_prefix, make_kernel_groups, remove_group
+from grader.submission.cgroups import (
+    MAX_TASKS,
+    cgroup_prefix,
+    make_kernel_groups,
+    memory_group,
+    remove_group,
+)
 from grader.submission.kernel_view import hidden_folders, view_binds
+from grader.submission.sweep import remove_folder
 
 MODES = ("auto", "bwrap", "uid", "none")
 SANDBOX_UID = 65534
@@ -150,7 +157,7 @@ class KernelHome:
     lease: int | None = None
 
     @classmethod
-    def create(cls, root: Path) -> KernelHome:
+    def create(cls, root: Path, memory_mb: int | None = None) -> KernelHome:
         root = Path(root)
         scratch, inbox, home = root / "scratch", root / "inbox", root / "home"
         for folder in (scratch, inbox, home):
@@ -164,10 +171,13 @@ class KernelHome:
             for folder in (scratch, sockets, home):
                 os.chown(folder, uid, uid)
         write_identity(root / "etc", uid)
-        return cls(root, scratch, inbox, sockets, home, uid, make_kernel_groups(), lease)
+        return cls(root, scratch, inbox, sockets, home, uid, make_kernel_groups(memory_mb), lease)
 
     def remove(self) -> None:
-        shutil.rmtree(self.sockets, ignore_errors=True)
+        """Remove the kernel's folders (by descriptors, bounded: :func:`remove_folder`) and
+        groups, and release its uid."""
+        for folder in (self.root, self.sockets):
+            remove_folder(folder)
         for group in self.cgroups:
             remove_group(group)
         if self.lease is not None:
@@ -221,7 +231,7 @@ def lease_kernel_uid(wait_s: float = 600.0) -> tuple[int, int]:
             except OSError:
                 os.close(fd)
                 continue
-            if _uid_in_use(uid):
+            if _uid_in_use(uid) or not _clean_before_lease(uid, folder):
                 os.close(fd)
                 continue
             return uid, fd
@@ -426,6 +436,7 @@ def sandboxed_kernel_manager(home: KernelHome, *, data_dir: str | None, env: dic
         return [*cgroup_prefix(home.cgroups), *bwrap_args(home, data_dir=data_dir, env=env), *cmd]
 
     km = make_kernel_manager(home.sockets, wrap=wrap)
+    km.memory_group = memory_group(home.cgroups)
     # bwrap does not pass signals on to the kernel: interrupt it with a control message
     km.kernel_spec.interrupt_mode = "message"
     return km
@@ -570,24 +581,36 @@ def _drop_to(uid: int) -> list[str]:
 
 
 @cache
-def network_cut_works() -> bool:
-    """True when ``unshare --net`` can give a kernel a network namespace of its own here."""
+def _unshare_works(flag: str) -> bool:
     if shutil.which("unshare") is None:
         return False
     try:
-        done = subprocess.run(["unshare", "--net", "--", "/bin/true"], capture_output=True,
+        done = subprocess.run(["unshare", flag, "--", "/bin/true"], capture_output=True,
                               timeout=30)
     except (OSError, subprocess.SubprocessError):
         return False
     return done.returncode == 0
 
 
+def network_cut_works() -> bool:
+    """True when ``unshare --net`` can give a kernel a network namespace of its own here."""
+    return _unshare_works("--net")
+
+
+def ipc_namespace_works() -> bool:
+    """True when ``unshare --ipc`` can give a kernel System V IPC and POSIX message queues of
+    its own here (they then disappear with the kernel's last process)."""
+    return _unshare_works("--ipc")
+
+
 def uid_args(home: KernelHome) -> list[str]:
-    """The command prefix of a uid-mode kernel: its cgroup, a network namespace of its own
-    when :func:`network_cut_works`, the task and core-dump limits, then :func:`_drop_to`."""
+    """The command prefix of a uid-mode kernel: its cgroups, network and IPC namespaces of
+    its own where they can be made, the task and core-dump limits, then :func:`_drop_to`."""
     args = [*cgroup_prefix(home.cgroups)]
-    if network_cut_works():
-        args += ["unshare", "--net", "--"]
+    flags = [f for f, works in (("--net", network_cut_works()), ("--ipc", ipc_namespace_works()))
+             if works]
+    if flags:
+        args += ["unshare", *flags, "--"]
     return [*args, "prlimit", f"--nproc={MAX_TASKS}:{MAX_TASKS}", "--core=0:0", "--",
             *_drop_to(home.uid)]
 
@@ -663,40 +686,100 @@ def kill_uid(uid: int) -> None:
                            timeout=30)
 
 
-SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
-"""Folders every uid may write to: a uid-mode kernel's files there are removed after it."""
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock", "/dev/mqueue")
+"""Folders every uid may write to (files and POSIX message queues): a uid-mode kernel's
+entries there are removed after it."""
 
 
-def remove_uid_files(uid: int, keep: tuple[Path, ...] = ()) -> int:
-    """Remove every file and empty folder ``uid`` owns in :data:`SHARED_WRITABLE` (links not
-    followed), except below ``keep``; returns how many. Called once the uid's processes are
-    dead, so that nothing a kernel left in ``/tmp`` reaches the next kernel."""
-    import stat
-
-    keep_s = tuple(str(k) for k in keep)
-    removed = 0
-    for top in SHARED_WRITABLE:
-        for folder, dirs, files in os.walk(top, topdown=False):
-            for name in (*files, *dirs):
-                path = os.path.join(folder, name)
-                if path.startswith(keep_s):
-                    continue
-                try:
-                    info = os.lstat(path)
-                    if info.st_uid != uid:
-                        continue
-                    (os.rmdir if stat.S_ISDIR(info.st_mode) else os.unlink)(path)
-                    removed += 1
-                except OSError:
-                    continue
-    return removed
+def _sysv_objects(uid: int) -> list[tuple[str, str]]:
+    """``(ipcrm option, id)`` of every System V object ``uid`` owns or created."""
+    found = []
+    for kind, option in (("shm", "-m"), ("msg", "-q"), ("sem", "-s")):
+        try:
+            lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()
+        except OSError:
+            continue
+        header = lines[0].split() if lines else []
+        if "uid" not in header or "id" not in header:
+            continue
+        for line in lines[1:]:
+            fields = dict(zip(header, line.split(), strict=False))
+            if str(uid) in (fields.get("uid"), fields.get("cuid")):
+                found.append((option, fields["id"]))
+    return found
 
 
-def end_kernel_uid(home: KernelHome) -> None:
+def remove_uid_files(uid: int, keep: tuple[Path, ...] = ()) -> list[str]:
+    """Remove what ``uid`` left for the next kernel of that uid: its entries in
+    :data:`SHARED_WRITABLE` (and all inside folders it owns), except the folders ``keep``,
+    and its System V IPC objects. Run once the uid's processes are dead.
+
+    The files are removed by :mod:`grader.submission.sweep` running as ``uid`` itself (a
+    short process that dropped to it: it can remove nothing that uid could not), walking by
+    directory descriptors without following links. Returns what could not be removed (empty
+    when everything is gone); never raises.
+    """
+    import json
+
+    from grader.submission import sweep
+
+    keep_ids = []
+    for folder in keep:
+        with contextlib.suppress(OSError):
+            info = os.lstat(folder)
+            keep_ids.append([info.st_dev, info.st_ino])
+    tops = list(dict.fromkeys(os.path.realpath(t) for t in SHARED_WRITABLE if os.path.isdir(t)))
+    spec = json.dumps({"tops": tops, "uid": uid, "keep": keep_ids})
+    left: list[str] = []
+    try:
+        done = subprocess.run([*_drop_to(uid), sys.executable, "-I", "-S", "-c",
+                               Path(sweep.__file__).read_text(encoding="utf-8"), spec],
+                              capture_output=True, text=True, timeout=120, cwd="/")
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        if report["left"]:
+            left.append(f"{report['left']} file(s) left in the shared folders"
+                        f" ({'; '.join(report['problems'])})")
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError, KeyError) as exc:
+        left.append(f"the clean-up of the shared folders failed: {exc}")
+    for option, ident in _sysv_objects(uid):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(["ipcrm", option, ident], capture_output=True, timeout=30)
+    if _sysv_objects(uid):
+        left.append("System V IPC objects of the uid could not be removed")
+    return left
+
+
+def end_kernel_uid(home: KernelHome) -> list[str]:
     """After a uid-mode kernel: kill every process of its uid, then remove what it left in the
-    shared writable folders (its own scratch, home and sockets stay for the grader)."""
+    shared writable folders and System V IPC (its own scratch, home and sockets stay for the
+    grader). Returns what could not be removed; the uid is then kept from later kernels
+    (:func:`lease_kernel_uid`) until a clean-up of it succeeds."""
     kill_uid(home.uid)
-    remove_uid_files(home.uid, keep=(home.root, home.sockets))
+    left = remove_uid_files(home.uid, keep=(home.root, home.sockets))
+    if left:
+        mark_dirty(home.uid)
+    return left
+
+
+def mark_dirty(uid: int) -> None:
+    """Keep ``uid`` from being leased until what it left is removed."""
+    with contextlib.suppress(OSError):
+        fd = os.open(_uid_lock_dir() / f"{uid}.dirty", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW,
+                     0o600)
+        os.close(fd)
+
+
+def _clean_before_lease(uid: int, folder: Path) -> bool:
+    """True when ``uid`` holds nothing a previous kernel left (cleaning it now if marked)."""
+    marker = folder / f"{uid}.dirty"
+    if not marker.exists():
+        return True
+    kill_uid(uid)
+    if remove_uid_files(uid):
+        return False
+    with contextlib.suppress(OSError):
+        marker.unlink()
+    return True
 
 
 def uid_kernel_manager(home: KernelHome, *, data_dir: str | None):
@@ -708,7 +791,9 @@ def uid_kernel_manager(home: KernelHome, *, data_dir: str | None):
         os.chown(km.connection_file, home.uid, home.uid)  # the kernel must read it
         return [*uid_args(home), *cmd]
 
-    return make_kernel_manager(home.sockets, wrap=wrap)
+    km = make_kernel_manager(home.sockets, wrap=wrap)
+    km.memory_group = memory_group(home.cgroups)
+    return km
 
 
 _PROBE = r"""
