@@ -367,6 +367,10 @@ def _batch_options(out: Path, submissions, **given) -> GradingOptions:
     options = GradingOptions.resolve(**given, provide_data=False)
     if options.sandbox == "uid":
         options = _uid_options(options, out=out, submissions=submissions)
+    missing = _missing_groups(options)
+    if missing:
+        options = replace(options, sandbox_warning="; ".join(
+            w for w in (options.sandbox_warning, missing) if w))
     if options.sandbox_warning:
         print(f"WARNING: {options.sandbox_warning}", file=sys.stderr)
     return options
@@ -450,6 +454,28 @@ def _grade_pending(executor: Executor, pending: Sequence[Task], options: Grading
         if kernel_copy is not None:
             kernel_copy.remove()
     return {"data_copy": copied - start, "grading": time.perf_counter() - copied}
+
+
+GROUP_GAPS = {
+    "memory": "shared memory (memfd files, System V and POSIX shared memory, tmpfs files) is"
+              " not counted against --memory-mb",
+    "cpu": "a kernel running many busy processes weighs more than one against its neighbour",
+    "pids": "the kernels' task limit is their uid's process limit only",
+}
+"""What a kernel escapes where the grader cannot give it a control group of each kind."""
+
+
+def _missing_groups(options: GradingOptions) -> str | None:
+    """The batch's note when kernels get no control group of some kind here (sandboxed
+    kernels only: without a sandbox nothing is contained anyway)."""
+    if options.sandbox not in ("bwrap", "uid"):
+        return None
+    from grader.submission.cgroups import controllers_in_use
+
+    used = controllers_in_use()
+    gaps = [f"no {name} control group could be made for the kernels here: {gap}"
+            for name, gap in GROUP_GAPS.items() if name not in used]
+    return "; ".join(gaps) or None
 
 
 def _uid_options(options: GradingOptions, *, out: Path, submissions) -> GradingOptions:
