@@ -484,7 +484,7 @@ def _uid_options(options: GradingOptions, *, out: Path, submissions) -> GradingO
     from grader.base.keys import result_key_file
     from grader.base.paths import PACKAGE_DIR, RUBRIC_DIR, SOLUTIONS_DIR
     from grader.submission.kernel_view import close_to_kernels
-    from grader.submission.sandbox import uid_exposures
+    from grader.submission.uid_mode import uid_exposures
 
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)

@@ -200,7 +200,7 @@ def execute(job: Job) -> None:
                                      midway=_early_exports(job))
     finally:
         if options.sandbox == "uid":  # daemons and /tmp files it left: before its files are read
-            from grader.submission.sandbox import end_kernel_uid
+            from grader.submission.uid_mode import end_kernel_uid
 
             job.row.instructor_notes += [f"clean-up after the kernel (uid {home.uid}): {p}"
                                          for p in end_kernel_uid(home)]
@@ -227,8 +227,8 @@ def _kernel(job: Job):
         kernel_environment,
         make_kernel_manager,
         sandboxed_kernel_manager,
-        uid_kernel_manager,
     )
+    from grader.submission.uid_mode import uid_kernel_manager
 
     options, home = job.options, job.home
     kernel_data = job.holdout.kernel_dir  # the copy without the private hold-out

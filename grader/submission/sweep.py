@@ -9,7 +9,7 @@ at most :data:`MAX_DEPTH` descriptors; what it cannot remove is counted, never r
 
 uid mode runs this file as a script (``python -I -S -c <this file> ARGS``) as the kernel's own
 uid, after every process of that uid is dead: it can then remove only what that uid could
-(:func:`grader.submission.sandbox.remove_uid_files`). The grader's own use (a kernel's scratch
+(:func:`grader.submission.uid_lease.remove_uid_files`). The grader's own use (a kernel's scratch
 folders, as the grader's user) goes through :func:`sweep` directly. The file imports nothing
 from the grader, so it runs as a script on its own.
 """
@@ -40,6 +40,98 @@ def _raise_descriptor_limit() -> None:
         pass
 
 
+class _Sweep:
+    """One sweep's state: its stack of open folders (``[fd, names, next index, name in the
+    parent, remove everything inside]``) and its report."""
+
+    def __init__(self, uid: int | None, keep: frozenset, max_entries: int) -> None:
+        self.uid, self.keep, self.max_entries = uid, keep, max_entries
+        self.report = {"removed": 0, "left": 0, "problems": []}
+        self.stack: list[list] = []
+        self.seen = 0
+        self.dev = 0
+
+    def problem(self, text: str) -> None:
+        self.report["left"] += 1
+        if text not in self.report["problems"] and len(self.report["problems"]) < 5:
+            self.report["problems"].append(text)
+
+    def leave(self) -> None:
+        """The top folder is done: close it and remove it from its parent when it was its."""
+        fd, _names, _index, own_name, clear = self.stack.pop()
+        os.close(fd)
+        if self.stack and clear and own_name is not None:
+            try:
+                os.rmdir(own_name, dir_fd=self.stack[-1][0])
+                self.report["removed"] += 1
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                self.problem(f"a folder could not be removed: {exc.strerror}")
+
+    def enter(self, fd: int, name: str, info: os.stat_result, mine: bool) -> None:
+        """Open the folder ``name`` (no link followed, the very entry examined) and push it."""
+        if (info.st_dev, info.st_ino) in self.keep or info.st_dev != self.dev:
+            return
+        if len(self.stack) >= MAX_DEPTH:
+            if mine:
+                self.problem(f"folders nested deeper than {MAX_DEPTH:,} levels were left")
+            return
+        try:
+            child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+        except OSError as exc:
+            if mine:
+                self.problem(f"a folder could not be opened: {exc.strerror}")
+            return
+        opened = os.fstat(child)
+        if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
+            os.close(child)  # swapped since it was examined: leave it
+            if mine:
+                self.problem("a folder changed while it was removed")
+            return
+        try:
+            inside = os.listdir(child)
+        except OSError as exc:
+            os.close(child)
+            if mine:
+                self.problem(f"a folder could not be listed: {exc.strerror}")
+            return
+        self.stack.append([child, inside, 0, name, mine])
+
+    def step(self) -> bool:
+        """Examine the next entry; False when the sweep must stop."""
+        frame = self.stack[-1]
+        fd, names, index, _own_name, clear = frame
+        if index >= len(names):
+            self.leave()
+            return True
+        frame[2] += 1
+        self.seen += 1
+        if self.seen > self.max_entries:
+            self.problem(f"more than {self.max_entries:,} entries: the rest was left")
+            return False
+        name = names[index]
+        try:
+            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            self.problem(f"an entry could not be examined: {exc.strerror}")
+            return True
+        mine = clear or info.st_uid == self.uid
+        if stat.S_ISDIR(info.st_mode):
+            self.enter(fd, name, info, mine)
+        elif mine:
+            try:
+                os.unlink(name, dir_fd=fd)
+                self.report["removed"] += 1
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                self.problem(f"a file could not be removed: {exc.strerror}")
+        return True
+
+
 def sweep(top: str, *, uid: int | None = None, keep: frozenset = frozenset(),
           max_entries: int = MAX_ENTRIES) -> dict:
     """Remove what lies below ``top`` (``top`` itself stays).
@@ -63,89 +155,24 @@ def sweep(top: str, *, uid: int | None = None, keep: frozenset = frozenset(),
         ``problems`` (why entries were left, each reason once).
     """
     _raise_descriptor_limit()
-    report = {"removed": 0, "left": 0, "problems": []}
-
-    def problem(text: str) -> None:
-        report["left"] += 1
-        if text not in report["problems"] and len(report["problems"]) < 5:
-            report["problems"].append(text)
-
+    state = _Sweep(uid, keep, max_entries)
     try:
         top_fd = os.open(top, _DIR_FLAGS)
-        top_dev = os.fstat(top_fd).st_dev
-        stack = [[top_fd, os.listdir(top_fd), 0, None, uid is None]]
     except OSError as exc:
         return {"removed": 0, "left": 0, "problems": [f"{top}: {exc.strerror}"]}
-    seen = 0
     try:
-        while stack:
-            frame = stack[-1]
-            fd, names, index, own_name, clear = frame
-            if index >= len(names):
-                stack.pop()
-                os.close(fd)
-                if stack and clear and own_name is not None:
-                    try:
-                        os.rmdir(own_name, dir_fd=stack[-1][0])
-                        report["removed"] += 1
-                    except FileNotFoundError:
-                        pass
-                    except OSError as exc:
-                        problem(f"a folder could not be removed: {exc.strerror}")
-                continue
-            frame[2] += 1
-            name = names[index]
-            seen += 1
-            if seen > max_entries:
-                problem(f"more than {max_entries:,} entries: the rest was left")
-                break
-            try:
-                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                problem(f"an entry could not be examined: {exc.strerror}")
-                continue
-            mine = clear or info.st_uid == uid
-            if stat.S_ISDIR(info.st_mode):
-                if (info.st_dev, info.st_ino) in keep or info.st_dev != top_dev:
-                    continue
-                if len(stack) >= MAX_DEPTH:
-                    if mine:
-                        problem(f"folders nested deeper than {MAX_DEPTH:,} levels were left")
-                    continue
-                try:
-                    child = os.open(name, _DIR_FLAGS, dir_fd=fd)
-                except OSError as exc:
-                    if mine:
-                        problem(f"a folder could not be opened: {exc.strerror}")
-                    continue
-                opened = os.fstat(child)
-                if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
-                    os.close(child)  # swapped since it was examined: leave it
-                    if mine:
-                        problem("a folder changed while it was removed")
-                    continue
-                try:
-                    inside = os.listdir(child)
-                except OSError as exc:
-                    os.close(child)
-                    if mine:
-                        problem(f"a folder could not be listed: {exc.strerror}")
-                    continue
-                stack.append([child, inside, 0, name, mine])
-            elif mine:
-                try:
-                    os.unlink(name, dir_fd=fd)
-                    report["removed"] += 1
-                except FileNotFoundError:
-                    pass
-                except OSError as exc:
-                    problem(f"a file could not be removed: {exc.strerror}")
+        state.dev = os.fstat(top_fd).st_dev
+        state.stack.append([top_fd, os.listdir(top_fd), 0, None, uid is None])
+    except OSError as exc:
+        os.close(top_fd)
+        return {"removed": 0, "left": 0, "problems": [f"{top}: {exc.strerror}"]}
+    try:
+        while state.stack and state.step():
+            pass
     finally:
-        for frame in stack:
+        for frame in state.stack:
             os.close(frame[0])
-    return report
+    return state.report
 
 
 def remove_folder(folder) -> str | None:
