@@ -15,7 +15,8 @@ With ``bwrap`` (Linux, Debian package ``bubblewrap``) every kernel gets:
   cannot see or signal the grader or other kernels, and every process it starts dies with
   it), its own IPC and UTS namespaces, a new session (no terminal to inject into), a
   non-root user (when the grader runs as root, a uid of its own leased for this kernel, see
-  :data:`grader.submission.uid_lease.KERNEL_UID_BASE`, with no capabilities; else uid 65534 in a user namespace), at most
+  :data:`grader.submission.uid_lease.KERNEL_UID_BASE`, with no capabilities; else uid 65534
+  in a user namespace), at most
   :data:`MAX_TASKS` processes and threads counted for this kernel alone (its own ``pids``
   cgroup where one can be made, and its own uid's ``RLIMIT_NPROC``), one busy process's share
   of the CPU however many it runs and a memory limit counting shared memory too (its own
