@@ -170,14 +170,6 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update(DLCOURSE_KEY_FILE=str(root / "key" / "results.key"),
-               PYTHONPATH=os.pathsep.join([str(Path(fx.__file__).parent),
-                                           env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    return env
-
-
 def _grade(subs: Path, out: Path, mode: str, fixture: dict, *extra: str,
            env: dict[str, str], python: str = sys.executable) -> dict:
     done = subprocess.run(
@@ -229,7 +221,7 @@ def mode(request) -> str:
 def batch(mode, tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp(f"round4-{mode}")
     fixture = _fixture(root)
-    env = _env(root)
+    env = fx.cli_env(root)
     key_file = root / "key" / "results.key"
     token = secrets.token_hex(4)
     subs = root / "subs"
@@ -371,7 +363,7 @@ def race(tmp_path_factory, data_dir):
     _write(fixture, subs, "racer_b", RACER_B.format(token=token, victim_dir=str(victim.parent),
                                                     private_dir=str(private)))
     before = _sha(victim)
-    run = _grade(subs, root / "out", "uid", fixture, "--jobs", "2", env=_env(root))
+    run = _grade(subs, root / "out", "uid", fixture, "--jobs", "2", env=fx.cli_env(root))
     survived = {"victim": victim.is_file() and _sha(victim) == before,
                 "private": (private / "secret").is_file()}
     (private / "secret").unlink(missing_ok=True)
@@ -403,7 +395,7 @@ def test_a_venv_under_tmp_whose_site_packages_is_a_link_grades_in_bubblewrap(
     site.symlink_to(sysconfig.get_paths()["purelib"], target_is_directory=True)
     fixture = _fixture(tmp_path)
     _write(fixture, tmp_path / "subs", "victim")
-    run = _grade(tmp_path / "subs", tmp_path / "out", "bwrap", fixture, env=_env(tmp_path),
+    run = _grade(tmp_path / "subs", tmp_path / "out", "bwrap", fixture, env=fx.cli_env(tmp_path),
                  python=str(venv / "bin" / "python"))
     assert run["done"].returncode == 0, run["done"].stderr[-3000:]
     row = run["rows"]["victim"]
