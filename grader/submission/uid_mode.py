@@ -2,7 +2,7 @@
 
 Containers often refuse the namespaces bubblewrap needs while the grader runs there as root.
 Each kernel then runs through ``setpriv`` as a uid leased to it alone
-(:data:`grader.submission.sandbox.KERNEL_UID_BASE`): no capabilities, no new privileges, no
+(:data:`grader.submission.uid_lease.KERNEL_UID_BASE`): no capabilities, no new privileges, no
 groups, its own task limit and control groups, network and IPC namespaces of its own where
 ``unshare`` can make them. It sees the real file system: what protects the grader's files is
 their modes (:func:`uid_exposures` checks them). When the notebook ends every process of the
@@ -39,13 +39,6 @@ UID_WARNING = (
 )
 """The start of the note a batch graded in uid mode carries (instructor-only, like the
 no-sandbox warning): what the kernels could reach that bubblewrap would have hidden."""
-
-
-
-# ----------------------------------------------------------------------------------------
-# uid mode: where bubblewrap cannot start (containers refusing namespaces) but the grader is
-# root. The kernel runs as a leased uid with setpriv; see the README, "The sandbox".
-# ----------------------------------------------------------------------------------------
 
 
 @cache
