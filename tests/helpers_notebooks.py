@@ -13,6 +13,7 @@ sources replaced, which is what a student hands in.
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import nbformat
@@ -227,3 +228,13 @@ def write(nb, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(path))
     return path
+
+
+def cli_env(root: Path) -> dict[str, str]:
+    """The environment of a ``python -m grader`` run on this fixture: the results key under
+    ``root``, and this folder importable (``--import helpers_notebooks``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(DLCOURSE_KEY_FILE=str(Path(root) / "key" / "results.key"),
+               PYTHONPATH=os.pathsep.join([str(Path(__file__).parent),
+                                           env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    return env

@@ -23,7 +23,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,14 +68,6 @@ def _solution(rubric):
     return nb
 
 
-def _env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update(DLCOURSE_KEY_FILE=str(root / "key" / "results.key"),
-               PYTHONPATH=os.pathsep.join([str(Path(fx.__file__).parent),
-                                           env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    return env
-
-
 def cli(batch: dict, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "grader", *args], cwd=REPO_ROOT,
                           env=batch["env"], capture_output=True, text=True, timeout=timeout)
@@ -116,7 +107,7 @@ def batch(tmp_path_factory, data_dir) -> dict:
         (subs / student / "01_fixture.ipynb").write_text(BROKEN, encoding="utf-8")
     before = {p: sha(p) for p in subs.rglob("*.ipynb")}
     out = root / "out"
-    env = _env(root)
+    env = fx.cli_env(root)
     proc = subprocess.run(
         [sys.executable, "-m", "grader", "grade", str(subs), "--out", str(out), "--fast",
          "--jobs", "2", "--cell-timeout", "120", "--rubric", str(toml), "--solution",

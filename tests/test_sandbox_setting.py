@@ -36,7 +36,8 @@ def test_auto_without_bubblewrap_grades_unsandboxed_and_says_so_everywhere(tmp_p
     assert "WARNING" in done.stderr and "WITHOUT a sandbox" in done.stderr
     assert "`bwrap` command is not installed" in done.stderr
     (row,) = json.loads((tmp_path / "out" / "grades.json").read_text())
-    assert row["notes"][0].startswith(UNSANDBOXED_WARNING)
+    assert row["instructor_notes"][0].startswith(UNSANDBOXED_WARNING)
+    assert not any(UNSANDBOXED_WARNING[:40] in n for n in row["notes"])  # never the student's
     report = (tmp_path / "out" / "report.html").read_text()
     assert 'id="sandbox-warning"' in report
     assert report.index('id="sandbox-warning"') < report.index('class="cards"')

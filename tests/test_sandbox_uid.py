@@ -16,7 +16,8 @@ from pathlib import Path
 import helpers_notebooks as fx
 import pytest
 
-from grader.submission.sandbox import KERNEL_UID_BASE, KERNEL_UID_SLOTS, UID_WARNING, uid_problem
+from grader.submission.uid_lease import KERNEL_UID_BASE, KERNEL_UID_SLOTS
+from grader.submission.uid_mode import UID_WARNING, uid_problem
 
 pytestmark = [pytest.mark.notebook]
 
@@ -78,11 +79,12 @@ def test_auto_without_bubblewrap_picks_uid_mode_and_tells_only_the_instructor(ui
     assert f"WARNING: {UID_WARNING}" in done.stderr and "bwrap` command is not installed" in done.stderr
     victim = uid_batch["rows"]["victim"]
     assert victim["error"] is None and victim["score"] == uid_batch["max"], victim
-    assert victim["notes"][0].startswith(UID_WARNING)
+    assert victim["instructor_notes"][0].startswith(UID_WARNING)
     # the submissions are readable by all here: the batch read them as a kernel uid and says so
-    exposed = victim["notes"][0].split("Readable by the kernels here: ", 1)[1]
+    exposed = victim["instructor_notes"][0].split("Readable by the kernels here: ", 1)[1]
     assert str(uid_batch["subs"]) in exposed and str(uid_batch["out"]) not in exposed
-    assert not any(n.startswith(UID_WARNING) for n in victim["notes"][1:])  # said once
+    assert not any(n.startswith(UID_WARNING) for n in victim["instructor_notes"][1:])  # once
+    assert not any(UID_WARNING[:40] in n for n in victim["notes"])  # never the student's
     page = (uid_batch["out"] / "feedback" / "victim.html").read_text()
     assert UID_WARNING[:40] not in page
     assert UID_WARNING[:40] in (uid_batch["out"] / "report.html").read_text()

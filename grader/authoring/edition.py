@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.authoring.closure import selfcheck_files
 from grader.authoring.release import available_modules, load_solution, student_notebook, write_text
 from grader.authoring.selfcheck import SELF_CHECK_DATA, self_check_data
 from grader.base.errors import GraderError
@@ -34,32 +35,6 @@ PACKAGE_NAME = "dlcourse-student"
 MARKER = ".dlcourse-edition"
 """The file that marks a folder as a student edition (JSON: the files it wrote)."""
 
-GRADER_MODULES = (
-    "authoring/__init__.py",
-    "authoring/selfcheck.py",
-    "base/__init__.py",
-    "base/errors.py",
-    "base/paths.py",
-    "checks/__init__.py",
-    "checks/answers.py",
-    "checks/context.py",
-    "checks/figures.py",
-    "checks/kinds.py",
-    "checks/results.py",
-    "checks/rubric.py",
-    "checks/verdicts/__init__.py",
-    "checks/verdicts/curves.py",
-    "checks/verdicts/digests.json",
-    "checks/verdicts/digests.py",
-    "checks/verdicts/lesson01.py",
-    "checks/verdicts/lesson02.py",
-    "checks/verdicts/lesson03.py",
-    "checks/verdicts/lesson04.py",
-    "checks/verdicts/registry.py",
-    "checks/verdicts/shapes.py",
-)
-"""The grader files the self-check reads, copied as they are (paths under ``grader/``): the
-check kinds and the in-kernel verdicts (:mod:`grader.checks.verdicts`) with their digests."""
 
 DEPENDENCIES = (
     "tensorflow>=2.19",
@@ -162,8 +137,8 @@ def _package_files() -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for path in sorted((REPO_ROOT / "helpers").glob("*.py")):
         files[f"helpers/{path.name}"] = path.read_bytes()
-    for name in GRADER_MODULES:
-        files[f"grader/{name}"] = (PACKAGE_DIR / name).read_bytes()
+    for rel in selfcheck_files():  # what ``from grader import check`` imports, derived
+        files[rel] = (PACKAGE_DIR.parent / rel).read_bytes()
     files["grader/__init__.py"] = _GRADER_INIT.encode()
     rubrics = [load_rubric(m) for m in available_modules()]
     data = json.dumps(self_check_data(rubrics), indent=1, sort_keys=True) + "\n"

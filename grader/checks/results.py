@@ -84,6 +84,10 @@ class GradeRow:
     raw_score: float | None = None
     """The score before the late penalty (``grader.classroom.late``); set in the outputs,
     ``None`` in stored results (they always hold the raw score in ``score``)."""
+    instructor_notes: list[str] = field(default_factory=list)
+    """Notes for the instructor alone (the sandbox's warnings, what a kernel's clean-up could
+    not remove, an internal error's traceback): in ``grades.json`` and the stored result,
+    never on the student's feedback page nor in Gradescope's ``results.json``."""
     late: dict | None = None
     """The late-work line (``submitted_at, due_at, seconds_late, days_late, penalty,
     deducted, flag, source``) or ``None``: on time, or no time known."""

@@ -249,8 +249,10 @@ def _finish(task: Task, row: GradeRow, warning: str | None = None) -> GradeRow:
         filled = error_row(task, row.error)
         row.checks, row.max_score = filled.checks, filled.max_score
     # the worker's own copy of the warning (uid mode: without the batch's exposure list)
-    notes = [n for n in row.notes if not (warning and warning.startswith(n))]
-    row.notes = [*([warning] if warning else []), *task.notes, *notes]
+    own = [n for n in row.instructor_notes if not (warning and warning.startswith(n))]
+    row.instructor_notes = [*([warning] if warning else []), *own]
+    # results stored before instructor notes were a field held the warning among the notes
+    row.notes = [*task.notes, *(n for n in row.notes if not (warning and warning.startswith(n)))]
     row.submission = display_path(task.path)
     return row
 
@@ -365,6 +367,10 @@ def _batch_options(out: Path, submissions, **given) -> GradingOptions:
     options = GradingOptions.resolve(**given, provide_data=False)
     if options.sandbox == "uid":
         options = _uid_options(options, out=out, submissions=submissions)
+    missing = _missing_groups(options)
+    if missing:
+        options = replace(options, sandbox_warning="; ".join(
+            w for w in (options.sandbox_warning, missing) if w))
     if options.sandbox_warning:
         print(f"WARNING: {options.sandbox_warning}", file=sys.stderr)
     return options
@@ -450,16 +456,41 @@ def _grade_pending(executor: Executor, pending: Sequence[Task], options: Grading
     return {"data_copy": copied - start, "grading": time.perf_counter() - copied}
 
 
+GROUP_GAPS = {
+    "memory": "shared memory (memfd files, System V and POSIX shared memory, tmpfs files) is"
+              " not counted against --memory-mb",
+    "cpu": "a kernel running many busy processes weighs more than one against its neighbour",
+    "pids": "the kernels' task limit is their uid's process limit only",
+}
+"""What a kernel escapes where the grader cannot give it a control group of each kind."""
+
+
+def _missing_groups(options: GradingOptions) -> str | None:
+    """The batch's note when kernels get no control group of some kind here (sandboxed
+    kernels only: without a sandbox nothing is contained anyway)."""
+    if options.sandbox not in ("bwrap", "uid"):
+        return None
+    from grader.submission.cgroups import controllers_in_use
+
+    used = controllers_in_use()
+    gaps = [f"no {name} control group could be made for the kernels here: {gap}"
+            for name, gap in GROUP_GAPS.items() if name not in used]
+    return "; ".join(gaps) or None
+
+
 def _uid_options(options: GradingOptions, *, out: Path, submissions) -> GradingOptions:
     """uid mode: make the output folder private (0700) and name, in the batch's warning,
     every input a kernel's uid could still read (checked by reading them as such a uid)."""
     from grader.base.keys import result_key_file
-    from grader.base.paths import RUBRIC_DIR, SOLUTIONS_DIR
-    from grader.submission.sandbox import uid_exposures
+    from grader.base.paths import PACKAGE_DIR, RUBRIC_DIR, SOLUTIONS_DIR
+    from grader.submission.kernel_view import close_to_kernels
+    from grader.submission.uid_mode import uid_exposures
 
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)
-    paths = [*(Path(s) for s in submissions), out, RUBRIC_DIR, SOLUTIONS_DIR, result_key_file()]
+    close_to_kernels()  # kernels import the course code from their own copy
+    paths = [*(Path(s) for s in submissions), out, PACKAGE_DIR, RUBRIC_DIR, SOLUTIONS_DIR,
+             result_key_file()]
     folder = options.data_dir or os.environ.get("DLCOURSE_DATA_DIR")
     paths += [Path(folder)] if folder else []
     paths += [Path(options.rubric.path)] if options.rubric is not None else []

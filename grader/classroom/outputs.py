@@ -109,7 +109,7 @@ def load_batch_record(out: Path, rows: Sequence[GradeRow] = ()) -> tuple[str | N
             return warning, threshold
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    noted = (n for r in rows for n in r.notes[:1] if n.startswith(UNSANDBOXED_WARNING))
+    noted = (n for r in rows for n in r.instructor_notes[:1] if n.startswith(UNSANDBOXED_WARNING))
     return next(noted, None), DEFAULT_THRESHOLD
 
 

@@ -141,9 +141,9 @@ class WorkerProcess:
             on_kernel_done()
             self.close()
         if status != "ok":
-            row = error_row(task, "internal grader error; the traceback is in this row's notes",
-                            time.perf_counter() - start)
-            row.notes.append(payload)
+            row = error_row(task, "internal grader error; the traceback is in this row's"
+                            " instructor notes", time.perf_counter() - start)
+            row.instructor_notes.append(payload)
             return row
         return GradeRow.from_dict(payload)
 

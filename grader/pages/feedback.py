@@ -41,18 +41,6 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]!|~])")  # inline markup; line starts neve
 _BACKTICKS = re.compile(r"`+")
 
 
-def instructor_only(note: str) -> bool:
-    """A note for the instructor (report and console), not for the student's page."""
-    from grader.submission.sandbox import UID_WARNING, UNSANDBOXED_WARNING
-
-    return str(note).startswith((UNSANDBOXED_WARNING[:60], UID_WARNING[:60]))
-
-
-def student_notes(notes) -> list[str]:
-    """The notes a student's page shows (instructor-only notes left out)."""
-    return [n for n in notes if not instructor_only(n)]
-
-
 def md_text(text: object) -> str:
     """``text`` as one line of inert Markdown: HTML escaped, Markdown punctuation
     backslash-escaped, line breaks as spaces (so it can start no heading, list or fence)."""
@@ -111,7 +99,7 @@ def render_markdown(row: GradeRow, rubric: Rubric | Mapping[str, str] | None = N
             lines.append(f"| {name} | {_points(check.points)} / {_points(check.max_points)}"
                          f" | {mark}: {message} |")
         lines.append("")
-    notes = student_notes(row.notes)
+    notes = row.notes  # instructor_notes never reach the student
     if notes:
         lines += ["## Notes", ""]
         for note in notes[:MAX_NOTES]:
@@ -155,7 +143,7 @@ def render_html(row: GradeRow, rubric: Rubric | Mapping[str, str] | None = None)
                 f" {_points(check.max_points)}</td><td class=\"{cls}\">{mark}:"
                 f" {e(_cut(check.message, 600))}</td></tr>")
         parts.append("</table>")
-    notes = student_notes(row.notes)
+    notes = row.notes  # instructor_notes never reach the student
     if notes:
         parts.append("<h2>Notes</h2><ul>")
         for note in notes[:MAX_NOTES]:

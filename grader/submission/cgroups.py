@@ -8,6 +8,13 @@ kernel gets a group of its own in each:
 
 * ``pids``: ``pids.max`` = :data:`MAX_TASKS`, so a kernel
   holding thousands of threads exhausts only its own count;
+* ``memory``: a hard limit a little above the kernel's memory budget
+  (:func:`memory_ceiling`; v2 ``memory.max`` with no swap, v1 ``memory.limit_in_bytes`` and
+  ``memory.memsw.limit_in_bytes`` where swap is accounted), which counts what resident memory
+  does not show: memfd files, System V and POSIX shared memory, tmpfs files. The grader's
+  watchdog reads the group's anonymous plus shared memory (:func:`group_memory_mb`) beside
+  the processes' resident memory and stops the kernel over its budget; the hard limit
+  catches what grows faster than the watchdog samples (:func:`hit_memory_limit`);
 * ``cpu``: the default weight (v1 ``cpu.shares`` 1024, v2 ``cpu.weight`` 100), the weight of
   one busy process: however many processes a kernel runs, the scheduler gives the whole
   group one process's share against its neighbour kernel's group and against each of the
@@ -39,9 +46,10 @@ MAX_TASKS = 4096
 """Processes and threads one kernel may have at once (a fork bomb stops there; TensorFlow needs
 about a hundred threads per kernel). Each kernel has its own count: its ``pids`` group here,
 and in the sandbox its own uid's ``RLIMIT_NPROC`` (:class:`grader.submission.sandbox.KernelHome`)."""
-CONTROLLERS = ("pids", "cpu")
+CONTROLLERS = ("pids", "cpu", "memory")
 """The controllers each kernel gets a group of its own in."""
-CONTROL_FILES = {"pids": ("pids.max",), "cpu": ("cpu.shares", "cpu.weight")}
+CONTROL_FILES = {"pids": ("pids.max",), "cpu": ("cpu.shares", "cpu.weight"),
+                 "memory": ("memory.limit_in_bytes", "memory.max")}
 """A group's files that show a controller is enabled in it (cgroup v1 or v2)."""
 GROUP_PREFIX = "dlcourse-kernel-"
 
@@ -91,10 +99,72 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _limit(group: Path, controllers: Sequence[str]) -> None:
-    """Write the task limit of a new kernel group (the CPU weight stays the default)."""
+def memory_ceiling(memory_mb: int) -> int:
+    """The memory group's hard limit in bytes for a kernel budget of ``memory_mb``: a quarter
+    (at least 256 MB) above it, so that the watchdog, which names the budget, normally stops
+    the kernel first."""
+    return (memory_mb + max(256, memory_mb // 4)) * 2**20
+
+
+def _limit(group: Path, controllers: Sequence[str], memory_mb: int | None = None) -> None:
+    """Write the limits of a new kernel group (the CPU weight stays the default)."""
     if "pids" in controllers:
         (group / "pids.max").write_text(str(MAX_TASKS))
+    if "memory" in controllers and memory_mb is not None:
+        ceiling = str(memory_ceiling(memory_mb))
+        if (group / "memory.max").exists():  # v2; swap off for the kernel
+            (group / "memory.max").write_text(ceiling)
+            if (group / "memory.swap.max").exists():
+                (group / "memory.swap.max").write_text("0")
+        else:  # v1: memory and memory + swap (where swap is accounted), in that order
+            (group / "memory.limit_in_bytes").write_text(ceiling)
+            if (group / "memory.memsw.limit_in_bytes").exists():
+                (group / "memory.memsw.limit_in_bytes").write_text(ceiling)
+
+
+def memory_group(groups: Sequence[Path]) -> Path | None:
+    """The memory group among a kernel's groups, if it has one."""
+    return next((g for g in groups if any((g / f).exists() for f in CONTROL_FILES["memory"])),
+                None)
+
+
+def _stat(group: Path) -> dict[str, int]:
+    found = {}
+    for line in _read(group / "memory.stat").splitlines():
+        name, _, value = line.partition(" ")
+        if value.strip().isdigit():
+            found[name] = int(value)
+    return found
+
+
+def group_memory_mb(group: Path | None) -> float:
+    """Anonymous plus shared memory (memfd, System V and POSIX shared memory, tmpfs) charged
+    to a kernel's memory group, in MB; 0 without a group. Page cache (reclaimable) is not
+    counted."""
+    if group is None:
+        return 0.0
+    stat = _stat(group)
+    if "anon" in stat:  # v2
+        used = stat.get("anon", 0) + stat.get("shmem", 0)
+    else:  # v1
+        used = stat.get("total_rss", stat.get("rss", 0)) + stat.get(
+            "total_shmem", stat.get("shmem", 0))
+    return used / 2**20
+
+
+def hit_memory_limit(group: Path | None) -> bool:
+    """True when the group's hard memory limit was reached (the kernel then stops for memory)."""
+    if group is None:
+        return False
+    events = _read(group / "memory.events").split()
+    if events:  # v2: "max N" counts reaching memory.max, "oom_kill N" kills
+        counts = dict(zip(events[::2], events[1::2], strict=False))
+        return any(counts.get(k, "0") != "0" for k in ("oom", "oom_kill"))
+    control = _read(group / "memory.oom_control").split()  # v1: "oom_kill N" (Linux 4.13+)
+    counts = dict(zip(control[::2], control[1::2], strict=False))
+    if "oom_kill" in counts:
+        return counts["oom_kill"] != "0"
+    return _read(group / "memory.failcnt").strip() not in ("", "0")
 
 
 @cache
@@ -115,7 +185,7 @@ def usable_hierarchies() -> tuple[tuple[Path, tuple[str, ...]], ...]:
             if missing:  # cgroup v2: enable the controllers below the grader's group
                 (parent / "cgroup.subtree_control").write_text(
                     " ".join(f"+{c}" for c in missing))
-            _limit(probe, controllers)
+            _limit(probe, controllers, 1024)
             moved = subprocess.run([*cgroup_prefix([probe]), "/bin/true"], capture_output=True,
                                    timeout=30)  # moving a process in must work too
             if moved.returncode == 0:
@@ -143,15 +213,16 @@ def remove_stale_groups(parent: Path) -> None:
             remove_group(folder)
 
 
-def make_kernel_groups() -> tuple[Path, ...]:
-    """Fresh groups for one kernel, one per usable hierarchy (empty where none can be made)."""
+def make_kernel_groups(memory_mb: int | None = None) -> tuple[Path, ...]:
+    """Fresh groups for one kernel, one per usable hierarchy (empty where none can be made);
+    its memory group limited from ``memory_mb`` (:func:`memory_ceiling`)."""
     name = f"{GROUP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
     made = []
     for parent, controllers in usable_hierarchies():
         folder = parent / name
         try:
             folder.mkdir()
-            _limit(folder, controllers)
+            _limit(folder, controllers, memory_mb)
         except OSError:
             with contextlib.suppress(OSError):
                 folder.rmdir()

@@ -42,6 +42,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionComplete, DeadKernelError
 
 from grader.base.processes import folder_mb, kill_tree, tree_rss_mb
+from grader.submission.cgroups import group_memory_mb, hit_memory_limit
 
 TRUNCATED = "\n... [output truncated by the grader: {n:,} more bytes not shown]\n"
 
@@ -537,6 +538,8 @@ class _RunState:
     """When the watchdog stops the kernel whatever it does."""
     budget_limited: set[int] = field(default_factory=set)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    memory_group: Path | None = None
+    """The kernel's memory cgroup (counts shared memory and tmpfs files too), if it has one."""
     phase: str = "notebook"
     started: float = 0.0
     """``perf_counter`` when the current phase started."""
@@ -568,11 +571,12 @@ def _over_limit(pid: int, state: _RunState, result: ExecutionResult, watched,
             shown = "more than 20,000 files" if used == float("inf") else f"{used:,.0f} MB of files"
             return (f"the notebook wrote {shown} to its folder (limit:"
                     f" {limits.disk_mb:,} MB), so the kernel was stopped")
-    rss = tree_rss_mb(pid)
+    rss = max(tree_rss_mb(pid), group_memory_mb(state.memory_group))
     result.peak_memory_mb = max(result.peak_memory_mb, rss)
-    if rss > limits.memory_mb:
-        return (f"the kernel used {rss:,.0f} MB, more than the"
-                f" {limits.memory_mb:,} MB limit, and was stopped")
+    if rss > limits.memory_mb or hit_memory_limit(state.memory_group):
+        return (f"the kernel used {rss:,.0f} MB (its processes and the shared memory and"
+                f" in-memory files it holds), more than the {limits.memory_mb:,} MB limit,"
+                " and was stopped")
     now = time.monotonic()
     interrupted = state.client.interrupt_time
     if interrupted is not None and now - interrupted > limits.kill_grace_s:
@@ -689,6 +693,11 @@ def _after_death(client: _GradingClient, code_cells, state: _RunState,
                  result: ExecutionResult) -> None:
     """Record a dead kernel: why, the cell it died in, the cells never run."""
     result.kernel_died = True
+    if result.death_reason is None and hit_memory_limit(state.memory_group):
+        result.death_reason = (f"the kernel was stopped by the operating system at its memory"
+                               f" ceiling: it used more than the {state.limits.memory_mb:,} MB"
+                               " limit (its processes and the shared memory and in-memory"
+                               " files it holds)")
     if result.death_reason is None:
         result.death_reason = ("the kernel died (the process exited: a crash, os._exit"
                                " or the operating system stopping it for memory;"
@@ -712,7 +721,8 @@ def _after_death(client: _GradingClient, code_cells, state: _RunState,
 async def _run(nb, workdir: Path, limits: Limits, env: dict[str, str],
                epilogue: Callable[[], str] | None, result: ExecutionResult, km,
                log=None, midway: Mapping[str, Midway] | None = None) -> None:
-    state = _RunState(limits, midway=dict(midway or {}))
+    state = _RunState(limits, midway=dict(midway or {}),
+                      memory_group=getattr(km, "memory_group", None))
     client = state.client = _GradingClient(
         nb, km=km, limits=limits, timeout_func=state.cell_timeout, interrupt_on_timeout=True,
         allow_errors=True, kernel_name="python3", record_timing=False,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from grader.base.errors import GraderError
 from grader.checks.results import CheckResult, GradeRow
 from grader.checks.rubric import Rubric, load_rubric
 from grader.submission.options import GradingOptions
+from grader.submission.sweep import remove_folder
 from grader.submission.validate import Submission
 
 SUBMISSION_NAME = "submission.ipynb"
@@ -126,7 +126,7 @@ def restore_cells(job: Job) -> None:
 
     restored = restore(job.sub.nb, job.solution)
     if job.options.sandbox_warning:
-        job.row.notes.insert(0, job.options.sandbox_warning)
+        job.row.instructor_notes.insert(0, job.options.sandbox_warning)
     job.row.notes.extend(restored.notes)
     job.nb = restored.nb
 
@@ -151,11 +151,11 @@ def prepare(job: Job) -> None:
     own_scratch = job.scratch_root is None
     root = Path(tempfile.mkdtemp(prefix="dlcourse-grade-")) if own_scratch else Path(job.scratch_root)
     if own_scratch:
-        job.cleanup.append(partial(shutil.rmtree, root, ignore_errors=True))
+        job.cleanup.append(partial(remove_folder, root))
     root.mkdir(parents=True, exist_ok=True)
     workdir = root / f"{job.sub.student[:40]}-{job.rubric.module}-{secrets.token_hex(4)}"
     workdir.mkdir(mode=0o700)
-    job.home = KernelHome.create(workdir)
+    job.home = KernelHome.create(workdir, memory_mb=options.limits.memory_mb)
     job.cleanup.append(job.home.remove)
     plan = options.holdout if options.holdout is not None else plan_holdout(options.data_dir,
                                                                            fast=options.fast)
@@ -200,9 +200,10 @@ def execute(job: Job) -> None:
                                      midway=_early_exports(job))
     finally:
         if options.sandbox == "uid":  # daemons and /tmp files it left: before its files are read
-            from grader.submission.sandbox import end_kernel_uid
+            from grader.submission.uid_mode import end_kernel_uid
 
-            end_kernel_uid(home)
+            job.row.instructor_notes += [f"clean-up after the kernel (uid {home.uid}): {p}"
+                                         for p in end_kernel_uid(home)]
     job.execution = execution
     # The kernel and every process it started are gone now; what follows reads its files.
     if job.on_kernel_done is not None:
@@ -226,8 +227,8 @@ def _kernel(job: Job):
         kernel_environment,
         make_kernel_manager,
         sandboxed_kernel_manager,
-        uid_kernel_manager,
     )
+    from grader.submission.uid_mode import uid_kernel_manager
 
     options, home = job.options, job.home
     kernel_data = job.holdout.kernel_dir  # the copy without the private hold-out
@@ -238,7 +239,10 @@ def _kernel(job: Job):
     env = kernel_environment(fast=options.fast, data_dir=kernel_data, threads=options.threads,
                              sandboxed=False, home=home.home)
     if options.sandbox == "uid":  # its own home (owned by its uid) for temporary files too
+        from grader.submission.kernel_view import kernel_view
+
         env["TMPDIR"] = str(home.home)
+        env["PYTHONPATH"] = str(kernel_view())  # the course code: the kernel's copy
         return env, uid_kernel_manager(home, data_dir=kernel_data)
     return env, make_kernel_manager(home.sockets)
 
@@ -397,5 +401,10 @@ def run_steps(job: Job, steps=STEPS) -> GradeRow:
                 break
         return job.row
     finally:
-        for remove in reversed(job.cleanup):
-            remove()
+        for remove in reversed(job.cleanup):  # a failed clean-up never costs the row
+            try:
+                problem = remove()
+            except Exception as exc:  # noqa: BLE001 - contained to an instructor note
+                problem = f"{type(exc).__name__}: {exc}"
+            if isinstance(problem, str):
+                job.row.instructor_notes.append(f"clean-up after grading: {problem}")

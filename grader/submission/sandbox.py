@@ -4,8 +4,8 @@ With ``bwrap`` (Linux, Debian package ``bubblewrap``) every kernel gets:
 
 * a read-only view of just what it needs: the system's ``/usr`` (and the ``/bin``, ``/lib``
   links), a few files of ``/etc`` (dynamic linker cache, fonts), the Python installation and
-  environment the grader runs in, and the course packages ``helpers`` and ``grader`` with the
-  rubric folder hidden under an empty file system;
+  environment the grader runs in, and of the course code only ``helpers`` and the
+  self-check's files (:mod:`grader.submission.kernel_view`: a copy mounted over the packages);
 * its own writable scratch folder (the kernel's working folder, holding its copy of the
   notebook and what the export cell writes; its size is watched by the grader), a read-only
   *inbox* (the inputs the grader generates for function checks), the data folder read-only
@@ -15,11 +15,13 @@ With ``bwrap`` (Linux, Debian package ``bubblewrap``) every kernel gets:
   cannot see or signal the grader or other kernels, and every process it starts dies with
   it), its own IPC and UTS namespaces, a new session (no terminal to inject into), a
   non-root user (when the grader runs as root, a uid of its own leased for this kernel, see
-  :data:`KERNEL_UID_BASE`, with no capabilities; else uid 65534 in a user namespace), at most
+  :data:`grader.submission.uid_lease.KERNEL_UID_BASE`, with no capabilities; else uid 65534
+  in a user namespace), at most
   :data:`MAX_TASKS` processes and threads counted for this kernel alone (its own ``pids``
   cgroup where one can be made, and its own uid's ``RLIMIT_NPROC``), one busy process's share
-  of the CPU however many it runs (its own ``cpu`` cgroup where one can be made:
-  :mod:`grader.submission.cgroups`), and an environment built from an allow-list;
+  of the CPU however many it runs and a memory limit counting shared memory too (its own
+  ``cpu`` and ``memory`` cgroups where they can be made: :mod:`grader.submission.cgroups`),
+  and an environment built from an allow-list;
 * the Python the grader runs and its packages mounted wherever they live, after the private
   ``/tmp`` (a virtual environment under ``/tmp`` is not hidden).
 
@@ -30,13 +32,8 @@ Nothing of the submissions folder, the output folder, the rubric sources, the so
 the instructor's home is mounted.
 
 ``--sandbox uid`` (and ``auto`` where bubblewrap cannot start but the grader is root, as in
-many containers) runs the kernel without bubblewrap as a leased uid (``setpriv``: no
-capabilities, no new privileges, no groups), with the task limit (its cgroup and
-``RLIMIT_NPROC``) and CPU share (its cgroup), no core dumps, its own network namespace when
-``unshare --net`` works, and
-every process of that uid killed (and its files in ``/tmp``, ``/var/tmp``, ``/dev/shm``
-removed) when the notebook ends. It sees the real file system: what
-protects the grader's files is their modes (:func:`uid_exposures` checks them).
+many containers) runs the kernel without bubblewrap as a leased uid:
+:mod:`grader.submission.uid_mode`. :mod:`grader.submission.sandbox_choice` picks the mode.
 
 ``--sandbox none`` (or ``auto`` where bubblewrap does not
 work, e.g. macOS) runs the kernel as the grader's own user: time, memory and output limits
@@ -46,7 +43,6 @@ whatever the grader's user can.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -58,7 +54,15 @@ from pathlib import Path
 
 from grader.base.errors import GraderError
 from grader.base.processes import thread_environment
-from grader.submission.cgroups import MAX_TASKS, cgroup_prefix, make_kernel_groups, remove_group
+from grader.submission.cgroups import (
+    MAX_TASKS,
+    cgroup_prefix,
+    make_kernel_groups,
+    memory_group,
+    remove_group,
+)
+from grader.submission.kernel_view import hidden_folders, view_binds
+from grader.submission.sweep import remove_folder
 
 MODES = ("auto", "bwrap", "uid", "none")
 SANDBOX_UID = 65534
@@ -75,6 +79,7 @@ with :data:`MAX_MESSAGE_BYTES` this bounds what a kernel flooding its output cha
 the grader hold in memory (16 x 16 MB); the kernel's side drops what does not fit."""
 
 PYTHON_PROBLEM = "bubblewrap works here, but not with the grader's Python"
+NAMESPACE_PROBLEM = "bubblewrap is installed but cannot start a sandbox here"
 UNSANDBOXED_WARNING = (
     "graded WITHOUT a sandbox: the student's kernel ran as the grader's own user, with its"
     " files, its network and its other processes in reach; grades are still decided outside"
@@ -85,29 +90,10 @@ UNSANDBOXED_WARNING = (
 TMPFS_BYTES = {"/dev/shm": 512 * 2**20, "/tmp": 1024 * 2**20, SANDBOX_HOME: 256 * 2**20}
 """Sizes of the sandbox's in-memory folders: files there take RAM that no process's resident
 memory shows, so they are capped instead."""
-KERNEL_UID_BASE = 63000
-KERNEL_UID_SLOTS = 500
-"""When the grader runs as root, each sandboxed kernel runs as its own uid, leased from
-``KERNEL_UID_BASE`` .. ``KERNEL_UID_BASE + KERNEL_UID_SLOTS - 1`` for the kernel's lifetime
-(a lock file per uid, shared by every grader process on the machine: local workers, Dask
-workers, concurrent batches). The kernel's task limit (``RLIMIT_NPROC``) counts the tasks of
-its real uid, so a kernel holding thousands of threads exhausts only its own limit. Uids of
-accounts in the password database are skipped."""
-
 INHERITED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 """Variables a kernel inherits from the grader (locale, and the OpenBLAS settings some
 processors need for NumPy not to crash). Everything else is set explicitly: no secret from
 the grader's environment reaches a kernel."""
-
-
-UID_WARNING = (
-    "graded with --sandbox uid (bubblewrap cannot start here): each kernel ran as an"
-    " unprivileged uid of its own, without capabilities and with its own task limit, but it"
-    " shares the grader's file system, /tmp and process list: it can read every file that is"
-    " readable by all users"
-)
-"""The start of the note a batch graded in uid mode carries (instructor-only, like the
-no-sandbox warning): what the kernels could reach that bubblewrap would have hidden."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +134,7 @@ class KernelHome:
     lease: int | None = None
 
     @classmethod
-    def create(cls, root: Path) -> KernelHome:
+    def create(cls, root: Path, memory_mb: int | None = None) -> KernelHome:
         root = Path(root)
         scratch, inbox, home = root / "scratch", root / "inbox", root / "home"
         for folder in (scratch, inbox, home):
@@ -158,76 +144,23 @@ class KernelHome:
         os.chmod(inbox, 0o755)  # read-only inside the sandbox, readable by its user
         uid, lease = SANDBOX_UID, None
         if os.geteuid() == 0:
+            from grader.submission.uid_lease import lease_kernel_uid
+
             uid, lease = lease_kernel_uid()
             for folder in (scratch, sockets, home):
                 os.chown(folder, uid, uid)
         write_identity(root / "etc", uid)
-        return cls(root, scratch, inbox, sockets, home, uid, make_kernel_groups(), lease)
+        return cls(root, scratch, inbox, sockets, home, uid, make_kernel_groups(memory_mb), lease)
 
     def remove(self) -> None:
-        shutil.rmtree(self.sockets, ignore_errors=True)
+        """Remove the kernel's folders (by descriptors, bounded: :func:`remove_folder`) and
+        groups, and release its uid."""
+        for folder in (self.root, self.sockets):
+            remove_folder(folder)
         for group in self.cgroups:
             remove_group(group)
         if self.lease is not None:
             os.close(self.lease)  # releases the uid's lock
-
-
-def _uid_lock_dir() -> Path:
-    """One folder per machine (``/run`` when writable, whatever ``TMPDIR`` says)."""
-    base = Path("/run") if os.access("/run", os.W_OK) else Path(tempfile.gettempdir())
-    folder = base / "dlcourse-kernel-uids"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    info = folder.lstat()
-    if not folder.is_dir() or folder.is_symlink() or info.st_uid != os.geteuid():
-        raise GraderError(f"{folder} is not a folder owned by the grader's user, so kernel uids"
-                          " cannot be leased safely. Fix: remove it and rerun.")
-    return folder
-
-
-def _uid_in_use(uid: int) -> bool:
-    import pwd
-
-    import psutil
-
-    try:
-        pwd.getpwuid(uid)
-        return True  # an account of this machine
-    except KeyError:
-        pass
-    for proc in psutil.process_iter(["uids"]):
-        uids = proc.info.get("uids")
-        if uids is not None and uid in (uids.real, uids.effective):
-            return True  # a kernel of a grader that died without its lock
-    return False
-
-
-def lease_kernel_uid(wait_s: float = 600.0) -> tuple[int, int]:
-    """A uid no other kernel on this machine uses, and the open lock file that holds it.
-
-    Closing the returned descriptor (or the process ending) releases the uid.
-    """
-    import fcntl
-    import time
-
-    folder = _uid_lock_dir()
-    deadline = time.monotonic() + wait_s
-    while True:
-        for uid in range(KERNEL_UID_BASE, KERNEL_UID_BASE + KERNEL_UID_SLOTS):
-            fd = os.open(folder / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                continue
-            if _uid_in_use(uid):
-                os.close(fd)
-                continue
-            return uid, fd
-        if time.monotonic() > deadline:
-            raise GraderError(f"all {KERNEL_UID_SLOTS} kernel uids from {KERNEL_UID_BASE} are in"
-                              " use on this machine. Fix: grade with fewer --jobs or wait for"
-                              " other batches to finish.")
-        time.sleep(0.5)
 
 
 def kernel_environment(*, fast: bool, data_dir: str | None, threads: int | None,
@@ -257,13 +190,6 @@ def kernel_environment(*, fast: bool, data_dir: str | None, threads: int | None,
             raise ValueError(f"expected threads >= 1, got {threads!r}")
         env.update(thread_environment(threads))
     return env
-
-
-def _package_dirs() -> list[Path]:
-    import helpers
-    from grader.base.paths import PACKAGE_DIR
-
-    return [PACKAGE_DIR, Path(helpers.__file__).resolve().parent]
 
 
 def _python_needs() -> list[Path]:
@@ -299,10 +225,14 @@ def _python_binds() -> list[tuple[Path, Path]]:
 
 
 def _covers(src: Path, dst: Path, inner_src: Path, inner_dst: Path) -> bool:
-    """True when mounting ``src`` at ``dst`` already shows ``inner_src`` at ``inner_dst``."""
+    """True when mounting ``src`` at ``dst`` already shows ``inner_src`` at ``inner_dst``,
+    directly or through a symbolic link inside ``src`` (a virtual environment whose
+    ``site-packages`` links elsewhere: nothing may be mounted on that link, the mount of
+    its target serves it)."""
     if inner_dst != dst and dst not in inner_dst.parents:
         return False
-    return src / inner_dst.relative_to(dst) == inner_src
+    shown = src / inner_dst.relative_to(dst)
+    return shown == inner_src or os.path.realpath(shown) == os.path.realpath(inner_src)
 
 
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "fonts", "localtime", "alternatives",
@@ -327,7 +257,9 @@ def bwrap_args(home: KernelHome, *, data_dir: str | None, env: dict[str, str]) -
     root_as_user = os.geteuid() != 0
     if root_as_user:  # an unprivileged grader needs a user namespace; map it to uid 65534
         args += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
-    binds = [*_python_binds(), *((p, p) for p in _package_dirs())]
+    python_binds = _python_binds()
+    python_folders = [*_python_needs(), *(target for _, target in python_binds)]
+    binds = [*python_binds, *view_binds(python_folders)]  # the course code: the kernel's copy
     rw = [home.scratch, home.sockets]
     mounts = [Path("/usr"), *(target for _, target in binds), *rw, home.inbox]
     for folder in _ancestors(mounts):  # those under /tmp come after the private /tmp below
@@ -355,12 +287,10 @@ def bwrap_args(home: KernelHome, *, data_dir: str | None, env: dict[str, str]) -
     for folder in _ancestors(mounts):  # after the private /tmp, which would hide them
         if folder.startswith("/tmp/"):
             args += ["--perms", "0755", "--dir", folder]
-    for source, target in binds:  # Python and the course packages, wherever they live
+    for source, target in binds:  # Python, then the course code's copy over the packages
         args += ["--ro-bind", str(source), str(target)]
-    for package in _package_dirs():  # rubric sources stay out of the kernel's reach
-        rubrics = package / "checks" / "rubrics"
-        if rubrics.is_dir():
-            args += ["--tmpfs", str(rubrics)]
+    for folder in hidden_folders(python_folders):
+        args += ["--tmpfs", str(folder)]
     args += ["--bind", str(home.scratch), str(home.scratch),
              "--bind", str(home.sockets), str(home.sockets),
              "--ro-bind", str(home.inbox), str(home.inbox)]
@@ -427,6 +357,7 @@ def sandboxed_kernel_manager(home: KernelHome, *, data_dir: str | None, env: dic
         return [*cgroup_prefix(home.cgroups), *bwrap_args(home, data_dir=data_dir, env=env), *cmd]
 
     km = make_kernel_manager(home.sockets, wrap=wrap)
+    km.memory_group = memory_group(home.cgroups)
     # bwrap does not pass signals on to the kernel: interrupt it with a control message
     km.kernel_spec.interrupt_mode = "message"
     return km
@@ -489,13 +420,11 @@ def bwrap_problem() -> str | None:
             return f"starting bwrap failed: {exc}"
         if done.returncode != 0 or done.stdout.strip() != str(home.uid):
             detail = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
-            bare = subprocess.run([*bwrap_args(home, data_dir=None, env=env), "/bin/true"],
-                                  capture_output=True, timeout=60)
-            if bare.returncode == 0:
+            if _bare_bwrap_starts():  # bubblewrap itself works: its mounts or Python failed
                 return (f"{PYTHON_PROBLEM}: the grader's Python ({sys.executable}) did not run"
                         f" inside the sandbox (exit code {done.returncode}: {detail}); mounted"
                         f" for it: {', '.join(str(t) for _, t in _python_binds())}")
-            return f"a test sandbox did not start (exit code {done.returncode}: {detail})"
+            return f"{NAMESPACE_PROBLEM} (exit code {done.returncode}: {detail})"
         return None
     finally:
         if home is not None:
@@ -503,233 +432,13 @@ def bwrap_problem() -> str | None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def resolve_sandbox(requested: str) -> SandboxSetting:
-    """Turn ``--sandbox auto|bwrap|uid|none`` into the setting used for every kernel.
-
-    ``auto``: bubblewrap when it works here, else uid mode when the grader is root and
-    ``setpriv`` works (:func:`uid_problem`), else no sandbox (with a warning).
-
-    Raises
-    ------
-    GraderError
-        ``bwrap`` or ``uid`` was asked for and does not work here, or the mode is unknown.
-    """
-    if requested not in MODES:
-        raise GraderError(f"expected --sandbox to be one of {', '.join(MODES)}, got {requested!r}")
-    if requested == "none":
-        return SandboxSetting("none", UNSANDBOXED_WARNING)
-    if requested == "uid":
-        problem = uid_problem()
-        if problem is not None:
-            raise GraderError(f"--sandbox uid: {problem}. Fix: grade as root on Linux with"
-                              " util-linux (setpriv, prlimit) installed, or use --sandbox bwrap")
-        return SandboxSetting("uid", uid_warning())
-    problem = bwrap_problem()
-    if problem is None:
-        return SandboxSetting("bwrap")
-    if problem.startswith(PYTHON_PROBLEM):
-        fix = (" Fix: report this as a grader bug with the message above; meanwhile install the"
-               " grader into an environment outside /tmp, or pass --sandbox none.")
-        if requested == "bwrap":
-            raise GraderError(f"--sandbox bwrap: {problem}.{fix}")
-        return SandboxSetting("none", f"{UNSANDBOXED_WARNING} (no sandbox: {problem}.{fix})")
-    if requested == "bwrap":
-        raise GraderError(f"--sandbox bwrap: {problem}. Fix: on Debian/Ubuntu `apt-get install"
-                          " bubblewrap` (and allow unprivileged user namespaces when not"
-                          " grading as root); on macOS grade inside a Linux container; or"
-                          " pass --sandbox none to grade without isolation.")
-    if uid_problem() is None:
-        return SandboxSetting("uid", f"{uid_warning()} (bubblewrap unavailable: {problem})")
-    return SandboxSetting("none", f"{UNSANDBOXED_WARNING} (bubblewrap unavailable: {problem})")
-
-
-# ----------------------------------------------------------------------------------------
-# uid mode: where bubblewrap cannot start (containers refusing namespaces) but the grader is
-# root. The kernel runs as a leased uid with setpriv; see the README, "The sandbox".
-# ----------------------------------------------------------------------------------------
-
-
-def _drop_to(uid: int) -> list[str]:
-    """``setpriv`` dropping every privilege and becoming ``uid`` (no groups, no capabilities)."""
-    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
-            "--bounding-set=-all", "--no-new-privs", "--"]
-
-
-@cache
-def network_cut_works() -> bool:
-    """True when ``unshare --net`` can give a kernel a network namespace of its own here."""
-    if shutil.which("unshare") is None:
-        return False
+def _bare_bwrap_starts() -> bool:
+    """True when bubblewrap starts here with the kernel's namespaces and no mounts of ours."""
+    args = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+            "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
+    if os.geteuid() != 0:
+        args += ["--unshare-user"]
     try:
-        done = subprocess.run(["unshare", "--net", "--", "/bin/true"], capture_output=True,
-                              timeout=30)
+        return subprocess.run([*args, "/bin/true"], capture_output=True, timeout=60).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
-    return done.returncode == 0
-
-
-def uid_args(home: KernelHome) -> list[str]:
-    """The command prefix of a uid-mode kernel: its cgroup, a network namespace of its own
-    when :func:`network_cut_works`, the task and core-dump limits, then :func:`_drop_to`."""
-    args = [*cgroup_prefix(home.cgroups)]
-    if network_cut_works():
-        args += ["unshare", "--net", "--"]
-    return [*args, "prlimit", f"--nproc={MAX_TASKS}:{MAX_TASKS}", "--core=0:0", "--",
-            *_drop_to(home.uid)]
-
-
-def uid_warning() -> str:
-    """:data:`UID_WARNING`, saying whether the network could be cut."""
-    network = ("its own network namespace (no network)" if network_cut_works() else
-               "the network: this container refuses network namespaces (unshare --net)")
-    return f"{UID_WARNING}; network: {network}"
-
-
-@cache
-def uid_problem() -> str | None:
-    """``None`` when uid mode works here, else why not (tried once: a probe kernel command)."""
-    if not sys.platform.startswith("linux"):
-        return f"uid mode needs Linux; this is {sys.platform}"
-    if os.geteuid() != 0:
-        return "uid mode needs the grader to run as root (it switches each kernel to a uid of its own)"
-    for tool in ("setpriv", "prlimit"):
-        if shutil.which(tool) is None:
-            return f"the `{tool}` command (util-linux) is not installed"
-    root = Path(tempfile.mkdtemp(prefix="dlcourse-probe-"))
-    home = None
-    try:
-        home = KernelHome.create(root)
-        open_to_kernel(home)
-        blocked = next((str(f) for f in (*reversed(home.scratch.parents),
-                                         *reversed(home.sockets.parents))
-                        if not f.stat().st_mode & 0o001), None)
-        if blocked is not None:
-            return (f"a kernel's uid could not reach its folders under {tempfile.gettempdir()}:"
-                    f" {blocked} is not passable by other users (no o+x). Fix: set TMPDIR to a"
-                    " folder such as /tmp")
-        cmd = [*uid_args(home), sys.executable, "-c", "import os, numpy; print(os.getuid())"]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=home.scratch)
-        if done.returncode != 0 or done.stdout.strip() != str(home.uid):
-            detail = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
-            return (f"the grader's Python ({sys.executable}) did not start as an unprivileged"
-                    f" uid (exit code {done.returncode}: {detail}); every folder on its path"
-                    " must be readable by all users")
-        return None
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"a probe kernel did not start: {exc}"
-    finally:
-        if home is not None:
-            home.remove()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def open_to_kernel(home: KernelHome, data_dir: str | None = None) -> None:
-    """Let a uid-mode kernel reach its folders: the grader's own temporary folders on the way
-    (``home.root``, its ``dlcourse-*`` parent, the data copy's root and, for the shared fast
-    copy, its cache folder) get ``o+x`` only, so the kernel can pass through them without
-    listing them."""
-    folders = [home.root]
-    if home.root.parent.name.startswith("dlcourse-"):
-        folders.append(home.root.parent)
-    if data_dir is not None:  # the copy's root, and the shared fast copy's cache folder
-        folders += [p for p in Path(data_dir).parents[:2] if p.name.startswith("dlcourse-")]
-    for folder in folders:
-        info = folder.stat()
-        if info.st_uid == os.geteuid():
-            os.chmod(folder, (info.st_mode & 0o777) | 0o001)
-
-
-def kill_uid(uid: int) -> None:
-    """Kill every process of ``uid`` (a leased kernel uid: all of them are that kernel's,
-    wherever they went: double-forked daemons included). ``kill -KILL -1`` run as that uid
-    signals exactly the processes that uid owns."""
-    for _ in range(3):
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run([*_drop_to(uid), "kill", "-KILL", "-1"], capture_output=True,
-                           timeout=30)
-
-
-SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
-"""Folders every uid may write to: a uid-mode kernel's files there are removed after it."""
-
-
-def remove_uid_files(uid: int, keep: tuple[Path, ...] = ()) -> int:
-    """Remove every file and empty folder ``uid`` owns in :data:`SHARED_WRITABLE` (links not
-    followed), except below ``keep``; returns how many. Called once the uid's processes are
-    dead, so that nothing a kernel left in ``/tmp`` reaches the next kernel."""
-    import stat
-
-    keep_s = tuple(str(k) for k in keep)
-    removed = 0
-    for top in SHARED_WRITABLE:
-        for folder, dirs, files in os.walk(top, topdown=False):
-            for name in (*files, *dirs):
-                path = os.path.join(folder, name)
-                if path.startswith(keep_s):
-                    continue
-                try:
-                    info = os.lstat(path)
-                    if info.st_uid != uid:
-                        continue
-                    (os.rmdir if stat.S_ISDIR(info.st_mode) else os.unlink)(path)
-                    removed += 1
-                except OSError:
-                    continue
-    return removed
-
-
-def end_kernel_uid(home: KernelHome) -> None:
-    """After a uid-mode kernel: kill every process of its uid, then remove what it left in the
-    shared writable folders (its own scratch, home and sockets stay for the grader)."""
-    kill_uid(home.uid)
-    remove_uid_files(home.uid, keep=(home.root, home.sockets))
-
-
-def uid_kernel_manager(home: KernelHome, *, data_dir: str | None):
-    """A kernel manager whose kernel starts as the leased uid ``home.uid`` (uid mode)."""
-
-    open_to_kernel(home, data_dir)
-
-    def wrap(km, cmd: list[str]) -> list[str]:
-        os.chown(km.connection_file, home.uid, home.uid)  # the kernel must read it
-        return [*uid_args(home), *cmd]
-
-    return make_kernel_manager(home.sockets, wrap=wrap)
-
-
-_PROBE = r"""
-import os, sys
-found = []
-for top in sys.argv[1:]:
-    if os.path.isfile(top):
-        files = [top]
-    else:
-        try:
-            files = [os.path.join(d, f) for d, _, names in os.walk(top) for f in names][:500]
-        except OSError:
-            files = []
-    for path in files:
-        try:
-            with open(path, "rb") as handle:
-                handle.read(1)
-            found.append(top)
-            break
-        except OSError:
-            continue
-print("\n".join(found))
-"""
-
-
-def uid_exposures(paths: list[Path]) -> list[str]:
-    """Which of ``paths`` (files or folders) hold a file an unprivileged kernel uid could read:
-    checked by reading them as a leased uid. Empty when the uid could read none."""
-    uid, lease = lease_kernel_uid()
-    try:
-        cmd = [*_drop_to(uid), sys.executable, "-c", _PROBE, *(str(p) for p in paths)]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd="/")
-        if done.returncode != 0:
-            detail = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
-            return [f"(not checked: the probe failed with exit code {done.returncode}: {detail})"]
-        return [line for line in done.stdout.splitlines() if line]
-    finally:
-        os.close(lease)
