@@ -22,7 +22,7 @@ from pathlib import Path
 import helpers_notebooks as fx
 import nbformat
 import pytest
-from test_identity_cli import WRITTEN_TOML, _env, _solution
+from test_identity_cli import WRITTEN_TOML, _solution
 
 from grader.base.course import LatePolicy
 from grader.base.paths import REPO_ROOT
@@ -89,7 +89,7 @@ def setup(tmp_path_factory, data_dir) -> dict:
               "--solution", str(solution_path), "--import", "helpers_notebooks",
               "--course", str(course)]
     return {"root": root, "text": text, "common": common, "course": course, "roster": roster,
-            "env": _env(root)}
+            "env": fx.cli_env(root)}
 
 
 @pytest.fixture(scope="module")

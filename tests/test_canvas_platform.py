@@ -27,7 +27,6 @@ import helpers_notebooks as fx
 import nbformat
 import pytest
 from canvas_server import TOKEN, USERS, FakeCanvas
-from test_identity_cli import _env
 
 from grader.base.paths import REPO_ROOT
 
@@ -73,7 +72,7 @@ def fixture_module(tmp_path_factory, data_dir) -> dict:
     toml = root / "rubric" / "01_fixture.toml"
     solution = fx.build_solution(rubric)
     normalize(solution, rubric)
-    env = _env(root)
+    env = fx.cli_env(root)
     env["CANVAS_TOKEN"] = TOKEN
     return {"root": root, "env": env, "notebook": nbformat.writes(fx.submission(solution)).encode(),
             "common": ["--fast", "--jobs", "2", "--cell-timeout", "120", "--rubric", str(toml),
