@@ -43,6 +43,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from packaging.utils import canonicalize_name
 
 from grader.base.paths import MODULES, NOTEBOOKS_DIR, REPO_ROOT, SOLUTIONS_DIR
 from grader.classroom.gradescope_results import TIME_LIMIT_OUTPUT, UPLOAD_TEST
@@ -213,9 +214,11 @@ def test_fresh_install_in_the_spec_layout_gives_every_lesson_solution_every_poin
         if module == MODULES[0]:
             pins = {line for line in (root / "source" / "constraints.txt").read_text().splitlines()
                     if not line.startswith("#")}
-            frozen = subprocess.run([python, "-m", "pip", "freeze"], capture_output=True,
-                                    text=True, check=True).stdout.splitlines()
-            assert pins <= set(frozen), sorted(pins - set(frozen))
+            listed = subprocess.run([python, "-m", "pip", "list", "--format=json"],
+                                    capture_output=True, text=True, check=True).stdout
+            installed = {f"{canonicalize_name(p['name'])}=={p['version']}"
+                         for p in json.loads(listed)}
+            assert pins <= installed, sorted(pins - installed)
         written = _entries(root)
         assert len(written) == 1, setup.stdout
         _image_copy(root / "source" / "data")
