@@ -45,7 +45,8 @@ def _cgroup_dirs() -> dict[str, Path]:
             own[name] = path.lstrip("/")
     base = Path("/sys/fs/cgroup")
     if (base / "memory" / "memory.max_usage_in_bytes").exists():
-        return {"cpu": base / "cpu" / own["cpu"], "memory": base / "memory" / own["memory"]}
+        return {"cpu": base / "cpu" / own["cpu"], "cpuacct": base / "cpuacct" / own["cpuacct"],
+                "memory": base / "memory" / own["memory"]}
     if (base / "cgroup.controllers").exists():
         return {"v2": base / own["v2"]}
     raise SystemExit("no cgroup v1 cpu/memory hierarchy and no cgroup v2 here")
@@ -79,6 +80,22 @@ class Limits:
         if "v2" in self.dirs:
             return int((self.dirs["v2"] / "memory.peak").read_text())
         return int((self.dirs["memory"] / "memory.max_usage_in_bytes").read_text())
+
+    def cpu_seconds(self) -> float:
+        """CPU time every process of the group used (user + system)."""
+        if "v2" in self.dirs:
+            usage = dict(line.split() for line in
+                         (self.dirs["v2"] / "cpu.stat").read_text().splitlines())
+            return int(usage["usage_usec"]) / 1e6
+        return int((self.dirs["cpuacct"] / "cpuacct.usage").read_text()) / 1e9
+
+    def throttled_seconds(self) -> float:
+        """Time the quota held the group back (0: the quota never bound)."""
+        folder = self.dirs.get("v2", self.dirs.get("cpu"))
+        stats = dict(line.split() for line in (folder / "cpu.stat").read_text().splitlines())
+        if "throttled_usec" in stats:
+            return int(stats["throttled_usec"]) / 1e6
+        return int(stats.get("throttled_time", 0)) / 1e9
 
     def limit_hits(self) -> int:
         """Times the memory limit was reached (v1 failcnt; v2 the ``max`` events)."""
@@ -146,7 +163,9 @@ def grade_once(root: Path, module: str, python: str, cpus: float, memory_mb: int
         wall = time.perf_counter() - start
         result = json.loads((root / "results" / "results.json").read_text())
         row = {"module": module, "cpus": cpus, "memory_limit_mb": memory_mb,
-               "wall_s": round(wall, 1), "peak_mb": round(limits.peak_bytes() / 2**20),
+               "wall_s": round(wall, 1), "cpu_s": round(limits.cpu_seconds(), 1),
+               "throttled_s": round(limits.throttled_seconds(), 1),
+               "peak_mb": round(limits.peak_bytes() / 2**20),
                "limit_hits": limits.limit_hits(), "oom_kills": limits.oom_kills(),
                "score": result["score"],
                "max": sum(t["max_score"] for t in result["tests"]),
@@ -164,10 +183,11 @@ def _table(rows: list[dict], full: bool, commit: str, load_before: float) -> str
              f" Python {platform.python_version()}, {ram_gb:.0f} GB RAM,"
              f" shared with other jobs; load average {load_before:.2f} before the first run."
              f" `python bench/gradescope_limits.py {' '.join(sys.argv[1:])}`; one run each.", "",
-             "| lesson | CPU quota | wall s | peak memory MB | limit hits | OOM kills | points |"
-             " load after |", "|---|---|---|---|---|---|---|---|"]
+             "| lesson | CPU quota | wall s | CPU s | throttled s | peak memory MB | limit hits |"
+             " OOM kills | points | load after |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['module']} | {r['cpus']:g} | {r['wall_s']:.0f} | {r['peak_mb']} |"
+        lines.append(f"| {r['module']} | {r['cpus']:g} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} |"
+                     f" {r['throttled_s']:.0f} | {r['peak_mb']} |"
                      f" {r['limit_hits']} | {r['oom_kills']} | {r['score']:g} of {r['max']:g} |"
                      f" {r['load_after']:.2f} |")
     return "\n".join(lines) + "\n"
