@@ -358,14 +358,18 @@ def _canvas_push(args: argparse.Namespace, course: Course, client: CanvasClient)
 def _gradescope(args: argparse.Namespace) -> int:
     import time
 
-    from grader.classroom.gradescope import build_autograder, write_results
+    from grader.classroom.gradescope import build_autograder
+    from grader.classroom.gradescope_results import write_results
 
+    started = getattr(args, "started", None)
+    started = started if started is not None else time.time()
     if args.action == "results":
-        started = args.started if args.started is not None else time.time()
         document = write_results(settings=args.settings, grades=args.grades, out=args.out,
                                  error=args.error, execution_time=time.time() - started)
         print(f"wrote {args.out}: {document['score']:g} point(s)")
         return 0
+    if args.action == "upload":
+        return _gradescope_upload(args, started)
     settings = build_autograder(module=args.module, out=args.zip, full=args.full,
                                 course=args.course, bundle_data=args.bundle_data)
     data = "bundled" if args.bundle_data else "downloaded by setup.sh"
@@ -373,6 +377,28 @@ def _gradescope(args: argparse.Namespace) -> int:
           f" {len(settings['points'])} automatic check(s), {len(settings['questions'])} written"
           f" question(s) to create as manual questions; datasets"
           f" {', '.join(settings['datasets'])} ({data})")
+    return 0
+
+
+def _gradescope_upload(args: argparse.Namespace, started: float) -> int:
+    """Print the notebook to grade, or write results.json with the upload's problem."""
+    import time
+
+    import nbformat
+
+    from grader.classroom.gradescope_results import load_settings, upload_document, write_document
+    from grader.classroom.gradescope_upload import find_notebook
+
+    settings = load_settings(args.settings)
+    solution = nbformat.read(args.solution, as_version=4) if args.solution else None
+    ids = {c.get("id") for c in solution.cells} - {None} if solution is not None else None
+    path, problem = find_notebook(args.submission, settings, ids)
+    if problem is not None:
+        write_document(upload_document(settings, problem, execution_time=time.time() - started),
+                       args.out)
+        print(f"wrote {args.out}: the upload cannot be graded: {problem}", file=sys.stderr)
+        return 0
+    print(path)
     return 0
 
 
@@ -398,6 +424,13 @@ def _gradescope_parser(sub) -> None:
     res.add_argument("--out", type=Path, required=True, help="results.json to write")
     res.add_argument("--error", default=None, help="why the upload could not be graded")
     res.add_argument("--started", type=float, default=None, help="start time (Unix seconds)")
+    up = act.add_parser("upload", help="(run_autograder) print the one notebook to grade, or"
+                        " write results.json saying what is wrong with the upload")
+    up.add_argument("--settings", type=Path, required=True, help="settings.json of the zip")
+    up.add_argument("--submission", type=Path, required=True, help="the upload's folder")
+    up.add_argument("--solution", type=Path, default=None, help="the module's solution notebook")
+    up.add_argument("--out", type=Path, required=True, help="results.json to write on a problem")
+    up.add_argument("--started", type=float, default=None, help="start time (Unix seconds)")
     gs.set_defaults(func=_gradescope)
 
 

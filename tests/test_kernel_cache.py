@@ -177,3 +177,29 @@ def test_a_split_the_copy_reads_on_its_own_is_still_checked(tmp_path, source):
     with pytest.raises(MalformedDatasetError, match=r"expected x_test of shape \(n, 28, 28\)"):
         shared_fast_copy(plan_holdout(source, fast=True, key=b"k" * 32), parent=str(tmp_path))
     assert not [p for p in cache_root(str(tmp_path)).iterdir()]
+
+
+def _as_in_a_new_container(path: Path) -> None:
+    """The same file under a new inode, its modification time to the second (what a container
+    started from an image sees: image layers keep neither inodes nor nanoseconds)."""
+    info = path.stat()
+    shutil.copyfile(path, path.with_name("layer.tmp"))
+    os.utime(path.with_name("layer.tmp"), (int(info.st_atime), int(info.st_mtime)))
+    os.replace(path.with_name("layer.tmp"), path)
+
+
+@pytest.mark.parametrize("image", [True, False])
+def test_an_image_folder_keeps_its_copy_when_the_container_changes_inodes(
+        tmp_path, source, monkeypatch, image):
+    """``DLCOURSE_KCACHE_DIR`` (the Gradescope image): the copy setup.sh wrote is used by
+    every container; elsewhere a file with a new inode still gets a copy of its own."""
+    os.utime(Path(source) / "mnist.npz", ns=(1_700_000_000_123_456_789,) * 2)
+    if image:
+        monkeypatch.setenv("DLCOURSE_KCACHE_DIR", str(tmp_path))
+    plan = plan_holdout(source, fast=True, key=b"k" * 32)
+    first = shared_fast_copy(plan, parent=None if image else str(tmp_path))
+    _as_in_a_new_container(Path(source) / "mnist.npz")
+    again = shared_fast_copy(plan, parent=None if image else str(tmp_path))
+    assert first is not None and again is not None
+    assert (again.path == first.path) is image
+    assert again.path.parent.parent == cache_root(str(tmp_path))

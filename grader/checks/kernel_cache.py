@@ -30,6 +30,13 @@ Where it lives, and who could have written it:
   that fails is removed and written again. An entry unused for a week whose dataset files
   changed or are gone is removed.
 
+A container image (the Gradescope autograder's) sets :data:`CACHE_DIR_ENV` to a folder of its
+own: ``setup.sh`` writes the copy there once while the image is built and every submission's
+container uses it. A container started from the image keeps the dataset files' paths, sizes
+and modification times to the second, not their inodes (nor the nanoseconds, which image
+layers drop), so entries in that folder are keyed by those alone; the files there are the
+image's own and are not replaced in place.
+
 A kernel only ever reads the entry: bubblewrap mounts it read-only and a uid-mode kernel's
 uid owns nothing in it. Without a sandbox the kernel runs as the grader's user and could
 change it, as it could change everything else that user owns (``--sandbox none`` warns).
@@ -60,6 +67,8 @@ CACHE_PREFIX = "dlcourse-kcache-"
 ENTRY_PREFIX = "dlcourse-fast-"
 MANIFEST = "manifest.json"
 WRITING_PREFIX = ".writing-"
+CACHE_DIR_ENV = "DLCOURSE_KCACHE_DIR"
+"""Environment variable naming the cache's parent folder in a container image (see above)."""
 ABANDONED_S = 3600.0
 """A temporary folder older than this was left by a killed batch and is removed."""
 UNUSED_S = 7 * 86400.0
@@ -124,8 +133,18 @@ def _start_copy(source_dir: str, parent: str | None) -> threading.Thread:
 
 
 def cache_root(parent: str | None = None) -> Path:
-    """The cache folder of this user (``<tempdir>/dlcourse-kcache-<uid>``)."""
-    return Path(parent or tempfile.gettempdir()) / f"{CACHE_PREFIX}{os.geteuid()}"
+    """The cache folder of this user (``<parent>/dlcourse-kcache-<uid>``; ``parent`` defaults
+    to ``$DLCOURSE_KCACHE_DIR``, else the temporary folder)."""
+    parent = parent or os.environ.get(CACHE_DIR_ENV) or tempfile.gettempdir()
+    return Path(parent) / f"{CACHE_PREFIX}{os.geteuid()}"
+
+
+def _stamp(info: os.stat_result) -> tuple[str, str, str]:
+    """What identifies a dataset file's version: size, modification time and inode; in an
+    image's cache (:data:`CACHE_DIR_ENV`) size and modification time to the second."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return str(info.st_size), str(int(info.st_mtime)), "image"
+    return str(info.st_size), str(info.st_mtime_ns), str(info.st_ino)
 
 
 def shared_fast_copy(plan: HoldoutPlan, parent: str | None = None) -> KernelData | None:
@@ -164,15 +183,14 @@ def shared_fast_copy(plan: HoldoutPlan, parent: str | None = None) -> KernelData
 
 def _source_lines(source_dir: str, names: list[str]) -> list[str]:
     """What an entry is a copy of: the version and fast sizes, then one line per dataset file
-    (``name|path|size|mtime_ns|inode``); its digest names the entry."""
+    (``name|path|`` and :func:`_stamp`); its digest names the entry."""
     from helpers.data import FAST_SUBSET_SEED, FAST_TEST_SIZE, FAST_TRAIN_SIZE
 
     lines = [f"holdout v{HOLDOUT_VERSION}", f"fast {FAST_TRAIN_SIZE} {FAST_TEST_SIZE}"
              f" {FAST_SUBSET_SEED}"]
     for name in names:
         path = (Path(source_dir) / f"{name}.npz").resolve()
-        info = path.stat()
-        lines.append(f"{name}|{path}|{info.st_size}|{info.st_mtime_ns}|{info.st_ino}")
+        lines.append("|".join((name, str(path), *_stamp(path.stat()))))
     return lines
 
 
@@ -184,7 +202,7 @@ def _still_current(lines: list[str]) -> bool:
             info = os.stat(path)
         except OSError:
             return False
-        if (str(info.st_size), str(info.st_mtime_ns), str(info.st_ino)) != (size, mtime, inode):
+        if _stamp(info) != (size, mtime, inode):
             return False
     return True
 

@@ -1,21 +1,27 @@
-"""Gradescope: an autograder zip for one module, and grades.json turned into results.json.
+"""Gradescope: the autograder zip of one module.
 
-``python -m grader gradescope build MODULE OUT.zip`` writes (see the README, "Grading in
-Gradescope")::
+``python -m grader gradescope build MODULE OUT.zip`` writes, every file at the zip's root as
+Gradescope's specification asks (it extracts the zip into ``/autograder/source``, copies
+``run_autograder`` to ``/autograder/run_autograder`` and runs ``setup.sh`` once per image;
+see the README, "Grading in Gradescope")::
 
-    setup.sh            installs the dlcourse wheel and the module's datasets (once per image)
+    setup.sh            installs the wheel (pinned by constraints.txt), the module's datasets
+                        and the shared fast-mode data copy
     run_autograder      grades /autograder/submission with ``python -m grader grade``
-    source/settings.json    module, mode, visibility, datasets (read by run_autograder)
-    source/rubric.toml, source/solution.ipynb   the module's rubric and solution notebook
-    source/results.key  a results key made for this zip (the hold-out's seed; not the instructor's)
-    source/dlcourse-*.whl   this checkout, built with ``pip wheel --no-deps``
-    source/data/<name>.npz  only with ``--bundle-data``: the datasets the module needs
+    settings.json       module, mode, visibility, datasets, test names (read by run_autograder)
+    pending.json        the results.json in place until grading finishes (time-limit message)
+    constraints.txt     the exact versions of dlcourse's dependencies this checkout runs with
+    rubric.toml, solution.ipynb   the module's rubric and solution notebook
+    results.key         a results key made for this zip (the hold-out's seed; not the instructor's)
+    dlcourse-*.whl      this checkout, built with ``pip wheel --no-deps``
+    data/<name>.npz     only with ``--bundle-data``: the datasets the module needs
 
 ``run_autograder`` grades with the same command instructors run (``grade --rubric
-rubric.toml --solution solution.ipynb``, the course's own rubric and solution) and then calls
-``python -m grader gradescope results`` (:func:`write_results`) to convert the one row of
-``grades.json`` into Gradescope's ``results.json``. Whatever fails, a ``results.json`` is
-written: a broken upload is a 0 with the reason.
+rubric.toml --solution solution.ipynb``) after ``python -m grader gradescope upload`` has
+checked the upload, and then calls ``python -m grader gradescope results`` to turn the one row
+of ``grades.json`` into Gradescope's ``results.json``
+(:mod:`grader.classroom.gradescope_results`). A valid ``results.json`` exists from its first
+step on, whatever fails or however early the platform stops it.
 """
 
 from __future__ import annotations
@@ -32,13 +38,14 @@ import tempfile
 import zipfile
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from grader.base.course import load_course
 from grader.base.errors import GraderError
 from grader.base.paths import REPO_ROOT
 
 SETTINGS_NAME = "settings.json"
+PENDING_NAME = "pending.json"
+CONSTRAINTS_NAME = "constraints.txt"
 SCRIPTS = ("setup.sh", "run_autograder")
 _WHEEL_FILES = ("pyproject.toml", "README.md", "LICENSE")
 _WHEEL_DIRS = ("grader", "helpers")
@@ -79,100 +86,6 @@ def check_names(rubric, solution) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------------------
-# results.json
-# ----------------------------------------------------------------------------------------
-
-
-def _number(value: float) -> float | int:
-    return int(value) if float(value).is_integer() else round(float(value), 4)
-
-
-def _manual_output(points: float) -> str:
-    return (f"Written answer, worth {points:g} point(s): graded by hand by your instructor as a"
-            " Gradescope manual question; not part of the autograder score.")
-
-
-def results_document(settings: dict, row: dict | None, *, error: str | None,
-                     execution_time: float) -> dict[str, Any]:
-    """Gradescope's ``results.json`` for one graded row of ``grades.json`` (or none).
-
-    Parameters
-    ----------
-    settings : dict
-        ``source/settings.json`` of the zip: ``module``, ``names`` (check id -> test name),
-        ``points`` (check id -> max points), ``questions`` (manual question id -> points),
-        ``visibility``.
-    row : dict or None
-        The row of ``grades.json``; ``None`` when grading produced none.
-    error : str or None
-        Why the submission could not be graded (no notebook, several, grade failed); the
-        row's own ``error`` is used when this is ``None``.
-    execution_time : float
-        Seconds the autograder ran.
-    """
-    visibility = settings["visibility"]
-    if row is not None and row.get("module") not in (None, settings["module"]):
-        error = (f"this upload is the notebook of module {row['module']}, but this assignment"
-                 f" grades module {settings['module']}. Fix: upload your module"
-                 f" {settings['module']} notebook and submit again")
-    error = error or (row or {}).get("error") or (None if row else "the grader wrote no result")
-    found = {c["id"]: c for c in (row or {}).get("checks", []) if not c.get("manual")}
-    tests = []
-    for number, (check_id, points) in enumerate(settings["points"].items(), start=1):
-        check = found.get(check_id) if not error else None
-        tests.append({
-            "name": settings["names"][check_id], "number": str(number),
-            "score": _number(check["points"]) if check else 0, "max_score": _number(points),
-            "output": check["message"] if check else f"Not graded: {error}",
-            "tags": [check_id], "visibility": visibility,
-        })
-    for number, (question_id, points) in enumerate(settings["questions"].items(), start=len(tests) + 1):
-        tests.append({"name": settings["names"][question_id], "number": str(number), "score": 0,
-                      "max_score": 0, "output": _manual_output(points), "tags": [question_id],
-                      "visibility": visibility})
-    score = sum(t["score"] for t in tests)
-    if error:
-        output = f"Your submission scored 0 automatic points: {error}"
-    else:
-        output = (f"Automatic checks: {score:g} of {sum(settings['points'].values()):g} points"
-                  f" (module {settings['module']}, {settings['mode']} mode).")
-        if row.get("notes"):
-            output += "\n" + "\n".join(f"- {n}" for n in row["notes"])
-    if settings["questions"]:
-        output += ("\nWritten answers are graded by hand (Gradescope manual questions) and"
-                   " added to this score by your instructor.")
-    return {"score": _number(score), "execution_time": int(round(execution_time)),
-            "output": output, "visibility": visibility, "stdout_visibility": "hidden",
-            "tests": tests}
-
-
-def _read_row(grades: Path | None) -> tuple[dict | None, str | None]:
-    if grades is None or not grades.is_file():
-        return None, None
-    try:
-        rows = json.loads(grades.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return None, f"the grader's grades.json could not be read ({exc})"
-    if not isinstance(rows, list) or len(rows) != 1:
-        return None, f"expected one graded notebook in grades.json, found {len(rows)}"
-    return rows[0], None
-
-
-def write_results(*, settings: Path, grades: Path | None, out: Path, error: str | None = None,
-                  execution_time: float = 0.0) -> dict[str, Any]:
-    """Write ``out`` (results.json) from the zip's settings and ``grades.json``; returns it."""
-    config = json.loads(Path(settings).read_text(encoding="utf-8"))
-    row, problem = _read_row(grades)
-    document = results_document(config, row, error=error or problem, execution_time=execution_time)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    partial.replace(out)
-    return document
-
-
-# ----------------------------------------------------------------------------------------
 # The zip
 # ----------------------------------------------------------------------------------------
 
@@ -204,9 +117,44 @@ def build_wheel(dest: Path) -> Path:
     return wheels[-1]
 
 
+def pinned_requirements(project: str = "dlcourse") -> list[str]:
+    """``name==version`` of every distribution ``project`` needs (its dependencies without
+    extras, and theirs), as installed in this environment: the versions the tests ran with."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins: dict[str, str] = {}
+    todo = [project]
+    while todo:
+        dist = metadata.distribution(todo.pop())
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue
+            name = canonicalize_name(req.name)
+            if name in pins:
+                continue
+            try:
+                pins[name] = metadata.version(req.name)
+            except metadata.PackageNotFoundError as exc:
+                raise GraderError(f"{project} needs {req} but it is not installed here. Fix:"
+                                  " build the zip from the environment the tests run in"
+                                  " (pip install -e .)") from exc
+            todo.append(req.name)
+    return [f"{name}=={version}" for name, version in sorted(pins.items())]
+
+
+def _constraints() -> bytes:
+    lines = [f"# pip constraints: the versions installed where this zip was built (Python"
+             f" {sys.version_info.major}.{sys.version_info.minor})", *pinned_requirements()]
+    return ("\n".join(lines) + "\n").encode()
+
+
 def _settings(rubric, solution, *, full: bool, visibility: str, datasets: list[str]) -> dict:
-    return {"schema": 1, "module": rubric.module, "mode": "full" if full else "fast",
-            "visibility": visibility, "datasets": datasets,
+    return {"schema": 1, "module": rubric.module, "notebook": rubric.notebook,
+            "mode": "full" if full else "fast", "visibility": visibility, "datasets": datasets,
             "names": check_names(rubric, solution),
             "points": {c.id: c.points for c in rubric.checks},
             "questions": {q.id: q.points for q in rubric.questions}}
@@ -232,6 +180,7 @@ def build_autograder(*, module: str, out: Path, full: bool = False, course: Path
     """
     from grader.authoring.release import load_solution, solution_path
     from grader.checks.rubric import load_rubric
+    from grader.classroom.gradescope_results import pending_document
 
     visibility = load_course(course).gradescope_visibility
     rubric = load_rubric(module)
@@ -240,6 +189,7 @@ def build_autograder(*, module: str, out: Path, full: bool = False, course: Path
     datasets = module_datasets(rubric, source)
     bundled = _bundled_files(datasets, data_dir) if bundle_data else []
     settings = _settings(rubric, solution, full=full, visibility=visibility, datasets=datasets)
+    constraints = _constraints()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dlcourse-gs-") as tmp:
@@ -248,13 +198,16 @@ def build_autograder(*, module: str, out: Path, full: bool = False, course: Path
         with zipfile.ZipFile(partial, "w") as archive:
             for name in SCRIPTS:
                 _add(archive, name, _script(name), 0o755)
-            _add(archive, f"source/{SETTINGS_NAME}", json.dumps(settings, indent=2).encode(), 0o600)
-            _add(archive, "source/rubric.toml", rubric.path.read_bytes(), 0o600)
-            _add(archive, "source/solution.ipynb", source.encode("utf-8"), 0o600)
-            _add(archive, "source/results.key", (secrets.token_hex(32) + "\n").encode(), 0o600)
-            _add(archive, f"source/{wheel.name}", wheel.read_bytes(), 0o644)
+            _add(archive, SETTINGS_NAME, json.dumps(settings, indent=2).encode(), 0o600)
+            _add(archive, PENDING_NAME, json.dumps(pending_document(settings), indent=2).encode(),
+                 0o644)
+            _add(archive, CONSTRAINTS_NAME, constraints, 0o644)
+            _add(archive, "rubric.toml", rubric.path.read_bytes(), 0o600)
+            _add(archive, "solution.ipynb", source.encode("utf-8"), 0o600)
+            _add(archive, "results.key", (secrets.token_hex(32) + "\n").encode(), 0o600)
+            _add(archive, wheel.name, wheel.read_bytes(), 0o644)
             for path in bundled:  # already compressed: stored as is
-                archive.write(path, f"source/data/{path.name}", compress_type=zipfile.ZIP_STORED)
+                archive.write(path, f"data/{path.name}", compress_type=zipfile.ZIP_STORED)
         partial.replace(out)
     return settings
 
