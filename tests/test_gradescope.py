@@ -233,7 +233,7 @@ def test_solution_in_uid_mode_keeps_the_instructor_warning_out_of_results(
         autograder, tmp_path, data_dir):
     """``--sandbox uid``: the grader's row carries the instructor-only uid warning (the log
     shows it); no student-visible ``output`` does."""
-    from grader.submission.sandbox import UID_WARNING, uid_problem
+    from grader.submission.uid_mode import UID_WARNING, uid_problem
 
     if uid_problem() is not None:
         pytest.skip(f"uid mode does not work here: {uid_problem()}")

@@ -2,9 +2,9 @@
 
 Every test carries ``status`` (``passed`` or ``failed``; Gradescope otherwise infers it from
 the score, so a failed 0-point check would show as passed). Only student-facing fields of the
-row are used: the checks' points and messages, the row's ``error`` and the notes the student's
-feedback page shows (:func:`grader.pages.feedback.student_notes`); instructor-only notes (the
-sandbox warnings) stay in the log.
+row are used: the checks' points and messages, the row's ``error`` and its ``notes``, which the
+student's feedback page shows too; instructor-only notes (the sandbox warnings, clean-up
+problems) are the row's ``instructor_notes`` and stay in the log.
 
 Three documents are written over one run, each replacing the last atomically:
 
@@ -118,8 +118,6 @@ def results_document(settings: dict, row: dict | None, *, error: str | None,
     execution_time : float
         Seconds the autograder ran.
     """
-    from grader.pages.feedback import student_notes
-
     error = error or (row or {}).get("error") or (None if row else "the grader wrote no result")
     found = {} if error else {c["id"]: c for c in row.get("checks", []) if not c.get("manual")}
     tests = _tests(settings, found, error or "")
@@ -129,7 +127,7 @@ def results_document(settings: dict, row: dict | None, *, error: str | None,
         score = sum(t["score"] for t in tests)
         output = (f"Automatic checks: {score:g} of {sum(settings['points'].values()):g} points"
                   f" (lesson {settings['module']}, {settings['mode']} mode).")
-        notes = student_notes(row.get("notes") or [])
+        notes = list(row.get("notes") or [])  # instructor-only notes have a field of their own
         if notes:
             output += "\n" + "\n".join(f"- {n}" for n in notes)
     return _document(settings, tests, output, execution_time)
