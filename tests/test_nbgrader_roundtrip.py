@@ -85,7 +85,12 @@ def test_generate_assignment_matches_our_release(course, module):
     assert [c.cell_type for c in theirs.cells] == [c.cell_type for c in ours.cells]
     differ = [c.get("id") for c, o in zip(theirs.cells, ours.cells, strict=True)
               if c.source != _plain_stubs(o.source)]
-    assert differ == [], f"{name}: nbgrader's release differs from ours in cells {differ}"
+    # nbgrader does not know our `discussion` tag: its release keeps those cells whole, ours
+    # hands them out after the deadline (README, "Using nbgrader instead")
+    from grader.authoring.discussions import is_discussion
+
+    discussions = [c.get("id") for c in theirs.cells if is_discussion(c)]
+    assert differ == discussions, f"{name}: nbgrader's release differs from ours in cells {differ}"
 
 
 @pytest.mark.parametrize("module", _autograde_modules())

@@ -424,7 +424,7 @@ def test_a_failing_mount_is_reported_as_such_not_as_a_missing_bubblewrap(
 
 
 def test_instructor_notes_reach_neither_the_feedback_page_nor_gradescope(batch):
-    from grader.classroom.gradescope import results_document
+    from grader.classroom.gradescope_results import results_document
 
     row = batch["first"]["rows"]["victim"]
     if batch["mode"] == "uid":  # the uid-mode warning is the batch's first instructor note

@@ -153,10 +153,11 @@ class KernelHome:
         return cls(root, scratch, inbox, sockets, home, uid, make_kernel_groups(memory_mb), lease)
 
     def remove(self) -> None:
-        """Remove the kernel's folders (by descriptors, bounded: :func:`remove_folder`) and
-        groups, and release its uid."""
-        for folder in (self.root, self.sockets):
-            remove_folder(folder)
+        """Remove the kernel's socket folder (by descriptors, bounded: :func:`remove_folder`)
+        and groups, and release its uid. The scratch folder ``root`` belongs to the caller:
+        removed with the grader's own temporary folder, kept when the caller asked for it
+        (``grade_submission(..., scratch_root=)``)."""
+        remove_folder(self.sockets)
         for group in self.cgroups:
             remove_group(group)
         if self.lease is not None:
