@@ -52,9 +52,9 @@ def grade_one(module: str, seed: int, data_dir: str, sandbox: str, threads: int,
               cell_limit: float, fast: bool = False) -> dict:
     """Grade one solution in full mode with one seed (runs in a fresh worker process)."""
     from grader.authoring.release import solution_path
-    from grader.checks.holdout import KernelData, plan_holdout
     from grader.checks.rubric import load_rubric
-    from grader.submission.execute import Limits
+    from grader.data.holdout import KernelData, plan_holdout
+    from grader.kernel.execute import Limits
     from grader.submission.grading import GradingOptions, grade_submission
 
     rubric = load_rubric(module)

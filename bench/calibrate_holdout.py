@@ -49,8 +49,8 @@ def calibration_key(seed: int) -> bytes:
 def grade_solutions(modules: list[str], seeds: list[int], data_dir: str, store: Path,
                     sandbox: str) -> dict:
     from grader.authoring.release import solution_path
-    from grader.checks.holdout import KernelData, plan_holdout
     from grader.checks.rubric import load_rubric
+    from grader.data.holdout import KernelData, plan_holdout
     from grader.submission.grading import GradingOptions, grade_submission
 
     done = json.loads(store.read_text()) if store.exists() else {"runs": {}}
@@ -93,7 +93,7 @@ def measure_cheats(data_dir: str, seeds: list[int], store: Path) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
-    from grader.checks.holdout import load_holdout, plan_holdout
+    from grader.data.holdout import load_holdout, plan_holdout
     from helpers.data import flatten, load_dataset, scale
 
     done = json.loads(store.read_text())

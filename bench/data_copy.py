@@ -39,12 +39,12 @@ if sys.argv[1:] == ["sklearn"]:  # the draws as before: scikit-learn's, imported
         return np.sort(kept)
 
     helpers.sampling.stratified_train_rows = _sklearn_rows
-from grader.checks.holdout import dataset_files, plan_holdout, write_kernel_files
+from grader.data.holdout import dataset_files, plan_holdout, write_kernel_files
 if sys.argv[1:] == ["datasets"]:  # as at 5afae11: a thread per dataset, both splits in it
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
-    from grader.checks.holdout import _kernel_arrays
+    from grader.data.holdout import _kernel_arrays
 
     def write_kernel_files(plan, names, folder):
         folder.mkdir(mode=0o755)
@@ -74,7 +74,7 @@ print(json.dumps({label: time.perf_counter() - start}))
 PARTS = """
 import json, os, time
 from pathlib import Path
-from grader.checks.holdout import dataset_files
+from grader.data.holdout import dataset_files
 from helpers.data import read_npz
 source = os.environ["DLCOURSE_DATA_DIR"]
 found = {}

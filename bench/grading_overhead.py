@@ -12,7 +12,7 @@ and then, ``--batch-repeats`` times, **batch**: the CLI on ``--batch`` copies of
 (one per made-up student, ``--jobs 1``), whose wall time is divided by the copies.
 
 Before a lesson's first ``one`` run (with ``--cold alternate``, before every other one) the
-shared fast-mode data copy (:mod:`grader.checks.kernel_cache`) is deleted, so that run
+shared fast-mode data copy (:mod:`grader.data.kernel_cache`) is deleted, so that run
 writes it again as a batch does the first time on a machine; the later runs find it. The
 split comes from the grader's own records: each row's ``timings`` in ``grades.json`` (kernel
 start, execute, export, score) and the batch's phases in ``batch.json`` (plan, data copy,
@@ -99,8 +99,8 @@ def cli_run(solution: Path, copies: int, folder: Path, env: dict[str, str] | Non
 def bench_module(module: str, repeats: int, copies: int, batch_repeats: int,
                  scratch: Path, cold: str = "first") -> dict:
     from grader.base.paths import SOLUTIONS_DIR
-    from grader.checks.kernel_cache import cache_root
     from grader.checks.rubric import load_rubric
+    from grader.data.kernel_cache import cache_root
 
     solution = SOLUTIONS_DIR / load_rubric(module).notebook
     plains, ones, batches = [], [], []

@@ -31,14 +31,14 @@ import nbformat
 
 from grader.base.paths import SOLUTIONS_DIR
 from grader.checks.rubric import load_rubric
-from grader.submission.execute import Limits, execute_notebook
-from grader.submission.grading import GradingOptions, grade_submission
-from grader.submission.sandbox import (
+from grader.kernel.execute import Limits, execute_notebook
+from grader.kernel.sandbox import (
     KernelHome,
     kernel_environment,
     make_kernel_manager,
     sandboxed_kernel_manager,
 )
+from grader.submission.grading import GradingOptions, grade_submission
 
 
 def one_startup(sandboxed: bool, data_dir: str | None) -> tuple[float, float]:

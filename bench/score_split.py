@@ -2,7 +2,7 @@
 
 For each lesson (fast mode, seed 0) the solution runs through the grader's pipeline up to
 the export (sandboxed kernel, as a batch worker runs it); then this process does what a warm
-scoring process does: its warm-up (:func:`grader.submission.scoring_server.warm_up`: the
+scoring process does: its warm-up (:func:`grader.scoring.scoring_server.warm_up`: the
 first fit, the datasets), loading the artifacts (vetted, safe mode) and every rubric check
 with the private re-run choice. Each check is timed; experiment checks are the re-runs.
 
@@ -23,15 +23,15 @@ from pathlib import Path
 
 def split_module(module: str, data_dir: str) -> dict:
     from grader.base.paths import SOLUTIONS_DIR
-    from grader.checks.holdout import plan_holdout
-    from grader.checks.kernel_cache import with_kernel_data
     from grader.checks.kinds import Context, run_check
     from grader.checks.rubric import load_rubric
-    from grader.submission.export import load_artifacts
+    from grader.data.holdout import plan_holdout
+    from grader.data.kernel_cache import with_kernel_data
+    from grader.scoring.export import load_artifacts
+    from grader.scoring.score_process import model_bounds
+    from grader.scoring.scoring_server import warm_up
     from grader.submission.options import GradingOptions
     from grader.submission.pipeline import STEPS, Job, export, rerun_choice_key
-    from grader.submission.score_process import model_bounds
-    from grader.submission.scoring_server import warm_up
 
     rubric = load_rubric(module)
     holdout, copy = with_kernel_data(plan_holdout(data_dir, fast=True))

@@ -20,7 +20,7 @@ from grader.base.paths import MODULES
 
 if TYPE_CHECKING:
     from grader.base.course import Course
-    from grader.classroom.canvas_api import CanvasClient
+    from grader.lms.canvas_api import CanvasClient
 
 
 def _student_edition(args: argparse.Namespace) -> int:
@@ -138,13 +138,16 @@ def _custom_module(args: argparse.Namespace) -> dict:
 
 def _grade(args: argparse.Namespace) -> int:
     custom = _custom_module(args)
-    submissions, intake = _canvas_intake(args, custom.get("rubric"))  # issue 23
+    from grader.lms.intake import grade_intake, print_intake
+
+    submissions, intake = grade_intake(args.course, args.out, args.submissions, args.roster,
+                                       custom.get("rubric"))
     if args.fast and args.scheduler is None:  # a machine's first fast batch writes the shared
-        from grader.checks.kernel_cache import prepare_fast_copy  # data copy meanwhile
+        from grader.data.kernel_cache import prepare_fast_copy  # data copy meanwhile
 
         prepare_fast_copy(os.environ.get("DLCOURSE_DATA_DIR"))  # grade_class joins it
     from grader.classroom.batch import grade_class
-    from grader.submission.execute import mode_limits
+    from grader.kernel.execute import mode_limits
 
     limits = mode_limits(fast=args.fast, memory_mb=args.memory_mb, cell_timeout_s=args.cell_timeout)
     try:
@@ -162,57 +165,8 @@ def _grade(args: argparse.Namespace) -> int:
               " not be told apart or told whose (error rows in grades.csv and the report):")
         for problem in summary.problems:
             print(f"  {problem}")
-    _print_intake(intake)  # issue 23
+    print_intake(intake)
     return 0
-
-
-# --- issue 23: Canvas download intake and late-work record (grader.classroom.canvas_zip, late)
-def _canvas_intake(args: argparse.Namespace, rubric) -> tuple[list, object]:
-    """The folders to grade (a Canvas download staged when ``--roster`` is given) and the
-    intake; writes ``OUT/late.json`` from every ``canvas-pull.json`` and the course file."""
-    from grader.base.course import load_course
-    from grader.classroom import course_record
-    from grader.classroom.late import pulled_times, record_from_pulls, save_record
-
-    course = load_course(args.course)
-    if args.out.exists() and not args.out.is_dir():
-        raise GraderError(f"--out {str(args.out)!r} is a file; expected a folder (it is created"
-                          " if missing). Fix: choose another --out.")
-    course = course_record.settings_for(args.out, course, "grade")
-    submissions, intake = list(args.submissions), None
-    if args.roster is not None:
-        from grader.classroom.canvas_zip import stage_download
-        from grader.submission.validate import course_release_stems, module_from_name
-
-        if len(submissions) != 1:
-            raise GraderError("--roster reads one Canvas download: pass one zip or folder"
-                              f" (got {len(submissions)} paths)")
-        stems = course_release_stems()
-        if rubric is not None:
-            stems[Path(rubric.notebook).stem] = rubric.module
-        intake = stage_download(Path(submissions[0]), args.roster, args.out, course=course,
-                                module_of=lambda name: module_from_name(Path(name), stems))
-        submissions = [intake.folder]
-    pulls = [p for s in submissions if Path(s).is_dir() and (p := pulled_times(Path(s)))]
-    record = record_from_pulls(course, pulls, intake.lists() if intake else None)
-    args.out.mkdir(parents=True, exist_ok=True)
-    course_record.save(args.out, course)
-    save_record(args.out, record)
-    return submissions, intake
-
-
-def _print_intake(intake) -> None:
-    if intake is None:
-        return
-    heads = {"unknown": "file(s) of users not on the roster (not graded)",
-             "missing": "roster student(s) without a submission",
-             "older": "older submission(s) superseded by a resubmission (the latest counts)",
-             "refused": "file(s) or roster row(s) refused"}
-    for kind, lines in intake.lists().items():
-        if lines:
-            print(f"{len(lines)} {heads[kind]}:")
-            for line in lines:
-                print(f"  {line}")
 
 
 def summary_line(summary) -> str:
@@ -251,8 +205,8 @@ def _manual(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from grader.base.course import load_course
-    from grader.classroom.course_record import settings_for
-    from grader.classroom.lms import export_canvas
+    from grader.lms.course_record import settings_for
+    from grader.lms.gradebook_csv import export_canvas
 
     course = settings_for(args.dir, load_course(args.course), "export --canvas")
     result = export_canvas(args.canvas, args.dir, match=args.match_column, course=course,
@@ -285,21 +239,21 @@ def _export(args: argparse.Namespace) -> int:
 
 def _canvas(args: argparse.Namespace) -> int:
     from grader.base.course import load_course
-    from grader.classroom.canvas_api import CanvasClient, token_from_env
-    from grader.classroom.canvas_pull import require_canvas
+    from grader.lms.canvas_api import CanvasClient, token_from_env
+    from grader.lms.canvas_pull import require_canvas
 
     if args.action == "pull" and (args.apply or args.force):
         raise GraderError("--apply and --force go with canvas push; canvas pull changes nothing"
                           " in Canvas")
     course = load_course(args.course)
     if args.action == "push":
-        from grader.classroom.course_record import settings_for
+        from grader.lms.course_record import settings_for
 
         course = settings_for(args.dir, course, "canvas push")
     require_canvas(course)
     client = CanvasClient(course.canvas.base_url, token_from_env())
     if args.action == "pull":
-        from grader.classroom.canvas_pull import pull
+        from grader.lms.canvas_pull import pull
 
         summary = pull(course, args.dir, client, args.module)
         print(f"pulled {summary.saved} notebook(s) into {args.dir}"
@@ -315,7 +269,7 @@ def _canvas(args: argparse.Namespace) -> int:
 
 def _canvas_push(args: argparse.Namespace, course: Course, client: CanvasClient) -> int:
     """``canvas push``: the plan printed, then (``--apply``) sent, each with its feedback page."""
-    from grader.classroom.canvas_push import apply_push, number, plan_push
+    from grader.lms.canvas_push import apply_push, number, plan_push
 
     plan = plan_push(course, args.dir, client, args.module)
     words = {"send": "send", "same": "already in Canvas",
@@ -358,8 +312,8 @@ def _canvas_push(args: argparse.Namespace, course: Course, client: CanvasClient)
 def _gradescope(args: argparse.Namespace) -> int:
     import time
 
-    from grader.classroom.gradescope import build_autograder
-    from grader.classroom.gradescope_results import write_results
+    from grader.lms.gradescope import build_autograder
+    from grader.lms.gradescope_results import write_results
 
     started = getattr(args, "started", None)
     started = started if started is not None else time.time()
@@ -386,8 +340,8 @@ def _gradescope_upload(args: argparse.Namespace, started: float) -> int:
 
     import nbformat
 
-    from grader.classroom.gradescope_results import load_settings, upload_document, write_document
-    from grader.classroom.gradescope_upload import find_notebook
+    from grader.lms.gradescope_results import load_settings, upload_document, write_document
+    from grader.lms.gradescope_upload import find_notebook
 
     settings = load_settings(args.settings)
     solution = nbformat.read(args.solution, as_version=4) if args.solution else None

@@ -108,7 +108,7 @@ import nbformat
 from nbclient import NotebookClient
 
 try:  # the grader's layout since the 'layout' branch; before it, grader/sandbox.py
-    from grader.submission.sandbox import kernel_environment
+    from grader.kernel.sandbox import kernel_environment
 except ImportError:
     from grader.sandbox import kernel_environment
 

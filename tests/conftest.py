@@ -25,7 +25,7 @@ def data_dir() -> str:
 def bwrap_required() -> None:
     """Tests that need the bubblewrap sandbox: skipped without it, failed in CI
     (``DLCOURSE_REQUIRE_SANDBOX=1``, where ``.ci/run`` installs it)."""
-    from grader.submission.sandbox import bwrap_problem
+    from grader.kernel.sandbox import bwrap_problem
 
     problem = bwrap_problem()
     if problem is not None:

@@ -1,4 +1,4 @@
-"""What the instructor and the students open, after a batch of hostile files (issue 20, 5 7 8 11 12).
+"""What the instructor and the students open, after a batch of hostile files.
 
 One batch through the real CLI (``python -m grader grade ... --sandbox none --jobs 2``, the
 tiny fixture module passed with ``--rubric/--solution``) mixes an honest victim with:
@@ -31,7 +31,7 @@ import psutil
 import pytest
 
 from grader.base.paths import REPO_ROOT
-from grader.submission.sandbox import UNSANDBOXED_WARNING
+from grader.kernel.sandbox import UNSANDBOXED_WARNING
 
 pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("pages-hostile")]
 
@@ -347,7 +347,7 @@ def test_containment_is_reported_with_its_direction(batch):
 
 def test_manual_import_keeps_the_no_sandbox_warning_and_the_similar_pairs(batch, tmp_path):
     """``manual export`` + ``manual import`` rewrite the outputs with the writer ``grade`` uses
-    (issue 21, 4): the no-sandbox warning and the similar pairs stay in report.html."""
+   : the no-sandbox warning and the similar pairs stay in report.html."""
     out = tmp_path / "out"
     shutil.copytree(batch["out"], out)
     before = (out / "report.html").read_text()

@@ -26,9 +26,9 @@ from test_identity_cli import WRITTEN_TOML, _solution
 
 from grader.base.course import LatePolicy
 from grader.base.paths import REPO_ROOT
-from grader.classroom.canvas_zip import MAX_FILE_BYTES, parse_name
 from grader.classroom.late import apply_late, late_line, parse_time
-from grader.classroom.lms import read_roster_table
+from grader.lms.canvas_zip import MAX_FILE_BYTES, parse_name
+from grader.lms.gradebook_csv import read_roster_table
 
 pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("canvas-intake")]
 

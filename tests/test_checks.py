@@ -139,7 +139,7 @@ def test_softmax_output_passes_whatever_its_spelling(tmp_path):
     check = spec(expected=140106, output_activation="softmax")
     assert run_check(check, {"model": model}, CTX).passed
     model.save(tmp_path / "m.keras")
-    from grader.submission.export import _load_model  # what the grader's scoring process does
+    from grader.scoring.export import _load_model  # what the grader's scoring process does
 
     loaded = _load_model(tmp_path / "m.keras")
     result = run_check(check, {"model": loaded}, CTX)
@@ -178,7 +178,7 @@ def test_regularised_model_needs_l2_or_dropout_when_the_grader_loads_it(tmp_path
     import keras
 
     from grader.checks.rubric import load_rubric
-    from grader.submission.export import _load_model
+    from grader.scoring.export import _load_model
 
     factor = 0.0 if regularise["l2"] == "zero" else 1e-4
     layers = [keras.Input(shape=(784,))]

@@ -5,7 +5,7 @@ right answer and "not yet" with a hint to a wrong one, without holding answers.
 edition (``python -S``, the edition and this venv's third-party packages on ``PYTHONPATH``),
 in fast mode on the real data: real models trained briefly, their histories, functions
 written right and wrong. The wrong answers include those a teaching review saw pass as
-"looks complete" (issue 41): a percentage for an accuracy, a reversed comparison, training
+"looks complete": a percentage for an accuracy, a reversed comparison, training
 instead of validation accuracy, a schedule that decays one epoch late, images and labels
 split apart, binary cross-entropy for ten one-hot classes, ``min`` for the best rate, the
 best model chosen on the test set, and a "regularised" model with neither L2 nor dropout.

@@ -111,7 +111,7 @@ def test_verdict_names_no_configuration_to_the_student():
 
 
 def test_confirm_runs_nothing_in_the_self_check_and_the_chosen_ones_when_grading():
-    """The shared last steps (issue 21, 8): no re-run without ``verify``; with it, ``first``
+    """The shared last steps: no re-run without ``verify``; with it, ``first``
     then the privately chosen options, each with its own salt, and the verdict's outcome."""
     ran: list[tuple] = []
 

@@ -23,8 +23,8 @@ from grader.checks.context import Context
 from grader.checks.figures import MAX_FIGURE_BYTES
 from grader.checks.kinds import run_check
 from grader.checks.rubric import parse_rubric
-from grader.submission.export import collect_artifacts, export_source, load_artifacts
-from grader.submission.sandbox import bwrap_problem
+from grader.kernel.sandbox import bwrap_problem
+from grader.scoring.export import collect_artifacts, export_source, load_artifacts
 
 HISTORY = {"loss": [1.2, 0.9, 0.7], "val_loss": [1.1, 1.0, 0.95],
            "accuracy": [0.5, 0.6, 0.7], "val_accuracy": [0.55, 0.58, 0.6]}

@@ -19,8 +19,8 @@ import pytest
 from grader.authoring.cells import CODE_STUB, code_stub, is_stub_line, role
 from grader.base.paths import NOTEBOOKS_DIR
 from grader.classroom.similarity import exercise_code
-from grader.submission.execute import ExecutionResult
-from grader.submission.score import _exercise_problem
+from grader.kernel.execute import ExecutionResult
+from grader.scoring.score import _exercise_problem
 
 RELEASED = sorted(NOTEBOOKS_DIR.glob("0*.ipynb"))
 LABELLED = re.compile(r'raise NotImplementedError\("Exercise (\d+)\.\w+: replace this line with'

@@ -46,7 +46,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from grader.base.paths import MODULES, NOTEBOOKS_DIR, REPO_ROOT, SOLUTIONS_DIR
-from grader.classroom.gradescope_results import TIME_LIMIT_OUTPUT, UPLOAD_TEST
+from grader.lms.gradescope_results import TIME_LIMIT_OUTPUT, UPLOAD_TEST
 
 NOTEBOOK = "02_dense_mnist_fashion.ipynb"
 TOP = {"score", "execution_time", "output", "visibility", "stdout_visibility", "tests"}
@@ -233,7 +233,7 @@ def test_solution_in_uid_mode_keeps_the_instructor_warning_out_of_results(
         autograder, tmp_path, data_dir):
     """``--sandbox uid``: the grader's row carries the instructor-only uid warning (the log
     shows it); no student-visible ``output`` does."""
-    from grader.submission.uid_mode import UID_WARNING, uid_problem
+    from grader.kernel.uid_mode import UID_WARNING, uid_problem
 
     if uid_problem() is not None:
         pytest.skip(f"uid mode does not work here: {uid_problem()}")

@@ -1,4 +1,4 @@
-"""What grading costs around the notebook (issue 27): the batch's scheduling and start-up.
+"""What grading costs around the notebook: the batch's scheduling and start-up.
 
 * A local batch holds ``jobs`` kernel slots; a submission gives its slot up the moment its
   kernel is gone, so the next kernel runs while it is scored. The scheduler is tested with
@@ -73,7 +73,7 @@ def _stand_ins(monkeypatch, clock: _Clock, *, kernel_s: float, score_s: float, p
         def close(self) -> None:
             pass
 
-    from grader.submission import scoring_server
+    from grader.scoring import scoring_server
 
     monkeypatch.setattr(workers, "WorkerProcess", Worker)
     monkeypatch.setattr(scoring_server, "ScorerPool", Pool)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from grader.submission.execute import Limits, execute_notebook, kernel_env
+from grader.kernel.execute import Limits, execute_notebook, kernel_env
 
 pytestmark = pytest.mark.notebook
 
@@ -104,7 +104,7 @@ def test_limits_validate_their_values():
 
 def test_full_mode_allows_its_measured_slowest_cell_and_overrides_win():
     """Full mode's per-cell and per-notebook limits come from bench/results/calibration.md."""
-    from grader.submission.execute import FULL_CELL_TIMEOUT_S, FULL_NOTEBOOK_TIMEOUT_S, mode_limits
+    from grader.kernel.execute import FULL_CELL_TIMEOUT_S, FULL_NOTEBOOK_TIMEOUT_S, mode_limits
 
     assert mode_limits(fast=True) == Limits()
     full = mode_limits(fast=False)
@@ -119,8 +119,8 @@ def test_an_early_export_runs_right_after_its_cell_and_leaves_no_trace(tmp_path)
     """The early export (a Midway) runs once, right after the first cell with its id: it
     sees the value of that moment, the next cells see none of its names, the notebook keeps
     its cells and counts, and a value planted later is not read."""
-    from grader.submission.execute import Midway
-    from grader.submission.export import names_export_source, read_early_values
+    from grader.kernel.execute import Midway
+    from grader.scoring.export import names_export_source, read_early_values
 
     folder = tmp_path / "early"
     seen: list = []
@@ -150,8 +150,8 @@ def test_an_early_export_file_the_kernel_replaced_is_left_out(tmp_path, plant):
     """What the early export reads is the kernel's: a link, a FIFO, a file too large, not
     JSON or nested deeper than any export writes is left out (never followed, never blocks),
     and the run goes on."""
-    from grader.submission.execute import Midway
-    from grader.submission.export import read_early_values
+    from grader.kernel.execute import Midway
+    from grader.scoring.export import read_early_values
 
     folder = tmp_path / "early"
     source = (f"import os\nos.makedirs({str(folder)!r}, exist_ok=True)\n"

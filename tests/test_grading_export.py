@@ -13,7 +13,7 @@ import pytest
 from grader.authoring.release import available_modules
 from grader.checks.kinds import FunctionOutput
 from grader.checks.rubric import load_rubric
-from grader.submission.export import (
+from grader.scoring.export import (
     check_keras_archive,
     export_source,
     load_artifacts,

@@ -1,4 +1,4 @@
-"""The private hold-out and the kernel's copy of the datasets (grader.checks.holdout), on real data.
+"""The private hold-out and the kernel's copy of the datasets (grader.data.holdout), on real data.
 
 No kernel runs here: these tests build kernel copies and hold-outs from the real datasets and
 compare them row by row (hashes of images).
@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 from grader.base.errors import GraderError
-from grader.checks.holdout import (
+from grader.checks.kinds import CheckFailed, Context
+from grader.checks.leakage import SAW_TEST_SET, score_with_holdout
+from grader.data.holdout import (
     FLAG_MARGIN,
     HOLDOUT_SIZE,
     KernelData,
@@ -25,8 +27,6 @@ from grader.checks.holdout import (
     plan_holdout,
     split_indices,
 )
-from grader.checks.kinds import CheckFailed, Context
-from grader.checks.leakage import SAW_TEST_SET, score_with_holdout
 from helpers.data import DATASETS, FAST_TEST_SIZE, FAST_TRAIN_SIZE, load_dataset
 
 KEY_A = b"a" * 64
@@ -158,7 +158,7 @@ def test_a_model_that_memorised_the_test_split_is_flagged(data_dir):
 
 
 def test_a_folder_missing_a_dataset_a_module_needs_is_a_clear_error(tmp_path, data_dir):
-    from grader.checks.holdout import require_datasets
+    from grader.data.holdout import require_datasets
 
     os.symlink(os.path.join(data_dir, "mnist.npz"), tmp_path / "mnist.npz")
     require_datasets(str(tmp_path), {"mnist": {"01"}})
@@ -170,7 +170,7 @@ def test_a_copy_left_by_a_killed_run_is_removed_by_the_next(tmp_path, data_dir):
     import subprocess
     import sys
 
-    from grader.checks.holdout import remove_stale
+    from grader.data.holdout import remove_stale
 
     plan = plan_holdout(data_dir, fast=True, key=KEY_A)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],

@@ -19,7 +19,7 @@ from pathlib import Path
 import helpers_notebooks as fx
 import pytest
 
-from grader.checks.holdout import KERNEL_DATA_PREFIX
+from grader.data.holdout import KERNEL_DATA_PREFIX
 
 pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("holdout")]
 

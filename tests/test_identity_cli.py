@@ -1,4 +1,4 @@
-"""Student identity and the gradebook files, through the real CLI (issues 20 and 29).
+"""Student identity and the gradebook files, through the real CLI.
 
 One batch of the tiny fixture module (``python -m grader grade SUBS ... --fast --rubric
 --solution --import``), graded with a custom rubric of 9 points (the fixture's 7 automatic

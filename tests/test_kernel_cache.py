@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.checks.holdout import KernelData, plan_holdout
-from grader.checks.kernel_cache import (
+from grader.data.holdout import KernelData, plan_holdout
+from grader.data.kernel_cache import (
     cache_root,
     kernel_copy,
     prepare_fast_copy,

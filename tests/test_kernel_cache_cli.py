@@ -22,8 +22,8 @@ import helpers_notebooks as fx
 import numpy as np
 import pytest
 
-from grader.checks.holdout import plan_holdout
-from grader.checks.kernel_cache import cache_root, shared_fast_copy
+from grader.data.holdout import plan_holdout
+from grader.data.kernel_cache import cache_root, shared_fast_copy
 
 pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("kernel-cache-cli")]
 

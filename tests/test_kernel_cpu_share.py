@@ -10,7 +10,7 @@ here: the scheduler groups the processes of a session, and the sandbox starts ea
 a new one; a session per spinner undoes that.) Without CPU shares per kernel the victim is
 one runnable process among about 25 on 2 cores (about 0.08 of a core: checked, the victim
 then finished after the spinners' 60 s); with each kernel in a ``cpu`` cgroup of its own
-(:mod:`grader.submission.cgroups`) the spinners' kernel weighs as one process (the victim
+(:mod:`grader.kernel.cgroups`) the spinners' kernel weighs as one process (the victim
 gets about a core alone, half a core with another test's kernel and scorer busy beside it).
 The victim's row must keep full marks and its slowest cell (the loop, after a 10 s pause)
 must stay under ``PAUSE_S + WORK_CPU_S / MIN_SHARE``.
@@ -25,7 +25,7 @@ import helpers_notebooks as fx
 import pytest
 from test_kernel_floods import GOOD_FUNCTION, _grade, _setup
 
-from grader.submission.cgroups import controllers_in_use
+from grader.kernel.cgroups import controllers_in_use
 
 pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("cpu-share")]
 

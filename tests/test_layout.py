@@ -15,7 +15,8 @@ GRADER = Path(__file__).resolve().parents[1] / "grader"
 
 # The stages, bottom to top: a module may import its own stage or one listed before it.
 # ``grader/__init__.py`` and ``grader/__main__.py`` sit above all of them.
-LEVELS = ("base", "checks", "authoring", "submission", "pages", "classroom")
+LEVELS = ("base", "data", "checks", "authoring", "kernel", "scoring", "submission", "pages",
+          "classroom", "lms")
 TOP = len(LEVELS)
 
 

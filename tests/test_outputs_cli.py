@@ -3,7 +3,7 @@
 A fixture submission with a written answer is graded unsandboxed (``--sandbox none``: the
 report carries the no-sandbox warning), then ``manual export`` and ``manual import`` with a
 real mark rewrite the outputs. The rewritten report must still say what ``grade`` said: the
-warning (it vanished before issue 21, 4) and the similarity threshold; the imported mark
+warning (it vanished before) and the similarity threshold; the imported mark
 reaches grades.json, grades.csv, the report and the student's feedback page, which never
 shows the warning.
 """
@@ -123,7 +123,7 @@ def test_manual_import_rewrites_the_outputs_as_grade_wrote_them(graded):
 def test_pages_describe_the_checks_of_the_rubric_graded_with(graded):
     """Graded with ``--rubric``, the pages take each check's description from that rubric (as
     recorded in rubrics.json), not from the course's rubric of the same module number, which
-    has no such check (the description was missing before issue 21, 2)."""
+    has no such check (the description was missing before)."""
     page = (graded / "out" / "feedback" / "ada.html").read_text(encoding="utf-8")
     assert "Written: why 16 hidden units" in page
     record = json.loads((graded / "out" / "rubrics.json").read_text(encoding="utf-8"))

@@ -22,7 +22,7 @@ import pytest
 from grader.checks.kinds import CheckResult
 from grader.checks.results import GradeRow
 from grader.classroom.outputs import record_batch, write_outputs
-from grader.submission.sandbox import UNSANDBOXED_WARNING
+from grader.kernel.sandbox import UNSANDBOXED_WARNING
 
 CHROMIUM = os.environ.get("DLCOURSE_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -44,7 +44,7 @@ def real_labels(data_dir) -> dict[str, np.ndarray]:
 def test_the_course_subsets_are_scikit_learns(real_labels):
     """The fast training and test subsets (public seed) and hold-out draws of several secret
     seeds from the rows outside the fast subset, on every dataset."""
-    from grader.checks.holdout import HOLDOUT_SIZE
+    from grader.data.holdout import HOLDOUT_SIZE
 
     for what, labels in real_labels.items():
         size = FAST_TRAIN_SIZE if what.endswith("y_train") else FAST_TEST_SIZE
@@ -101,7 +101,7 @@ def test_writing_the_fast_kernel_copy_imports_no_scikit_learn(data_dir, tmp_path
     the second-long scikit-learn import (checked in a fresh process, as a first batch)."""
     code = (
         "import json, os, sys\nfrom pathlib import Path\n"
-        "from grader.checks.holdout import dataset_files, plan_holdout, write_kernel_files\n"
+        "from grader.data.holdout import dataset_files, plan_holdout, write_kernel_files\n"
         "source = os.environ['DLCOURSE_DATA_DIR']\n"
         "plan = plan_holdout(source, fast=True, key=b'k' * 32)\n"
         f"write_kernel_files(plan, dataset_files(source), Path({str(tmp_path)!r}) / 'data')\n"

@@ -34,7 +34,7 @@ import psutil
 import pytest
 
 from grader.base.paths import RUBRIC_DIR
-from grader.submission.uid_lease import KERNEL_UID_BASE, KERNEL_UID_SLOTS
+from grader.kernel.uid_lease import KERNEL_UID_BASE, KERNEL_UID_SLOTS
 
 pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("hostile")]
 
@@ -254,7 +254,7 @@ def _daemons() -> list[psutil.Process]:
 def sandbox_works(request) -> str:
     """The sandbox mode this run tests (``DLCOURSE_TEST_SANDBOX``), checked to work here."""
     if SANDBOX == "uid":
-        from grader.submission.uid_mode import uid_problem
+        from grader.kernel.uid_mode import uid_problem
 
         problem = uid_problem()
         if problem is not None:

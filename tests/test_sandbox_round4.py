@@ -208,7 +208,7 @@ def _secret_targets(key_file: Path) -> list[str]:
 @pytest.fixture(scope="module", params=["bwrap", "uid"])
 def mode(request) -> str:
     if request.param == "uid":
-        from grader.submission.uid_mode import uid_problem
+        from grader.kernel.uid_mode import uid_problem
 
         if os.geteuid() != 0 or uid_problem() is not None:
             pytest.skip(f"uid mode needs root and util-linux here: {uid_problem()}")
@@ -316,13 +316,13 @@ os.makedirs("/tmp/" + os.path.basename(sys.argv[2]) + "-dir/a/b")
 def test_remove_uid_files_takes_what_a_uid_left_in_every_shared_folder_and_ipc():
     """Without namespaces (the fallback where ``unshare --ipc`` is refused): files in every
     shared writable folder and System V segments, made by a process running as the uid."""
-    from grader.submission.uid_lease import (
+    from grader.kernel.uid_lease import (
         _drop_to,
         _sysv_objects,
         lease_kernel_uid,
         remove_uid_files,
     )
-    from grader.submission.uid_mode import uid_problem
+    from grader.kernel.uid_mode import uid_problem
 
     if os.geteuid() != 0 or uid_problem() is not None:
         pytest.skip(f"uid mode needs root and util-linux here: {uid_problem()}")
@@ -346,7 +346,7 @@ def test_remove_uid_files_takes_what_a_uid_left_in_every_shared_folder_and_ipc()
 
 @pytest.fixture(scope="module")
 def race(tmp_path_factory, data_dir):
-    from grader.submission.uid_mode import uid_problem
+    from grader.kernel.uid_mode import uid_problem
 
     if os.geteuid() != 0 or uid_problem() is not None:
         pytest.skip(f"uid mode needs root and util-linux here: {uid_problem()}")
@@ -405,7 +405,7 @@ def test_a_venv_under_tmp_whose_site_packages_is_a_link_grades_in_bubblewrap(
 def test_a_failing_mount_is_reported_as_such_not_as_a_missing_bubblewrap(
         monkeypatch, tmp_path, bwrap_required):
     from grader.base.errors import GraderError
-    from grader.submission import sandbox, sandbox_choice
+    from grader.kernel import sandbox, sandbox_choice
 
     real = sandbox._python_binds
     missing = tmp_path / "gone"
@@ -424,11 +424,11 @@ def test_a_failing_mount_is_reported_as_such_not_as_a_missing_bubblewrap(
 
 
 def test_instructor_notes_reach_neither_the_feedback_page_nor_gradescope(batch):
-    from grader.classroom.gradescope_results import results_document
+    from grader.lms.gradescope_results import results_document
 
     row = batch["first"]["rows"]["victim"]
     if batch["mode"] == "uid":  # the uid-mode warning is the batch's first instructor note
-        from grader.submission.uid_mode import UID_WARNING
+        from grader.kernel.uid_mode import UID_WARNING
 
         assert row["instructor_notes"][0].startswith(UID_WARNING), row
     row = {**row, "instructor_notes": [*row["instructor_notes"], "INSTRUCTOR ONLY"]}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.submission.sandbox import INHERITED_ENV, UNSANDBOXED_WARNING, kernel_environment
+from grader.kernel.sandbox import INHERITED_ENV, UNSANDBOXED_WARNING, kernel_environment
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -73,7 +73,7 @@ def test_kernel_environment_is_an_allow_list(monkeypatch):
 
 def test_without_a_data_folder_or_network_the_batch_stops_before_grading(tmp_path):
     """Sandboxed kernels have no network: the grader must provide the data or say why not."""
-    from grader.submission.sandbox import bwrap_problem
+    from grader.kernel.sandbox import bwrap_problem
 
     if bwrap_problem() is not None:
         pytest.skip(f"needs bubblewrap: {bwrap_problem()}")

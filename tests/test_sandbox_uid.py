@@ -16,8 +16,8 @@ from pathlib import Path
 import helpers_notebooks as fx
 import pytest
 
-from grader.submission.uid_lease import KERNEL_UID_BASE, KERNEL_UID_SLOTS
-from grader.submission.uid_mode import UID_WARNING, uid_problem
+from grader.kernel.uid_lease import KERNEL_UID_BASE, KERNEL_UID_SLOTS
+from grader.kernel.uid_mode import UID_WARNING, uid_problem
 
 pytestmark = [pytest.mark.notebook]
 

@@ -1,8 +1,8 @@
 """The warm scoring process: same results as a fresh child, same limits, no strangers.
 
 Real Keras models of the tiny fixture module are scored on the real MNIST data, once in a
-fresh child (:func:`grader.submission.score_process.score_isolated`) and then by one warm process
-(:mod:`grader.submission.scoring_server`), before and after a wrong model from another "student".
+fresh child (:func:`grader.scoring.score_process.score_isolated`) and then by one warm process
+(:mod:`grader.scoring.scoring_server`), before and after a wrong model from another "student".
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import helpers_notebooks as fx
 import pytest
 
 from grader.base.processes import tree_rss_mb
-from grader.checks.holdout import plan_holdout
-from grader.submission.score_process import ScoreLimits, score_isolated
-from grader.submission.scoring_server import WarmScorer, _alive, score_warm
+from grader.data.holdout import plan_holdout
+from grader.scoring.score_process import ScoreLimits, score_isolated
+from grader.scoring.scoring_server import WarmScorer, _alive, score_warm
 
 pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("warm-scoring")]
 
@@ -167,7 +167,7 @@ def test_a_frozen_server_is_given_up_and_a_fresh_child_scores(setup):
                    limits=ScoreLimits(), **setup["kwargs"])
         os.kill(handle.pid, signal.SIGSTOP)
         start = time.monotonic()
-        from grader.submission.scoring_server import request
+        from grader.scoring.scoring_server import request
 
         status, message = request(handle, ("not sent",), timeout_s=60, memory_mb=6000,
                                   handshake_s=2.0)
@@ -242,7 +242,7 @@ def test_reruns_done_ahead_are_the_ones_computed_after(data_dir, tmp_path):
     give the check exactly the values the same scorer computes when nothing was done ahead."""
     from grader.checks.references.lesson03 import LEARNING_RATES, LR_EPOCHS
     from grader.checks.rubric import load_rubric
-    from grader.submission.scoring_server import run_ahead_warm
+    from grader.scoring.scoring_server import run_ahead_warm
 
     epochs = LR_EPOCHS["fast"]
     histories = {f"{lr:g}": {"loss": [1.0] * epochs if lr == 1e-6 else [1.0, 0.8][:epochs],
@@ -270,7 +270,7 @@ def test_reruns_of_the_students_choice_run_ahead_on_the_early_values(data_dir, t
     table, give the check the values the same scorer computes after; the lesson's fixed plans'
     request does not run them, and a table that changed since computes afresh."""
     from grader.checks.rubric import load_rubric
-    from grader.submission.scoring_server import run_ahead_warm
+    from grader.scoring.scoring_server import run_ahead_warm
 
     table = {"64": 0.8, "512": 0.82, "256-128": 0.83, "32-16": 0.78}
     folder, ctx = _one_value(tmp_path, data_dir, "fashion_architectures", table, "early-test")
@@ -316,7 +316,7 @@ def test_a_timing_done_ahead_beside_busy_processes_lets_in_nothing_they_slowed(d
 
     from grader.checks.references.lesson01 import BATCH_SIZES
     from grader.checks.rubric import load_rubric
-    from grader.submission.scoring_server import run_ahead_warm
+    from grader.scoring.scoring_server import run_ahead_warm
 
     folder, ctx = _one_value(tmp_path, data_dir, "batch_seconds",
                              {str(size): 1.0 for size in BATCH_SIZES}, "timing-beside")

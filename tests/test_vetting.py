@@ -1,4 +1,4 @@
-"""Tests for grader.submission.vetting: refuse hostile ``.keras`` archives from their config alone."""
+"""Tests for grader.scoring.vetting: refuse hostile ``.keras`` archives from their config alone."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from grader.submission import vetting
-from grader.submission.vetting import ModelBounds, estimate_params, vet_keras_archive, vet_model_config
+from grader.scoring import model_archive
+from grader.scoring.model_archive import vet_keras_archive
+from grader.scoring.vetting import ModelBounds, estimate_params, vet_model_config
 
 keras = pytest.importorskip("keras")
 layers = keras.layers
@@ -262,7 +263,8 @@ def test_vetting_imports_no_keras(saved, small, tmp_path):
     script = (
         "import sys, json\n"
         "from pathlib import Path\n"
-        "from grader.submission.vetting import ModelBounds, vet_keras_archive\n"
+        "from grader.scoring.model_archive import vet_keras_archive\n"
+        "from grader.scoring.vetting import ModelBounds\n"
         f"ok = vet_keras_archive(Path({str(saved['cnn'][0])!r}), ModelBounds())\n"
         f"bad = vet_keras_archive(Path({str(hostile)!r}), ModelBounds())\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow', 'h5py'))\n"
@@ -453,11 +455,11 @@ def test_unreadable_config_refused(small, tmp_path, raw):
 
 def test_size_limits(small, tmp_path, monkeypatch):
     assert vet_keras_archive(small, BOUNDS) is None
-    monkeypatch.setattr(vetting, "MAX_CONFIG_BYTES", 100)
+    monkeypatch.setattr(model_archive, "MAX_CONFIG_BYTES", 100)
     reason = vet_keras_archive(small, BOUNDS)
     assert reason is not None and "config.json" in reason and "bytes" in reason
     monkeypatch.undo()
-    monkeypatch.setattr(vetting, "MAX_ARCHIVE_UNCOMPRESSED_BYTES", 1_000)
+    monkeypatch.setattr(model_archive, "MAX_ARCHIVE_UNCOMPRESSED_BYTES", 1_000)
     reason = vet_keras_archive(small, BOUNDS)
     assert reason is not None and "unpacks to" in reason
 

@@ -1,1 +1,1 @@
-"""Level 2, the course release: solution cells, student notebooks, the in-notebook self-check."""
+"""Level 3, the course release: solution cells, student notebooks, the in-notebook self-check."""

@@ -2,7 +2,7 @@
 
 Two places ship the self-check without the rest of the grader: the student edition
 (:mod:`grader.authoring.edition`) copies these files, and every grading kernel sees only
-these files of the grader (:mod:`grader.submission.kernel_view`). Both use
+these files of the grader (:mod:`grader.kernel.kernel_view`). Both use
 :func:`selfcheck_files`, so a module the self-check starts importing flows into both, and
 nothing else of the grader (scoring code, rubrics, references, keys) does.
 

@@ -27,7 +27,7 @@ class Context:
     verify: bool = False
     choice_key: str = ""
     holdout: Any = None
-    """A :class:`grader.checks.holdout.HoldoutPlan` when grading: accuracy is then scored on the
+    """A :class:`grader.data.holdout.HoldoutPlan` when grading: accuracy is then scored on the
     private hold-out too. ``None`` in the student's own kernel (self-checks)."""
 
     def __post_init__(self) -> None:
@@ -60,7 +60,7 @@ class Context:
 
     def private_split(self, dataset: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The private hold-out (grading only): uint8 images and 1-D integer labels."""
-        from grader.checks.holdout import load_holdout
+        from grader.data.holdout import load_holdout
 
         if self.holdout is None:
             raise ValueError("expected a Context with a hold-out plan (grading only)")

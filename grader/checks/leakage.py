@@ -2,9 +2,9 @@
 
 An ``accuracy`` check in grading (:func:`grader.checks.kinds.run_check` with a hold-out plan in
 its :class:`~grader.checks.context.Context`) is decided here: the model must reach the rubric's
-threshold on the private hold-out (:mod:`grader.checks.holdout`), images the student's kernel never
+threshold on the private hold-out (:mod:`grader.data.holdout`), images the student's kernel never
 had. The same model is also scored on the public test split, prepared the same way; a
-public accuracy above the private one by more than :data:`grader.checks.holdout.FLAG_MARGIN` means
+public accuracy above the private one by more than :data:`grader.data.holdout.FLAG_MARGIN` means
 the model has most likely been fitted on the test images: the check then scores 0 and is
 flagged ``saw_test_set``.
 """
@@ -42,7 +42,7 @@ def score_with_holdout(spec: CheckSpec, model, ctx: Context) -> tuple[str, dict]
     CheckFailed
         Below the threshold on the hold-out, or flagged (``flag="saw_test_set"``).
     """
-    from grader.checks.holdout import FLAG_MARGIN
+    from grader.data.holdout import FLAG_MARGIN
 
     private = model_accuracy(model, ctx, inputs=spec.inputs, dataset=spec.dataset,
                              split="private")

@@ -119,5 +119,5 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 def match_key(text: str) -> str:
     """The one normalisation roster matching uses: NFC, outer white space removed, ``A-Z``
     lower-cased, nothing else (so no two different non-ASCII names ever merge). (Moved from
-    :mod:`grader.classroom.lms`, which re-exports it, so the late record can use it.)"""
+    :mod:`grader.lms.gradebook_csv`, which re-exports it, so the late record can use it.)"""
     return unicodedata.normalize("NFC", str(text)).strip().translate(_ASCII_LOWER)

@@ -416,10 +416,10 @@ def _collector(store: ResultStore, current: dict[str, GradeRow], summary: BatchS
 def _early_fast_copy(data_dir: str | None, *, fast: bool,
                      local: bool) -> threading.Thread | None:
     """In fast mode on this machine, start writing the shared kernel copy now (a machine's
-    first batch; later ones find it): :func:`grader.checks.kernel_cache.prepare_fast_copy`."""
+    first batch; later ones find it): :func:`grader.data.kernel_cache.prepare_fast_copy`."""
     if not (fast and local):
         return None
-    from grader.checks.kernel_cache import prepare_fast_copy
+    from grader.data.kernel_cache import prepare_fast_copy
 
     return prepare_fast_copy(data_dir or os.environ.get("DLCOURSE_DATA_DIR"))
 
@@ -470,7 +470,7 @@ def _missing_groups(options: GradingOptions) -> str | None:
     kernels only: without a sandbox nothing is contained anyway)."""
     if options.sandbox not in ("bwrap", "uid"):
         return None
-    from grader.submission.cgroups import controllers_in_use
+    from grader.kernel.cgroups import controllers_in_use
 
     used = controllers_in_use()
     gaps = [f"no {name} control group could be made for the kernels here: {gap}"
@@ -483,8 +483,8 @@ def _uid_options(options: GradingOptions, *, out: Path, submissions) -> GradingO
     every input a kernel's uid could still read (checked by reading them as such a uid)."""
     from grader.base.keys import result_key_file
     from grader.base.paths import PACKAGE_DIR, RUBRIC_DIR, SOLUTIONS_DIR
-    from grader.submission.kernel_view import close_to_kernels
-    from grader.submission.uid_mode import uid_exposures
+    from grader.kernel.kernel_view import close_to_kernels
+    from grader.kernel.uid_mode import uid_exposures
 
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)
@@ -504,7 +504,7 @@ def _uid_options(options: GradingOptions, *, out: Path, submissions) -> GradingO
 
 def _provide_data(data_dir: str | None, *, sandboxed: bool) -> str:
     """The data folder for this run's kernels and scoring (only needed when something is graded)."""
-    from grader.submission.sandbox import kernel_data_dir
+    from grader.kernel.sandbox import kernel_data_dir
 
     try:
         return kernel_data_dir(data_dir)
@@ -563,8 +563,8 @@ def _kernel_data(data_dir: str | None, *, fast: bool, key: bytes,
     """
     from dataclasses import replace
 
-    from grader.checks.holdout import plan_holdout, require_datasets
-    from grader.checks.kernel_cache import kernel_copy
+    from grader.data.holdout import plan_holdout, require_datasets
+    from grader.data.kernel_cache import kernel_copy
 
     plan = plan_holdout(data_dir, fast=fast, key=key)
     if data_dir is None:

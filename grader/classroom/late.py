@@ -17,7 +17,7 @@ A submission ``canvas pull`` fetched carries Canvas's own deadline for that stud
 it is used instead of ``[due]`` and the assignment's ``due_at`` (an ``[extensions]`` entry,
 looked up by the Canvas key, still comes first). An excused submission is never late. When
 the course's Canvas Late Policy deducts (recorded by the pull), Canvas deducts on every
-grade save: the line follows Canvas's rule (:func:`canvas_line`, a share of the points
+grade save: the line follows Canvas's rule (:func:`grader.lms.canvas_late.canvas_line`, a share of the points
 possible per started interval, down to the policy's minimum) and says ``"applied_by":
 "canvas"``, so ``canvas push`` sends the score before the deduction; ``[late]`` penalties
 beside it would deduct twice and are refused (:class:`GraderError`).
@@ -35,13 +35,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from grader.base.course import Course, LatePolicy
+from grader.base.course import LatePolicy
 from grader.checks.results import GradeRow, match_key
 
 DAY = 86400
 LATE_RECORD = "late.json"
-PULL_RECORD = "canvas-pull.json"
-"""Written by ``canvas pull DIR`` (and by the zip intake) at the top of a submissions folder."""
 MARKER_WITHOUT_TIME = "late_marker_without_time"
 
 
@@ -104,31 +102,6 @@ def late_line(*, submitted_at: datetime | None, due_at: datetime | None, marker:
             "flag": None, "source": source}
 
 
-def canvas_line(*, submitted_at: datetime | None, due_at: datetime | None, seconds_late: float,
-                policy: Mapping) -> dict | None:
-    """The late line of a Canvas Late Policy (late_policy.rb ``points_deducted``):
-    ``late_submission_deduction`` percent of the points possible per started
-    ``late_submission_interval``, never below ``late_submission_minimum_percent`` when that
-    is enabled (the cap is applied with the score: :func:`apply_late`)."""
-    if seconds_late <= 0:
-        return None
-    interval = {"hour": 3600, "day": DAY}.get(str(policy.get("late_submission_interval")), DAY)
-    intervals = math.ceil(seconds_late / interval)
-    percent = float(policy.get("late_submission_deduction") or 0.0) * intervals
-    minimum = float(policy.get("late_submission_minimum_percent") or 0.0) \
-        if policy.get("late_submission_minimum_percent_enabled") else 0.0
-    return {"submitted_at": iso(submitted_at), "due_at": iso(due_at),
-            "seconds_late": int(seconds_late), "days_late": math.ceil(seconds_late / DAY),
-            "penalty": round(percent / 100, 6), "minimum_percent": minimum, "flag": None,
-            "source": "canvas-pull", "applied_by": "canvas"}
-
-
-def canvas_deducts(policy: object) -> bool:
-    """Whether a Canvas LatePolicy object deducts points from late submissions."""
-    return isinstance(policy, Mapping) and bool(policy.get("late_submission_deduction_enabled")) \
-        and float(policy.get("late_submission_deduction") or 0) > 0
-
-
 def apply_late(row: GradeRow, line: dict | None) -> GradeRow:
     """A copy of ``row`` with ``raw_score``, ``late`` and the final ``score`` (raw - deducted).
 
@@ -179,103 +152,6 @@ class LateRecord:
         return own.get(module or "", own.get("*"))
 
 
-def pulled_times(folder: Path) -> dict | None:
-    """``folder/canvas-pull.json`` (modules' due_at, submissions' times), or ``None``.
-
-    Raises :class:`GraderError` when the file exists but is not the expected shape.
-    """
-    from grader.base.errors import GraderError
-
-    path = Path(folder) / PULL_RECORD
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data.get("modules", {}), dict) or not isinstance(data["submissions"], dict):
-            raise TypeError
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise GraderError(f"{path}: expected the JSON `canvas pull` writes ({{\"modules\": {{...}},"
-                          f" \"submissions\": {{...}}}}), found something else ({type(exc).__name__})."
-                          " Fix: pull again, or remove the file to grade without submission"
-                          " times") from exc
-    return data
-
-
-def _extension(course: Course, keys: Sequence[str], module: str) -> datetime | None:
-    """The ``[extensions]`` deadline of the first of ``keys`` (compared by ``match_key``)."""
-    own = {match_key(k): v for k, v in course.extensions.items()}
-    for key in keys:
-        found = own.get(match_key(key), {})
-        if module in found:
-            return found[module]
-    return None
-
-
-def _pulled_line(course: Course, pull: dict, folder: str, module: str, sub: dict,
-                 pulled_due: Mapping[str, datetime]) -> dict | None:
-    """One pulled submission's late line (see the module docstring for the order of dates)."""
-    if sub.get("excused"):
-        return None  # submission.rb: an excused submission is not late
-    key = str(sub.get("key") or folder)
-    submitted = parse_time(sub.get("submitted_at"))
-    seconds = sub.get("seconds_late")
-    seconds = float(seconds) if isinstance(seconds, (int, float)) else None
-    extension = _extension(course, [key, folder], module)
-    if "cached_due_date" in sub and extension is None:
-        due = parse_time(sub.get("cached_due_date"))
-        if due is None:  # Canvas: no due date for this student, so never late
-            return None
-    else:
-        due = extension or deadline_for(module, key, due=course.due, extensions={},
-                                        pulled_due=pulled_due)
-    policy = pull.get("late_policy")
-    if canvas_deducts(policy):
-        late_for = (submitted - due).total_seconds() if submitted and due else (seconds or 0)
-        return canvas_line(submitted_at=submitted, due_at=due, seconds_late=late_for,
-                           policy=policy)
-    return late_line(submitted_at=submitted, due_at=due, marker=bool(sub.get("late")),
-                     policy=course.late, source=str(sub.get("source", "canvas-pull")),
-                     seconds_late=seconds)
-
-
-def record_from_pulls(course: Course, pulls: Sequence[dict], intake: dict | None = None) -> LateRecord:
-    """The late lines of every submission the pulls (``canvas-pull.json`` contents) name.
-
-    Raises :class:`GraderError` when a pull recorded a Canvas Late Policy that deducts and
-    ``[late]`` deducts too (every late grade would lose points twice).
-    """
-    from grader.base.errors import GraderError
-
-    record = LateRecord(intake=dict(intake or {}))
-    for pull in pulls:
-        if canvas_deducts(pull.get("late_policy")) and course.late.penalty_per_day > 0:
-            policy = pull["late_policy"]
-            raise GraderError(
-                f"Canvas's Late Policy of course {pull.get('course_id')} deducts"
-                f" {policy.get('late_submission_deduction'):g} % per"
-                f" {policy.get('late_submission_interval')} late on every grade Canvas saves, and"
-                f" {course.path}'s [late] deducts {course.late.penalty_per_day * 100:g} % per day"
-                " as well: every late grade would lose points twice. Fix: remove penalty_per_day"
-                " from [late] (Canvas's policy is then shown in the feedback and applied by"
-                " Canvas), or turn the Late Policy off in Canvas (Gradebook > Settings) and pull"
-                " again")
-        pulled_due = {m: t for m, info in pull.get("modules", {}).items()
-                      if isinstance(info, dict) and (t := parse_time(info.get("due_at")))}
-        for folder, modules in pull["submissions"].items():
-            if not isinstance(modules, dict):
-                continue
-            for module, sub in modules.items():
-                if not isinstance(sub, dict):
-                    continue
-                if isinstance(sub.get("key"), str):
-                    record.names[match_key(folder)] = sub["key"]
-                    record.pulled.setdefault(match_key(folder), {})[module] = {
-                        k: sub.get(k) for k in ("attempt", "submitted_at", "user_id")}
-                record.lines.setdefault(match_key(folder), {})[module] = _pulled_line(
-                    course, pull, folder, module, sub, pulled_due)
-    return record
-
-
 def _signature(key: bytes, body: dict) -> str:
     text = json.dumps(body, sort_keys=True, ensure_ascii=True)
     return hmac.new(key, text.encode("ascii"), hashlib.sha256).hexdigest()
@@ -321,10 +197,3 @@ def apply_record(rows: Sequence[GradeRow], record: LateRecord) -> list[GradeRow]
     return [apply_late(row, record.line(roster_name(row), row.module)) for row in rows]
 
 
-def canvas_names(rows: Sequence[GradeRow], record: LateRecord) -> list[GradeRow]:
-    """Every row named by its Canvas key when it was pulled (``cal@uni.edu``, not the folder
-    ``cal_uni.edu-1a2b``): what a roster's ``SIS Login ID`` holds."""
-    from grader.checks.results import roster_name
-
-    return [replace(row, name=record.names.get(match_key(roster_name(row)), row.name))
-            for row in rows]

@@ -100,7 +100,7 @@ def load_batch_record(out: Path, rows: Sequence[GradeRow] = ()) -> tuple[str | N
     default threshold and the warning ``grade`` put first in its rows' notes, if any.
     """
     from grader.classroom.similarity import DEFAULT_THRESHOLD
-    from grader.submission.sandbox import UNSANDBOXED_WARNING
+    from grader.kernel.sandbox import UNSANDBOXED_WARNING
 
     try:
         record = json.loads((Path(out) / BATCH_RECORD).read_text(encoding="utf-8"))

@@ -76,7 +76,7 @@ def fingerprint(path: Path, module: str | None, *, fast: bool, seed: int | None,
     """Hash of what decides a grade: submission (``data``, else the file at ``path``), rubric
     and solution bytes, mode, seed and sandbox."""
     digest = hashlib.sha256()
-    from grader.checks.holdout import HOLDOUT_VERSION
+    from grader.data.holdout import HOLDOUT_VERSION
 
     digest.update(f"schema={RESULT_SCHEMA};fast={bool(fast)};seed={seed};sandbox={sandbox};"
                   f"holdout={HOLDOUT_VERSION};".encode())

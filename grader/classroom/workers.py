@@ -67,7 +67,7 @@ def grade_warm(task: Task, options: GradingOptions) -> GradeRow:
     """The Dask task body: :func:`grade_task` on this worker's machine (its sandbox checked,
     its data folder found: :meth:`GradingOptions.on_this_host`) with the calling thread's warm
     scoring process (Dask workers keep one per worker thread for their whole life)."""
-    from grader.submission.scoring_server import thread_scorer
+    from grader.scoring.scoring_server import thread_scorer
 
     options = options.on_this_host()
     log = options.log_path
@@ -260,7 +260,7 @@ class LocalExecutor:
             worker.close()
 
     def run(self, tasks: Sequence[Task], options: GradingOptions, on_result: OnResult) -> None:
-        from grader.submission.scoring_server import ScorerPool
+        from grader.scoring.scoring_server import ScorerPool
 
         isolated = [t for t in tasks if t.read_error is None and t.readable]
         self._wanted = len(isolated)  # none has been handed a worker yet

@@ -1,1 +1,1 @@
-"""Level 4, what people read: per-student feedback, the class report, the gradebook files."""
+"""Level 7, what people read: per-student feedback, the class report, the gradebook files."""

@@ -85,7 +85,7 @@ def render_markdown(row: GradeRow, rubric: Rubric | Mapping[str, str] | None = N
     desc = _descriptions(rubric)
     lines = [f"# Feedback: {md_text(row.student)}, module {md_text(row.module or '?')}", "",
              f"**Score: {_points(row.score)} / {_points(row.max_score)}**", ""]
-    if row.late:  # issue 23
+    if row.late:
         lines += [f"**Late:** {md_text(late_sentence(row.late))}"
                   f" (score before: {_points(row.raw_score or 0)})", ""]
     if row.error:
@@ -120,7 +120,7 @@ def render_html(row: GradeRow, rubric: Rubric | Mapping[str, str] | None = None)
              f"<style>{_CSS}</style></head><body>",
              f"<h1>Feedback: {e(row.student)}, module {e(str(row.module or '?'))}</h1>",
              f"<p><strong>Score: {_points(row.score)} / {_points(row.max_score)}</strong></p>"]
-    if row.late:  # issue 23
+    if row.late:
         parts.append(f'<p class="late" id="late"><strong>Late:</strong>'
                      f" {e(late_sentence(row.late))} (score before:"
                      f" {_points(row.raw_score or 0)})</p>")

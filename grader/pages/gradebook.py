@@ -94,7 +94,7 @@ def csv_columns(rows: Sequence[GradeRow]) -> list[tuple[str, str, str | None]]:
     late = _late_columns(rows)
     for module in sorted(checks_by_module, key=lambda m: (m == UNKNOWN_MODULE, m)):
         columns.append((f"{module} total", module, None))
-        if module in late:  # issue 23: the total is final; raw and penalty beside it
+        if module in late:  # the total is final; raw and penalty beside it
             columns += [(f"{module} raw", module, RAW), (f"{module} late penalty", module, PENALTY)]
         columns.extend((check_id, module, check_id) for check_id in checks_by_module[module])
     return columns
@@ -108,7 +108,7 @@ def _duration(seconds: int) -> str:
 
 
 def late_sentence(late: dict | None) -> str:
-    """The late-work line of a feedback page and the report (issue 23), or ``""``:
+    """The late-work line of a feedback page and the report, or ``""``:
     ``submitted 1 day 23 hours late: -20 %``."""
     if not late:
         return ""

@@ -4,7 +4,7 @@ The steps, in :data:`grader.submission.pipeline.STEPS`::
 
     read (bytes read once) -> set up (rubric, solution) -> restore protected cells
       -> inject parameters (FAST, SEED) -> prepare (scratch folder, kernel home, data copy)
-      -> execute in a fresh limited kernel, sandboxed (grader.submission.sandbox), then the
+      -> execute in a fresh limited kernel, sandboxed (grader.kernel.sandbox), then the
          export cell in the same kernel -> export (copy the regular files it wrote)
       -> score (vet, load in Keras safe mode, score in a limited child process) -> flag
 
@@ -59,7 +59,7 @@ def grade_submission(source: Path | str | Any, options: GradingOptions,
         (``scratch/submission.ipynb``, ``executed.ipynb``, exported artifacts) is kept for
         inspection; by default a temporary folder is used and removed.
     scorer : ScorerHandle, optional
-        A warm scoring process (:mod:`grader.submission.scoring_server`) to score in; by default a
+        A warm scoring process (:mod:`grader.scoring.scoring_server`) to score in; by default a
         fresh child process scores this submission.
     on_kernel_done : callable, optional
         Called once the kernel and every process it started are gone, before scoring.

@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any
 
-from grader.checks.holdout import HoldoutPlan
-from grader.submission.execute import Limits, mode_limits
+from grader.data.holdout import HoldoutPlan
+from grader.kernel.execute import Limits, mode_limits
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class GradingOptions:
     limits : Limits
         Time, memory and output limits of each kernel and of scoring.
     sandbox : {"bwrap", "uid", "none"}
-        The resolved sandbox (:func:`grader.submission.sandbox_choice.resolve_sandbox`).
+        The resolved sandbox (:func:`grader.kernel.sandbox_choice.resolve_sandbox`).
     sandbox_warning : str, optional
         The no-sandbox warning of that setting (first note of every row).
     data_dir : str, optional
@@ -78,15 +78,15 @@ class GradingOptions:
         """Options with the mode's limits, the sandbox that works here and the data folder.
 
         ``data_dir`` defaults to ``$DLCOURSE_DATA_DIR``; with ``provide_data`` the grader's
-        own cache is filled when there is none (:func:`grader.submission.sandbox.kernel_data_dir`).
+        own cache is filled when there is none (:func:`grader.kernel.sandbox.kernel_data_dir`).
 
         Raises
         ------
         GraderError
             ``sandbox`` is unknown or ``bwrap`` does not work here; the datasets cannot be had.
         """
-        from grader.submission.sandbox import kernel_data_dir
-        from grader.submission.sandbox_choice import resolve_sandbox
+        from grader.kernel.sandbox import kernel_data_dir
+        from grader.kernel.sandbox_choice import resolve_sandbox
 
         setting = resolve_sandbox(sandbox)
         data_dir = data_dir if data_dir is not None else os.environ.get("DLCOURSE_DATA_DIR")
@@ -103,8 +103,8 @@ class GradingOptions:
         """The options checked on the machine that grades (a Dask worker): its sandbox must
         work (``bwrap`` asked for and missing is an error) and its data folder is found
         (``$DLCOURSE_DATA_DIR``, else the grader's cache) when the batch had none."""
-        from grader.submission.sandbox import kernel_data_dir
-        from grader.submission.sandbox_choice import resolve_sandbox
+        from grader.kernel.sandbox import kernel_data_dir
+        from grader.kernel.sandbox_choice import resolve_sandbox
 
         setting = resolve_sandbox(self.sandbox)
         data_dir = self.data_dir if self.data_dir is not None else os.environ.get("DLCOURSE_DATA_DIR")

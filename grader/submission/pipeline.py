@@ -27,8 +27,8 @@ import nbformat
 from grader.base.errors import GraderError
 from grader.checks.results import CheckResult, GradeRow
 from grader.checks.rubric import Rubric, load_rubric
+from grader.kernel.sweep import remove_folder
 from grader.submission.options import GradingOptions
-from grader.submission.sweep import remove_folder
 from grader.submission.validate import Submission
 
 SUBMISSION_NAME = "submission.ipynb"
@@ -143,9 +143,9 @@ def inject(job: Job) -> None:
 
 def prepare(job: Job) -> None:
     """The scratch folder, the kernel's home and the kernel's copy of the data."""
-    from grader.checks.holdout import plan_holdout
-    from grader.checks.kernel_cache import with_kernel_data
-    from grader.submission.sandbox import KernelHome
+    from grader.data.holdout import plan_holdout
+    from grader.data.kernel_cache import with_kernel_data
+    from grader.kernel.sandbox import KernelHome
 
     options = job.options
     own_scratch = job.scratch_root is None
@@ -176,8 +176,8 @@ def write_new(path: Path, text: str) -> None:
 def execute(job: Job) -> None:
     """Run the notebook and then the export cell in one fresh limited (sandboxed) kernel."""
     from grader.authoring.cells import cell_names
-    from grader.submission.execute import execute_notebook
-    from grader.submission.export import export_source, write_function_inputs
+    from grader.kernel.execute import execute_notebook
+    from grader.scoring.export import export_source, write_function_inputs
     from grader.submission.run_notes import died_error, execution_notes
 
     home, rubric, options = job.home, job.rubric, job.options
@@ -200,7 +200,7 @@ def execute(job: Job) -> None:
                                      midway=_early_exports(job))
     finally:
         if options.sandbox == "uid":  # daemons and /tmp files it left: before its files are read
-            from grader.submission.uid_mode import end_kernel_uid
+            from grader.kernel.uid_mode import end_kernel_uid
 
             job.row.instructor_notes += [f"clean-up after the kernel (uid {home.uid}): {p}"
                                          for p in end_kernel_uid(home)]
@@ -223,12 +223,12 @@ def execute(job: Job) -> None:
 
 def _kernel(job: Job):
     """The kernel's environment and its manager (in the sandbox or not)."""
-    from grader.submission.sandbox import (
+    from grader.kernel.sandbox import (
         kernel_environment,
         make_kernel_manager,
         sandboxed_kernel_manager,
     )
-    from grader.submission.uid_mode import uid_kernel_manager
+    from grader.kernel.uid_mode import uid_kernel_manager
 
     options, home = job.options, job.home
     kernel_data = job.holdout.kernel_dir  # the copy without the private hold-out
@@ -239,7 +239,7 @@ def _kernel(job: Job):
     env = kernel_environment(fast=options.fast, data_dir=kernel_data, threads=options.threads,
                              sandboxed=False, home=home.home)
     if options.sandbox == "uid":  # its own home (owned by its uid) for temporary files too
-        from grader.submission.kernel_view import kernel_view
+        from grader.kernel.kernel_view import kernel_view
 
         env["TMPDIR"] = str(home.home)
         env["PYTHONPATH"] = str(kernel_view())  # the course code: the kernel's copy
@@ -249,7 +249,7 @@ def _kernel(job: Job):
 
 def export(job: Job) -> None:
     """Copy the regular files the export cell wrote into the grader's own folder."""
-    from grader.submission.export import collect_artifacts
+    from grader.scoring.export import collect_artifacts
 
     job.score_started = time.perf_counter()
     job.refused = collect_artifacts(job.rubric, job.export_dir, job.artifacts)
@@ -282,7 +282,7 @@ def score_context(job: Job):
 
 
 def _score_limits(options: GradingOptions):
-    from grader.submission.score_process import ScoreLimits
+    from grader.scoring.score_process import ScoreLimits
 
     return ScoreLimits(timeout_s=options.limits.score_timeout_s,
                        memory_mb=options.limits.score_memory_mb)
@@ -310,7 +310,7 @@ def _ask_ahead(job: Job, references: list[str], objects: dict | None) -> None:
     request before it (the scorer answers one at a time) and that :func:`score` waits for."""
     import threading
 
-    from grader.submission.scoring_server import run_ahead_warm
+    from grader.scoring.scoring_server import run_ahead_warm
 
     before = job.ahead
     ask = partial(run_ahead_warm, job.scorer, score_context(job), references,
@@ -327,12 +327,12 @@ def _ask_ahead(job: Job, references: list[str], objects: dict | None) -> None:
 
 
 def _early_exports(job: Job) -> dict:
-    """The early exports (:class:`grader.submission.execute.Midway`): right after the cell a
+    """The early exports (:class:`grader.kernel.execute.Midway`): right after the cell a
     check's ``ahead_after`` names, the kernel exports the check's objects once more and the
     warm scorer runs that check's re-runs of what the student chose while the rest of the
     notebook runs. Only a speculation: the check reads the final export."""
-    from grader.submission.execute import Midway
-    from grader.submission.export import names_export_source, read_early_values
+    from grader.kernel.execute import Midway
+    from grader.scoring.export import names_export_source, read_early_values
 
     if not _ahead(job):
         return {}
@@ -359,9 +359,9 @@ def _early_exports(job: Job) -> dict:
 
 def score(job: Job) -> None:
     """Vet, load (Keras safe mode) and score the artifacts in a limited child process."""
-    from grader.submission.score import exercise_problems
-    from grader.submission.score_process import score_isolated
-    from grader.submission.scoring_server import score_warm
+    from grader.scoring.score import exercise_problems
+    from grader.scoring.score_process import score_isolated
+    from grader.scoring.scoring_server import score_warm
 
     options, rubric, row = job.options, job.rubric, job.row
     if job.ahead is not None:

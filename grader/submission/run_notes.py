@@ -7,7 +7,7 @@ Cells are named as students read them (``names`` from
 from __future__ import annotations
 
 from grader.authoring.cells import cell_name, cell_names
-from grader.submission.execute import ExecutionResult
+from grader.kernel.execute import ExecutionResult
 
 MAX_ERROR_NOTES = 8
 
@@ -19,7 +19,7 @@ def tail(text: str, lines: int = 4) -> str:
 
 def output_note(execution: ExecutionResult) -> str:
     """What the row and the feedback say about output the grader did not keep."""
-    from grader.submission.sandbox import MAX_MESSAGE_BYTES
+    from grader.kernel.sandbox import MAX_MESSAGE_BYTES
 
     note = "some output was cut: the grader keeps only the first part of long outputs"
     dropped = execution.output_dropped_bytes

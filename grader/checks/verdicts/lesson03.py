@@ -87,7 +87,7 @@ def weight_updates(ctx, batch_size, epochs, n_fit=None) -> int:
     A small whole number, so it is checked by this method, not by a digest. ``n_fit`` is
     recomputed here from the size of the training split the kernel saw (60,000 full, 6,000
     fast; in grading the full split lacks the grader's private hold-out, see
-    ``grader.checks.holdout``) minus the 20 % validation part; the exported ``N_FIT`` is not
+    ``grader.data.holdout``) minus the 20 % validation part; the exported ``N_FIT`` is not
     trusted. ``batch_size`` and ``epochs`` are the lesson's locked constants ``BATCH_SIZE``
     and ``SGD_EPOCHS`` (the same values the training cell used).
     """

@@ -35,7 +35,7 @@ from pathlib import Path, PurePosixPath
 
 from grader.base.course import Course
 from grader.base.errors import GraderError
-from grader.classroom.canvas_api import CanvasClient, CanvasError
+from grader.lms.canvas_api import CanvasClient, CanvasError
 from grader.pages.gradebook import atomic_write_text
 from grader.submission.validate import MAX_SUBMISSION_BYTES, safe_id
 

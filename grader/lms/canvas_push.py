@@ -3,7 +3,7 @@
 DIR is a ``grade --out`` folder. Each ``grades.json`` row of a module in ``[canvas]
 assignments`` is matched to a Canvas user by listing the assignment's submissions with
 ``include[]=user`` and comparing the user's key (``[canvas] student_key``) with the row's
-name (:func:`grader.classroom.lms.match_key` on both sides) or its file-safe id with the
+name (:func:`grader.lms.gradebook_csv.match_key` on both sides) or its file-safe id with the
 key's (:func:`grader.submission.validate.safe_id`, the folder ``canvas pull`` made). Rows
 that could not be graded (``error``) are listed and never sent.
 
@@ -16,7 +16,7 @@ each ``send`` is one ``PUT .../submissions/:user_id`` with ``submission[posted_g
 (points: the row's ``score``, scaled by ``points_possible / max_score`` with a note when
 the Canvas assignment is worth other points than the rubric) and ``comment[text_comment]``
 (score and one line per check), with the student's feedback page ``DIR/feedback/<student>.html``
-attached: uploaded first as a submission-comment file (:mod:`grader.classroom.canvas_upload`)
+attached: uploaded first as a submission-comment file (:mod:`grader.lms.canvas_upload`)
 and named in ``comment[file_ids][]``. A missing page or a failed upload is listed and the
 grade and text comment go without it. Each ``PUT`` is logged at once in
 ``DIR/canvas-push.json`` (a list of what was sent, with the attached file's id, appended
@@ -36,13 +36,13 @@ from pathlib import Path
 from grader.base.course import Course
 from grader.base.errors import GraderError
 from grader.checks.results import GradeRow, ManualResult, roster_name
-from grader.classroom.canvas_api import CanvasClient, CanvasError
-from grader.classroom.canvas_pull import late_policy, require_canvas, selected, student_key
-from grader.classroom.canvas_states import assignment_refusal, posted_points, refusal, resubmitted
-from grader.classroom.canvas_upload import upload_comment_file
 from grader.classroom.late import load_record
-from grader.classroom.lms import match_key
 from grader.classroom.rubric_record import graded_rubrics
+from grader.lms.canvas_api import CanvasClient, CanvasError
+from grader.lms.canvas_pull import late_policy, require_canvas, selected, student_key
+from grader.lms.canvas_states import assignment_refusal, posted_points, refusal, resubmitted
+from grader.lms.canvas_upload import upload_comment_file
+from grader.lms.gradebook_csv import match_key
 from grader.pages.gradebook import atomic_write_text
 from grader.submission.validate import safe_id
 

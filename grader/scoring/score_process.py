@@ -1,7 +1,7 @@
 """Load and score a submission's artifacts in a child process with its own limits.
 
 Loading a student's model is the riskiest thing the grader does itself: the archive is
-vetted from its configuration first (:mod:`grader.submission.vetting`), and then loaded and scored in a
+vetted from its configuration first (:mod:`grader.scoring.vetting`), and then loaded and scored in a
 fresh child process whose memory (resident set of its whole process tree) and time are
 limited. A model that still blows up kills only that child; the row says why and every
 check it would have scored gets 0.
@@ -35,8 +35,8 @@ class ScoreLimits:
 
 def model_bounds(rubric: Rubric):
     """Bounds for the models of ``rubric``: 20 times its largest expected parameter count,
-    and never less than :class:`grader.submission.vetting.ModelBounds`' default."""
-    from grader.submission.vetting import ModelBounds
+    and never less than :class:`grader.scoring.vetting.ModelBounds`' default."""
+    from grader.scoring.vetting import ModelBounds
 
     default = ModelBounds()
     expected = [int(c.expected) for c in rubric.checks
@@ -75,8 +75,8 @@ def score_in_child(rubric: Rubric, artifacts: str, inputs: dict, ctx: Context,
     """The child's work: import reference modules, load the artifacts, run the checks."""
     try:
         _set_up(modules, threads)  # before anything imports TensorFlow
-        from grader.submission.export import load_artifacts
-        from grader.submission.score import score_checks
+        from grader.scoring.export import load_artifacts
+        from grader.scoring.score import score_checks
 
         objects, found = load_artifacts(rubric, Path(artifacts), inputs, model_bounds(rubric))
         found.update(problems)
@@ -145,7 +145,7 @@ def finish(rubric: Rubric, result: tuple | None,
 def limit_failure(pid: int, *, memory_mb: int, timeout_s: float, deadline: float) -> str | None:
     """What the scoring process ``pid`` broke (memory, then time), said to the student; None
     when it is within both limits (one look of the watch loops here and in
-    :mod:`grader.submission.scoring_server`)."""
+    :mod:`grader.scoring.scoring_server`)."""
     broken = over_limits(pid, memory_mb=memory_mb, deadline=deadline)
     if broken is None:
         return None
@@ -170,7 +170,7 @@ def score_isolated(rubric: Rubric, artifacts: Path, inputs: dict[str, Any], ctx:
     The child is a plain subprocess (not ``multiprocessing``), so this also works inside
     daemonic processes such as Dask workers; its own output (TensorFlow's log lines) is
     appended to ``log`` when given. Returns the checks and notes of
-    :func:`grader.submission.score.score_checks`; when the child breaks its limits or dies, every check
+    :func:`grader.scoring.score.score_checks`; when the child breaks its limits or dies, every check
     scores 0 with a message saying why, and a note.
     """
     import json
@@ -182,7 +182,7 @@ def score_isolated(rubric: Rubric, artifacts: Path, inputs: dict[str, Any], ctx:
     read_fd, write_fd = os.pipe()
     output = open(log, "ab") if log is not None else None  # noqa: SIM115 - closed below
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "grader.submission.score_process", str(write_fd)],
+        proc = subprocess.Popen([sys.executable, "-m", "grader.scoring.score_process", str(write_fd)],
                                 stdin=subprocess.PIPE, pass_fds=(write_fd,), close_fds=True,
                                 stdout=output, stderr=output)
     finally:

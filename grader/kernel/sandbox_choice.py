@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from grader.base.errors import GraderError
-from grader.submission.sandbox import (
+from grader.kernel.sandbox import (
     MODES,
     NAMESPACE_PROBLEM,
     PYTHON_PROBLEM,
@@ -11,7 +11,7 @@ from grader.submission.sandbox import (
     SandboxSetting,
     bwrap_problem,
 )
-from grader.submission.uid_mode import uid_problem, uid_warning
+from grader.kernel.uid_mode import uid_problem, uid_warning
 
 
 def resolve_sandbox(requested: str) -> SandboxSetting:

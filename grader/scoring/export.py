@@ -287,7 +287,8 @@ def _normalise_archive(path: Path) -> None:
 
 
 def _load_model(path: Path, bounds=None):
-    from grader.submission.vetting import ModelBounds, vet_keras_archive
+    from grader.scoring.model_archive import vet_keras_archive
+    from grader.scoring.vetting import ModelBounds
 
     _normalise_archive(path)
     problem = check_keras_archive(path) or vet_keras_archive(path, bounds or ModelBounds())
@@ -461,7 +462,7 @@ def load_artifacts(rubric: Rubric, folder: Path, function_inputs: dict[str, dict
                    bounds=None) -> tuple[dict[str, Any], dict[str, str]]:
     """Load what the export cell wrote (from a folder the grader filled, see above).
 
-    ``bounds`` (:class:`grader.submission.vetting.ModelBounds`) limits the models loaded: an archive
+    ``bounds`` (:class:`grader.scoring.vetting.ModelBounds`) limits the models loaded: an archive
     whose configuration declares more is refused before Keras builds it.
 
     Returns

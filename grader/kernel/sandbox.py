@@ -5,7 +5,7 @@ With ``bwrap`` (Linux, Debian package ``bubblewrap``) every kernel gets:
 * a read-only view of just what it needs: the system's ``/usr`` (and the ``/bin``, ``/lib``
   links), a few files of ``/etc`` (dynamic linker cache, fonts), the Python installation and
   environment the grader runs in, and of the course code only ``helpers`` and the
-  self-check's files (:mod:`grader.submission.kernel_view`: a copy mounted over the packages);
+  self-check's files (:mod:`grader.kernel.kernel_view`: a copy mounted over the packages);
 * its own writable scratch folder (the kernel's working folder, holding its copy of the
   notebook and what the export cell writes; its size is watched by the grader), a read-only
   *inbox* (the inputs the grader generates for function checks), the data folder read-only
@@ -15,12 +15,12 @@ With ``bwrap`` (Linux, Debian package ``bubblewrap``) every kernel gets:
   cannot see or signal the grader or other kernels, and every process it starts dies with
   it), its own IPC and UTS namespaces, a new session (no terminal to inject into), a
   non-root user (when the grader runs as root, a uid of its own leased for this kernel, see
-  :data:`grader.submission.uid_lease.KERNEL_UID_BASE`, with no capabilities; else uid 65534
+  :data:`grader.kernel.uid_lease.KERNEL_UID_BASE`, with no capabilities; else uid 65534
   in a user namespace), at most
   :data:`MAX_TASKS` processes and threads counted for this kernel alone (its own ``pids``
   cgroup where one can be made, and its own uid's ``RLIMIT_NPROC``), one busy process's share
   of the CPU however many it runs and a memory limit counting shared memory too (its own
-  ``cpu`` and ``memory`` cgroups where they can be made: :mod:`grader.submission.cgroups`),
+  ``cpu`` and ``memory`` cgroups where they can be made: :mod:`grader.kernel.cgroups`),
   and an environment built from an allow-list;
 * the Python the grader runs and its packages mounted wherever they live, after the private
   ``/tmp`` (a virtual environment under ``/tmp`` is not hidden).
@@ -33,7 +33,7 @@ the instructor's home is mounted.
 
 ``--sandbox uid`` (and ``auto`` where bubblewrap cannot start but the grader is root, as in
 many containers) runs the kernel without bubblewrap as a leased uid:
-:mod:`grader.submission.uid_mode`. :mod:`grader.submission.sandbox_choice` picks the mode.
+:mod:`grader.kernel.uid_mode`. :mod:`grader.kernel.sandbox_choice` picks the mode.
 
 ``--sandbox none`` (or ``auto`` where bubblewrap does not
 work, e.g. macOS) runs the kernel as the grader's own user: time, memory and output limits
@@ -54,15 +54,15 @@ from pathlib import Path
 
 from grader.base.errors import GraderError
 from grader.base.processes import thread_environment
-from grader.submission.cgroups import (
+from grader.kernel.cgroups import (
     MAX_TASKS,
     cgroup_prefix,
     make_kernel_groups,
     memory_group,
     remove_group,
 )
-from grader.submission.kernel_view import hidden_folders, view_binds
-from grader.submission.sweep import remove_folder
+from grader.kernel.kernel_view import hidden_folders, view_binds
+from grader.kernel.sweep import remove_folder
 
 MODES = ("auto", "bwrap", "uid", "none")
 SANDBOX_UID = 65534
@@ -119,7 +119,7 @@ class KernelHome:
 
     ``uid`` is the user the sandboxed kernel runs as: a uid leased for this kernel alone when
     the grader runs as root (:data:`KERNEL_UID_BASE`), else :data:`SANDBOX_UID` inside a user
-    namespace. ``cgroups`` are the kernel's own control groups (:mod:`grader.submission.cgroups`:
+    namespace. ``cgroups`` are the kernel's own control groups (:mod:`grader.kernel.cgroups`:
     its task limit, ``pids.max`` = :data:`MAX_TASKS`, and its CPU share) where the machine lets
     the grader create them, else empty.
     """
@@ -144,7 +144,7 @@ class KernelHome:
         os.chmod(inbox, 0o755)  # read-only inside the sandbox, readable by its user
         uid, lease = SANDBOX_UID, None
         if os.geteuid() == 0:
-            from grader.submission.uid_lease import lease_kernel_uid
+            from grader.kernel.uid_lease import lease_kernel_uid
 
             uid, lease = lease_kernel_uid()
             for folder in (scratch, sockets, home):

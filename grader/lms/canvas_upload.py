@@ -14,7 +14,7 @@ and the "File Uploads" page it points to ("Uploading via POST"):
    body, or is read from its ``Location`` the same way.
 
 The File's ``id`` then goes into ``comment[file_ids][]`` of "Grade or comment on a
-submission" (the ``PUT`` of :mod:`grader.classroom.canvas_push`).
+submission" (the ``PUT`` of :mod:`grader.lms.canvas_push`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import json
 import secrets
 import urllib.parse
 
-from grader.classroom.canvas_api import CanvasClient, CanvasError
+from grader.lms.canvas_api import CanvasClient, CanvasError
 
 HTML = "text/html"
 

@@ -9,7 +9,7 @@ at most :data:`MAX_DEPTH` descriptors; what it cannot remove is counted, never r
 
 uid mode runs this file as a script (``python -I -S -c <this file> ARGS``) as the kernel's own
 uid, after every process of that uid is dead: it can then remove only what that uid could
-(:func:`grader.submission.uid_lease.remove_uid_files`). The grader's own use (a kernel's scratch
+(:func:`grader.kernel.uid_lease.remove_uid_files`). The grader's own use (a kernel's scratch
 folders, as the grader's user) goes through :func:`sweep` directly. The file imports nothing
 from the grader, so it runs as a script on its own.
 """

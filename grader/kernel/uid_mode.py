@@ -2,7 +2,7 @@
 
 Containers often refuse the namespaces bubblewrap needs while the grader runs there as root.
 Each kernel then runs through ``setpriv`` as a uid leased to it alone
-(:data:`grader.submission.uid_lease.KERNEL_UID_BASE`): no capabilities, no new privileges, no
+(:data:`grader.kernel.uid_lease.KERNEL_UID_BASE`): no capabilities, no new privileges, no
 groups, its own task limit and control groups, network and IPC namespaces of its own where
 ``unshare`` can make them. It sees the real file system: what protects the grader's files is
 their modes (:func:`uid_exposures` checks them). When the notebook ends every process of the
@@ -21,9 +21,9 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
-from grader.submission.cgroups import MAX_TASKS, cgroup_prefix, memory_group
-from grader.submission.sandbox import KernelHome, make_kernel_manager
-from grader.submission.uid_lease import (
+from grader.kernel.cgroups import MAX_TASKS, cgroup_prefix, memory_group
+from grader.kernel.sandbox import KernelHome, make_kernel_manager
+from grader.kernel.uid_lease import (
     _drop_to,
     kill_uid,
     lease_kernel_uid,

@@ -171,7 +171,7 @@ def _safe_key(key: str) -> bool:
 def _roster_keys(roster_path: Path, key_column: str, intake: Intake) -> tuple[dict, dict, dict]:
     """(Canvas user id -> gradebook key, key -> shown name, user id -> the name part Canvas
     writes into download names) from the roster."""
-    from grader.classroom.lms import read_roster_table
+    from grader.lms.gradebook_csv import read_roster_table
 
     roster = read_roster_table(roster_path, key_column)
     if "ID" not in roster.header:
@@ -237,7 +237,7 @@ def stage_download(source: Path, roster: Path, out: Path, *, course: Course,
 
     ``module_of`` names a file's module from its original name (``None`` when unknown).
     """
-    from grader.classroom.lms import KEY_COLUMNS
+    from grader.lms.gradebook_csv import KEY_COLUMNS
     from grader.pages.gradebook import atomic_write_text
 
     source = Path(source)

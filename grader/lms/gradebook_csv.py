@@ -199,13 +199,6 @@ def read_roster_table(path: Path, match: str = DEFAULT_MATCH) -> Roster:
     return Roster(header, students, delimiter, decimal_comma, points)
 
 
-def read_roster(path: Path, match: str = DEFAULT_MATCH) -> tuple[list[str], list[dict[str, str]]]:
-    """The roster's student columns (in its order) and its student rows (see
-    :func:`read_roster_table`)."""
-    roster = read_roster_table(path, match)
-    return roster.columns, roster.students
-
-
 def _without_conflicts(own: dict[str, float], key: str, who: str, roster_rows: int,
                        clashes: dict[tuple[str, str], list[str]], summary: CanvasExport,
                        match: str) -> dict[str, float]:
@@ -285,8 +278,9 @@ def export_canvas(roster: Path, out: Path, *, match: str | None = None, course=N
     """Write ``DIR/canvas.csv`` (or ``dest``): the roster's identity columns and, in each
     graded module's own assignment column, its final score (late penalty applied)."""
     from grader.checks.results import ManualResult
-    from grader.classroom.late import apply_record, canvas_names, load_record
+    from grader.classroom.late import apply_record, load_record
     from grader.classroom.manual import trusted_rows
+    from grader.lms.canvas_late import canvas_names
 
     out = Path(out)
     match = match or KEY_COLUMNS[course.canvas.student_key if course is not None else "login"]

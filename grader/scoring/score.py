@@ -1,7 +1,7 @@
 """Score exported artifacts in the grader process with the rubric's checks.
 
 Nothing here reads what the kernel printed or claimed: the objects come from
-:func:`grader.submission.export.load_artifacts`, the checks are :func:`grader.checks.kinds.run_check`, and
+:func:`grader.scoring.export.load_artifacts`, the checks are :func:`grader.checks.kinds.run_check`, and
 ``experiment`` checks also need their exercise cells to have run without error and to no
 longer hold the stub.
 """
@@ -14,7 +14,7 @@ from grader.authoring.cells import CODE_STUB, cell_names, checks_called, is_stub
 from grader.checks.kinds import Context, run_check
 from grader.checks.results import CheckResult
 from grader.checks.rubric import Rubric
-from grader.submission.execute import ExecutionResult
+from grader.kernel.execute import ExecutionResult
 
 _STUB_LINE = CODE_STUB.splitlines()[-1]
 

@@ -49,14 +49,14 @@ done
 chmod -R go-rwx "$SOURCE"
 
 # fast mode: the kernels' data copy (the public fast subsets) is written once, here, into the
-# image; run_autograder points the grader at the same folder (grader/checks/kernel_cache.py)
+# image; run_autograder points the grader at the same folder (grader/data/kernel_cache.py)
 if grep -q '"mode": "fast"' "$SOURCE/settings.json"; then
   mkdir -p -m 0755 "$ROOT/kcache"
   DLCOURSE_KCACHE_DIR="$ROOT/kcache" "$PYTHON" - "$SOURCE/data" <<'PY'
 import sys
 
-from grader.checks.holdout import HoldoutPlan
-from grader.checks.kernel_cache import shared_fast_copy
+from grader.data.holdout import HoldoutPlan
+from grader.data.kernel_cache import shared_fast_copy
 
 copy = shared_fast_copy(HoldoutPlan(mode="fast", seed=0, source_dir=sys.argv[1]))
 print(f"fast-mode data copy: {copy.path if copy else 'not written (each run writes its own)'}")

@@ -1,6 +1,6 @@
 """Which kernel copy a run uses; fast mode's is written once per machine and verified at every use.
 
-In fast mode the kernel copy (:class:`grader.checks.holdout.KernelData`) holds exactly the
+In fast mode the kernel copy (:class:`grader.data.holdout.KernelData`) holds exactly the
 fast subsets :func:`helpers.data.load_dataset` returns with ``fast=True``: the images every
 student's own fast run uses, chosen with a public seed. Nothing in it depends on the
 grader's secret (the private hold-out is drawn from the rows outside it), so every fast
@@ -21,7 +21,7 @@ Where it lives, and who could have written it:
 * One entry per set of dataset files, ``dlcourse-fast-<digest>/``: ``data/<name>.npz``
   (0444, in a 0755 folder) and ``manifest.json`` (the SHA-256 of every file). The digest
   covers each dataset file's resolved path, size, modification time and inode, the fast
-  sizes and seed, and :data:`~grader.checks.holdout.HOLDOUT_VERSION`: a changed dataset file
+  sizes and seed, and :data:`~grader.data.holdout.HOLDOUT_VERSION`: a changed dataset file
   gets a new entry.
 * An entry is written in a temporary folder and renamed into place complete; when two
   batches write the same entry at once, the first rename wins and the other is dropped.
@@ -55,7 +55,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from grader.checks.holdout import (
+from grader.data.holdout import (
     HOLDOUT_VERSION,
     HoldoutPlan,
     KernelData,

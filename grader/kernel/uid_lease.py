@@ -4,7 +4,7 @@ When the grader runs as root, each sandboxed kernel (bubblewrap or uid mode) run
 its own, leased through a lock file per uid shared by every grader process on the machine.
 In uid mode a kernel's uid can leave files in the shared writable folders and System V IPC
 objects: :func:`remove_uid_files` removes them once the uid's processes are dead, as that uid
-itself (:mod:`grader.submission.sweep`), and a uid left unclean (:func:`mark_dirty`) is not
+itself (:mod:`grader.kernel.sweep`), and a uid left unclean (:func:`mark_dirty`) is not
 leased again until a clean-up of it succeeds.
 """
 
@@ -130,14 +130,14 @@ def remove_uid_files(uid: int, keep: tuple[Path, ...] = ()) -> list[str]:
     :data:`SHARED_WRITABLE` (and all inside folders it owns), except the folders ``keep``,
     and its System V IPC objects. Run once the uid's processes are dead.
 
-    The files are removed by :mod:`grader.submission.sweep` running as ``uid`` itself (a
+    The files are removed by :mod:`grader.kernel.sweep` running as ``uid`` itself (a
     short process that dropped to it: it can remove nothing that uid could not), walking by
     directory descriptors without following links. Returns what could not be removed (empty
     when everything is gone); never raises.
     """
     import json
 
-    from grader.submission import sweep
+    from grader.kernel import sweep
 
     keep_ids = []
     for folder in keep:

@@ -1,6 +1,6 @@
 """A warm scoring process: Keras imported once, reused for many submissions.
 
-Scoring a submission in a fresh child (:func:`grader.submission.score_process.score_isolated`) pays for
+Scoring a submission in a fresh child (:func:`grader.scoring.score_process.score_isolated`) pays for
 starting Python and importing TensorFlow every time: about 5 s of a module-02 score step
 that otherwise loads two small models and re-runs one short experiment. A batch worker
 therefore keeps one :class:`WarmScorer`: a long-lived child that imports Keras before it
@@ -8,7 +8,7 @@ is needed (while the first kernel still runs) and then scores one submission at 
 
 What stays the same as in a fresh child:
 
-* the archives are vetted before loading and loaded in safe mode (:mod:`grader.submission.vetting`);
+* the archives are vetted before loading and loaded in safe mode (:mod:`grader.scoring.vetting`);
 * the caller watches the whole process tree's resident memory and the time limit and
   kills it when a submission breaks them (the next submission gets a new process);
 * nothing is read from the kernel's folders: requests come from the grader over a Unix
@@ -101,7 +101,7 @@ class WarmScorer:
         return self._handle
 
     def _start(self) -> None:
-        from grader.submission.score_process import reference_modules
+        from grader.scoring.score_process import reference_modules
 
         self._generation += 1
         address = str(self._folder / f"s{self._generation}.sock")
@@ -113,7 +113,7 @@ class WarmScorer:
         output = open(self.log, "ab") if self.log is not None else None  # noqa: SIM115
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "grader.submission.scoring_server"], stdin=subprocess.PIPE,
+                [sys.executable, "-m", "grader.scoring.scoring_server"], stdin=subprocess.PIPE,
                 stdout=output if output is not None else subprocess.DEVNULL,
                 stderr=output if output is not None else subprocess.DEVNULL, close_fds=True)
         finally:
@@ -197,7 +197,7 @@ def request(handle: ScorerHandle, payload: tuple, *, timeout_s: float, memory_mb
     Returns
     -------
     ("result", value)
-        The server's answer (what :func:`grader.submission.score_process.score_in_child` returns).
+        The server's answer (what :func:`grader.scoring.score_process.score_in_child` returns).
     ("failure", message)
         The server broke a limit or died while scoring: it has been killed.
     ("unavailable", message)
@@ -206,7 +206,7 @@ def request(handle: ScorerHandle, payload: tuple, *, timeout_s: float, memory_mb
     from multiprocessing.connection import AuthenticationError
 
     from grader.base.processes import kill_tree
-    from grader.submission.score_process import limit_failure
+    from grader.scoring.score_process import limit_failure
 
     connect_until = time.monotonic() + connect_s
     conn = None
@@ -291,12 +291,12 @@ def _handshake(handle: ScorerHandle, *, timeout_s: float):
 def score_warm(handle: ScorerHandle, rubric, artifacts: Path, inputs: dict, ctx, *,
                problems: dict[str, str], unfinished: dict[str, str], limits,
                threads: int | None = None, log: Path | None = None):
-    """:func:`grader.submission.score_process.score_isolated`'s work, done by a warm scoring process.
+    """:func:`grader.scoring.score_process.score_isolated`'s work, done by a warm scoring process.
 
     Same arguments, limits and results; when the warm process cannot be reached, a fresh
     child scores instead (slower, same result).
     """
-    from grader.submission.score_process import finish, score_arguments, score_isolated
+    from grader.scoring.score_process import finish, score_arguments, score_isolated
 
     args = score_arguments(rubric, artifacts, inputs, ctx, problems=problems,
                            unfinished=unfinished, threads=threads)
@@ -321,7 +321,7 @@ def run_ahead_warm(handle: ScorerHandle, ctx, references: list[str], *, limits,
     plans that need them. Under the scoring limits: a process that breaks one is killed, and
     the score request then scores in a fresh child (same result, later). Returns
     ``"<status>: <answer>"`` of :func:`request` (the pipeline needs nothing from it)."""
-    from grader.submission.score_process import reference_modules
+    from grader.scoring.score_process import reference_modules
 
     status, value = request(handle, (AHEAD, ctx, list(references), reference_modules(), threads,
                                      objects),
@@ -358,7 +358,7 @@ def warm_up(preload: dict | None) -> None:
         if not preload:
             return
         from grader.checks.context import Context
-        from grader.checks.holdout import HoldoutPlan
+        from grader.data.holdout import HoldoutPlan
 
         plan = HoldoutPlan(mode=preload["mode"], seed=int(preload["seed"]),
                            source_dir=preload["source_dir"], kernel_dir=preload["kernel_dir"])
@@ -387,9 +387,9 @@ def serve() -> None:
     import keras  # the point of a warm process: pay for these once
 
     from grader.checks.speculation import forget
-    from grader.submission.export import load_artifacts  # noqa: F401 - imported ahead of the first request
-    from grader.submission.score import score_checks  # noqa: F401
-    from grader.submission.score_process import run_ahead_in_child, score_in_child
+    from grader.scoring.export import load_artifacts  # noqa: F401 - imported ahead of the first request
+    from grader.scoring.score import score_checks  # noqa: F401
+    from grader.scoring.score_process import run_ahead_in_child, score_in_child
 
     for module in config["modules"]:
         importlib.import_module(module)

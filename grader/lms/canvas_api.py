@@ -9,7 +9,7 @@ The calls (Canvas REST API documentation, Assignments, Submissions and Files pag
 * ``PUT /api/v1/courses/:course_id/assignments/:id/submissions/:user_id``
   ("Grade or comment on a submission": ``submission[posted_grade]``, ``comment[text_comment]``,
   ``comment[file_ids][]``)
-* the "File Uploads" workflow for a comment's file (:mod:`grader.classroom.canvas_upload`):
+* the "File Uploads" workflow for a comment's file (:mod:`grader.lms.canvas_upload`):
   a ``POST`` of form fields, a multipart ``POST`` to the ``upload_url`` it names (no token,
   redirects not followed) and a ``GET`` of the confirmation address
 

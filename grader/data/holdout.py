@@ -241,7 +241,7 @@ class KernelData:
     root: Path
     path: Path
     owned: bool = True
-    """False for the shared fast-mode copy of :mod:`grader.checks.kernel_cache`."""
+    """False for the shared fast-mode copy of :mod:`grader.data.kernel_cache`."""
 
     @classmethod
     def create(cls, plan: HoldoutPlan, parent: str | None = None) -> KernelData:
@@ -278,7 +278,7 @@ class KernelData:
 
     def remove(self) -> None:
         """Delete the copy (files are read-only; their folders are the grader's); a shared
-        copy (:mod:`grader.checks.kernel_cache`) is kept."""
+        copy (:mod:`grader.data.kernel_cache`) is kept."""
         if not self.owned:
             return
         for folder in (self.path, self.root / "staging"):

@@ -23,7 +23,7 @@ Canvas's own rules (``instructure/canvas-lms``):
 from __future__ import annotations
 
 from grader.checks.results import GradeRow
-from grader.classroom.late import canvas_deducts
+from grader.lms.canvas_late import canvas_deducts
 
 
 def posted_points(row: GradeRow) -> float:

@@ -45,7 +45,7 @@ from pathlib import Path
 MAX_TASKS = 4096
 """Processes and threads one kernel may have at once (a fork bomb stops there; TensorFlow needs
 about a hundred threads per kernel). Each kernel has its own count: its ``pids`` group here,
-and in the sandbox its own uid's ``RLIMIT_NPROC`` (:class:`grader.submission.sandbox.KernelHome`)."""
+and in the sandbox its own uid's ``RLIMIT_NPROC`` (:class:`grader.kernel.sandbox.KernelHome`)."""
 CONTROLLERS = ("pids", "cpu", "memory")
 """The controllers each kernel gets a group of its own in."""
 CONTROL_FILES = {"pids": ("pids.max",), "cpu": ("cpu.shares", "cpu.weight"),

@@ -20,7 +20,7 @@ see the README, "Grading in Gradescope")::
 rubric.toml --solution solution.ipynb``) after ``python -m grader gradescope upload`` has
 checked the upload, and then calls ``python -m grader gradescope results`` to turn the one row
 of ``grades.json`` into Gradescope's ``results.json``
-(:mod:`grader.classroom.gradescope_results`). A valid ``results.json`` exists from its first
+(:mod:`grader.lms.gradescope_results`). A valid ``results.json`` exists from its first
 step on, whatever fails or however early the platform stops it.
 """
 
@@ -71,7 +71,7 @@ def module_datasets(rubric, solution_source: str) -> list[str]:
 def check_names(rubric, solution) -> dict[str, str]:
     """Check or question id -> the test name students see: the exercise and what it checks."""
     from grader.authoring.cells import exercise_labels
-    from grader.submission.score import exercise_cells_by_check
+    from grader.scoring.score import exercise_cells_by_check
 
     labels = exercise_labels(solution)
     cells = exercise_cells_by_check(solution, rubric)
@@ -168,7 +168,7 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes, mode: int) -> None:
 
 
 def _script(name: str) -> bytes:
-    return resources.files("grader.classroom").joinpath("gradescope_files", name).read_bytes()
+    return resources.files("grader.lms").joinpath("gradescope_files", name).read_bytes()
 
 
 def build_autograder(*, module: str, out: Path, full: bool = False, course: Path | None = None,
@@ -180,7 +180,7 @@ def build_autograder(*, module: str, out: Path, full: bool = False, course: Path
     """
     from grader.authoring.release import load_solution, solution_path
     from grader.checks.rubric import load_rubric
-    from grader.classroom.gradescope_results import pending_document
+    from grader.lms.gradescope_results import pending_document
 
     visibility = load_course(course).gradescope_visibility
     rubric = load_rubric(module)
