@@ -26,7 +26,7 @@ def test_options_resolve_the_mode_limits_and_travel_unchanged_through_pickle():
     full = GradingOptions.resolve(fast=False, sandbox="none", data_dir="/nowhere")
     assert fast.limits == Limits() and full.limits.cell_timeout_s == FULL_CELL_TIMEOUT_S
     assert (fast.mode, full.mode) == ("fast", "full")
-    assert fast.sandbox == "none" and fast.sandbox_warning and not fast.sandboxed
+    assert fast.sandbox == "none" and fast.sandbox_warning and not fast.sandbox_mode.own_user
     assert fast.data_dir == "/nowhere"  # a given folder is used as it is
     again = pickle.loads(pickle.dumps(fast))  # what a worker process and a Dask task get
     assert again == fast and again is not fast

@@ -175,3 +175,31 @@ def test_the_length_check_sees_a_long_function(tmp_path):
     pkg.mkdir()
     (pkg / "long.py").write_text("def f():\n" + "    x = 1\n" * 90)
     assert _long_functions(pkg) == ["pkg/long.py:1 f (91 lines)"]
+
+
+def _reachable(graph: dict[str, dict[str, int]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_the_batch_never_reaches_a_course_platform():
+    """Canvas and Gradescope live in ``grader.lms``; grading a class works without them,
+    directly or through any module it imports."""
+    graph = import_graph()
+    for start in [m for m in graph if m.startswith("grader.classroom.")]:
+        platforms = sorted(m for m in _reachable(graph, start) if m.startswith("grader.lms"))
+        assert not platforms, f"{start} reaches {platforms}"
+
+
+def test_the_kernel_side_never_imports_what_decides_the_grade():
+    """What runs as the student (``grader.kernel``) imports nothing that scores."""
+    graph = import_graph()
+    for start in [m for m in graph if m.startswith("grader.kernel")]:
+        scoring = sorted(m for m in _reachable(graph, start)
+                         if m.startswith(("grader.scoring", "grader.checks.rubric")))
+        assert not scoring, f"{start} reaches {scoring}"

@@ -315,7 +315,7 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     pending = [t for t in tasks if force or store.fingerprint(t.key) != t.fingerprint]
     if scheduler is None and pending:  # the grader provides the datasets (and carves the hold-out)
         options = replace(options, data_dir=_provide_data(options.data_dir,
-                                                          sandboxed=options.sandbox != "none"))
+                                                          sandboxed=options.sandbox_mode.own_user))
     summary = BatchSummary(out=out, skipped=len(tasks) - len(pending))
     summary.problems = [f"{t.name or t.student}: {t.read_error}" for t in tasks
                         if t.identity_error]
@@ -365,8 +365,13 @@ def _batch_options(out: Path, submissions, **given) -> GradingOptions:
     """The batch's options, resolved here once (the data folder is provided later, only when
     something is graded locally); the sandbox's warning is printed."""
     options = GradingOptions.resolve(**given, provide_data=False)
-    if options.sandbox == "uid":
-        options = _uid_options(options, out=out, submissions=submissions)
+    inputs = [Path(s) for s in submissions]
+    folder = options.data_dir or os.environ.get("DLCOURSE_DATA_DIR")
+    inputs += [Path(folder)] if folder else []
+    inputs += [Path(options.rubric.path)] if options.rubric is not None else []
+    extra = options.sandbox_mode.batch_warning(out=out, inputs=inputs)
+    if extra:
+        options = replace(options, sandbox_warning=f"{options.sandbox_warning}. {extra}")
     missing = _missing_groups(options)
     if missing:
         options = replace(options, sandbox_warning="; ".join(
@@ -468,7 +473,7 @@ GROUP_GAPS = {
 def _missing_groups(options: GradingOptions) -> str | None:
     """The batch's note when kernels get no control group of some kind here (sandboxed
     kernels only: without a sandbox nothing is contained anyway)."""
-    if options.sandbox not in ("bwrap", "uid"):
+    if not options.sandbox_mode.own_user:
         return None
     from grader.kernel.cgroups import controllers_in_use
 
@@ -476,30 +481,6 @@ def _missing_groups(options: GradingOptions) -> str | None:
     gaps = [f"no {name} control group could be made for the kernels here: {gap}"
             for name, gap in GROUP_GAPS.items() if name not in used]
     return "; ".join(gaps) or None
-
-
-def _uid_options(options: GradingOptions, *, out: Path, submissions) -> GradingOptions:
-    """uid mode: make the output folder private (0700) and name, in the batch's warning,
-    every input a kernel's uid could still read (checked by reading them as such a uid)."""
-    from grader.base.keys import result_key_file
-    from grader.base.paths import PACKAGE_DIR, RUBRIC_DIR, SOLUTIONS_DIR
-    from grader.kernel.kernel_view import close_to_kernels
-    from grader.kernel.uid_mode import uid_exposures
-
-    out.mkdir(parents=True, exist_ok=True)
-    os.chmod(out, 0o700)
-    close_to_kernels()  # kernels import the course code from their own copy
-    paths = [*(Path(s) for s in submissions), out, PACKAGE_DIR, RUBRIC_DIR, SOLUTIONS_DIR,
-             result_key_file()]
-    folder = options.data_dir or os.environ.get("DLCOURSE_DATA_DIR")
-    paths += [Path(folder)] if folder else []
-    paths += [Path(options.rubric.path)] if options.rubric is not None else []
-    exposed = uid_exposures([p for p in paths if p.exists()])
-    if not exposed:
-        return options
-    warning = (f"{options.sandbox_warning}. Readable by the kernels here: {', '.join(exposed)}"
-               " (fix: chmod -R go-rwx on them, or grade with bwrap)")
-    return replace(options, sandbox_warning=warning)
 
 
 def _provide_data(data_dir: str | None, *, sandboxed: bool) -> str:

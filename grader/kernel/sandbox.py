@@ -98,15 +98,11 @@ the grader's environment reaches a kernel."""
 
 @dataclass(frozen=True)
 class SandboxSetting:
-    """The sandbox the batch resolved: ``mode`` is ``"bwrap"``, ``"uid"`` or ``"none"``."""
+    """The sandbox the batch resolved: ``mode`` is ``"bwrap"``, ``"uid"`` or ``"none"`` (the
+    name of a :mod:`grader.kernel.modes` class)."""
 
     mode: str
     warning: str | None = None
-
-    @property
-    def sandboxed(self) -> bool:
-        """True in bubblewrap mode (the kernel sees only what is mounted for it)."""
-        return self.mode == "bwrap"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 from grader.data.holdout import HoldoutPlan
 from grader.kernel.execute import Limits, mode_limits
+from grader.kernel.modes import SandboxMode, sandbox_mode
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,9 @@ class GradingOptions:
         return "fast" if self.fast else "full"
 
     @property
-    def sandboxed(self) -> bool:
-        return self.sandbox == "bwrap"
+    def sandbox_mode(self) -> SandboxMode:
+        """The resolved sandbox's mode object (:mod:`grader.kernel.modes`)."""
+        return sandbox_mode(self.sandbox)
 
     @classmethod
     def resolve(cls, *, fast: bool, seed: int | None = None, limits: Limits | None = None,

@@ -199,11 +199,8 @@ def execute(job: Job) -> None:
                                      env=env, epilogue=export_cell, km=km, log=log,
                                      midway=_early_exports(job))
     finally:
-        if options.sandbox == "uid":  # daemons and /tmp files it left: before its files are read
-            from grader.kernel.uid_mode import end_kernel_uid
-
-            job.row.instructor_notes += [f"clean-up after the kernel (uid {home.uid}): {p}"
-                                         for p in end_kernel_uid(home)]
+        # daemons and files the kernel left: gone before its files are read
+        job.row.instructor_notes += options.sandbox_mode.after_kernel(home)
     job.execution = execution
     # The kernel and every process it started are gone now; what follows reads its files.
     if job.on_kernel_done is not None:
@@ -222,29 +219,10 @@ def execute(job: Job) -> None:
 
 
 def _kernel(job: Job):
-    """The kernel's environment and its manager (in the sandbox or not)."""
-    from grader.kernel.sandbox import (
-        kernel_environment,
-        make_kernel_manager,
-        sandboxed_kernel_manager,
-    )
-    from grader.kernel.uid_mode import uid_kernel_manager
-
-    options, home = job.options, job.home
-    kernel_data = job.holdout.kernel_dir  # the copy without the private hold-out
-    if options.sandboxed:
-        env = kernel_environment(fast=options.fast, data_dir=kernel_data, threads=options.threads,
-                                 sandboxed=True)
-        return env, sandboxed_kernel_manager(home, data_dir=kernel_data, env=env)
-    env = kernel_environment(fast=options.fast, data_dir=kernel_data, threads=options.threads,
-                             sandboxed=False, home=home.home)
-    if options.sandbox == "uid":  # its own home (owned by its uid) for temporary files too
-        from grader.kernel.kernel_view import kernel_view
-
-        env["TMPDIR"] = str(home.home)
-        env["PYTHONPATH"] = str(kernel_view())  # the course code: the kernel's copy
-        return env, uid_kernel_manager(home, data_dir=kernel_data)
-    return env, make_kernel_manager(home.sockets)
+    """The kernel's environment and its manager, in the batch's sandbox mode."""
+    options = job.options
+    return options.sandbox_mode.start(job.home, fast=options.fast, threads=options.threads,
+                                      data_dir=job.holdout.kernel_dir)  # without the hold-out
 
 
 def export(job: Job) -> None:
