@@ -30,38 +30,46 @@ def split_module(module: str, data_dir: str) -> dict:
     from grader.scoring.export import load_artifacts
     from grader.scoring.score_process import model_bounds
     from grader.scoring.scoring_server import warm_up
+    from grader.submission import pipeline as steps
     from grader.submission.options import GradingOptions
-    from grader.submission.pipeline import STEPS, Job, export, rerun_choice_key
+    from grader.submission.pipeline import rerun_choice_key
 
     rubric = load_rubric(module)
     holdout, copy = with_kernel_data(plan_holdout(data_dir, fast=True))
     try:
         options = GradingOptions.resolve(fast=True, seed=0, data_dir=data_dir, holdout=holdout)
-        job = Job(path=SOLUTIONS_DIR / rubric.notebook, options=options)
-        job.rubric = rubric
-        for step in STEPS[:STEPS.index(export) + 1]:  # read ... export
-            step(job)
+        request = steps.Request(path=SOLUTIONS_DIR / rubric.notebook, options=options,
+                                rubric=rubric)
+        sub, ledger = steps.read(request)  # read ... export, as steps.grade runs them
+        lesson = steps.set_up(request, sub, ledger)
+        nb = steps.inject(steps.restore_cells(sub, lesson, options, ledger.row), options)
+        space = steps.prepare(request, sub, rubric, ledger)
+        ahead = steps.Ahead(request, rubric, ledger.row.student, space.holdout, ledger)
+        executed = steps.execute(request, rubric, nb, space, ahead, ledger)
+        exported = steps.export(rubric, executed)
         ctx = Context(mode="fast", dataset=rubric.dataset, data_dir=data_dir, verify=True,
-                      choice_key=rerun_choice_key(job.row.student, module), holdout=job.holdout)
+                      choice_key=rerun_choice_key(ledger.row.student, module),
+                      holdout=space.holdout)
         start = time.perf_counter()
         warm_up({"mode": "fast", "seed": holdout.seed, "source_dir": holdout.source_dir,
                  "kernel_dir": holdout.kernel_dir, "data_dir": data_dir,
                  "datasets": list(rubric.scoring_datasets)})
         warm = time.perf_counter() - start
         start = time.perf_counter()
-        objects, _ = load_artifacts(rubric, job.artifacts, job.inputs, model_bounds(rubric))
+        objects, _ = load_artifacts(rubric, exported.artifacts, executed.inputs,
+                                    model_bounds(rubric))
         load = time.perf_counter() - start
         kinds: dict[str, float] = {}
         for spec in rubric.checks:
             start = time.perf_counter()
             run_check(spec, objects, ctx)
             kinds[spec.kind] = kinds.get(spec.kind, 0.0) + time.perf_counter() - start
-        for remove in reversed(job.cleanup):
+        for remove in reversed(ledger.cleanup):
             remove()
     finally:
         if copy is not None:
             copy.remove()
-    return {"module": module, "execute": job.row.timings["execute"], "warm_up": warm,
+    return {"module": module, "execute": ledger.row.timings["execute"], "warm_up": warm,
             "load": load, "kinds": kinds}
 
 

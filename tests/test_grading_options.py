@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import pickle
 from dataclasses import FrozenInstanceError, dataclass
@@ -17,7 +18,7 @@ from grader.classroom.workers import DaskExecutor, LocalExecutor
 from grader.kernel.execute import FULL_CELL_TIMEOUT_S, Limits
 from grader.submission.grading import grade_submission
 from grader.submission.options import GradingOptions
-from grader.submission.pipeline import STEPS
+from grader.submission.pipeline import STEPS, grade
 from grader.submission.validate import Submission
 
 
@@ -39,10 +40,17 @@ def test_an_unknown_sandbox_is_a_usage_error_naming_the_choices():
         GradingOptions.resolve(fast=True, sandbox="docker", data_dir="/nowhere")
 
 
-def test_the_pipeline_is_the_documented_list_of_steps():
+def test_the_pipeline_runs_the_documented_steps_in_order():
+    """``grade`` calls each step of :data:`STEPS` once, in that order, and each is short."""
     assert [step.__name__ for step in STEPS] == [
         "read", "set_up", "restore_cells", "inject", "prepare", "execute", "export", "score",
         "flag"]
+    names = {step.__name__ for step in STEPS}
+    calls = [node for node in ast.walk(ast.parse(inspect.getsource(grade)))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+             and node.func.id in names]
+    called = [node.func.id for node in sorted(calls, key=lambda n: (n.lineno, -n.col_offset))]
+    assert called == [step.__name__ for step in STEPS]
     assert all(len(inspect.getsource(step).splitlines()) <= 80 for step in STEPS)
 
 

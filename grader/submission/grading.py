@@ -1,6 +1,6 @@
 """Grade one submitted notebook end to end; the score is decided outside the student's kernel.
 
-The steps, in :data:`grader.submission.pipeline.STEPS`::
+The steps, run by :func:`grader.submission.pipeline.grade`::
 
     read (bytes read once) -> set up (rubric, solution) -> restore protected cells
       -> inject parameters (FAST, SEED) -> prepare (scratch folder, kernel home, data copy)
@@ -25,9 +25,9 @@ from grader.submission.options import GradingOptions
 from grader.submission.pipeline import (
     EXECUTED_NAME,
     SUBMISSION_NAME,
-    Job,
+    Request,
+    grade,
     rerun_choice_key,
-    run_steps,
 )
 
 __all__ = ["EXECUTED_NAME", "SUBMISSION_NAME", "GradingOptions", "grade_submission",
@@ -70,11 +70,7 @@ def grade_submission(source: Path | str | Any, options: GradingOptions,
         ``timings`` holds ``kernel_start``, ``execute``, ``slowest_cell`` (the longest code
         cell), ``export`` and ``score`` seconds.
     """
-    if isinstance(source, (str, Path)):
-        job = Job(path=Path(source), options=options)
-    else:
-        job = Job(path=Path(source.path), options=options, data=source.data,
-                  parsed=getattr(source, "parsed", None))
-    job.rubric, job.scratch_root, job.scorer = rubric, scratch_root, scorer
-    job.on_kernel_done = on_kernel_done
-    return run_steps(job)
+    given = {"path": Path(source)} if isinstance(source, (str, Path)) else {
+        "path": Path(source.path), "data": source.data, "parsed": getattr(source, "parsed", None)}
+    return grade(Request(**given, options=options, rubric=rubric, scratch_root=scratch_root,
+                         scorer=scorer, on_kernel_done=on_kernel_done))

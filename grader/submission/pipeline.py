@@ -1,13 +1,16 @@
-"""The steps of grading one submission, in order; :data:`STEPS` is the pipeline.
+"""The steps of grading one submission, in order; :func:`grade` runs them.
 
-Each step is a small function of one :class:`Job` with one job of its own::
+Each step is a small function with typed inputs and one typed output::
 
     read -> set up -> restore -> inject -> prepare -> execute -> export -> score -> flag
+    Request -> Submission -> Lesson -> notebook -> Workspace -> Executed -> Exported -> row
 
-A step that decides the row is final (a broken file, a module the grader does not know, a
-kernel that died before the export) sets ``job.done``; the later steps are skipped.
-Resources a step makes (the scratch folder, the kernel's home, a hold-out copy) are added to
-``job.cleanup`` and removed by :func:`run_steps` whatever happens.
+What the caller gives is a frozen :class:`Request`. The only state the steps share is the
+:class:`Ledger`: the row being written and what to clean up. A step that decides the row is
+final (a broken file, a module the grader does not know, a kernel that died before the
+export) returns ``None`` and :func:`grade` stops there. Resources a step makes (the scratch
+folder, the kernel's home, a hold-out copy, the re-run-ahead thread) are added to
+``ledger.cleanup`` and removed by :func:`grade` whatever happens.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -27,6 +31,9 @@ import nbformat
 from grader.base.errors import GraderError
 from grader.checks.results import CheckResult, GradeRow
 from grader.checks.rubric import Rubric, load_rubric
+from grader.data.holdout import HoldoutPlan
+from grader.kernel.execute import ExecutionResult
+from grader.kernel.sandbox import KernelHome
 from grader.kernel.sweep import remove_folder
 from grader.submission.options import GradingOptions
 from grader.submission.validate import Submission
@@ -35,45 +42,73 @@ SUBMISSION_NAME = "submission.ipynb"
 EXECUTED_NAME = "executed.ipynb"
 
 
-@dataclass
-class Job:
-    """One submission on its way through :data:`STEPS` (the steps fill it in order)."""
+@dataclass(frozen=True)
+class Request:
+    """One submission to grade, as the caller gives it."""
 
     path: Path
     options: GradingOptions
     data: bytes | None = None
+    """The file's bytes when the caller already read them (then it is not opened again)."""
     parsed: Submission | None = None
     """The submission as the batch already read it (then the file is not parsed again)."""
     rubric: Rubric | None = None
     """The module's rubric when the caller loaded it (a batch: once per task)."""
     scratch_root: Path | None = None
+    """Where the scratch folder is made and kept; by default a temporary one, removed."""
     scorer: Any = None
+    """A warm scoring process (:mod:`grader.scoring.scoring_server`), or None."""
     on_kernel_done: Callable[[], None] | None = None
     """Called once the kernel and its processes are gone (a batch then starts the next
     submission's kernel while this one is scored)."""
-    started: float = field(default_factory=time.perf_counter)
-    row: GradeRow | None = None
-    sub: Submission | None = None
-    solution: Any = None
-    nb: Any = None
-    home: Any = None
-    holdout: Any = None
-    execution: Any = None
-    names: dict[str, str] = field(default_factory=dict)
-    inputs: dict = field(default_factory=dict)
-    export_dir: Path | None = None
-    artifacts: Path | None = None
-    refused: list = field(default_factory=list)
-    score_started: float = 0.0
-    ahead: Any = None
-    """The thread asking the warm scorer to run re-runs ahead (:func:`score` waits for it)."""
-    done: bool = False
-    cleanup: list[Callable[[], None]] = field(default_factory=list)
 
-    def finish(self) -> None:
-        """End the pipeline here: the row is final."""
-        self.row.duration_s = time.perf_counter() - self.started
-        self.done = True
+
+@dataclass
+class Ledger:
+    """What the steps share: the row being written, and what :func:`grade` removes at the end."""
+
+    row: GradeRow
+    started: float = field(default_factory=time.perf_counter)
+    cleanup: list[Callable[[], object]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """The module's rubric and solution notebook (:func:`set_up`)."""
+
+    rubric: Rubric
+    solution: Any
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The kernel's folders and the data it reads (:func:`prepare`)."""
+
+    home: KernelHome
+    holdout: HoldoutPlan
+
+
+@dataclass(frozen=True)
+class Executed:
+    """What the kernel left (:func:`execute`): how it ran, the executed notebook, the cells'
+    names as the student reads them, the export folder and the function inputs it was given."""
+
+    execution: ExecutionResult
+    nb: nbformat.NotebookNode
+    names: dict[str, str]
+    export_dir: Path
+    artifacts: Path
+    inputs: dict
+
+
+@dataclass(frozen=True)
+class Exported:
+    """The artifacts copied into the grader's own folder (:func:`export`)."""
+
+    artifacts: Path
+    refused: list
+    started: float
+    """When scoring began (the row's ``score`` timing counts from here)."""
 
 
 def zero_checks(rubric: Rubric, message: str) -> list[CheckResult]:
@@ -81,89 +116,93 @@ def zero_checks(rubric: Rubric, message: str) -> list[CheckResult]:
     return [CheckResult(c.id, 0.0, c.points, False, message) for c in rubric.checks]
 
 
-def read(job: Job) -> None:
+def read(request: Request) -> tuple[Submission, Ledger]:
     """Read and validate the file (unless the batch did), identify student and module."""
     from grader.submission.validate import display_path, read_submission
 
-    custom = job.options.rubric
-    job.sub = job.parsed if job.parsed is not None else read_submission(
-        job.path, module=custom.module if custom is not None else None,
-        release_name=custom.notebook if custom is not None else None, data=job.data)
-    sub = job.sub
-    job.row = GradeRow(student=sub.student, module=sub.module, score=0.0, max_score=0.0,
-                       error=None, submission=display_path(job.path), notes=list(sub.notes))
+    custom = request.options.rubric
+    sub = request.parsed if request.parsed is not None else read_submission(
+        request.path, module=custom.module if custom is not None else None,
+        release_name=custom.notebook if custom is not None else None, data=request.data)
+    row = GradeRow(student=sub.student, module=sub.module, score=0.0, max_score=0.0,
+                   error=None, submission=display_path(request.path), notes=list(sub.notes))
+    return sub, Ledger(row=row)
 
 
-def set_up(job: Job) -> None:
-    """Find the rubric and solution of the submission's module; stop on an unusable file."""
-    sub, rubric = job.sub, job.options.rubric
-    if sub.error is None:
+def set_up(request: Request, sub: Submission, ledger: Ledger) -> Lesson | None:
+    """Find the rubric and solution of the submission's module; ``None`` for an unusable
+    file (the row is then final)."""
+    rubric, solution, error = request.options.rubric, request.options.solution, sub.error
+    if error is None:
         try:
             if rubric is None:
-                given = job.rubric if job.rubric is not None and job.rubric.module == sub.module \
-                    else None
-                rubric = given if given is not None else load_rubric(sub.module)
-            job.solution = job.options.solution
-            if job.solution is None:
+                given = request.rubric
+                rubric = given if given is not None and given.module == sub.module \
+                    else load_rubric(sub.module)
+            if solution is None:
                 from grader.authoring.release import load_solution
 
-                job.solution = load_solution(rubric)
+                solution = load_solution(rubric)
         except GraderError as exc:
-            sub.error = f"the grader is not set up for module {sub.module}: {exc}"
-    job.rubric = rubric
+            error = f"the grader is not set up for module {sub.module}: {exc}"
+    row = ledger.row
     if rubric is not None:
-        job.row.max_score = rubric.max_score
-    if sub.error is not None:
-        job.row.error = sub.error
-        if rubric is not None and sub.nb is None:
-            job.row.checks = zero_checks(rubric, "not graded: " + sub.error)
-        job.finish()
+        row.max_score = rubric.max_score
+    if error is None:
+        return Lesson(rubric=rubric, solution=solution)
+    row.error = error
+    if rubric is not None and sub.nb is None:
+        row.checks = zero_checks(rubric, "not graded: " + error)
+    return None
 
 
-def restore_cells(job: Job) -> None:
+def restore_cells(sub: Submission, lesson: Lesson, options: GradingOptions,
+                  row: GradeRow) -> nbformat.NotebookNode:
     """Rebuild the notebook on the solution's skeleton (protected cells restored)."""
     from grader.submission.restore import restore
 
-    restored = restore(job.sub.nb, job.solution)
-    if job.options.sandbox_warning:
-        job.row.instructor_notes.insert(0, job.options.sandbox_warning)
-    job.row.notes.extend(restored.notes)
-    job.nb = restored.nb
+    restored = restore(sub.nb, lesson.solution)
+    if options.sandbox_warning:
+        row.instructor_notes.insert(0, options.sandbox_warning)
+    row.notes.extend(restored.notes)
+    return restored.nb
 
 
-def inject(job: Job) -> None:
+def inject(nb: nbformat.NotebookNode, options: GradingOptions) -> nbformat.NotebookNode:
     """Inject ``FAST`` (and ``SEED`` when one is set) after the parameters cell."""
     from grader.submission.parameters import inject_parameters
 
-    params: dict[str, Any] = {"FAST": bool(job.options.fast)}
-    if job.options.seed is not None:
-        params["SEED"] = int(job.options.seed)
-    inject_parameters(job.nb, **params)
+    params: dict[str, Any] = {"FAST": bool(options.fast)}
+    if options.seed is not None:
+        params["SEED"] = int(options.seed)
+    inject_parameters(nb, **params)
+    return nb
 
 
-def prepare(job: Job) -> None:
+def prepare(request: Request, sub: Submission, rubric: Rubric, ledger: Ledger) -> Workspace:
     """The scratch folder, the kernel's home and the kernel's copy of the data."""
     from grader.data.holdout import plan_holdout
     from grader.data.kernel_cache import with_kernel_data
-    from grader.kernel.sandbox import KernelHome
 
-    options = job.options
-    own_scratch = job.scratch_root is None
-    root = Path(tempfile.mkdtemp(prefix="dlcourse-grade-")) if own_scratch else Path(job.scratch_root)
+    options = request.options
+    own_scratch = request.scratch_root is None
+    root = Path(tempfile.mkdtemp(prefix="dlcourse-grade-")) if own_scratch \
+        else Path(request.scratch_root)
     if own_scratch:
-        job.cleanup.append(partial(remove_folder, root))
+        ledger.cleanup.append(partial(remove_folder, root))
     root.mkdir(parents=True, exist_ok=True)
-    workdir = root / f"{job.sub.student[:40]}-{job.rubric.module}-{secrets.token_hex(4)}"
+    workdir = root / f"{sub.student[:40]}-{rubric.module}-{secrets.token_hex(4)}"
     workdir.mkdir(mode=0o700)
-    job.home = KernelHome.create(workdir, memory_mb=options.limits.memory_mb)
-    job.cleanup.append(job.home.remove)
+    home = KernelHome.create(workdir, memory_mb=options.limits.memory_mb)
+    ledger.cleanup.append(home.remove)
     plan = options.holdout if options.holdout is not None else plan_holdout(options.data_dir,
                                                                            fast=options.fast)
     if plan.mode != options.mode:
         raise ValueError(f"expected a {options.mode} hold-out plan, got {plan.mode}")
-    job.holdout, own_copy = with_kernel_data(replace(plan, source_dir=options.data_dir))
+    holdout, own_copy = with_kernel_data(replace(plan, source_dir=options.data_dir))
     if own_copy is not None:
-        job.cleanup.append(own_copy.remove)
+        ledger.cleanup.append(own_copy.remove)
+    return Workspace(home=home, holdout=holdout)
 
 
 def write_new(path: Path, text: str) -> None:
@@ -173,64 +212,59 @@ def write_new(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def execute(job: Job) -> None:
-    """Run the notebook and then the export cell in one fresh limited (sandboxed) kernel."""
+def execute(request: Request, rubric: Rubric, nb: nbformat.NotebookNode, space: Workspace,
+            ahead: Ahead, ledger: Ledger) -> Executed | None:
+    """Run the notebook and then the export cell in one fresh limited (sandboxed) kernel;
+    ``None`` when the kernel died before the export (the row is then final)."""
     from grader.authoring.cells import cell_names
     from grader.kernel.execute import execute_notebook
     from grader.scoring.export import export_source, write_function_inputs
     from grader.submission.run_notes import died_error, execution_notes
 
-    home, rubric, options = job.home, job.rubric, job.options
+    home, options, row = space.home, request.options, ledger.row
     token = secrets.token_hex(6)
-    write_new(home.scratch / SUBMISSION_NAME, nbformat.writes(job.nb))
-    job.export_dir = home.scratch / f"export-{token}"
-    job.artifacts = home.root / f"artifacts-{token}"
+    write_new(home.scratch / SUBMISSION_NAME, nbformat.writes(nb))
+    export_dir, inputs = home.scratch / f"export-{token}", {}
 
     def export_cell() -> str:
         # Made only now, after the student's code ran: fresh function inputs, no answers.
-        job.inputs.update(write_function_inputs(rubric, home.inbox))
-        return export_source(rubric, job.export_dir, home.inbox)
+        inputs.update(write_function_inputs(rubric, home.inbox))
+        return export_source(rubric, export_dir, home.inbox)
 
-    env, km = _kernel(job)
+    env, km = options.sandbox_mode.start(home, fast=options.fast, threads=options.threads,
+                                         data_dir=space.holdout.kernel_dir)  # no hold-out
     log = Path(options.log_path) if options.log_path else None
-    _run_ahead(job)  # the warm scorer re-runs what it can while the kernel runs
+    ahead.lesson_reruns()  # the warm scorer re-runs what it can while the kernel runs
     try:
-        execution = execute_notebook(job.nb, workdir=home.scratch, limits=options.limits,
+        execution = execute_notebook(nb, workdir=home.scratch, limits=options.limits,
                                      env=env, epilogue=export_cell, km=km, log=log,
-                                     midway=_early_exports(job))
-    finally:
-        # daemons and files the kernel left: gone before its files are read
-        job.row.instructor_notes += options.sandbox_mode.after_kernel(home)
-    job.execution = execution
+                                     midway=ahead.early_exports(home))
+    finally:  # daemons and files the kernel left: gone before its files are read
+        row.instructor_notes += options.sandbox_mode.after_kernel(home)
     # The kernel and every process it started are gone now; what follows reads its files.
-    if job.on_kernel_done is not None:
-        job.on_kernel_done()
-    write_new(home.root / EXECUTED_NAME, nbformat.writes(job.nb))
-    job.row.timings = {key: round(execution.durations.get(key, 0.0), 3)
-                       for key in ("kernel_start", "execute", "slowest_cell", "export")}
+    if request.on_kernel_done is not None:
+        request.on_kernel_done()
+    write_new(home.root / EXECUTED_NAME, nbformat.writes(nb))
+    row.timings = {key: round(execution.durations.get(key, 0.0), 3)
+                   for key in ("kernel_start", "execute", "slowest_cell", "export")}
     # cells named as students read them (positions as in their notebook: without the injection)
-    job.names = cell_names({"cells": [c for c in job.nb.cells
-                                      if c.get("id") != "injected-parameters"]})
-    job.row.notes.extend(execution_notes(execution, job.nb, job.names))
+    names = cell_names({"cells": [c for c in nb.cells if c.get("id") != "injected-parameters"]})
+    row.notes.extend(execution_notes(execution, nb, names))
     if execution.kernel_died and not execution.died_during_export:
-        job.row.error = died_error(execution, job.names)
-        job.row.checks = zero_checks(rubric, "not graded: the kernel died before the export")
-        job.finish()
+        row.error = died_error(execution, names)
+        row.checks = zero_checks(rubric, "not graded: the kernel died before the export")
+        return None
+    return Executed(execution=execution, nb=nb, names=names, export_dir=export_dir,
+                    artifacts=home.root / f"artifacts-{token}", inputs=inputs)
 
 
-def _kernel(job: Job):
-    """The kernel's environment and its manager, in the batch's sandbox mode."""
-    options = job.options
-    return options.sandbox_mode.start(job.home, fast=options.fast, threads=options.threads,
-                                      data_dir=job.holdout.kernel_dir)  # without the hold-out
-
-
-def export(job: Job) -> None:
+def export(rubric: Rubric, executed: Executed) -> Exported:
     """Copy the regular files the export cell wrote into the grader's own folder."""
     from grader.scoring.export import collect_artifacts
 
-    job.score_started = time.perf_counter()
-    job.refused = collect_artifacts(job.rubric, job.export_dir, job.artifacts)
+    started = time.perf_counter()
+    refused = collect_artifacts(rubric, executed.export_dir, executed.artifacts)
+    return Exported(artifacts=executed.artifacts, refused=refused, started=started)
 
 
 def rerun_choice_key(student: str, module: str) -> str:
@@ -249,14 +283,13 @@ def rerun_choice_key(student: str, module: str) -> str:
     return hmac.new(load_result_key(), message, hashlib.sha256).hexdigest()
 
 
-def score_context(job: Job):
+def score_context(options: GradingOptions, rubric: Rubric, student: str, holdout: HoldoutPlan):
     """The checks' context: mode, data, the hold-out and the private re-run key."""
     from grader.checks.kinds import Context
 
-    options, rubric = job.options, job.rubric
     return Context(mode=options.mode, dataset=rubric.dataset, data_dir=options.data_dir,
-                   verify=True, choice_key=rerun_choice_key(job.row.student, rubric.module),
-                   holdout=job.holdout)
+                   verify=True, choice_key=rerun_choice_key(student, rubric.module),
+                   holdout=holdout)
 
 
 def _score_limits(options: GradingOptions):
@@ -270,119 +303,145 @@ RERUN_AHEAD_ENV = "DLCOURSE_RERUN_AHEAD"
 """Set to ``0`` to run every re-run after the kernel (``bench/rerun_ahead.py`` compares)."""
 
 
-def _ahead(job: Job) -> bool:
-    """Whether re-runs may run ahead: a warm scorer, and not switched off."""
-    return job.scorer is not None and os.environ.get(RERUN_AHEAD_ENV) != "0"
+class Ahead:
+    """Re-runs a warm scorer runs while the kernel still runs (:mod:`grader.checks.speculation`).
+
+    Requests go out one at a time, each from a thread that first waits for the one before it
+    (the scorer answers one at a time); :func:`score` waits for the last. Without a warm
+    scorer, or with ``DLCOURSE_RERUN_AHEAD=0``, nothing runs ahead.
+    """
+
+    def __init__(self, request: Request, rubric: Rubric, student: str, holdout: HoldoutPlan,
+                 ledger: Ledger) -> None:
+        self.scorer, self.rubric, self.options = request.scorer, rubric, request.options
+        self.context = score_context(request.options, rubric, student, holdout)
+        self.enabled = self.scorer is not None and os.environ.get(RERUN_AHEAD_ENV) != "0"
+        self.ledger = ledger
+        self.thread: threading.Thread | None = None
+
+    def lesson_reruns(self) -> None:
+        """Ask for the re-runs the lesson fixes (not the student) now."""
+        names = [c.reference for c in self.rubric.checks if c.kind == "experiment" and c.reference]
+        if self.enabled and names:
+            self.ask(names, None)
+
+    def ask(self, references: list[str], objects: dict | None) -> None:
+        """Send the warm scorer one request to run ``references`` ahead."""
+        from grader.scoring.scoring_server import run_ahead_warm
+
+        before = self.thread
+        request = partial(run_ahead_warm, self.scorer, self.context, references,
+                          limits=_score_limits(self.options), threads=self.options.threads,
+                          objects=objects)
+
+        def work() -> None:
+            if before is not None:
+                before.join()
+            request()
+
+        self.thread = threading.Thread(target=work, name="rerun-ahead", daemon=True)
+        self.thread.start()
+        # a row that ends early still waits: one request at a time
+        self.ledger.cleanup.append(self.thread.join)
+
+    def wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+
+    def early_exports(self, home: KernelHome) -> dict:
+        """The early exports (:class:`grader.kernel.execute.Midway`): right after the cell a
+        check's ``ahead_after`` names, the kernel exports the check's objects once more and
+        the warm scorer runs that check's re-runs of what the student chose while the rest of
+        the notebook runs. Only a speculation: the check reads the final export."""
+        from grader.kernel.execute import Midway
+        from grader.scoring.export import names_export_source, read_early_values
+
+        if not self.enabled:
+            return {}
+        cells: dict[str, tuple[list[str], list[str]]] = {}
+        for spec in self.rubric.checks:
+            if spec.kind == "experiment" and spec.ahead_after and spec.reference:
+                names, references = cells.setdefault(spec.ahead_after, ([], []))
+                names.extend(n for n in spec.objects if n not in names)
+                references.append(spec.reference)
+        found = {}
+        for cell, (names, references) in sorted(cells.items()):
+            # its own random name: the kernel sees it, and must learn nothing of the final
+            # export's folder from it
+            folder = home.scratch / f"early-{secrets.token_hex(6)}"
+
+            def done(folder=folder, names=names, references=references) -> None:
+                values = read_early_values(folder, names)
+                if values:
+                    self.ask(references, values)
+
+            found[cell] = Midway(source=partial(names_export_source, names, folder), done=done)
+        return found
 
 
-def _run_ahead(job: Job) -> None:
-    """With a warm scorer: have it run the re-runs the lesson fixes (not the student) now
-    (:mod:`grader.checks.speculation`)."""
-    names = [c.reference for c in job.rubric.checks if c.kind == "experiment" and c.reference]
-    if _ahead(job) and names:
-        _ask_ahead(job, names, None)
-
-
-def _ask_ahead(job: Job, references: list[str], objects: dict | None) -> None:
-    """Send the warm scorer one request to run re-runs ahead, in a thread that waits for the
-    request before it (the scorer answers one at a time) and that :func:`score` waits for."""
-    import threading
-
-    from grader.scoring.scoring_server import run_ahead_warm
-
-    before = job.ahead
-    ask = partial(run_ahead_warm, job.scorer, score_context(job), references,
-                  limits=_score_limits(job.options), threads=job.options.threads, objects=objects)
-
-    def work() -> None:
-        if before is not None:
-            before.join()
-        ask()
-
-    job.ahead = threading.Thread(target=work, name="rerun-ahead", daemon=True)
-    job.ahead.start()
-    job.cleanup.append(job.ahead.join)  # a row that ends early still waits: one request at a time
-
-
-def _early_exports(job: Job) -> dict:
-    """The early exports (:class:`grader.kernel.execute.Midway`): right after the cell a
-    check's ``ahead_after`` names, the kernel exports the check's objects once more and the
-    warm scorer runs that check's re-runs of what the student chose while the rest of the
-    notebook runs. Only a speculation: the check reads the final export."""
-    from grader.kernel.execute import Midway
-    from grader.scoring.export import names_export_source, read_early_values
-
-    if not _ahead(job):
-        return {}
-    cells: dict[str, tuple[list[str], list[str]]] = {}
-    for spec in job.rubric.checks:
-        if spec.kind == "experiment" and spec.ahead_after and spec.reference:
-            names, references = cells.setdefault(spec.ahead_after, ([], []))
-            names.extend(n for n in spec.objects if n not in names)
-            references.append(spec.reference)
-    found = {}
-    for cell, (names, references) in sorted(cells.items()):
-        # its own random name: the kernel sees it, and must learn nothing of the final
-        # export's folder from it
-        folder = job.home.scratch / f"early-{secrets.token_hex(6)}"
-
-        def done(folder=folder, names=names, references=references) -> None:
-            values = read_early_values(folder, names)
-            if values:
-                _ask_ahead(job, references, values)
-
-        found[cell] = Midway(source=partial(names_export_source, names, folder), done=done)
-    return found
-
-
-def score(job: Job) -> None:
+def score(request: Request, rubric: Rubric, executed: Executed, exported: Exported,
+          ahead: Ahead, row: GradeRow) -> None:
     """Vet, load (Keras safe mode) and score the artifacts in a limited child process."""
     from grader.scoring.score import exercise_problems
     from grader.scoring.score_process import score_isolated
     from grader.scoring.scoring_server import score_warm
 
-    options, rubric, row = job.options, job.rubric, job.row
-    if job.ahead is not None:
-        job.ahead.join()  # the warm scorer answers one request at a time
-    scorer = score_isolated if job.scorer is None else partial(score_warm, job.scorer)
+    options = request.options
+    ahead.wait()  # the warm scorer answers one request at a time
+    scorer = score_isolated if request.scorer is None else partial(score_warm, request.scorer)
     results, notes = scorer(
-        rubric, job.artifacts, job.inputs, score_context(job), problems=job.refused,
-        unfinished=exercise_problems(rubric, job.nb, job.execution), threads=options.threads,
-        log=Path(options.log_path) if options.log_path else None,
+        rubric, exported.artifacts, executed.inputs, ahead.context, problems=exported.refused,
+        unfinished=exercise_problems(rubric, executed.nb, executed.execution),
+        threads=options.threads, log=Path(options.log_path) if options.log_path else None,
         limits=_score_limits(options))
     row.checks = results
     row.notes.extend(notes)
 
 
-def flag(job: Job) -> None:
-    """Flag hold-out leaks, add up the points and the timings."""
+def flag(row: GradeRow, exported: Exported) -> None:
+    """Flag hold-out leaks and add up the points."""
     from grader.checks.leakage import flag_leaks
 
-    row = job.row
     flag_leaks(row)
     row.score = float(sum(c.points for c in row.checks))
-    row.timings["score"] = round(time.perf_counter() - job.score_started, 3)
-    row.duration_s = round(time.perf_counter() - job.started, 3)
+    row.timings["score"] = round(time.perf_counter() - exported.started, 3)
 
 
-STEPS: tuple[Callable[[Job], None], ...] = (
-    read, set_up, restore_cells, inject, prepare, execute, export, score, flag)
-"""The pipeline of one submission, in order."""
+STEPS = (read, set_up, restore_cells, inject, prepare, execute, export, score, flag)
+"""The steps of one submission, in the order :func:`grade` runs them."""
 
 
-def run_steps(job: Job, steps=STEPS) -> GradeRow:
-    """Run ``steps`` on ``job`` until one ends it; remove what they made. Returns the row."""
+def grade(request: Request) -> GradeRow:
+    """Run the steps on one submission until one ends its row; remove what they made."""
+    started = time.perf_counter()
+    sub, ledger = read(request)
+    ledger.started, row = started, ledger.row
     try:
-        for step in steps:
-            step(job)
-            if job.done:
-                break
-        return job.row
+        lesson = set_up(request, sub, ledger)
+        if lesson is None:
+            return row
+        rubric = lesson.rubric
+        nb = inject(restore_cells(sub, lesson, request.options, row), request.options)
+        space = prepare(request, sub, rubric, ledger)
+        ahead = Ahead(request, rubric, row.student, space.holdout, ledger)
+        executed = execute(request, rubric, nb, space, ahead, ledger)
+        if executed is None:
+            return row
+        exported = export(rubric, executed)
+        score(request, rubric, executed, exported, ahead, row)
+        flag(row, exported)
+        return row
     finally:
-        for remove in reversed(job.cleanup):  # a failed clean-up never costs the row
-            try:
-                problem = remove()
-            except Exception as exc:  # noqa: BLE001 - contained to an instructor note
-                problem = f"{type(exc).__name__}: {exc}"
-            if isinstance(problem, str):
-                job.row.instructor_notes.append(f"clean-up after grading: {problem}")
+        row.duration_s = round(time.perf_counter() - ledger.started, 3)
+        _clean_up(ledger)
+
+
+def _clean_up(ledger: Ledger) -> None:
+    """Remove what the steps made, newest first; a failed clean-up never costs the row."""
+    for remove in reversed(ledger.cleanup):
+        try:
+            problem = remove()
+        except Exception as exc:  # noqa: BLE001 - contained to an instructor note
+            problem = f"{type(exc).__name__}: {exc}"
+        if isinstance(problem, str):
+            ledger.row.instructor_notes.append(f"clean-up after grading: {problem}")
