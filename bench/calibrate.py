@@ -17,7 +17,7 @@ For every ``accuracy`` check it derives
   2 decimals;
 
 and per module the slowest cell and whole-notebook time over the seeds, from which the
-grader's full-mode limits are chosen (README, "Time limits").
+grader's full-mode limits are chosen (see docs/cost.md, "Full mode: run time per lesson").
 
 Results are appended to a JSON file as they arrive (a rerun skips what is done) and written
 as Markdown::

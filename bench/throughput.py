@@ -1,7 +1,7 @@
 """Fast-mode grading throughput: ``--jobs 1``, ``--jobs 2`` and a 2-worker Dask LocalCluster.
 
 All three grade the same N copies of one module's answered solution (full marks), with
-``force`` so nothing is skipped; then the README's main command is timed on
+``force`` so nothing is skipped; then the example-class command of docs/grading.md is timed on
 ``examples/submissions``. Results go to ``bench/results/throughput.md``::
 
     DLCOURSE_DATA_DIR=/path/to/data python bench/throughput.py --module 01 --n 4 --repeats 1
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {config} | {wall:.0f} | {per_nb:.0f} | {args.n / wall * 3600:.0f} |"
                      f" {base / wall:.2f}x | {full}/{args.n} |")
     if readme is not None:
-        lines += ["", "README main command (`python -m grader grade examples/submissions --out"
+        lines += ["", "Example-class command (`python -m grader grade examples/submissions --out"
                   f" grading-output --fast`, 6 submissions, `--jobs 1`): {readme:.0f} s wall."]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")

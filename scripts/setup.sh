@@ -32,9 +32,9 @@ export PATH="$PWD/.venv/bin:$PATH"
 if [ "$(uname -s)" = Linux ] && ! command -v bwrap >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
-      || echo "setup: could not install bubblewrap; grading will run unsandboxed (see README)" >&2
+      || echo "setup: could not install bubblewrap; grading will run unsandboxed (see docs/sandbox.md)" >&2
   else
     echo "setup: bubblewrap (bwrap) is missing: install it (e.g. sudo apt-get install bubblewrap)" \
-         "or grading runs unsandboxed with a warning (see README, 'The sandbox')" >&2
+         "or grading runs unsandboxed with a warning (see docs/sandbox.md)" >&2
   fi
 fi

@@ -217,7 +217,7 @@ def test_rerun_skips_unchanged_regrades_changed_and_force_regrades_all(tmp_path,
 
 
 def test_example_submissions_are_in_sync_with_the_solutions(tmp_path):
-    """The README's example class must be rebuilt when a solution changes."""
+    """The example class (docs/grading.md) must be rebuilt when a solution changes."""
     import sys
 
     from grader.base.paths import REPO_ROOT

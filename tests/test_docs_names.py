@@ -7,7 +7,10 @@ renamed, fails here instead of in front of them. Checked in ``README.md`` and ``
   one of the repository's top-level folders, or is one of its top-level files) exists; ``0N``
   stands for a lesson number and ``*`` is a glob, either must match at least one file;
 * every ``python -m grader COMMAND [ACTION]`` (inline or in a fenced block) names a command the
-  CLI's parser has, and an action of it where the command takes one.
+  CLI's parser has, and an action of it where the command takes one;
+* every relative Markdown link (``grading.md#parallel-grading``, ``../README.md``) leads to a file
+  that exists and, with an anchor into a Markdown file, to a heading of that file;
+* ``docs/README.md``, the index of the guides, links every other guide in ``docs/``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
 #: Paths the docs name that exist only in what a command writes, not in this repository.
 GENERATED = {"grader/selfcheck.json": "written into the student edition by release --student-edition"}
 COMMAND = re.compile(r"python -m grader((?:\s+[a-z][a-z-]*)+)")
+RELATIVE_LINK = re.compile(r"\]\(([^)\s]*)\)")
+HEADING = re.compile(r"^#{1,6} (.+)$")
+FENCE = re.compile(r"^(```|~~~)")
 
 
 def _path_like(token: str) -> str | None:
@@ -111,3 +117,53 @@ def test_the_checks_can_fail() -> None:
                            table) == ["python -m grader canvas fetch: no such action (has "
                                       f"{sorted(table['canvas'])})",
                                       "python -m grader nosuch: no such command"]
+
+
+def _anchors(text: str) -> set[str]:
+    """The anchors GitHub gives the headings of ``text`` (fenced code is not a heading)."""
+    anchors, fenced = set(), False
+    for line in text.splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and (match := HEADING.match(line)):
+            title = match.group(1).strip().lower()
+            anchors.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return anchors
+
+
+def _broken_links(doc: Path, text: str) -> list[str]:
+    broken = []
+    for match in RELATIVE_LINK.finditer(text):
+        target = match.group(1)
+        if target.startswith(("http:", "https:", "mailto:")):
+            continue
+        path, _, anchor = target.partition("#")
+        file = (doc.parent / path).resolve() if path else doc
+        if not file.exists():
+            broken.append(f"{target}: no such file")
+        elif anchor and file.suffix == ".md" and anchor not in _anchors(file.read_text(encoding="utf-8")):
+            broken.append(f"{target}: no such heading")
+    return sorted(set(broken))
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_every_relative_link_and_anchor_resolves(doc: Path) -> None:
+    broken = _broken_links(doc, doc.read_text(encoding="utf-8"))
+    assert not broken, f"{doc.name}: " + "; ".join(broken)
+
+
+def test_the_index_links_every_guide() -> None:
+    index = REPO_ROOT / "docs" / "README.md"
+    linked = {(index.parent / m.group(1).partition("#")[0]).resolve()
+              for m in RELATIVE_LINK.finditer(index.read_text(encoding="utf-8"))}
+    guides = {p.resolve() for p in index.parent.glob("*.md") if p != index}
+    assert guides <= linked, f"docs/README.md does not link {sorted(p.name for p in guides - linked)}"
+
+
+def test_the_link_checks_can_fail(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("# Title\n\n```\n# not a heading\n```\n## The `x` part: y\n")
+    doc = tmp_path / "b.md"
+    text = ("[ok](a.md#the-x-part-y) [ok](a.md) [ok](#here) [gone](c.md) [bad](a.md#not-a-heading)"
+            " [web](https://example.org/x#y)\n# Here\n")
+    doc.write_text(text)
+    assert _broken_links(doc, text) == ["a.md#not-a-heading: no such heading", "c.md: no such file"]

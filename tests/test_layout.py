@@ -203,3 +203,32 @@ def test_the_kernel_side_never_imports_what_decides_the_grade():
         scoring = sorted(m for m in _reachable(graph, start)
                          if m.startswith(("grader.scoring", "grader.checks.rubric")))
         assert not scoring, f"{start} reaches {scoring}"
+
+
+MAX_MODULE_LINES = 600
+MAX_CLASS_LINES = 155  # "about 150": CanvasClient, one method per Canvas call, is 152
+
+
+def _big_modules_and_classes(root: Path) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            found.append(f"{path.relative_to(root.parent)} ({len(text.splitlines())} lines)")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES:
+                found.append(f"{path.relative_to(root.parent)}:{node.lineno} class {node.name}"
+                             f" ({node.end_lineno - node.lineno + 1} lines)")
+    return found
+
+
+def test_no_module_over_600_lines_and_no_class_over_about_150():
+    assert _big_modules_and_classes(GRADER) == []
+
+
+def test_the_size_check_sees_a_big_module_and_class(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "big.py").write_text("class C:\n" + "    x = 1\n" * 160 + "y = 2\n" * 500)
+    assert _big_modules_and_classes(pkg) == ["pkg/big.py (661 lines)",
+                                             "pkg/big.py:1 class C (161 lines)"]

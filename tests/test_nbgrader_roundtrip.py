@@ -86,7 +86,7 @@ def test_generate_assignment_matches_our_release(course, module):
     differ = [c.get("id") for c, o in zip(theirs.cells, ours.cells, strict=True)
               if c.source != _plain_stubs(o.source)]
     # nbgrader does not know our `discussion` tag: its release keeps those cells whole, ours
-    # hands them out after the deadline (README, "Using nbgrader instead")
+    # hands them out after the deadline (see docs/nbgrader.md)
     from grader.authoring.discussions import is_discussion
 
     discussions = [c.get("id") for c in theirs.cells if is_discussion(c)]

@@ -146,13 +146,13 @@ def test_shipped_rubrics_load(path):
     assert rubric.checks and rubric.max_score > 0
 
 
-def test_readme_lists_every_check_with_its_points():
-    """README's "What each point rewards" tables stay true to the rubrics."""
+def test_points_guide_lists_every_check_with_its_points():
+    """docs/points.md's tables ("What each point rewards") stay true to the rubrics."""
     import re
 
     from grader.base.paths import REPO_ROOT
 
-    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    text = (REPO_ROOT / "docs" / "points.md").read_text(encoding="utf-8")
     listed = {m.group(1): float(m.group(2))
               for m in re.finditer(r"^\| `(0\d\.\w+)` \| ([0-9.]+) \|", text, re.M)}
     for module in MODULES:

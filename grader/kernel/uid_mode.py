@@ -8,7 +8,7 @@ groups, its own task limit and control groups, network and IPC namespaces of its
 their modes (:func:`uid_exposures` checks them). When the notebook ends every process of the
 uid is killed and what the uid left in the shared writable folders and in System V IPC is
 removed by a process running as that uid (:func:`remove_uid_files`); a uid left unclean is not
-leased again until a clean-up of it succeeds. See the README, "uid mode".
+leased again until a clean-up of it succeeds. See docs/sandbox.md, "uid mode".
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 ``python -m grader gradescope build MODULE OUT.zip`` writes, every file at the zip's root as
 Gradescope's specification asks (it extracts the zip into ``/autograder/source``, copies
 ``run_autograder`` to ``/autograder/run_autograder`` and runs ``setup.sh`` once per image;
-see the README, "Grading in Gradescope")::
+see docs/gradescope.md)::
 
     setup.sh            installs the wheel (pinned by constraints.txt), the module's datasets
                         and the shared fast-mode data copy
