@@ -35,9 +35,25 @@ def bwrap_required() -> None:
         pytest.skip(message)
 
 
+def _longest_files_first(items: list) -> None:
+    """Files with ``slow`` tests first, then files with ``notebook`` tests, then the rest, each
+    file's own order kept: under xdist both workers start on the long runs (a 20-minute test
+    dispatched last would run alone at the end) and the many short tests fill the tail."""
+    by_file: dict = {}
+    for item in items:
+        by_file.setdefault(item.path, []).append(item)
+
+    def weight(path) -> int:
+        marks = {m.name for item in by_file[path] for m in item.iter_markers()}
+        return 2 if "slow" in marks else 1 if "notebook" in marks else 0
+
+    items[:] = [item for path in sorted(by_file, key=weight, reverse=True) for item in by_file[path]]
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items) -> None:
-    """Refuse to run when ``--dist loadgroup`` cannot keep a group on one worker.
+    """Order the files (:func:`_longest_files_first`), then refuse to run when
+    ``--dist loadgroup`` cannot keep a group on one worker.
 
     Tests marked ``xdist_group`` share a module fixture and run in order (a Canvas push, then
     a second push). pytest-xdist marks them by appending ``@group`` to the node id; pytest 9.2
@@ -45,6 +61,7 @@ def pytest_collection_modifyitems(config, items) -> None:
     over both workers and fail for the wrong reason. (xdist shows the refusal as an
     INTERNALERROR naming a test id; the exit status is non-zero either way.)
     """
+    _longest_files_first(items)
     if not getattr(config.option, "loadgroup", False):
         return
     lost = [item.nodeid for item in items
