@@ -6,14 +6,16 @@
 #
 # A change that must not change grades (a refactoring) shows 0 grade differences;
 # bench/compare_grades.py lists every difference, grade and text, and ignores timings.
+# SIDES="after" grades only one side again (the other's grades kept in OUT).
 set -euo pipefail
 before=$(cd "$1" && pwd); after=$(cd "$2" && pwd); out=$3
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-for side in before after; do
+for side in ${SIDES:-before after}; do
   repo=${!side}
   for what in solutions examples; do
     if [ "$what" = solutions ]; then inputs=("$repo"/solutions/0*.ipynb); else inputs=("$repo/examples/submissions"); fi
+    rm -rf "$out/$side/$what"
     start=$(date +%s)
     (cd "$repo" && .venv/bin/python -m grader grade "${inputs[@]}" --out "$out/$side/$what" --fast --jobs 1 >"$out/$side-$what.log" 2>&1)
     echo "$side $what: $(( $(date +%s) - start )) s" | tee -a "$out/walls.txt"

@@ -151,30 +151,42 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path):
         "grader.base.errors (level base) imports grader.checks.kinds (level checks) at line 2"]
 
 
+MAX_MODULE_LINES = 600
+MAX_CLASS_LINES = 155  # "about 150": CanvasClient, one method per Canvas call, is 152
 MAX_FUNCTION_LINES = 85  # "about 80": a docstring-heavy entry point may run a few lines over
 
 
-def _long_functions(root: Path) -> list[str]:
+def _over_limits(root: Path) -> list[str]:
+    """Modules over :data:`MAX_MODULE_LINES`, classes over :data:`MAX_CLASS_LINES`, functions
+    over :data:`MAX_FUNCTION_LINES` under ``root``."""
     found = []
     for path in sorted(root.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                length = node.end_lineno - node.lineno + 1
-                if length > MAX_FUNCTION_LINES:
-                    found.append(f"{path.relative_to(root.parent)}:{node.lineno} {node.name}"
-                                 f" ({length} lines)")
+        text, where = path.read_text(encoding="utf-8"), path.relative_to(root.parent)
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            found.append(f"{where} ({len(text.splitlines())} lines)")
+        for node in ast.walk(ast.parse(text)):
+            kind = {ast.ClassDef: "class ", ast.FunctionDef: "", ast.AsyncFunctionDef: ""}.get(
+                type(node))
+            if kind is None:
+                continue
+            length = node.end_lineno - node.lineno + 1
+            if length > (MAX_CLASS_LINES if kind else MAX_FUNCTION_LINES):
+                found.append(f"{where}:{node.lineno} {kind}{node.name} ({length} lines)")
     return found
 
 
-def test_no_function_in_the_grader_is_over_about_80_lines():
-    assert _long_functions(GRADER) == []
+def test_no_module_class_or_function_in_the_grader_is_over_its_limit():
+    """Modules at most 600 lines, classes about 150, functions about 80."""
+    assert _over_limits(GRADER) == []
 
 
-def test_the_length_check_sees_a_long_function(tmp_path):
+def test_the_size_check_sees_a_long_function_a_big_class_and_a_big_module(tmp_path):
     pkg = tmp_path / "pkg"
     pkg.mkdir()
     (pkg / "long.py").write_text("def f():\n" + "    x = 1\n" * 90)
-    assert _long_functions(pkg) == ["pkg/long.py:1 f (91 lines)"]
+    (pkg / "big.py").write_text("class C:\n" + "    x = 1\n" * 160 + "y = 2\n" * 500)
+    assert _over_limits(pkg) == ["pkg/big.py (661 lines)", "pkg/big.py:1 class C (161 lines)",
+                                 "pkg/long.py:1 f (91 lines)"]
 
 
 def _reachable(graph: dict[str, dict[str, int]], start: str) -> set[str]:
@@ -204,31 +216,3 @@ def test_the_kernel_side_never_imports_what_decides_the_grade():
                          if m.startswith(("grader.scoring", "grader.checks.rubric")))
         assert not scoring, f"{start} reaches {scoring}"
 
-
-MAX_MODULE_LINES = 600
-MAX_CLASS_LINES = 155  # "about 150": CanvasClient, one method per Canvas call, is 152
-
-
-def _big_modules_and_classes(root: Path) -> list[str]:
-    found = []
-    for path in sorted(root.rglob("*.py")):
-        text = path.read_text(encoding="utf-8")
-        if len(text.splitlines()) > MAX_MODULE_LINES:
-            found.append(f"{path.relative_to(root.parent)} ({len(text.splitlines())} lines)")
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES:
-                found.append(f"{path.relative_to(root.parent)}:{node.lineno} class {node.name}"
-                             f" ({node.end_lineno - node.lineno + 1} lines)")
-    return found
-
-
-def test_no_module_over_600_lines_and_no_class_over_about_150():
-    assert _big_modules_and_classes(GRADER) == []
-
-
-def test_the_size_check_sees_a_big_module_and_class(tmp_path):
-    pkg = tmp_path / "pkg"
-    pkg.mkdir()
-    (pkg / "big.py").write_text("class C:\n" + "    x = 1\n" * 160 + "y = 2\n" * 500)
-    assert _big_modules_and_classes(pkg) == ["pkg/big.py (661 lines)",
-                                             "pkg/big.py:1 class C (161 lines)"]
