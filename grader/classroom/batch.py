@@ -47,6 +47,7 @@ from grader.classroom.workers import (
     error_row,
     kernel_threads,
 )
+from grader.data.provide import provide_datasets, start_fast_copy
 from grader.pages.gradebook import write_gradebook
 from grader.pages.report import warm_up_report
 from grader.submission.options import GradingOptions
@@ -303,7 +304,7 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     _check_usage(jobs, out, ids)
     out = Path(out)
     started = time.perf_counter()
-    early = _early_fast_copy(data_dir, fast=fast, local=scheduler is None)
+    early = start_fast_copy(data_dir, fast=fast, local=scheduler is None)
     paths = find_submission_files(submissions)
     options = _batch_options(out, submissions, fast=fast, seed=seed, limits=limits,
                              sandbox=sandbox, data_dir=data_dir, rubric=rubric,
@@ -314,8 +315,8 @@ def grade_class(*, submissions: Sequence[str | os.PathLike], out: str | os.PathL
     store = ResultStore(out)
     pending = [t for t in tasks if force or store.fingerprint(t.key) != t.fingerprint]
     if scheduler is None and pending:  # the grader provides the datasets (and carves the hold-out)
-        options = replace(options, data_dir=_provide_data(options.data_dir,
-                                                          sandboxed=options.sandbox_mode.own_user))
+        options = replace(options, data_dir=provide_datasets(
+            options.data_dir, for_sandbox=options.sandbox_mode.own_user))
     summary = BatchSummary(out=out, skipped=len(tasks) - len(pending))
     summary.problems = [f"{t.name or t.student}: {t.read_error}" for t in tasks
                         if t.identity_error]
@@ -418,17 +419,6 @@ def _collector(store: ResultStore, current: dict[str, GradeRow], summary: BatchS
     return on_result
 
 
-def _early_fast_copy(data_dir: str | None, *, fast: bool,
-                     local: bool) -> threading.Thread | None:
-    """In fast mode on this machine, start writing the shared kernel copy now (a machine's
-    first batch; later ones find it): :func:`grader.data.kernel_cache.prepare_fast_copy`."""
-    if not (fast and local):
-        return None
-    from grader.data.kernel_cache import prepare_fast_copy
-
-    return prepare_fast_copy(data_dir or os.environ.get("DLCOURSE_DATA_DIR"))
-
-
 def _grade_pending(executor: Executor, pending: Sequence[Task], options: GradingOptions,
                    on_result, key: bytes, out: Path,
                    early: threading.Thread | None = None) -> dict[str, float]:
@@ -481,20 +471,6 @@ def _missing_groups(options: GradingOptions) -> str | None:
     gaps = [f"no {name} control group could be made for the kernels here: {gap}"
             for name, gap in GROUP_GAPS.items() if name not in used]
     return "; ".join(gaps) or None
-
-
-def _provide_data(data_dir: str | None, *, sandboxed: bool) -> str:
-    """The data folder for this run's kernels and scoring (only needed when something is graded)."""
-    from grader.kernel.sandbox import kernel_data_dir
-
-    try:
-        return kernel_data_dir(data_dir)
-    except GraderError as exc:
-        if sandboxed:
-            raise
-        cause = exc.__cause__ or exc
-        raise GraderError(f"the grader provides the datasets to every kernel and scores on them,"
-                          f" and it could not get them: {cause}") from exc
 
 
 def _keep_names(store: ResultStore, current: dict[str, GradeRow], tasks: Sequence[Task]) -> None:

@@ -52,7 +52,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from grader.base.errors import GraderError
 from grader.base.processes import thread_environment
 from grader.kernel.cgroups import (
     MAX_TASKS,
@@ -358,43 +357,6 @@ def sandboxed_kernel_manager(home: KernelHome, *, data_dir: str | None, env: dic
     # bwrap does not pass signals on to the kernel: interrupt it with a control message
     km.kernel_spec.interrupt_mode = "message"
     return km
-
-
-def kernel_data_dir(data_dir: str | None) -> str:
-    """The data folder mounted (read-only) into sandboxed kernels, which have no network.
-
-    ``data_dir`` (``DLCOURSE_DATA_DIR``) when set. Otherwise the grader, which may download,
-    writes the course datasets as ``.npz`` files once into
-    ``$XDG_CACHE_HOME/dlcourse/data`` (default ``~/.cache/dlcourse/data``) through
-    ``keras.datasets`` and uses that folder for the kernels and for scoring.
-
-    Raises
-    ------
-    GraderError
-        A dataset can be neither found nor downloaded.
-    """
-    if data_dir:
-        return os.fspath(data_dir)
-    import numpy as np
-
-    from helpers.data import DATASETS, DatasetUnavailableError, load_dataset
-
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = Path(cache) / "dlcourse" / "data"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in DATASETS:
-        target = folder / f"{name}.npz"
-        if target.is_file():
-            continue
-        try:
-            (x_train, y_train), (x_test, y_test) = load_dataset(name, fast=False, data_dir=None)
-        except DatasetUnavailableError as exc:
-            raise GraderError(f"the sandboxed kernels have no network, so the grader provides the"
-                              f" datasets, and it could not get {name!r}: {exc}") from exc
-        tmp = folder / f".{name}.{os.getpid()}.npz"
-        np.savez(tmp, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-        os.replace(tmp, target)
-    return str(folder)
 
 
 @cache

@@ -80,14 +80,14 @@ class GradingOptions:
         """Options with the mode's limits, the sandbox that works here and the data folder.
 
         ``data_dir`` defaults to ``$DLCOURSE_DATA_DIR``; with ``provide_data`` the grader's
-        own cache is filled when there is none (:func:`grader.kernel.sandbox.kernel_data_dir`).
+        own cache is filled when there is none (:func:`grader.data.provide.provide_datasets`).
 
         Raises
         ------
         GraderError
             ``sandbox`` is unknown or ``bwrap`` does not work here; the datasets cannot be had.
         """
-        from grader.kernel.sandbox import kernel_data_dir
+        from grader.data.provide import provide_datasets
         from grader.kernel.sandbox_choice import resolve_sandbox
 
         setting = resolve_sandbox(sandbox)
@@ -96,7 +96,7 @@ class GradingOptions:
         if holdout is not None and holdout.source_dir is not None and data_dir is None:
             data_dir = holdout.source_dir
         if provide_data:
-            data_dir = kernel_data_dir(data_dir)
+            data_dir = provide_datasets(data_dir)
         return cls(fast=fast, seed=seed, limits=limits or mode_limits(fast=fast),
                    sandbox=setting.mode, sandbox_warning=setting.warning, data_dir=data_dir,
                    **rest)
@@ -105,7 +105,7 @@ class GradingOptions:
         """The options checked on the machine that grades (a Dask worker): its sandbox must
         work (``bwrap`` asked for and missing is an error) and its data folder is found
         (``$DLCOURSE_DATA_DIR``, else the grader's cache) when the batch had none."""
-        from grader.kernel.sandbox import kernel_data_dir
+        from grader.data.provide import provide_datasets
         from grader.kernel.sandbox_choice import resolve_sandbox
 
         setting = resolve_sandbox(self.sandbox)
@@ -113,4 +113,4 @@ class GradingOptions:
         if self.holdout is not None and self.holdout.source_dir is not None and data_dir is None:
             data_dir = self.holdout.source_dir
         return replace(self, sandbox=setting.mode, sandbox_warning=setting.warning,
-                       data_dir=kernel_data_dir(data_dir))
+                       data_dir=provide_datasets(data_dir))
