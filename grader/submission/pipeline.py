@@ -345,6 +345,7 @@ class Ahead:
         self.ledger.cleanup.append(self.thread.join)
 
     def wait(self) -> None:
+        """Wait for the last request sent (the scorer answers one request at a time)."""
         if self.thread is not None:
             self.thread.join()
 
