@@ -54,7 +54,7 @@ def grade_one(module: str, seed: int, data_dir: str, sandbox: str, threads: int,
     from grader.authoring.release import solution_path
     from grader.checks.rubric import load_rubric
     from grader.data.holdout import KernelData, plan_holdout
-    from grader.kernel.execute import Limits
+    from grader.kernel.limits import Limits
     from grader.submission.grading import GradingOptions, grade_submission
 
     rubric = load_rubric(module)

@@ -31,7 +31,8 @@ import nbformat
 
 from grader.base.paths import SOLUTIONS_DIR
 from grader.checks.rubric import load_rubric
-from grader.kernel.execute import Limits, execute_notebook
+from grader.kernel.execute import execute_notebook
+from grader.kernel.limits import Limits
 from grader.kernel.sandbox import (
     KernelHome,
     kernel_environment,

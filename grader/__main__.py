@@ -147,7 +147,7 @@ def _grade(args: argparse.Namespace) -> int:
 
         prepare_fast_copy(os.environ.get("DLCOURSE_DATA_DIR"))  # grade_class joins it
     from grader.classroom.batch import grade_class
-    from grader.kernel.execute import mode_limits
+    from grader.kernel.limits import mode_limits
 
     limits = mode_limits(fast=args.fast, memory_mb=args.memory_mb, cell_timeout_s=args.cell_timeout)
     try:

@@ -8,7 +8,7 @@ import helpers_notebooks as fx
 import pytest
 
 from grader.classroom.batch import grade_class
-from grader.kernel.execute import Limits
+from grader.kernel.limits import Limits
 
 pytestmark = pytest.mark.notebook
 distributed = pytest.importorskip("distributed", reason="Dask distributed is not installed")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from grader.checks.rubric import load_rubric
-from grader.kernel.execute import FULL_CELL_TIMEOUT_S, FULL_NOTEBOOK_TIMEOUT_S
+from grader.kernel.limits import FULL_CELL_TIMEOUT_S, FULL_NOTEBOOK_TIMEOUT_S
 
 REPORT = Path(__file__).resolve().parents[1] / "bench" / "results" / "calibration.md"
 MODULES = ("01", "02", "03", "04")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from grader.kernel.execute import Limits, execute_notebook, kernel_env
+from grader.kernel.execute import execute_notebook, kernel_env
+from grader.kernel.limits import Limits
 
 pytestmark = pytest.mark.notebook
 
@@ -104,7 +105,7 @@ def test_limits_validate_their_values():
 
 def test_full_mode_allows_its_measured_slowest_cell_and_overrides_win():
     """Full mode's per-cell and per-notebook limits come from bench/results/calibration.md."""
-    from grader.kernel.execute import FULL_CELL_TIMEOUT_S, FULL_NOTEBOOK_TIMEOUT_S, mode_limits
+    from grader.kernel.limits import FULL_CELL_TIMEOUT_S, FULL_NOTEBOOK_TIMEOUT_S, mode_limits
 
     assert mode_limits(fast=True) == Limits()
     full = mode_limits(fast=False)

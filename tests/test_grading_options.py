@@ -15,7 +15,7 @@ import pytest
 from grader.base.errors import GraderError
 from grader.classroom.batch import plan_tasks
 from grader.classroom.workers import DaskExecutor, LocalExecutor
-from grader.kernel.execute import FULL_CELL_TIMEOUT_S, Limits
+from grader.kernel.limits import FULL_CELL_TIMEOUT_S, Limits
 from grader.submission.grading import grade_submission
 from grader.submission.options import GradingOptions
 from grader.submission.pipeline import STEPS, grade

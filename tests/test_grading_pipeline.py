@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from grader.authoring.cells import cell_names
-from grader.kernel.execute import Limits
+from grader.kernel.limits import Limits
 from grader.pages.feedback import write_feedback
 from grader.submission.grading import EXECUTED_NAME, grade_submission
 from grader.submission.options import GradingOptions

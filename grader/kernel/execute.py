@@ -42,12 +42,7 @@ from nbclient.exceptions import DeadKernelError
 from grader.base.processes import folder_mb, kill_tree, tree_rss_mb
 from grader.kernel.cgroups import group_memory_mb, hit_memory_limit
 from grader.kernel.client import GradingClient
-from grader.kernel.limits import (  # noqa: F401 - re-exported: the kernel's limits
-    FULL_CELL_TIMEOUT_S,
-    FULL_NOTEBOOK_TIMEOUT_S,
-    Limits,
-    mode_limits,
-)
+from grader.kernel.limits import Limits
 
 TRUNCATED = "\n... [output truncated by the grader: {n:,} more bytes not shown]\n"
 

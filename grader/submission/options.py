@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from grader.data.holdout import HoldoutPlan
-from grader.kernel.execute import Limits, mode_limits
+from grader.kernel.limits import Limits, mode_limits
 from grader.kernel.modes import SandboxMode, sandbox_mode
 
 
