@@ -196,3 +196,95 @@ def test_regularised_model_needs_l2_or_dropout_when_the_grader_loads_it(tmp_path
     assert result.passed is passes, result.message
     if not passes:
         assert "no L2 penalty and no dropout" in result.message and "hint:" in result.message
+
+
+# ----------------------------------------------------------------------------------------
+# design: a model designed under constraints (lesson 04's design exercises)
+# ----------------------------------------------------------------------------------------
+
+
+def design(**kw):
+    base = dict(id="04.x", kind="design", objects=("model",), points=1.0, max_params=100_000,
+                min_layers=(("*Conv2D", 2),), input_shape=(32, 32, 3), output_units=10,
+                output_activation="softmax")
+    base.update(kw)
+    return CheckSpec(**base)
+
+
+def _cnn(*blocks, dense=0, augment=None, nest=False):
+    import keras
+
+    inputs = keras.Input(shape=(32, 32, 3))
+    x = augment(inputs) if augment is not None else inputs
+    convs = [layer for filters in blocks
+             for layer in (keras.layers.Conv2D(filters, 3, padding="same", activation="relu"),
+                           keras.layers.MaxPooling2D())]
+    if nest:  # the convolutions inside a Sequential block used as one layer
+        x = keras.Sequential(convs)(x)
+    else:
+        for layer in convs:
+            x = layer(x)
+    x = keras.layers.Flatten()(x)
+    if dense:
+        x = keras.layers.Dense(dense, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+
+
+def test_design_passes_any_architecture_within_the_constraints():
+    for model in (_cnn(16, 32, 32), _cnn(8, 16, dense=32), _cnn(16, 32, 32, nest=True)):
+        result = run_check(design(), {"model": model}, CTX)
+        assert result.passed, result.message
+        assert f"{trainable_parameters(model):,} trainable parameters (budget 100,000)" in (
+            result.message)
+
+
+def test_design_refuses_a_dense_network_and_names_its_layers():
+    import keras
+
+    dense = keras.Sequential([keras.Input(shape=(32, 32, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(32, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    result = run_check(design(hint="add convolutions"), {"model": dense}, CTX)
+    assert not result.passed and result.points == 0
+    assert "at least 2 layer(s) of the kind *Conv2D, found 0" in result.message
+    assert "Flatten, Dense, Dense" in result.message and "hint: add convolutions" in result.message
+
+
+def test_design_refuses_a_model_over_its_budget_and_gives_both_counts():
+    model = _cnn(16, 32, dense=64)  # 8 x 8 x 32 = 2,048 values into 64 units: 136,266
+    count = trainable_parameters(model)
+    assert count > 100_000
+    result = run_check(design(), {"model": model}, CTX)
+    assert not result.passed
+    assert f"{count:,} trainable parameters, over the budget of 100,000" in result.message
+    assert run_check(design(max_params=count), {"model": model}, CTX).passed  # at most: equal passes
+
+
+def test_design_counts_layers_inside_nested_models_and_checks_the_outline():
+    import keras
+
+    augment = keras.Sequential([keras.layers.RandomFlip("horizontal"),
+                                keras.layers.RandomTranslation(0.1, 0.1)])
+    tuned = design(max_params=150_000, min_layers=(("Random*", 1), ("*Conv2D", 2)))
+    assert run_check(tuned, {"model": _cnn(16, 32, augment=augment)}, CTX).passed
+    result = run_check(tuned, {"model": _cnn(16, 32)}, CTX)
+    assert "at least 1 layer(s) of the kind Random*, found 0" in result.message
+    wrong_input = keras.Sequential([keras.Input(shape=(28, 28, 1)),
+                                    keras.layers.Conv2D(4, 3), keras.layers.Conv2D(4, 3),
+                                    keras.layers.Flatten(),
+                                    keras.layers.Dense(10, activation="softmax")])
+    assert "expected input shape (32, 32, 3)" in run_check(design(), {"model": wrong_input},
+                                                            CTX).message
+
+
+def test_design_reads_a_saved_and_reloaded_model_like_the_live_one(tmp_path):
+    """The grader scores the model it loaded from the exported .keras file."""
+    import keras
+
+    augment = keras.Sequential([keras.layers.RandomFlip("horizontal")])
+    model = _cnn(16, 32, augment=augment, nest=True)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    tuned = design(max_params=150_000, min_layers=(("Random*", 1), ("*Conv2D", 2)))
+    live, reloaded = (run_check(tuned, {"model": m}, CTX) for m in (model, loaded))
+    assert live.passed and reloaded.passed and live.message == reloaded.message

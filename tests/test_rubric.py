@@ -57,6 +57,32 @@ def test_malformed_rubric_names_file_and_check(tmp_path, change, match):
     assert str(path) in str(info.value)
 
 
+DESIGN = GOOD.replace('kind = "param_count"', 'kind = "design"').replace(
+    "expected = 10", 'max_params = 1000\nmin_layers = {"*Conv2D" = 2}')
+
+
+def test_design_check_parses_its_budget_and_layer_patterns(tmp_path):
+    spec = parse_rubric(_write(tmp_path, DESIGN)).get("01.model_params")
+    assert spec.kind == "design" and spec.max_params == 1000
+    assert spec.min_layers == (("*Conv2D", 2),)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (("max_params = 1000\n", ""), "design needs max_params"),
+        (("max_params = 1000", "max_params = 0"), "design needs max_params"),
+        (("max_params = 1000", "max_params = true"), "design needs max_params"),
+        (('{"*Conv2D" = 2}', '{"*Conv2D" = 0}'), "min_layers must be a table"),
+        (('{"*Conv2D" = 2}', '["Conv2D"]'), "min_layers must be a table"),
+        (("max_params = 1000", "max_params = 1000\nexpected = 3"), "unknown field"),
+    ],
+)
+def test_malformed_design_check_is_refused(tmp_path, change, match):
+    with pytest.raises(RubricError, match=match):
+        parse_rubric(_write(tmp_path, DESIGN.replace(*change)))
+
+
 def test_accuracy_needs_both_thresholds(tmp_path):
     text = GOOD + """
 [[checks]]

@@ -45,7 +45,8 @@ SELF_CHECK_DATA = Path(__file__).resolve().parents[1] / "selfcheck.json"
 
 _DATA_FIELDS = ("id", "kind", "objects", "points", "expected", "answer_sha256", "hint",
                 "tolerance", "reference", "threshold", "inputs", "dataset", "units",
-                "output_units", "output_activation", "input_shape", "regularised")
+                "output_units", "output_activation", "input_shape", "regularised", "max_params",
+                "min_layers")
 """What a self-check needs from a rubric entry; never ``guide`` or ``description``."""
 _TUPLES = ("objects", "units", "input_shape")
 
@@ -74,7 +75,7 @@ def self_check_data(rubrics: Iterable[Rubric]) -> dict:
             for name in _DATA_FIELDS:
                 value = getattr(spec, name)
                 if name in ("id", "kind", "objects", "points") or value != getattr(defaults, name):
-                    entry[name] = list(value) if isinstance(value, tuple) else value
+                    entry[name] = _plain(value)
             exercise = _EXERCISE.search(spec.description or "")
             if exercise:  # only the label, for "define `x` in Exercise 2.1 above"
                 entry["description"] = exercise.group(0)
@@ -83,8 +84,15 @@ def self_check_data(rubrics: Iterable[Rubric]) -> dict:
     return {"format": 1, "modules": modules}
 
 
+def _plain(value):
+    """A rubric value as JSON holds it (tuples, also nested ones, as lists)."""
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value
+
+
 def _spec_from_data(entry: dict) -> CheckSpec:
     values = dict(entry)
+    if values.get("min_layers") is not None:
+        values["min_layers"] = tuple((str(name), int(n)) for name, n in values["min_layers"])
     for name in _TUPLES:
         if values.get(name) is not None:
             values[name] = tuple(values[name])

@@ -100,6 +100,19 @@ def _layer_kind(layer) -> str:
     return type(layer).__name__
 
 
+def layer_kinds(model) -> list[str]:
+    """The class names of ``model``'s layers in order, the layers of nested models included
+    (an augmentation ``keras.Sequential`` used as a layer counts its own layers)."""
+    found = []
+    for layer in model.layers:
+        inner = getattr(layer, "layers", None)
+        if isinstance(inner, list) and inner:
+            found.extend(layer_kinds(layer))
+        else:
+            found.append(_layer_kind(layer))
+    return found
+
+
 def dense_units(model) -> list[int]:
     return [int(layer.units) for layer in model.layers if _layer_kind(layer) == "Dense"]
 

@@ -9,6 +9,7 @@ decides a grade.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from grader.checks.context import (  # noqa: F401 (CheckFailed, Context, model_a
     CheckFailed,
     Context,
     dense_units,
+    layer_kinds,
     model_accuracy,
     model_input_shape,
     model_output_activation,
@@ -71,14 +73,10 @@ class FunctionOutput:
 # ----------------------------------------------------------------------------------------
 
 
-def _check_param_count(spec: CheckSpec, objects: dict, ctx: Context) -> str:
-    model = require_model(objects[spec.subject], spec.subject)
+def _require_outline(spec: CheckSpec, model: Any) -> None:
+    """The input shape, output units, output activation and regularisation a check names."""
     if spec.input_shape is not None and model_input_shape(model) != spec.input_shape:
         raise CheckFailed(f"expected input shape {spec.input_shape}, found {model_input_shape(model)}")
-    if spec.units is not None and tuple(dense_units(model)) != spec.units:
-        raise CheckFailed(
-            f"expected Dense layers with {list(spec.units)} units, found {dense_units(model)}"
-        )
     if spec.output_units is not None and model_output_units(model) != spec.output_units:
         raise CheckFailed(
             f"expected {spec.output_units} output units, found {model_output_units(model)}"
@@ -92,6 +90,15 @@ def _check_param_count(spec: CheckSpec, objects: dict, ctx: Context) -> str:
             f"`{spec.subject}` has no L2 penalty and no dropout, so nothing regularises it: add"
             " kernel_regularizer=keras.regularizers.l2(...) to its Dense layers or Dropout"
             " layers between them", spec))
+
+
+def _check_param_count(spec: CheckSpec, objects: dict, ctx: Context) -> str:
+    model = require_model(objects[spec.subject], spec.subject)
+    _require_outline(spec, model)
+    if spec.units is not None and tuple(dense_units(model)) != spec.units:
+        raise CheckFailed(
+            f"expected Dense layers with {list(spec.units)} units, found {dense_units(model)}"
+        )
     count = trainable_parameters(model)
     if spec.answer_sha256 is not None:  # the count is a by-hand answer: never print it
         if not answers.matches(spec.id, count, spec.answer_sha256):
@@ -101,6 +108,32 @@ def _check_param_count(spec: CheckSpec, objects: dict, ctx: Context) -> str:
     elif count != spec.expected:
         raise CheckFailed(f"expected {spec.expected:,} trainable parameters, found {count:,}")
     return f"{count:,} trainable parameters"
+
+
+def _check_design(spec: CheckSpec, objects: dict, ctx: Context) -> str:
+    """A model designed under constraints: its outline, its layers and its parameter budget.
+
+    Any architecture within the constraints passes; what the design achieves is graded by a
+    separate ``accuracy`` check on the grader's hold-out.
+    """
+    model = require_model(objects[spec.subject], spec.subject)
+    _require_outline(spec, model)
+    names = layer_kinds(model)
+    for pattern, least in spec.min_layers:
+        found = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        if len(found) < least:
+            raise CheckFailed(_with_hint(
+                f"`{spec.subject}` needs at least {least} layer(s) of the kind {pattern}, found"
+                f" {len(found)} (its layers: {', '.join(names) or 'none'})", spec))
+    count = trainable_parameters(model)
+    if count > spec.max_params:
+        raise CheckFailed(_with_hint(
+            f"`{spec.subject}` has {count:,} trainable parameters, over the budget of"
+            f" {spec.max_params:,}", spec))
+    shown = ", ".join(f"{sum(fnmatch.fnmatchcase(n, p) for n in names)} {p}"
+                      for p, _ in spec.min_layers)
+    return (f"{count:,} trainable parameters (budget {spec.max_params:,})"
+            + (f", {shown} layers" if shown else ""))
 
 
 def _check_accuracy(spec: CheckSpec, objects: dict, ctx: Context) -> str | tuple[str, dict]:
@@ -353,6 +386,7 @@ def _check_figure(spec: CheckSpec, objects: dict, ctx: Context) -> str:
 
 _KINDS = {
     "param_count": _check_param_count,
+    "design": _check_design,
     "accuracy": _check_accuracy,
     "value": _check_value,
     "function": _check_function,

@@ -8,7 +8,7 @@ A rubric names the module's notebook and dataset and lists its checks::
 
     [[checks]]
     id = "01.model_params"          # "<module>.<name>", also the self-check id
-    kind = "param_count"            # param_count | accuracy | value | function | experiment | figure
+    kind = "param_count"            # param_count | design | accuracy | value | function | experiment | figure
     objects = ["model"]             # kernel names the check needs; the first is the subject
     points = 1
     expected = 140106
@@ -21,6 +21,12 @@ Kind-specific fields:
   order), ``output_units``, ``output_activation``, ``input_shape``, ``hint``, and
   ``regularised = true`` when the model must carry dropout or a weight penalty (parameter
   counts cannot see either).
+* ``design``: a model the student designed under constraints, judged by its structure, never
+  by matching one architecture (what it achieves is a separate ``accuracy`` check on the
+  grader's hold-out): ``max_params`` (the trainable-parameter budget, required), optional
+  ``min_layers`` (a table from a layer class-name pattern to the least number of such layers,
+  ``{"*Conv2D" = 2, "Random*" = 1}``; fnmatch patterns, matched in nested models too),
+  ``input_shape``, ``output_units``, ``output_activation``, ``regularised`` and ``hint``.
 * ``accuracy``: ``threshold = {full = 0.38, fast = 0.25}``; optional ``inputs`` (how the
   grader prepares the official test split: ``auto``, ``gray_flat``, ``flat``, ``image``);
   optional ``dataset`` overriding the module's.
@@ -88,7 +94,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-KINDS = ("param_count", "accuracy", "value", "function", "experiment", "figure", "manual")
+KINDS = ("param_count", "design", "accuracy", "value", "function", "experiment", "figure", "manual")
 INPUTS = ("auto", "gray_flat", "flat", "image")
 MODES = ("full", "fast")
 
@@ -96,6 +102,8 @@ _COMMON = {"id", "kind", "objects", "points", "description"}
 _ALLOWED = {
     "param_count": _COMMON | {"expected", "answer_sha256", "hint", "units", "output_units",
                               "output_activation", "input_shape", "regularised"},
+    "design": _COMMON | {"max_params", "min_layers", "hint", "output_units", "output_activation",
+                         "input_shape", "regularised"},
     "accuracy": _COMMON | {"threshold", "inputs", "dataset"},
     "value": _COMMON | {"expected", "answer_sha256", "reference", "tolerance", "hint"},
     "function": _COMMON | {"reference"},
@@ -127,6 +135,8 @@ class CheckSpec:
     output_activation: str | None = None
     input_shape: tuple[int, ...] | None = None
     regularised: bool = False
+    max_params: int | None = None
+    min_layers: tuple[tuple[str, int], ...] = ()
     cell: str | None = None
     guide: str = ""
     ahead_after: str | None = None
@@ -249,20 +259,9 @@ def _parse_check(path: Path, module: str, raw: dict, index: int) -> CheckSpec:
     if "hint" in raw and not isinstance(raw["hint"], str):
         raise _fail(path, where, f"hint must be a string, got {raw['hint']!r}")
     if kind == "param_count":
-        if "answer_sha256" in raw:
-            if "expected" in raw:
-                raise _fail(path, where, "param_count takes expected or answer_sha256, not both")
-            if not isinstance(kwargs["answer_sha256"], str):
-                raise _fail(path, where, "param_count needs one answer_sha256 string")
-        elif not isinstance(raw.get("expected"), int):
-            raise _fail(path, where, "param_count needs expected = <integer parameter count>"
-                        " (or answer_sha256)")
-        for key in ("units", "input_shape"):
-            if key in raw:
-                kwargs[key] = tuple(int(v) for v in raw[key])
-        if not isinstance(raw.get("regularised", False), bool):
-            raise _fail(path, where, f"regularised must be true or false, got"
-                        f" {raw['regularised']!r}")
+        kwargs.update(_parse_param_count(path, where, raw, kwargs.get("answer_sha256")))
+    elif kind == "design":
+        kwargs.update(_parse_design(path, where, raw))
     elif kind == "accuracy":
         threshold = raw.get("threshold")
         if not isinstance(threshold, dict) or set(threshold) != set(MODES):
@@ -301,6 +300,41 @@ def _parse_check(path: Path, module: str, raw: dict, index: int) -> CheckSpec:
     plain.pop("id"), plain.pop("kind"), plain.pop("points")
     return CheckSpec(id=check_id, kind=kind, objects=tuple(objects), points=float(points),
                      **plain, **kwargs)
+
+
+def _parse_param_count(path: Path, where: str, raw: dict, digest: Any) -> dict[str, Any]:
+    """The expected count (or its digest) and the layer constraints of a ``param_count``."""
+    if "answer_sha256" in raw:
+        if "expected" in raw:
+            raise _fail(path, where, "param_count takes expected or answer_sha256, not both")
+        if not isinstance(digest, str):
+            raise _fail(path, where, "param_count needs one answer_sha256 string")
+    elif not isinstance(raw.get("expected"), int):
+        raise _fail(path, where, "param_count needs expected = <integer parameter count>"
+                    " (or answer_sha256)")
+    if not isinstance(raw.get("regularised", False), bool):
+        raise _fail(path, where, f"regularised must be true or false, got {raw['regularised']!r}")
+    return {key: tuple(int(v) for v in raw[key]) for key in ("units", "input_shape") if key in raw}
+
+
+def _parse_design(path: Path, where: str, raw: dict) -> dict[str, Any]:
+    """The structural constraints of a ``design`` check, validated."""
+    budget = raw.get("max_params")
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        raise _fail(path, where, "design needs max_params = <the trainable-parameter budget,"
+                    f" a positive integer>, got {budget!r}")
+    layers = raw.get("min_layers", {})
+    if not isinstance(layers, dict) or not all(
+            isinstance(k, str) and k.strip() and isinstance(v, int) and not isinstance(v, bool)
+            and v >= 1 for k, v in layers.items()):
+        raise _fail(path, where, "min_layers must be a table of layer-name pattern = least"
+                    f' count (>= 1), e.g. {{"*Conv2D" = 2}}, got {layers!r}')
+    if not isinstance(raw.get("regularised", False), bool):
+        raise _fail(path, where, f"regularised must be true or false, got {raw['regularised']!r}")
+    found: dict[str, Any] = {"max_params": budget, "min_layers": tuple(layers.items())}
+    if "input_shape" in raw:
+        found["input_shape"] = tuple(int(v) for v in raw["input_shape"])
+    return found
 
 
 def _parse_digests(path: Path, where: str, raw: Any) -> str | tuple[str, ...]:

@@ -34,13 +34,14 @@ class ScoreLimits:
 
 
 def model_bounds(rubric: Rubric):
-    """Bounds for the models of ``rubric``: 20 times its largest expected parameter count,
-    and never less than :class:`grader.scoring.vetting.ModelBounds`' default."""
+    """Bounds for the models of ``rubric``: 20 times its largest expected parameter count or
+    design budget, and never less than :class:`grader.scoring.vetting.ModelBounds`' default."""
     from grader.scoring.vetting import ModelBounds
 
     default = ModelBounds()
     expected = [int(c.expected) for c in rubric.checks
                 if c.kind == "param_count" and isinstance(getattr(c, "expected", None), int)]
+    expected += [int(c.max_params) for c in rubric.checks if c.kind == "design"]
     return ModelBounds(max_params=max([default.max_params, *(20 * e for e in expected)]),
                        max_units=default.max_units, max_layers=default.max_layers)
 
