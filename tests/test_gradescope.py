@@ -226,6 +226,8 @@ for spec in sys.argv[1:]:
     found = importlib.import_module(module)
     if name and not hasattr(found, name):
         importlib.import_module(f"{module}.{name}")
+import grader, helpers
+print(grader.__file__, helpers.__file__)
 """
 
 
@@ -263,9 +265,11 @@ def test_fresh_install_in_the_spec_layout_imports_every_lesson_and_gives_a_solut
     assert pins <= installed, sorted(pins - installed)
     imports = _lesson_imports()
     assert {"keras", "helpers:data", "seaborn", "PIL:Image"} <= set(imports), imports
-    imported = subprocess.run([python, "-c", IMPORT, *imports], env=_env(root, python),
+    imported = subprocess.run([python, "-c", IMPORT, *imports], cwd=root, env=_env(root, python),
                               capture_output=True, text=True, timeout=600)
     assert imported.returncode == 0, imported.stderr[-3000:]
+    venv = str(tmp_path / "venv")  # the wheel's packages, not this checkout's
+    assert all(p.startswith(venv) for p in imported.stdout.split()), imported.stdout
     written = _entries(root)
     assert len(written) == 1, setup.stdout
     _image_copy(root / "source" / "data")
