@@ -9,6 +9,9 @@ import pytest
 
 matplotlib.use("Agg")
 
+pytest_plugins = ["shared_batches"]
+"""Gradings several test files read (tests/shared_batches.py): graded once per session."""
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> str:

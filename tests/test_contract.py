@@ -9,8 +9,11 @@ In fast mode, with the real grader:
   exercise cell the student writes;
 * ``python -m grader release --check`` passes.
 
-Each notebook is graded once: every test grades exactly one (module, kind) pair, cached in
-a session fixture, so ``pytest -n 2`` spreads the eight gradings over both workers.
+Each notebook is graded once: every test reads exactly one (module, kind) pair from the
+session fixture ``lesson_graded`` (tests/shared_batches.py), which other files read too
+(``tests/test_fake_results_cli.py`` reads lesson 01's solution); each pair's readers share an
+``xdist_group``, so ``pytest -n 2 --dist loadgroup`` spreads the eight gradings over both
+workers and grades each on one.
 """
 
 from __future__ import annotations
@@ -20,42 +23,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
+from shared_batches import shared_mark
 
 from grader.authoring.cells import role
 from grader.authoring.release import available_modules, load_solution
-from grader.base.paths import MODULES, NOTEBOOKS_DIR, REPO_ROOT, SOLUTIONS_DIR
+from grader.base.paths import MODULES, REPO_ROOT
 from grader.checks.rubric import load_rubric
-from grader.submission.grading import EXECUTED_NAME, grade_submission
-from grader.submission.options import GradingOptions
 
 FOUND = available_modules()
 
 
-def _module_params():
-    return [pytest.param(m) if m in FOUND else
+def _module_params(kind: str):
+    return [pytest.param(m, marks=shared_mark(m, kind)) if m in FOUND else
             pytest.param(m, marks=pytest.mark.skip(reason=f"no solution for module {m} yet"))
             for m in MODULES]
-
-
-@pytest.fixture(scope="session")
-def graded(tmp_path_factory, data_dir):
-    """(module, kind) -> (GradeRow, executed notebook), computed once per worker."""
-    cache: dict = {}
-
-    def get(module: str, kind: str):
-        if (module, kind) not in cache:
-            rubric = load_rubric(module)
-            source = (SOLUTIONS_DIR if kind == "solution" else NOTEBOOKS_DIR) / rubric.notebook
-            scratch = tmp_path_factory.mktemp(f"{kind}-{module}")
-            options = GradingOptions.resolve(fast=True, seed=0, data_dir=data_dir)
-            row = grade_submission(source, options, scratch_root=scratch)
-            (executed,) = scratch.glob(f"*/{EXECUTED_NAME}")
-            cache[module, kind] = row, nbformat.read(str(executed), as_version=4)
-        return cache[module, kind]
-
-    return get
 
 
 def _code_nodes(solution, *, exercise: bool):
@@ -93,9 +75,9 @@ def _built_from(solution, functions: set[str]) -> set[str]:
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("module", _module_params())
-def test_solution_earns_full_marks_and_runs_cleanly(graded, module):
-    row, executed = graded(module, "solution")
+@pytest.mark.parametrize("module", _module_params("solution"))
+def test_solution_earns_full_marks_and_runs_cleanly(lesson_graded, module):
+    row, executed = lesson_graded(module, "solution")
     assert row.error is None, row.error
     failed = [(c.id, c.message) for c in row.checks if not c.passed]
     assert failed == [], failed
@@ -107,9 +89,9 @@ def test_solution_earns_full_marks_and_runs_cleanly(graded, module):
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("module", _module_params())
-def test_blank_release_earns_nothing(graded, module):
-    row, _ = graded(module, "blank")
+@pytest.mark.parametrize("module", _module_params("blank"))
+def test_blank_release_earns_nothing(lesson_graded, module):
+    row, _ = lesson_graded(module, "blank")
     assert row.error is None, row.error
     earned = [(c.id, c.points, c.message) for c in row.checks if c.points > 0]
     assert earned == [], f"a blank notebook earns points: {earned}"

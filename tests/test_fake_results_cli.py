@@ -1,8 +1,13 @@
 """Submissions that fake their experiment results, graded through the real CLI.
 
-One batch, graded once with ``python -m grader grade --fast`` under a fixed results key:
+One batch, graded once with ``python -m grader grade --fast`` under a fixed results key,
+holds ``faker`` and the interpolator. The honest control, lesson 01's solution, is not graded
+again here: its row is the one ``tests/test_contract.py`` reads (tests/shared_batches.py:
+fast mode, the ``grade_submission`` the CLI runs for each notebook of a batch, graded once
+for both files on one xdist worker):
 
-* ``honest``: lesson 01's solution; every automatic check keeps its points.
+* ``honest``: lesson 01's solution; every automatic check keeps its points, and the learning
+  rate check's three re-runs agree.
 * ``faker``: Exercises 1.b and 1.c replaced by made-up numbers of the right type (dicts keyed
   by every learning rate and batch size, histories consistent with them): no training runs
   in those cells. The two experiment checks lose their 4 points and say why; every other
@@ -28,11 +33,15 @@ import sys
 
 import nbformat
 import pytest
+from shared_batches import shared_mark
 
 from grader.base.paths import REPO_ROOT, SOLUTIONS_DIR
 from grader.checks.rubric import load_rubric
 
-pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("fake-results")]
+pytestmark = pytest.mark.notebook
+# xdist joins every xdist_group mark of a test into one group name: the cheats' tests, which
+# share the module's batch, carry this one; the honest control carries lesson 01's shared one.
+FAKE_RESULTS = pytest.mark.xdist_group("fake-results")
 
 FAKE_LR_SWEEP = '''print("no training here")
 lr_histories = {}
@@ -121,15 +130,13 @@ def interpolator_name(key_file) -> str:
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory, data_dir):
-    """The three submissions graded in one batch: (output folder, rows by student)."""
+    """The two cheats graded in one batch: (output folder, rows by student)."""
     root = tmp_path_factory.mktemp("fake-results")
     key_file = root / "results.key"
     key_file.write_text(RESULTS_KEY + "\n")
     folder = root / "submissions"
     folder.mkdir()
     name = interpolator_name(key_file)
-    honest = nbformat.read(SOLUTIONS_DIR / load_rubric("01").notebook, as_version=4)
-    nbformat.write(honest, folder / "honest_01_mlp_cifar10_gray.ipynb")
     nbformat.write(faked_solution(), folder / "faker_01_mlp_cifar10_gray.ipynb")
     nbformat.write(replaced_solution({"lr_results = {}": INTERPOLATED_LR_SWEEP}),
                    folder / f"{name}_01_mlp_cifar10_gray.ipynb")
@@ -140,7 +147,7 @@ def graded(tmp_path_factory, data_dir):
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=2400, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {row["student"]: row for row in json.loads((out / "grades.json").read_text())}
-    assert set(rows) == {"honest", "faker", name}, sorted(rows)
+    assert set(rows) == {"faker", name}, sorted(rows)
     return out, rows, name
 
 
@@ -148,6 +155,7 @@ def automatic_checks(row) -> dict:
     return {c["id"]: c for c in row["checks"] if not c.get("manual")}
 
 
+@FAKE_RESULTS
 def test_fake_experiment_results_lose_their_points(graded):
     out, rows, _ = graded
     row = rows["faker"]
@@ -165,16 +173,19 @@ def test_fake_experiment_results_lose_their_points(graded):
     assert "did not match" in feedback
 
 
-def test_honest_solution_keeps_full_points(graded):
-    _, rows, _ = graded
-    checks = automatic_checks(rows["honest"])
+@shared_mark("01", "solution")
+def test_honest_solution_keeps_full_points(lesson_graded):
+    row, _ = lesson_graded("01", "solution")
+    honest = row.to_dict()  # the grades.json shape the cheats' rows have
+    checks = automatic_checks(honest)
     assert all(c["passed"] for c in checks.values()), {
         cid: c["message"] for cid, c in checks.items() if not c["passed"]}
-    assert rows["honest"]["score"] == sum(c["max_points"] for c in checks.values())
+    assert honest["score"] == sum(c["max_points"] for c in checks.values())
     reruns = checks["01.lr_sweep"]["details"]["reruns"]
     assert len(reruns) == 3 and all(r["agrees"] for r in reruns)
 
 
+@FAKE_RESULTS
 def test_interpolated_learning_rates_lose_the_check_and_stay_unnamed(graded):
     out, rows, name = graded
     checks = automatic_checks(rows[name])

@@ -21,12 +21,14 @@ So every run here extracts the zip into ``ROOT/source``, copies ``run_autograder
 ``ROOT/run_autograder`` with the working directory ``ROOT`` (``DLCOURSE_AUTOGRADER_ROOT`` stands
 in for ``/autograder``). The slow test runs the real ``setup.sh`` from ``ROOT/source`` in a
 fresh virtual environment (``DLCOURSE_PYTHON``), so pip really installs the wheel and its pinned
-dependencies; the other tests use this environment's Python, which already holds dlcourse.
+dependencies, and grades one lesson there; the other tests use this environment's Python, which
+already holds dlcourse.
 Kernels, data and the sandbox are real. Gradescope itself is not reachable from here.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import random
@@ -45,7 +47,7 @@ import nbformat
 import pytest
 from packaging.utils import canonicalize_name
 
-from grader.base.paths import MODULES, NOTEBOOKS_DIR, REPO_ROOT, SOLUTIONS_DIR
+from grader.base.paths import NOTEBOOKS_DIR, REPO_ROOT, SOLUTIONS_DIR
 from grader.lms.gradescope_results import TIME_LIMIT_OUTPUT, UPLOAD_TEST
 
 NOTEBOOK = "02_dense_mnist_fashion.ipynb"
@@ -198,35 +200,83 @@ def _entries(root: Path) -> dict[str, int]:
             if e.name.startswith("dlcourse-fast-")}
 
 
+def _lesson_imports() -> list[str]:
+    """Every import in the code cells of the lessons' solutions, as a kernel of any lesson
+    runs it: ``import a.b`` as ``a.b``, ``from a import b`` as ``a:b`` (b a name in a or its
+    submodule ``a.b``)."""
+    found: set[str] = set()
+    for path in sorted(SOLUTIONS_DIR.glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "code":
+                continue
+            code = "\n".join(  # IPython's %magics and !commands: a statement that imports nothing
+                line[:len(line) - len(line.lstrip())] + "pass"
+                if line.lstrip().startswith(("%", "!")) else line for line in cell.source.splitlines())
+            for node in ast.walk(ast.parse(code)):
+                if isinstance(node, ast.Import):
+                    found |= {alias.name for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    found |= {f"{node.module}:{alias.name}" for alias in node.names}
+    return sorted(name for name in found if not name.startswith("__future__"))
+
+
+IMPORT = """import importlib, sys
+for spec in sys.argv[1:]:
+    module, _, name = spec.partition(":")
+    found = importlib.import_module(module)
+    if name and not hasattr(found, name):
+        importlib.import_module(f"{module}.{name}")
+import grader, helpers
+print(grader.__file__, helpers.__file__)
+"""
+
+
+FRESH_MODULE = "02"
+"""The lesson graded after the fresh install: the cheapest to grade, the one the other tests
+here use, and the one whose zip holds every dataset (mnist, fashion_mnist, cifar10)."""
+
+
 @pytest.mark.slow
-def test_fresh_install_in_the_spec_layout_gives_every_lesson_solution_every_point(
+def test_fresh_install_in_the_spec_layout_imports_every_lesson_and_gives_a_solution_every_point(
         tmp_path, data_dir, bwrap_required):
     """The real setup.sh installs the wheel and its pinned dependencies into a fresh virtual
-    environment, then each lesson's run_autograder gives its solution every automatic point,
-    reusing the data copy setup.sh wrote into the image."""
+    environment (the pins are this environment's versions: what it installs is what the
+    other tests run), then run_autograder gives lesson 02's solution every automatic point,
+    reusing the data copy setup.sh wrote into the image.
+
+    One lesson is graded here, not four: the wheel, the pins and setup.sh are the same in
+    every lesson's zip (only settings.json and the bundled data differ, and lesson 02's zip
+    bundles all three datasets), and every solution is graded with these versions by
+    tests/test_contract.py. What another lesson could need from a fresh install is a module
+    the install lacks: every module any lesson's solution imports is imported in the fresh
+    environment."""
     python = _fresh_venv(tmp_path / "venv")
-    for module in MODULES:
-        root = tmp_path / f"autograder{module}"
-        lay_out(build(module, tmp_path / f"build{module}", "--bundle-data"), root)
-        setup = subprocess.run(["bash", str(root / "source" / "setup.sh")], cwd=root / "source",
-                               env=_env(root, python), capture_output=True, text=True, timeout=3000)
-        assert setup.returncode == 0, setup.stdout[-2000:] + setup.stderr[-3000:]
-        if module == MODULES[0]:
-            pins = {line for line in (root / "source" / "constraints.txt").read_text().splitlines()
-                    if not line.startswith("#")}
-            listed = subprocess.run([python, "-m", "pip", "list", "--format=json"],
-                                    capture_output=True, text=True, check=True).stdout
-            installed = {f"{canonicalize_name(p['name'])}=={p['version']}"
-                         for p in json.loads(listed)}
-            assert pins <= installed, sorted(pins - installed)
-        written = _entries(root)
-        assert len(written) == 1, setup.stdout
-        _image_copy(root / "source" / "data")
-        solution = next(SOLUTIONS_DIR.glob(f"{module}_*.ipynb"))
-        doc, done = run_autograder(None, root, {solution.name: solution.read_bytes()},
-                                   python=python)
-        assert_solution_scores(doc, module)
-        assert _entries(root) == written, "the run wrote its own data copy instead of the image's"
+    module = FRESH_MODULE
+    root = tmp_path / f"autograder{module}"
+    lay_out(build(module, tmp_path / f"build{module}", "--bundle-data"), root)
+    setup = subprocess.run(["bash", str(root / "source" / "setup.sh")], cwd=root / "source",
+                           env=_env(root, python), capture_output=True, text=True, timeout=3000)
+    assert setup.returncode == 0, setup.stdout[-2000:] + setup.stderr[-3000:]
+    pins = {line for line in (root / "source" / "constraints.txt").read_text().splitlines()
+            if not line.startswith("#")}
+    listed = subprocess.run([python, "-m", "pip", "list", "--format=json"],
+                            capture_output=True, text=True, check=True).stdout
+    installed = {f"{canonicalize_name(p['name'])}=={p['version']}" for p in json.loads(listed)}
+    assert pins <= installed, sorted(pins - installed)
+    imports = _lesson_imports()
+    assert {"keras", "helpers:data", "seaborn", "PIL:Image"} <= set(imports), imports
+    imported = subprocess.run([python, "-c", IMPORT, *imports], cwd=root, env=_env(root, python),
+                              capture_output=True, text=True, timeout=600)
+    assert imported.returncode == 0, imported.stderr[-3000:]
+    venv = str(tmp_path / "venv")  # the wheel's packages, not this checkout's
+    assert all(p.startswith(venv) for p in imported.stdout.split()), imported.stdout
+    written = _entries(root)
+    assert len(written) == 1, setup.stdout
+    _image_copy(root / "source" / "data")
+    solution = next(SOLUTIONS_DIR.glob(f"{module}_*.ipynb"))
+    doc, done = run_autograder(None, root, {solution.name: solution.read_bytes()}, python=python)
+    assert_solution_scores(doc, module)
+    assert _entries(root) == written, "the run wrote its own data copy instead of the image's"
 
 
 def test_solution_in_uid_mode_keeps_the_instructor_warning_out_of_results(
