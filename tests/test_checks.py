@@ -234,7 +234,7 @@ def test_design_passes_any_architecture_within_the_constraints():
     for model in (_cnn(16, 32, 32), _cnn(8, 16, dense=32), _cnn(16, 32, 32, nest=True)):
         result = run_check(design(), {"model": model}, CTX)
         assert result.passed, result.message
-        assert f"{trainable_parameters(model):,} trainable parameters (budget 100,000)" in (
+        assert f"{trainable_parameters(model):,} parameters (budget 100,000)" in (
             result.message)
 
 
@@ -256,7 +256,7 @@ def test_design_refuses_a_model_over_its_budget_and_gives_both_counts():
     assert count > 100_000
     result = run_check(design(), {"model": model}, CTX)
     assert not result.passed
-    assert f"{count:,} trainable parameters, over the budget of 100,000" in result.message
+    assert f"{count:,} parameters (trainable or not), over the budget of 100,000" in result.message
     assert run_check(design(max_params=count), {"model": model}, CTX).passed  # at most: equal passes
 
 
@@ -288,3 +288,21 @@ def test_design_reads_a_saved_and_reloaded_model_like_the_live_one(tmp_path):
     tuned = design(max_params=150_000, min_layers=(("Random*", 1), ("*Conv2D", 2)))
     live, reloaded = (run_check(tuned, {"model": m}, CTX) for m in (model, loaded))
     assert live.passed and reloaded.passed and live.message == reloaded.message
+
+
+def test_design_budget_counts_frozen_layers_too():
+    """The cheapest way round a budget of trainable parameters: a wide convolution left at its
+    random start and frozen, with a small trained head. Its frozen weights count."""
+    import keras
+
+    frozen = keras.layers.Conv2D(2048, 5, strides=2, padding="same", activation="relu",
+                                 trainable=False)
+    inputs = keras.Input(shape=(32, 32, 3))
+    x = keras.layers.Conv2D(4, 1)(frozen(inputs))
+    x = keras.layers.Conv2D(4, 3, strides=4)(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(
+        keras.layers.Flatten()(x)))
+    assert trainable_parameters(model) < 100_000 < frozen.count_params()
+    result = run_check(design(), {"model": model}, CTX)
+    assert not result.passed and "(trainable or not), over the budget of 100,000" in (
+        result.message)

@@ -96,6 +96,12 @@ def trainable_parameters(model) -> int:
     return int(sum(int(np.prod(tuple(w.shape))) for w in model.trainable_weights))
 
 
+def all_parameters(model) -> int:
+    """Count every weight, trainable or frozen, from the shapes: a design budget counts frozen
+    layers too (a wide frozen random convolution is not a free feature extractor)."""
+    return int(sum(int(np.prod(tuple(w.shape))) for w in model.weights))
+
+
 def _layer_kind(layer) -> str:
     return type(layer).__name__
 

@@ -20,6 +20,7 @@ from grader.checks import answers
 from grader.checks.context import (  # noqa: F401 (CheckFailed, Context, model_accuracy, prepare_inputs: re-exported)
     CheckFailed,
     Context,
+    all_parameters,
     dense_units,
     layer_kinds,
     model_accuracy,
@@ -111,7 +112,8 @@ def _check_param_count(spec: CheckSpec, objects: dict, ctx: Context) -> str:
 
 
 def _check_design(spec: CheckSpec, objects: dict, ctx: Context) -> str:
-    """A model designed under constraints: its outline, its layers and its parameter budget.
+    """A model designed under constraints: its outline, its layers and its parameter budget
+    (every weight counts, trainable or frozen).
 
     Any architecture within the constraints passes; what the design achieves is graded by a
     separate ``accuracy`` check on the grader's hold-out.
@@ -125,14 +127,14 @@ def _check_design(spec: CheckSpec, objects: dict, ctx: Context) -> str:
             raise CheckFailed(_with_hint(
                 f"`{spec.subject}` needs at least {least} layer(s) of the kind {pattern}, found"
                 f" {len(found)} (its layers: {', '.join(names) or 'none'})", spec))
-    count = trainable_parameters(model)
+    count = all_parameters(model)
     if count > spec.max_params:
         raise CheckFailed(_with_hint(
-            f"`{spec.subject}` has {count:,} trainable parameters, over the budget of"
+            f"`{spec.subject}` has {count:,} parameters (trainable or not), over the budget of"
             f" {spec.max_params:,}", spec))
     shown = ", ".join(f"{sum(fnmatch.fnmatchcase(n, p) for n in names)} {p}"
                       for p, _ in spec.min_layers)
-    return (f"{count:,} trainable parameters (budget {spec.max_params:,})"
+    return (f"{count:,} parameters (budget {spec.max_params:,})"
             + (f", {shown} layers" if shown else ""))
 
 

@@ -23,7 +23,7 @@ Kind-specific fields:
   counts cannot see either).
 * ``design``: a model the student designed under constraints, judged by its structure, never
   by matching one architecture (what it achieves is a separate ``accuracy`` check on the
-  grader's hold-out): ``max_params`` (the trainable-parameter budget, required), optional
+  grader's hold-out): ``max_params`` (the parameter budget, trainable or frozen, required), optional
   ``min_layers`` (a table from a layer class-name pattern to the least number of such layers,
   ``{"*Conv2D" = 2, "Random*" = 1}``; fnmatch patterns, matched in nested models too),
   ``input_shape``, ``output_units``, ``output_activation``, ``regularised`` and ``hint``.
@@ -321,7 +321,7 @@ def _parse_design(path: Path, where: str, raw: dict) -> dict[str, Any]:
     """The structural constraints of a ``design`` check, validated."""
     budget = raw.get("max_params")
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
-        raise _fail(path, where, "design needs max_params = <the trainable-parameter budget,"
+        raise _fail(path, where, "design needs max_params = <the parameter budget,"
                     f" a positive integer>, got {budget!r}")
     layers = raw.get("min_layers", {})
     if not isinstance(layers, dict) or not all(
