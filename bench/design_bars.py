@@ -138,6 +138,16 @@ def _measured(done: dict, network: str, mode: str) -> list[float]:
             if r["network"] == network and r["mode"] == mode]
 
 
+def up(x: float) -> float:
+    """Rounded up to 2 decimals (0.4882 -> 0.49)."""
+    return math.ceil(round(x * 100, 6)) / 100
+
+
+def down(x: float) -> float:
+    """Rounded down to 2 decimals (0.6542 -> 0.65)."""
+    return math.floor(round(x * 100, 6)) / 100
+
+
 def design_thresholds(done: dict) -> list[dict]:
     """The thresholds of the design exercises' accuracy checks, each with where it comes from.
 
@@ -147,8 +157,6 @@ def design_thresholds(done: dict) -> list[dict]:
     of the whole lesson's chosen model (the calibration files), - 0.02 (full) or - 0.05
     (fast), rounded down, the rule of the other checks.
     """
-    up = lambda x: math.ceil(round(x * 100, 6)) / 100  # noqa: E731
-    down = lambda x: math.floor(round(x * 100, 6)) / 100  # noqa: E731
     dense = {"full": _private("calibration.json", "02.cifar_dense_accuracy"),
              "fast": _private("holdout_calibration.json", "02.cifar_dense_accuracy")}
     solution = {

@@ -91,15 +91,19 @@ def require_model(obj: Any, name: str):
     return obj
 
 
+def _size(weights) -> int:
+    return int(sum(int(np.prod(tuple(w.shape))) for w in weights))
+
+
 def trainable_parameters(model) -> int:
     """Count trainable parameters from the weight shapes (not ``model.count_params()``)."""
-    return int(sum(int(np.prod(tuple(w.shape))) for w in model.trainable_weights))
+    return _size(model.trainable_weights)
 
 
 def all_parameters(model) -> int:
     """Count every weight, trainable or frozen, from the shapes: a design budget counts frozen
     layers too (a wide frozen random convolution is not a free feature extractor)."""
-    return int(sum(int(np.prod(tuple(w.shape))) for w in model.weights))
+    return _size(model.weights)
 
 
 def _layer_kind(layer) -> str:

@@ -121,19 +121,19 @@ def _check_design(spec: CheckSpec, objects: dict, ctx: Context) -> str:
     model = require_model(objects[spec.subject], spec.subject)
     _require_outline(spec, model)
     names = layer_kinds(model)
+    found = {pattern: sum(fnmatch.fnmatchcase(n, pattern) for n in names)
+             for pattern, _ in spec.min_layers}
     for pattern, least in spec.min_layers:
-        found = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
-        if len(found) < least:
+        if found[pattern] < least:
             raise CheckFailed(_with_hint(
                 f"`{spec.subject}` needs at least {least} layer(s) of the kind {pattern}, found"
-                f" {len(found)} (its layers: {', '.join(names) or 'none'})", spec))
+                f" {found[pattern]} (its layers: {', '.join(names) or 'none'})", spec))
     count = all_parameters(model)
     if count > spec.max_params:
         raise CheckFailed(_with_hint(
             f"`{spec.subject}` has {count:,} parameters (trainable or not), over the budget of"
             f" {spec.max_params:,}", spec))
-    shown = ", ".join(f"{sum(fnmatch.fnmatchcase(n, p) for n in names)} {p}"
-                      for p, _ in spec.min_layers)
+    shown = ", ".join(f"{n} {pattern}" for pattern, n in found.items())
     return (f"{count:,} parameters (budget {spec.max_params:,})"
             + (f", {shown} layers" if shown else ""))
 
